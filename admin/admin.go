@@ -1,0 +1,121 @@
+// Package admin is the JSON API of SPEC §8 under /api/v1: subjects,
+// consents, suppressions, the event log, imports and exports, for
+// administrators and CRMs. The command line is its client. It imports only
+// optin; cmd mounts its Handler on the HTTP listener.
+package admin
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"optinproxy/optin"
+)
+
+// Scopes a token may hold.
+const (
+	ScopeRead  = "read"
+	ScopeWrite = "write"
+	ScopeErase = "erase"
+)
+
+// Options configure New.
+type Options struct {
+	Ledger *optin.Ledger
+	Tokens []Token
+	Logger *slog.Logger
+	// MaxBodyBytes bounds JSON request bodies (default 1 MiB);
+	// MaxImportBytes bounds a CSV import (default 256 MiB).
+	MaxBodyBytes   int64
+	MaxImportBytes int64
+	Now            func() time.Time
+}
+
+// API serves /api/v1. Safe for concurrent use.
+type API struct {
+	ledger *optin.Ledger
+	store  optin.Store
+	tokens []Token
+	log    *slog.Logger
+	opts   Options
+	mux    *http.ServeMux
+}
+
+// route is one endpoint: the table registers the handlers and is checked
+// against the OpenAPI document by a test.
+type route struct {
+	method, path, scope string
+	handle              func(a *API, w http.ResponseWriter, r *http.Request, p principal)
+}
+
+var routes = []route{
+	{"GET", "/api/v1/subjects/{email}", ScopeRead, (*API).getSubject},
+	{"PUT", "/api/v1/subjects/{email}/consents/{purpose}", ScopeWrite, (*API).putConsent},
+	{"DELETE", "/api/v1/subjects/{email}/consents/{purpose}", ScopeWrite, (*API).deleteConsent},
+	{"GET", "/api/v1/subjects/{email}/export", ScopeRead, (*API).exportSubject},
+	{"GET", "/api/v1/events", ScopeRead, (*API).listEvents},
+	{"GET", "/api/v1/verify", ScopeRead, (*API).verify},
+	{"GET", "/api/v1/suppressions", ScopeRead, (*API).listSuppressions},
+	{"POST", "/api/v1/suppressions", ScopeWrite, (*API).addSuppression},
+	{"DELETE", "/api/v1/suppressions/{email}", ScopeWrite, (*API).removeSuppression},
+	{"POST", "/api/v1/imports", ScopeWrite, (*API).importCSV},
+}
+
+// New validates opts and builds the API.
+func New(opts Options) (*API, error) {
+	if opts.Ledger == nil {
+		return nil, errors.New("admin: no ledger")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 1 << 20
+	}
+	if opts.MaxImportBytes <= 0 {
+		opts.MaxImportBytes = 256 << 20
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if err := checkTokens(opts.Tokens); err != nil {
+		return nil, err
+	}
+	a := &API{ledger: opts.Ledger, store: opts.Ledger.Store(), tokens: opts.Tokens,
+		log: opts.Logger.With("component", "admin"), opts: opts, mux: http.NewServeMux()}
+	for _, rt := range routes {
+		a.mux.Handle(rt.method+" "+rt.path, a.guard(rt))
+	}
+	a.mux.HandleFunc("GET /api/v1/openapi.json", serveOpenAPI)
+	a.mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	return a, nil
+}
+
+// Handler serves everything under /api/v1/.
+func (a *API) Handler() http.Handler { return a.mux }
+
+// guard authenticates, checks the scope and bounds the body before the
+// handler runs.
+func (a *API) guard(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, ok := a.authenticate(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="optinproxy"`)
+			writeError(w, http.StatusUnauthorized, "unauthorized", "a valid bearer token is required")
+			return
+		}
+		if !p.has(rt.scope) {
+			writeError(w, http.StatusForbidden, "forbidden", "token "+p.name+" lacks the "+rt.scope+" scope")
+			return
+		}
+		limit := a.opts.MaxBodyBytes
+		if rt.path == "/api/v1/imports" {
+			limit = a.opts.MaxImportBytes
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		rt.handle(a, w, r, p)
+	})
+}

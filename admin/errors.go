@@ -1,0 +1,62 @@
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"optinproxy/optin"
+)
+
+// errorBody is the stable shape of every error answer:
+// {"error": {"code": "...", "message": "..."}}.
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	var b errorBody
+	b.Error.Code, b.Error.Message = code, msg
+	writeJSON(w, status, b)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// fail answers err with the status its kind calls for; unexpected errors
+// are logged here, once, and answered without their detail.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "request body over the limit")
+	case errors.Is(err, optin.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", "nothing is stored for this address")
+	case errors.Is(err, optin.ErrUnknownPurpose):
+		writeError(w, http.StatusNotFound, "unknown_purpose", err.Error())
+	case errors.Is(err, optin.ErrBadAddress):
+		writeError(w, http.StatusBadRequest, "bad_address", err.Error())
+	case errors.Is(err, optin.ErrBadInput):
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+	case errors.Is(err, optin.ErrUnavailable), errors.Is(err, optin.ErrConflict):
+		a.log.Warn("store unavailable", "route", r.Pattern, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "the store is not reachable now; nothing was changed, try again")
+	default:
+		a.log.Error("request failed", "method", r.Method, "route", r.Pattern, "err", err)
+		writeError(w, http.StatusInternalServerError, "internal", "internal error")
+	}
+}
+
+// badRequest is for input the handler itself refuses.
+func badRequest(w http.ResponseWriter, msg string) {
+	writeError(w, http.StatusBadRequest, "bad_request", msg)
+}

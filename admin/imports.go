@@ -1,0 +1,197 @@
+package admin
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"optinproxy/optin"
+)
+
+// importBatch is how many rows go to the store at once: an import of 100k
+// rows takes a few hundred store calls, not 100k.
+const importBatch = 500
+
+// maxBadRows caps the bad rows listed in the answer; all are counted.
+const maxBadRows = 1000
+
+type importAnswer struct {
+	Rows    int      `json:"rows"`
+	Applied int      `json:"applied"`
+	Ignored int      `json:"ignored"` // an equal or newer change was stored already
+	Bad     int      `json:"bad"`
+	BadRows []badRow `json:"bad_rows"`
+}
+
+type badRow struct {
+	Line  int    `json:"line"`
+	Error string `json:"error"`
+}
+
+// importColumns are the CSV columns of SPEC §8; the first five are
+// required in the header.
+var importColumns = []string{"email", "purpose", "status", "basis", "source", "granted_at", "policy_version", "ip"}
+
+// importCSV reads a CSV body row by row (streamed, never held whole),
+// validates each row, and applies the good ones in batches. A bad row is
+// reported with its line and does not stop the import.
+func (a *API) importCSV(w http.ResponseWriter, r *http.Request, p principal) {
+	cr := csv.NewReader(r.Body)
+	cr.FieldsPerRecord = -1
+	cr.ReuseRecord = true
+	head, err := cr.Read()
+	if err != nil {
+		a.failImport(w, r, fmt.Errorf("reading the header row: %w", err))
+		return
+	}
+	col := map[string]int{}
+	for i, h := range head {
+		name := strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
+		if _, dup := col[name]; dup {
+			badRequest(w, "column "+name+" appears twice")
+			return
+		}
+		known := false
+		for _, c := range importColumns {
+			known = known || c == name
+		}
+		if !known {
+			badRequest(w, fmt.Sprintf("unknown column %q; the columns are %s", name, strings.Join(importColumns, ",")))
+			return
+		}
+		col[name] = i
+	}
+	for _, req := range importColumns[:5] {
+		if _, ok := col[req]; !ok {
+			badRequest(w, "the header row lacks the column "+req+" (required: email,purpose,status,basis,source)")
+			return
+		}
+	}
+
+	ans := importAnswer{BadRows: []badRow{}}
+	var batch []optin.Change
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		res, err := a.ledger.Apply(r.Context(), batch)
+		if err != nil {
+			return err
+		}
+		for _, rs := range res {
+			if rs.Applied {
+				ans.Applied++
+			} else {
+				ans.Ignored++
+			}
+		}
+		batch = batch[:0]
+		return nil
+	}
+	bad := func(line int, msg string) {
+		ans.Bad++
+		if len(ans.BadRows) < maxBadRows {
+			ans.BadRows = append(ans.BadRows, badRow{Line: line, Error: msg})
+		}
+	}
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		var pe *csv.ParseError
+		if errors.As(err, &pe) {
+			ans.Rows++
+			bad(pe.StartLine, pe.Err.Error())
+			continue
+		}
+		if err != nil {
+			a.failImport(w, r, err)
+			return
+		}
+		ans.Rows++
+		line, _ := cr.FieldPos(0)
+		if len(rec) != len(head) {
+			bad(line, fmt.Sprintf("%d fields, the header has %d", len(rec), len(head)))
+			continue
+		}
+		ch, err := a.importRow(rec, col, p)
+		if err != nil {
+			bad(line, err.Error())
+			continue
+		}
+		batch = append(batch, ch)
+		if len(batch) == importBatch {
+			if err := flush(); err != nil {
+				a.fail(w, r, err)
+				return
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.log.Info("import", "token", p.name, "rows", ans.Rows, "applied", ans.Applied, "ignored", ans.Ignored, "bad", ans.Bad)
+	writeJSON(w, http.StatusOK, ans)
+}
+
+// importRow turns one row into a change, or says what is wrong with it.
+func (a *API) importRow(rec []string, col map[string]int, p principal) (optin.Change, error) {
+	get := func(name string) string {
+		if i, ok := col[name]; ok {
+			return strings.TrimSpace(rec[i])
+		}
+		return ""
+	}
+	addr, err := optin.ParseAddress(get("email"))
+	if err != nil {
+		return optin.Change{}, err
+	}
+	cc := optin.ConsentChange{Basis: optin.Basis(get("basis")), Source: get("source"), Actor: p.actor(),
+		Evidence: optin.Evidence{PolicyVersion: get("policy_version"), IP: get("ip")}}
+	if cc.Source == "" {
+		cc.Source = optin.SourceImport
+	}
+	if s := get("granted_at"); s != "" {
+		t, err := parseImportTime(s)
+		if err != nil {
+			return optin.Change{}, err
+		}
+		cc.At = t
+	}
+	purpose := get("purpose")
+	switch status := optin.Status(get("status")); status {
+	case optin.StatusWithdrawn:
+		return a.ledger.WithdrawChange(addr, purpose, cc)
+	case optin.StatusGranted, optin.StatusPending, optin.StatusExpired:
+		cc.Status = status
+		return a.ledger.GrantChange(addr, purpose, cc)
+	default:
+		return optin.Change{}, fmt.Errorf("status %q: want granted, pending, withdrawn or expired", status)
+	}
+}
+
+// parseImportTime accepts RFC 3339 and, as spreadsheets write them,
+// "2006-01-02 15:04:05" and "2006-01-02" (UTC).
+func parseImportTime(s string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("granted_at %q: want an RFC 3339 time such as 2026-01-31T09:00:00Z", s)
+}
+
+func (a *API) failImport(w http.ResponseWriter, r *http.Request, err error) {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		a.fail(w, r, err)
+		return
+	}
+	badRequest(w, "not a CSV import: "+err.Error())
+}

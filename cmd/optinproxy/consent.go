@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"optinproxy/optin"
+)
+
+func init() {
+	register("consent", command{summary: "grant|withdraw|show: change or show a subject's consents", run: runConsent})
+	register("verify", command{summary: "check every subject's hash-chained history", run: runVerify})
+}
+
+func runConsent(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 {
+		return usagef("want grant, withdraw or show")
+	}
+	switch args[0] {
+	case "grant", "withdraw":
+		return runConsentChange(e, args[0], args[1:])
+	case "show":
+		return runConsentShow(e, args[1:])
+	}
+	return usagef("unknown subcommand %q: want grant, withdraw or show", args[0])
+}
+
+// evidenceFlags collects --evidence key=value pairs.
+type evidenceFlags map[string]string
+
+func (f evidenceFlags) String() string { return "" }
+func (f evidenceFlags) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want key=value, got %q", s)
+	}
+	f[k] = v
+	return nil
+}
+
+func runConsentChange(e *env, verb string, args []string) error {
+	fs := flag.NewFlagSet("consent "+verb, flag.ContinueOnError)
+	cf := addClientFlags(fs, e)
+	source := fs.String("source", "", "where the change comes from (form, crm, import, ...; default api)")
+	basis := fs.String("basis", "", "lawful basis (default: the purpose's)")
+	ip := fs.String("ip", "", "evidence: the subject's IP address")
+	ua := fs.String("user-agent", "", "evidence: the subject's browser")
+	text := fs.String("text", "", "evidence: the text the subject agreed to")
+	policy := fs.String("policy-version", "", "evidence: privacy-policy version (default: the current one)")
+	extra := evidenceFlags{}
+	fs.Var(extra, "evidence", "evidence key=value (repeatable)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return usagef("want EMAIL PURPOSE")
+	}
+	c, err := cf.connect()
+	if err != nil {
+		return err
+	}
+	ev := map[string]string{}
+	for k, v := range extra {
+		ev[k] = v
+	}
+	for k, v := range map[string]string{"ip": *ip, "user_agent": *ua, "text": *text, "policy_version": *policy} {
+		if v != "" {
+			ev[k] = v
+		}
+	}
+	body := map[string]any{}
+	if *source != "" {
+		body["source"] = *source
+	}
+	if *basis != "" {
+		body["basis"] = *basis
+	}
+	if len(ev) > 0 {
+		body["evidence"] = ev
+	}
+	method := "PUT"
+	if verb == "withdraw" {
+		method = "DELETE"
+	}
+	var ans struct {
+		Email   string        `json:"email"`
+		Applied bool          `json:"applied"`
+		Consent optin.Consent `json:"consent"`
+	}
+	if err := c.json(method, subjectPath(pos[0])+"/consents/"+url.PathEscape(pos[1]), body, &ans); err != nil {
+		return err
+	}
+	if !ans.Applied {
+		fmt.Fprintf(e.stdout, "%s %s: unchanged, already %s (since %s)\n", ans.Email, ans.Consent.Purpose, ans.Consent.Status, ans.Consent.UpdatedAt.Format(time.RFC3339))
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "%s %s: %s (basis %s, source %s, event %s)\n", ans.Email, ans.Consent.Purpose, ans.Consent.Status, ans.Consent.Basis, ans.Consent.Source, ans.Consent.EventID)
+	return nil
+}
+
+func runConsentShow(e *env, args []string) error {
+	fs := flag.NewFlagSet("consent show", flag.ContinueOnError)
+	cf := addClientFlags(fs, e)
+	asJSON := fs.Bool("json", false, "print the API's JSON")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("want EMAIL")
+	}
+	c, err := cf.connect()
+	if err != nil {
+		return err
+	}
+	raw, err := c.do("GET", subjectPath(pos[0]), "", nil)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		_, err := e.stdout.Write(raw)
+		return err
+	}
+	var v struct {
+		Email        string          `json:"email"`
+		Consents     []optin.Consent `json:"consents"`
+		Suppressions []struct {
+			Reason    string    `json:"reason"`
+			CreatedAt time.Time `json:"created_at"`
+		} `json:"suppressions"`
+		Events []optin.Event `json:"events"`
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return err
+	}
+	printSubject(e.stdout, v.Email, v.Consents, v.Events)
+	for _, s := range v.Suppressions {
+		fmt.Fprintf(e.stdout, "suppressed: %s since %s\n", s.Reason, s.CreatedAt.Format(time.RFC3339))
+	}
+	return nil
+}
+
+func printSubject(w io.Writer, email string, consents []optin.Consent, events []optin.Event) {
+	fmt.Fprintf(w, "%s\n\n", email)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PURPOSE\tSTATUS\tBASIS\tSOURCE\tGRANTED\tUPDATED\tEXPIRES\tEVIDENCE")
+	for _, c := range consents {
+		ev := ""
+		if c.Evidence != nil {
+			b, _ := json.Marshal(c.Evidence)
+			ev = string(b)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Purpose, c.Status, c.Basis, c.Source,
+			day(c.GrantedAt), day(c.UpdatedAt), day(c.ExpiresAt), ev)
+	}
+	tw.Flush()
+	if len(events) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nhistory:\n")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tTYPE\tPURPOSE\tACTOR\tHASH")
+	for _, ev := range events {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.12s\n", ev.Time.Format(time.RFC3339), ev.Type, ev.Purpose, ev.Actor, ev.Hash)
+	}
+	tw.Flush()
+}
+
+func day(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func runVerify(_ context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	cf := addClientFlags(fs, e)
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usagef("takes no arguments")
+	}
+	c, err := cf.connect()
+	if err != nil {
+		return err
+	}
+	var rep optin.VerifyReport
+	if err := c.json("GET", "/api/v1/verify", nil, &rep); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%d subjects, %d events checked\n", rep.Subjects, rep.Events)
+	if len(rep.Broken) == 0 {
+		fmt.Fprintln(e.stdout, "every chain is intact")
+		return nil
+	}
+	for _, b := range rep.Broken {
+		fmt.Fprintf(e.stdout, "BROKEN: %s at event %s\n", b.Subject, b.Event)
+	}
+	return exitError{msg: fmt.Sprintf("optinproxy verify: %d broken chains", len(rep.Broken)), code: 1}
+}

@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"optinproxy/config"
+	"optinproxy/optin"
+	"optinproxy/smtpproxy"
+	"optinproxy/upstream"
+)
+
+func init() {
+	register("serve", command{summary: "run the SMTP relay and the HTTP service", run: runServe})
+}
+
+// shutdownGrace bounds how long SIGTERM waits for transactions in flight.
+const shutdownGrace = 30 * time.Second
+
+func runServe(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	path := fs.String("config", e.getenv("OPTINPROXY_CONFIG"), "configuration file (default: none, the built-in defaults)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("takes no arguments, got %q", pos[0])
+	}
+	cfg, err := loadConfig(*path, e.environ)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(e.stderr, nil))
+	for _, w := range cfg.Warnings() {
+		log.Warn("configuration", "advice", w)
+	}
+	a, err := start(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-a.serveErr:
+		// A listener failed: stop the rest rather than run half a server.
+		log.Error("listener failed", "err", err)
+	}
+	log.Info("shutting down", "grace", shutdownGrace.String())
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	return a.stop(sctx)
+}
+
+func loadConfig(path string, environ []string) (*config.Config, error) {
+	cfg, err := config.Load(path, environ)
+	var ce *config.Errors
+	if errors.As(err, &ce) {
+		return nil, exitError{msg: "optinproxy: configuration has problems:\n" + ce.Error(), code: 2}
+	}
+	return cfg, err
+}
+
+// app is a started server: its listeners and what must be closed.
+type app struct {
+	log      *slog.Logger
+	smtp     *smtpproxy.Server
+	http     *http.Server
+	upstream upstream.Sender
+	store    optin.Store
+	// smtpAddrs and httpAddr are the bound addresses (":0" resolves).
+	smtpAddrs []string
+	httpAddr  string
+	serveErr  chan error
+}
+
+// start opens everything cfg asks for and serves in the background.
+func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, error) {
+	if err := bootstrap(cfg, log); err != nil {
+		return nil, err
+	}
+	var tlsConfig *tls.Config
+	if cfg.SMTP.TLS.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.SMTP.TLS.CertFile, cfg.SMTP.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("smtp.tls: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	up, err := upstream.New(upstream.Options{
+		URL:       cfg.Upstream.URL,
+		Username:  cfg.Upstream.Username,
+		Password:  cfg.Upstream.Password,
+		StartTLS:  cfg.Upstream.StartTLS,
+		LocalName: cfg.SMTP.Hostname,
+		Timeout:   time.Duration(cfg.Upstream.Timeout),
+		PoolSize:  cfg.Upstream.PoolSize,
+		Logger:    log.With("component", "upstream"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	users := make([]smtpproxy.User, len(cfg.SMTP.Users))
+	for i, u := range cfg.SMTP.Users {
+		users[i] = smtpproxy.User{Name: u.Username, PasswordHash: u.PasswordHash, DefaultPurpose: u.DefaultPurpose,
+			Purposes: u.Purposes, FromDomains: u.FromDomains}
+	}
+	srv, err := smtpproxy.New(smtpproxy.Options{
+		Hostname:        cfg.SMTP.Hostname,
+		TLSConfig:       tlsConfig,
+		Users:           users,
+		TrustedNetworks: cfg.SMTP.TrustedPrefixes(),
+		MaxMessageBytes: cfg.SMTP.MaxMessageBytes,
+		MaxRecipients:   cfg.SMTP.MaxRecipients,
+		ReadTimeout:     time.Duration(cfg.SMTP.ReadTimeout),
+		WriteTimeout:    time.Duration(cfg.SMTP.WriteTimeout),
+		UpstreamTimeout: 2 * time.Duration(cfg.Upstream.Timeout),
+		Upstream:        up,
+		DedupWindow:     time.Duration(cfg.Upstream.DedupWindow),
+		Logger:          log,
+		Metrics:         reg,
+	})
+	if err != nil {
+		up.Close()
+		return nil, err
+	}
+	store, err := openStore(ctx, cfg)
+	if err != nil {
+		up.Close()
+		return nil, err
+	}
+	a := &app{log: log, smtp: srv, upstream: up, store: store, serveErr: make(chan error, 3)}
+	var listeners []net.Listener
+	closeAll := func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+		up.Close()
+		store.Close()
+	}
+	handler, err := newHandler(cfg, reg, store, up, log)
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	listen := func(what, addr string) (net.Listener, error) {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		listeners = append(listeners, l)
+		return l, nil
+	}
+	sl, err := listen("smtp.listen", cfg.SMTP.Listen)
+	if err != nil {
+		return nil, err
+	}
+	a.smtpAddrs = append(a.smtpAddrs, sl.Addr().String())
+	var tl net.Listener
+	if cfg.SMTP.TLSListen != "" {
+		if tl, err = listen("smtp.tls_listen", cfg.SMTP.TLSListen); err != nil {
+			return nil, err
+		}
+		a.smtpAddrs = append(a.smtpAddrs, tl.Addr().String())
+	}
+	hl, err := listen("http.listen", cfg.HTTP.Listen)
+	if err != nil {
+		return nil, err
+	}
+	a.httpAddr = hl.Addr().String()
+	a.http = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn),
+	}
+	go func() { a.serveErr <- srv.Serve(sl) }()
+	if tl != nil {
+		go func() { a.serveErr <- srv.ServeTLS(tl) }()
+	}
+	go func() {
+		if err := a.http.Serve(hl); !errors.Is(err, http.ErrServerClosed) {
+			a.serveErr <- err
+		}
+	}()
+	log.Info("listening", "smtp", a.smtpAddrs, "http", a.httpAddr, "upstream", redactURL(cfg.Upstream.URL),
+		"store", storeName(cfg), "version", versionString())
+	return a, nil
+}
+
+// stop shuts down gracefully: no new connections, transactions in flight
+// finish (bounded by ctx), then the upstream pool closes.
+func (a *app) stop(ctx context.Context) error {
+	errSMTP := a.smtp.Shutdown(ctx)
+	errHTTP := a.http.Shutdown(ctx)
+	a.upstream.Close()
+	errStore := a.store.Close()
+	if err := errors.Join(errSMTP, errHTTP, errStore); err != nil {
+		a.log.Error("shutdown incomplete", "err", err)
+		return err
+	}
+	a.log.Info("stopped")
+	return nil
+}
+
+func storeName(cfg *config.Config) string {
+	if cfg.Store.Redis.URL != "" || cfg.Store.Redis.Sentinel.Master != "" || len(cfg.Store.Redis.ClusterAddrs) > 0 {
+		return "redis"
+	}
+	return "embedded:" + cfg.Store.Path
+}
+
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	return "(unparsable)"
+}

@@ -1,0 +1,124 @@
+package config
+
+import (
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestUnsubscribeEnabled(t *testing.T) {
+	yes, no := true, false
+	tests := []struct {
+		p    Purpose
+		want bool
+	}{
+		{Purpose{Category: CategoryMarketing}, true},                        // marketing defaults to links
+		{Purpose{Category: CategoryTransactional}, false},                   // others do not
+		{Purpose{Category: CategoryLegal}, false},                           //
+		{Purpose{Category: CategoryMarketing, Unsubscribe: &no}, false},     // explicit off
+		{Purpose{Category: CategoryTransactional, Unsubscribe: &yes}, true}, // explicit on
+	}
+	for _, tt := range tests {
+		if got := tt.p.UnsubscribeEnabled(); got != tt.want {
+			t.Errorf("%+v: UnsubscribeEnabled() = %v, want %v", tt.p, got, tt.want)
+		}
+	}
+	// Loaded from a file, the pointer distinguishes unset from false.
+	cfg := mustLoad(t, lines(
+		"purposes:",
+		"  newsletter: {basis: consent, category: marketing}",
+		"  quiet: {basis: consent, category: marketing, unsubscribe: false}",
+	))
+	if !cfg.Purposes["newsletter"].UnsubscribeEnabled() || cfg.Purposes["quiet"].UnsubscribeEnabled() {
+		t.Fatal("unsubscribe key not honoured")
+	}
+}
+
+func TestUpstreamTarget(t *testing.T) {
+	tests := []struct {
+		url, scheme, addr string
+		bad               bool
+	}{
+		{url: "file://./data/outbox", scheme: "file", addr: "./data/outbox"},
+		{url: "file://data/outbox", scheme: "file", addr: "data/outbox"},
+		{url: "file://outbox", scheme: "file", addr: "outbox"},
+		{url: "file:///var/outbox", scheme: "file", addr: "/var/outbox"},
+		{url: "file://../out", scheme: "file", addr: "../out"},
+		{url: "smtp://mail.example.net", scheme: "smtp", addr: "mail.example.net:25"},
+		{url: "smtps://mail.example.net", scheme: "smtps", addr: "mail.example.net:465"},
+		{url: "smtp://mail.example.net:587", scheme: "smtp", addr: "mail.example.net:587"},
+		{url: "smtp://[2001:db8::1]:2525", scheme: "smtp", addr: "[2001:db8::1]:2525"},
+		{url: "smtp://mail/path", bad: true},
+		{url: "smtp://", bad: true},
+		{url: "smtp://mail:0", bad: true},
+		{url: "lmtp://mail", bad: true},
+		{url: "", bad: true},
+		{url: "file://", bad: true},
+		{url: "file://x?y=1", bad: true},
+	}
+	for _, tt := range tests {
+		scheme, addr, err := Upstream{URL: tt.url}.Target()
+		if tt.bad {
+			if err == nil {
+				t.Errorf("Target(%q) = %q %q, want an error", tt.url, scheme, addr)
+			}
+			continue
+		}
+		if err != nil || scheme != tt.scheme || addr != tt.addr {
+			t.Errorf("Target(%q) = %q, %q, %v; want %q, %q", tt.url, scheme, addr, err, tt.scheme, tt.addr)
+		}
+	}
+}
+
+func TestTrustedPrefixes(t *testing.T) {
+	s := SMTP{TrustedNetworks: []string{"127.0.0.0/8", "::1/128", "192.0.2.7", "2001:db8::1", "10.1.2.3/8"}}
+	want := []netip.Prefix{
+		netip.MustParsePrefix("127.0.0.0/8"),
+		netip.MustParsePrefix("::1/128"),
+		netip.MustParsePrefix("192.0.2.7/32"),
+		netip.MustParsePrefix("2001:db8::1/128"),
+		netip.MustParsePrefix("10.0.0.0/8"),
+	}
+	if got := s.TrustedPrefixes(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	if got := (SMTP{TrustedNetworks: []string{}}).TrustedPrefixes(); len(got) != 0 {
+		t.Fatalf("empty list gave %v", got)
+	}
+}
+
+func TestWarnings(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := writeKeyPair(t, dir)
+	pw := writeFile(t, dir, "pw", "x")
+	quiet := lines(
+		"smtp: {tls: {cert_file: "+cert+", key_file: "+key+"}, trusted_networks: [10.0.0.0/8]}",
+		"http: {public_url: \"https://optin.example.com\"}",
+		"upstream: {url: smtp://mail.example.net, starttls: required, username: u, password_file: "+pw+"}",
+	)
+	if w := mustLoad(t, quiet).Warnings(); len(w) != 0 {
+		t.Fatalf("a production configuration got warnings: %q", w)
+	}
+
+	tests := []struct {
+		name, text, want string
+	}{
+		{"public_url http", "http: {public_url: \"http://optin.example.com\"}\n", "http.public_url is not https"},
+		{"public_url loopback", "", "links in mail work only on this machine"},
+		{"trusted without tls", "smtp: {trusted_networks: [10.0.0.0/8]}\n", "10.0.0.0/8 but smtp.tls is not set"},
+		{"open relay", "smtp: {trusted_networks: [0.0.0.0/0]}\n", "anyone who reaches the listener may relay"},
+		{"users without tls", "smtp: {users: [{username: a, password_hash: \"" + testHash(t) + "\"}]}\n", "authenticate only from loopback"},
+		{"monitor", "policy: {mode: monitor}\n", "policy.mode is monitor"},
+		{"file upstream", "", "mail is written to ./data/outbox"},
+		{"opportunistic starttls", "upstream: {url: smtp://mail.example.net}\n", "unencrypted if it does not offer STARTTLS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := mustLoad(t, tt.text).Warnings()
+			if !strings.Contains(strings.Join(w, "\n"), tt.want) {
+				t.Fatalf("warnings %q lack %q", w, tt.want)
+			}
+		})
+	}
+}

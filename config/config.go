@@ -1,0 +1,170 @@
+// Package config reads optinproxy's YAML configuration (SPEC §9): the
+// defaults, a strict decode that names the line of every unknown key, the
+// environment overrides by key path, the *_file secrets, and one validation
+// pass that reports every problem at once. Only cmd/optinproxy imports it.
+package config
+
+// Config is the whole file. Every field has the default of SPEC §9 after
+// Default; Load fills it from a file and the environment.
+type Config struct {
+	SMTP        SMTP               `yaml:"smtp"`
+	Upstream    Upstream           `yaml:"upstream"`
+	HTTP        HTTP               `yaml:"http"`
+	Store       Store              `yaml:"store"`
+	Policy      Policy             `yaml:"policy"`
+	Purposes    map[string]Purpose `yaml:"purposes"`
+	Unsubscribe Unsubscribe        `yaml:"unsubscribe"`
+	Admin       Admin              `yaml:"admin"`
+	Webhooks    Webhooks           `yaml:"webhooks"`
+	DKIM        []DKIM             `yaml:"dkim"`
+}
+
+type SMTP struct {
+	Listen          string   `yaml:"listen"`
+	TLSListen       string   `yaml:"tls_listen"`
+	Hostname        string   `yaml:"hostname"`
+	TLS             TLS      `yaml:"tls"`
+	TrustedNetworks []string `yaml:"trusted_networks"`
+	MaxMessageBytes int64    `yaml:"max_message_bytes"`
+	MaxRecipients   int      `yaml:"max_recipients"`
+	BlockedDSN      bool     `yaml:"blocked_dsn"`
+	// ReadTimeout and WriteTimeout bound each SMTP command read and reply
+	// written; not in the SPEC's example but every relay needs them.
+	ReadTimeout  Duration `yaml:"read_timeout"`
+	WriteTimeout Duration `yaml:"write_timeout"`
+	Users        []User   `yaml:"users"`
+}
+
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+type User struct {
+	Username       string   `yaml:"username"`
+	PasswordHash   string   `yaml:"password_hash"`
+	DefaultPurpose string   `yaml:"default_purpose"`
+	Purposes       []string `yaml:"purposes"`
+	FromDomains    []string `yaml:"from_domains"`
+}
+
+type Upstream struct {
+	URL          string `yaml:"url"`
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password_file"`
+	// Password is read from PasswordFile by Load; never in YAML.
+	Password    string   `yaml:"-"`
+	StartTLS    string   `yaml:"starttls"`
+	DedupWindow Duration `yaml:"dedup_window"`
+	// Timeout bounds one upstream conversation step (dial, command, data).
+	Timeout Duration `yaml:"timeout"`
+	// PoolSize is how many idle upstream connections are kept for reuse.
+	PoolSize int `yaml:"pool_size"`
+}
+
+type HTTP struct {
+	Listen    string `yaml:"listen"`
+	PublicURL string `yaml:"public_url"`
+}
+
+type Store struct {
+	Path  string `yaml:"path"`
+	Redis Redis  `yaml:"redis"`
+}
+
+type Redis struct {
+	URL          string   `yaml:"url"`
+	Sentinel     Sentinel `yaml:"sentinel"`
+	ClusterAddrs []string `yaml:"cluster_addrs"`
+	KeyPrefix    string   `yaml:"key_prefix"`
+}
+
+type Sentinel struct {
+	Master string   `yaml:"master"`
+	Addrs  []string `yaml:"addrs"`
+}
+
+type Policy struct {
+	Mode           string        `yaml:"mode"`
+	DefaultPurpose string        `yaml:"default_purpose"`
+	CurrentVersion string        `yaml:"current_version"`
+	RoleAddresses  RoleAddresses `yaml:"role_addresses"`
+}
+
+type RoleAddresses struct {
+	Add    []string `yaml:"add"`
+	Remove []string `yaml:"remove"`
+}
+
+type Purpose struct {
+	Basis       string   `yaml:"basis"`
+	Category    string   `yaml:"category"`
+	Retention   Duration `yaml:"retention"`
+	DoubleOptIn bool     `yaml:"double_opt_in"`
+	// Unsubscribe is nil when unset: the default depends on Category.
+	Unsubscribe   *bool  `yaml:"unsubscribe"`
+	RoleAddresses string `yaml:"role_addresses"`
+	Description   string `yaml:"description"`
+}
+
+type Unsubscribe struct {
+	SecretFile      string   `yaml:"secret_file"`
+	PreviousSecrets []string `yaml:"previous_secrets"`
+	MailtoDomain    string   `yaml:"mailto_domain"`
+	Language        string   `yaml:"language"`
+}
+
+type Admin struct {
+	Tokens []Token `yaml:"tokens"`
+}
+
+type Token struct {
+	Name        string   `yaml:"name"`
+	TokenFile   string   `yaml:"token_file"`
+	TokenSHA256 string   `yaml:"token_sha256"`
+	Scopes      []string `yaml:"scopes"`
+	// Token is read from TokenFile by Load; never in YAML.
+	Token string `yaml:"-"`
+}
+
+type Webhooks struct {
+	Mailchimp    Mailchimp    `yaml:"mailchimp"`
+	Mandrill     Mandrill     `yaml:"mandrill"`
+	CRM          CRM          `yaml:"crm"`
+	Outbound     []Outbound   `yaml:"outbound"`
+	MailchimpAPI MailchimpAPI `yaml:"mailchimp_api"`
+}
+
+type Mailchimp struct {
+	Secret string            `yaml:"secret"`
+	Lists  map[string]string `yaml:"lists"`
+}
+
+type Mandrill struct {
+	Key string `yaml:"key"`
+	URL string `yaml:"url"`
+}
+
+type CRM struct {
+	Secret string `yaml:"secret"`
+}
+
+type Outbound struct {
+	URL    string   `yaml:"url"`
+	Secret string   `yaml:"secret"`
+	Events []string `yaml:"events"`
+}
+
+type MailchimpAPI struct {
+	APIKeyFile string `yaml:"api_key_file"`
+	ListID     string `yaml:"list_id"`
+	Purpose    string `yaml:"purpose"`
+	// APIKey is read from APIKeyFile by Load; never in YAML.
+	APIKey string `yaml:"-"`
+}
+
+type DKIM struct {
+	Domain   string `yaml:"domain"`
+	Selector string `yaml:"selector"`
+	KeyFile  string `yaml:"key_file"`
+}

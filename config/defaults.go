@@ -1,0 +1,84 @@
+package config
+
+import (
+	"os"
+	"time"
+)
+
+// Default returns a new Config holding exactly the defaults of SPEC §9, the
+// configuration `optinproxy serve` runs with when there is no file. Each
+// call returns fresh maps and slices, so the caller may change them. The
+// default hostname is the machine's (os.Hostname), or "localhost".
+func Default() *Config {
+	return &Config{
+		SMTP: SMTP{
+			Listen:          "127.0.0.1:2525",
+			Hostname:        defaultHostname(),
+			TrustedNetworks: []string{"127.0.0.0/8", "::1/128"},
+			MaxMessageBytes: 25 << 20,
+			MaxRecipients:   1000,
+			ReadTimeout:     Duration(5 * time.Minute),
+			WriteTimeout:    Duration(time.Minute),
+			Users:           []User{},
+		},
+		Upstream: Upstream{
+			URL:         "file://./data/outbox",
+			StartTLS:    StartTLSOpportunistic,
+			DedupWindow: Duration(24 * time.Hour),
+			Timeout:     Duration(time.Minute),
+			PoolSize:    20,
+		},
+		HTTP: HTTP{
+			Listen:    "127.0.0.1:8080",
+			PublicURL: "http://127.0.0.1:8080",
+		},
+		Store: Store{
+			Path: "./data",
+			Redis: Redis{
+				Sentinel:     Sentinel{Addrs: []string{}},
+				ClusterAddrs: []string{},
+				KeyPrefix:    "optin:",
+			},
+		},
+		Policy: Policy{
+			Mode:           ModeEnforce,
+			DefaultPurpose: "newsletter",
+			CurrentVersion: "2026-01",
+			RoleAddresses:  RoleAddresses{Add: []string{}, Remove: []string{}},
+		},
+		Purposes: map[string]Purpose{
+			"newsletter": {
+				Basis:       "consent",
+				Category:    CategoryMarketing,
+				Retention:   Duration(730 * day),
+				Description: "Our monthly newsletter",
+			},
+			"transactional": {
+				Basis:    "contract",
+				Category: CategoryTransactional,
+			},
+		},
+		Unsubscribe: Unsubscribe{
+			SecretFile:      "./data/unsubscribe.key",
+			PreviousSecrets: []string{},
+			Language:        "nl",
+		},
+		Admin: Admin{Tokens: []Token{}},
+		Webhooks: Webhooks{
+			Mailchimp: Mailchimp{Lists: map[string]string{}},
+			Outbound:  []Outbound{},
+			// SPEC §9 shows purpose: newsletter as the default; it only
+			// matters once api_key_file is set.
+			MailchimpAPI: MailchimpAPI{Purpose: "newsletter"},
+		},
+		DKIM: []DKIM{},
+	}
+}
+
+func defaultHostname() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "localhost"
+	}
+	return h
+}

@@ -1,0 +1,112 @@
+package config
+
+import (
+	"os"
+	"reflect"
+	"strings"
+
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// Load reads the configuration: the defaults, overlaid by the YAML file at
+// path ("" for none: zero-config), overlaid by the OPTINPROXY_* variables
+// in environ (os.Environ() form, "NAME=value"); then it reads the *_file
+// secrets and validates the result.
+//
+// unsubscribe.secret_file is not read: the server creates it on first
+// start. Relative paths are relative to the working directory.
+//
+// On any problem Load returns a nil Config and an *Errors holding every
+// problem found, each naming its key and the line or variable it came
+// from. Load has no side effects and is safe to call concurrently.
+func Load(path string, environ []string) (*Config, error) {
+	l := &loader{
+		env:     map[*yaml.Node]string{},
+		origins: map[string]origin{},
+		failed:  map[string]bool{},
+	}
+	root := &yaml.Node{Kind: yaml.MappingNode}
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			l.add(Problem{Msg: err.Error()})
+			return nil, l.err(path)
+		}
+		r, ok := l.parse(data)
+		if !ok {
+			return nil, l.err(path)
+		}
+		root = r
+	}
+	l.applyEnv(root, environ)
+	cfg := Default()
+	l.value(root, reflect.ValueOf(cfg).Elem(), "", root)
+	l.readSecrets(cfg)
+	l.validate(cfg)
+	if err := l.err(path); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// loader holds the state of one Load.
+type loader struct {
+	problems
+	// env marks the nodes made from an environment variable, by name.
+	env map[*yaml.Node]string
+	// origins records where each key path's value was written, so that
+	// validation can name the line (or variable) of a bad value.
+	origins map[string]origin
+	// failed holds the key paths that had a decode problem.
+	failed map[string]bool
+	visits int
+}
+
+type origin struct {
+	line int
+	env  string
+}
+
+func (l *loader) where(n *yaml.Node) origin {
+	if n == nil {
+		return origin{}
+	}
+	if name, ok := l.env[n]; ok {
+		return origin{env: name}
+	}
+	return origin{line: n.Line}
+}
+
+// problem adds a decode problem at node n.
+func (l *loader) problem(key string, n *yaml.Node, msg string) {
+	o := l.where(n)
+	l.add(Problem{Key: key, Line: o.line, Env: o.env, Msg: msg})
+	l.failed[key] = true
+}
+
+// invalid adds a validation problem for key, placed where the key (or,
+// when it was not written, its nearest written parent) came from.
+// A key that could not be decoded, or whose parent could not, is not
+// validated again: "want a mapping" says it all.
+func (l *loader) invalid(key, msg string) {
+	p := Problem{Key: key, Msg: msg}
+	placed := false
+	for k := key; k != ""; k = parent(k) {
+		if l.failed[k] {
+			return
+		}
+		if o, ok := l.origins[k]; ok && !placed {
+			p.Line, p.Env = o.line, o.env
+			placed = true
+		}
+	}
+	l.add(p)
+}
+
+// parent cuts the last step off a key path: "a.b[2]" -> "a.b" -> "a".
+func parent(key string) string {
+	if i := strings.LastIndexAny(key, ".["); i >= 0 {
+		return key[:i]
+	}
+	return ""
+}

@@ -1,0 +1,60 @@
+package config
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// maxSecretBytes bounds a secret file: a bigger one is a wrong path (or
+// /dev/zero), not a secret.
+const maxSecretBytes = 64 << 10
+
+// readSecrets fills the fields tagged yaml:"-" from their *_file keys.
+// unsubscribe.secret_file is left alone: the server creates it when it is
+// missing. An unreadable or empty file is a problem on its key.
+func (l *loader) readSecrets(c *Config) {
+	if f := c.Upstream.PasswordFile; f != "" {
+		c.Upstream.Password = l.secret("upstream.password_file", f)
+	}
+	for i := range c.Admin.Tokens {
+		if f := c.Admin.Tokens[i].TokenFile; f != "" {
+			c.Admin.Tokens[i].Token = l.secret("admin.tokens["+strconv.Itoa(i)+"].token_file", f)
+		}
+	}
+	if f := c.Webhooks.MailchimpAPI.APIKeyFile; f != "" {
+		c.Webhooks.MailchimpAPI.APIKey = l.secret("webhooks.mailchimp_api.api_key_file", f)
+	}
+}
+
+func (l *loader) secret(key, path string) string {
+	s, err := readSecret(path)
+	if err != nil {
+		l.invalid(key, err.Error())
+	}
+	return s
+}
+
+// readSecret returns the file's text without surrounding whitespace (the
+// newline an editor or `echo` adds is not part of the secret).
+func readSecret(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("cannot read secret: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretBytes+1))
+	if err != nil {
+		return "", fmt.Errorf("cannot read secret: %w", err)
+	}
+	if len(b) > maxSecretBytes {
+		return "", fmt.Errorf("secret file %s is larger than %d KiB", path, maxSecretBytes>>10)
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("secret file %s is empty", path)
+	}
+	return s, nil
+}

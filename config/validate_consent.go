@@ -1,0 +1,161 @@
+package config
+
+import (
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Validation of the consent side: policy, purposes, unsubscribe, admin
+// tokens, webhooks and DKIM keys.
+
+var purposeNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
+// checkPurposeName adds a problem unless name is a configured purpose.
+func (l *loader) checkPurposeName(key, name string, purposes map[string]Purpose) {
+	if _, ok := purposes[name]; ok {
+		return
+	}
+	if name == "" {
+		l.invalid(key, "must name a purpose")
+		return
+	}
+	l.invalid(key, fmt.Sprintf("no purpose %q is configured (have: %s)", name, strings.Join(slices.Sorted(maps.Keys(purposes)), ", ")))
+}
+
+func (l *loader) checkPolicy(c *Config) {
+	p := &c.Policy
+	if !oneOf(p.Mode, modes) {
+		l.invalid("policy.mode", mustBeOneOf(p.Mode, modes))
+	}
+	// Empty is allowed: then mail without X-Optin-Purpose and without a
+	// user default purpose is refused.
+	if p.DefaultPurpose != "" {
+		l.checkPurposeName("policy.default_purpose", p.DefaultPurpose, c.Purposes)
+	}
+	for _, side := range []struct {
+		name  string
+		local []string
+	}{{"add", p.RoleAddresses.Add}, {"remove", p.RoleAddresses.Remove}} {
+		for i, local := range side.local {
+			if local == "" || strings.ContainsAny(local, "@ \t") {
+				l.invalid(index("policy.role_addresses."+side.name, i), fmt.Sprintf("want a local part such as info, got %q", local))
+			}
+		}
+	}
+}
+
+func (l *loader) checkPurposes(purposes map[string]Purpose) {
+	if len(purposes) == 0 {
+		l.invalid("purposes", "must configure at least one purpose")
+	}
+	for _, name := range slices.Sorted(maps.Keys(purposes)) {
+		p, key := purposes[name], "purposes."+name
+		if !purposeNameRE.MatchString(name) {
+			l.invalid(key, "a purpose name is lower-case letters, digits, '-' and '_', starting with a letter or digit")
+		}
+		if !oneOf(p.Basis, bases) {
+			l.invalid(key+".basis", mustBeOneOf(p.Basis, bases))
+		}
+		if !oneOf(p.Category, categories) {
+			l.invalid(key+".category", mustBeOneOf(p.Category, categories))
+		}
+		if p.Retention < 0 {
+			l.invalid(key+".retention", "must not be negative")
+		}
+		if p.RoleAddresses != "" && p.RoleAddresses != RoleAddressesAllow && p.RoleAddresses != RoleAddressesRequireConsent {
+			l.invalid(key+".role_addresses", mustBeOneOf(p.RoleAddresses, []string{RoleAddressesAllow, RoleAddressesRequireConsent}))
+		}
+	}
+}
+
+func (l *loader) checkUnsubscribe(u *Unsubscribe) {
+	if u.SecretFile == "" {
+		l.invalid("unsubscribe.secret_file", "must be set (the file is created when missing)")
+	}
+	if u.MailtoDomain != "" && !isDomain(u.MailtoDomain) {
+		l.invalid("unsubscribe.mailto_domain", fmt.Sprintf("want a domain name, got %q", u.MailtoDomain))
+	}
+	if !oneOf(u.Language, languages) {
+		l.invalid("unsubscribe.language", mustBeOneOf(u.Language, languages))
+	}
+}
+
+func (l *loader) checkAdmin(tokens []Token) {
+	seen := map[string]int{}
+	for i, t := range tokens {
+		key := index("admin.tokens", i)
+		switch j, dup := seen[t.Name]; {
+		case t.Name == "":
+			l.invalid(key+".name", "must be set")
+		case dup:
+			l.invalid(key+".name", fmt.Sprintf("%q is already used by admin.tokens[%d]", t.Name, j))
+		default:
+			seen[t.Name] = i
+		}
+		switch {
+		case t.TokenFile == "" && t.TokenSHA256 == "":
+			l.invalid(key, "must set token_file or token_sha256")
+		case t.TokenFile != "" && t.TokenSHA256 != "":
+			l.invalid(key+".token_sha256", "set only one of token_file and token_sha256")
+		case t.TokenSHA256 != "":
+			if b, err := hex.DecodeString(t.TokenSHA256); err != nil || len(b) != 32 {
+				l.invalid(key+".token_sha256", "want the SHA-256 of the token as 64 hex digits")
+			}
+		}
+		if len(t.Scopes) == 0 {
+			l.invalid(key+".scopes", "must list at least one of "+strings.Join(scopes, ", "))
+		}
+		for j, s := range t.Scopes {
+			if !oneOf(s, scopes) {
+				l.invalid(index(key+".scopes", j), mustBeOneOf(s, scopes))
+			}
+		}
+	}
+}
+
+func (l *loader) checkWebhooks(c *Config) {
+	w := &c.Webhooks
+	for _, id := range slices.Sorted(maps.Keys(w.Mailchimp.Lists)) {
+		l.checkPurposeName("webhooks.mailchimp.lists."+id, w.Mailchimp.Lists[id], c.Purposes)
+	}
+	if w.Mandrill.URL != "" {
+		if err := checkHTTPURL(w.Mandrill.URL); err != nil {
+			l.invalid("webhooks.mandrill.url", err.Error())
+		}
+	}
+	for i, o := range w.Outbound {
+		if o.URL == "" {
+			continue
+		}
+		if err := checkHTTPURL(o.URL); err != nil {
+			l.invalid(index("webhooks.outbound", i)+".url", err.Error())
+		}
+	}
+	if api := &w.MailchimpAPI; api.APIKeyFile != "" {
+		l.checkPurposeName("webhooks.mailchimp_api.purpose", api.Purpose, c.Purposes)
+		if api.ListID == "" {
+			l.invalid("webhooks.mailchimp_api.list_id", "must be set when api_key_file is")
+		}
+	}
+}
+
+var selectorRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$`)
+
+func (l *loader) checkDKIM(keys []DKIM) {
+	for i, d := range keys {
+		key := index("dkim", i)
+		if !isDomain(d.Domain) {
+			l.invalid(key+".domain", fmt.Sprintf("want the signing domain, such as example.com, got %q", d.Domain))
+		}
+		if !selectorRE.MatchString(d.Selector) {
+			l.invalid(key+".selector", fmt.Sprintf("want a DNS label such as s1, got %q", d.Selector))
+		}
+		if d.KeyFile == "" {
+			l.invalid(key+".key_file", "must be set")
+		}
+	}
+}

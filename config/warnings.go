@@ -1,0 +1,64 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+)
+
+// Warnings returns advice on a loaded configuration: settings that work
+// but are likely not what a production relay wants. They never stop the
+// server; check-config and serve print them. The order is stable.
+func (c *Config) Warnings() []string {
+	var w []string
+	add := func(format string, args ...any) { w = append(w, fmt.Sprintf(format, args...)) }
+
+	if u, err := url.Parse(c.HTTP.PublicURL); err == nil {
+		if u.Scheme != "https" {
+			add("http.public_url is not https: unsubscribe and portal links in mail travel unencrypted")
+		}
+		if isLoopbackHost(u.Hostname()) {
+			add("http.public_url points at %s: links in mail work only on this machine", u.Hostname())
+		}
+	}
+
+	tlsSet := c.SMTP.TLS.CertFile != ""
+	for _, p := range c.SMTP.TrustedPrefixes() {
+		switch {
+		case p.Bits() == 0:
+			add("smtp.trusted_networks includes %s: anyone who reaches the listener may relay", p)
+		case !p.Addr().IsLoopback() && !tlsSet:
+			add("smtp.trusted_networks includes %s but smtp.tls is not set: mail from there travels unencrypted", p)
+		}
+	}
+	if len(c.SMTP.Users) > 0 && !tlsSet {
+		add("smtp.users are configured but smtp.tls is not: clients can authenticate only from loopback")
+	}
+
+	if c.Policy.Mode == ModeMonitor {
+		add("policy.mode is monitor: decisions are recorded but every recipient gets the mail")
+	}
+	if c.Policy.DefaultPurpose == "" {
+		add("policy.default_purpose is empty: mail without X-Optin-Purpose from a user without default_purpose is refused")
+	}
+
+	switch scheme, addr, err := c.Upstream.Target(); {
+	case err != nil:
+	case scheme == SchemeFile:
+		add("upstream.url is file://: mail is written to %s, not delivered", addr)
+	case scheme == SchemeSMTP && c.Upstream.StartTLS != StartTLSRequired:
+		if host, _, _ := net.SplitHostPort(addr); !isLoopbackHost(host) {
+			add("upstream.starttls is %s: mail goes to %s unencrypted if it does not offer STARTTLS", c.Upstream.StartTLS, addr)
+		}
+	}
+	return w
+}
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}

@@ -1,0 +1,39 @@
+// Package optin is optinproxy's domain: addresses, purposes, consent
+// records, events, decisions and the store contract. It imports nothing of
+// the project, so every other package can depend on it.
+package optin
+
+import "errors"
+
+// Sentinel errors of package optin. Functions wrap them with %w and a
+// detail; callers compare with errors.Is.
+var (
+	// ErrBadAddress means a string is not an email address optinproxy
+	// accepts (SPEC §2); the wrapped message says what is wrong with it
+	// without repeating the address.
+	ErrBadAddress = errors.New("optin: bad address")
+
+	// ErrNotFound means nothing is stored under the key asked for.
+	ErrNotFound = errors.New("optin: not found")
+
+	// ErrUnknownPurpose means a purpose name is not configured.
+	ErrUnknownPurpose = errors.New("optin: unknown purpose")
+
+	// ErrBadPurpose means a purpose's configuration is not valid.
+	ErrBadPurpose = errors.New("optin: bad purpose")
+
+	// ErrBadInput means a request's data is not valid (a bad status, a
+	// bad time, evidence that is not text); the message says which.
+	ErrBadInput = errors.New("optin: bad input")
+
+	// ErrUnavailable means the store cannot be reached now; the caller
+	// may retry. Decisions fail closed on it.
+	ErrUnavailable = errors.New("optin: store unavailable")
+
+	// ErrCorrupt means stored data does not decode or decrypt.
+	ErrCorrupt = errors.New("optin: corrupt data")
+
+	// ErrConflict means a concurrent writer changed the same subject;
+	// stores retry internally and return it only when retries run out.
+	ErrConflict = errors.New("optin: conflict")
+)

@@ -1,0 +1,195 @@
+package filestore
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"optinproxy/optin"
+)
+
+// Apply applies changes in order in one write transaction: all of them
+// are committed and synced to disk together, or none is. Each subject is
+// loaded once per call. A change without a subject address fails the
+// whole call with an error wrapping optin.ErrBadAddress.
+func (s *Store) Apply(ctx context.Context, changes []optin.Change) ([]optin.Result, error) {
+	for i, ch := range changes {
+		if ch.Subject.IsZero() {
+			return nil, fmt.Errorf("filestore: change %d: %w: no subject", i, optin.ErrBadAddress)
+		}
+	}
+	if len(changes) == 0 {
+		return nil, s.usable(ctx)
+	}
+	results := make([]optin.Result, len(changes))
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		w := newWriter(tx, s.key)
+		for i, ch := range changes {
+			if i%256 == 255 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			res, err := w.apply(ch, s.now())
+			if err != nil {
+				return fmt.Errorf("change %d: %w", i, err)
+			}
+			results[i] = res
+		}
+		return w.flush()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// writer applies one batch inside a write transaction.
+type writer struct {
+	tx                   *bolt.Tx
+	ledgerKey            []byte
+	events, chains, supp *bolt.Bucket
+	subjects             map[string]*loaded
+	order                []*loaded // first-load order, so writes are deterministic
+}
+
+// loaded is one subject of the batch: its record and state as loaded and
+// as changed.
+type loaded struct {
+	sid        string
+	rec        *record
+	st         *optin.SubjectState
+	addrBefore string
+	suppBefore map[optin.SuppressionReason]int64
+	dirty      bool
+}
+
+func newWriter(tx *bolt.Tx, ledgerKey []byte) *writer {
+	w := &writer{
+		tx: tx, ledgerKey: ledgerKey,
+		events: tx.Bucket(bucketEvents), chains: tx.Bucket(bucketChains), supp: tx.Bucket(bucketSuppressions),
+		subjects: map[string]*loaded{},
+	}
+	// Event keys only grow: fill pages completely instead of splitting
+	// them in half.
+	w.events.FillPercent = 1
+	return w
+}
+
+func (w *writer) apply(ch optin.Change, now time.Time) (optin.Result, error) {
+	sub, err := w.load(ch.Subject)
+	if err != nil {
+		return optin.Result{}, err
+	}
+	sealed, res, err := sub.st.Apply(ch, now)
+	if err != nil || sealed == nil {
+		return res, err
+	}
+	seq, err := w.append(sub, sealed)
+	if err != nil {
+		return res, err
+	}
+	if ch.Consent != nil {
+		if sub.rec.Recorded == nil {
+			sub.rec.Recorded = map[string]uint64{}
+		}
+		sub.rec.Recorded[ch.Consent.Purpose] = seq
+	}
+	sub.dirty = true
+	return res, nil
+}
+
+func (w *writer) load(a optin.Address) (*loaded, error) {
+	sid := optin.SubjectID(w.ledgerKey, a)
+	if sub, ok := w.subjects[sid]; ok {
+		return sub, nil
+	}
+	rec, err := loadRecord(w.tx, sid)
+	if err != nil {
+		return nil, err
+	}
+	sub := &loaded{sid: sid}
+	if rec == nil {
+		sub.rec = &record{}
+		sub.st = optin.NewSubjectState(sid, a)
+	} else {
+		sub.rec = rec
+		sub.addrBefore = rec.Address
+		sub.suppBefore = maps.Clone(rec.Suppressions)
+		if sub.st, err = rec.state(sid, a); err != nil {
+			return nil, err
+		}
+	}
+	w.subjects[sid] = sub
+	w.order = append(w.order, sub)
+	return sub, nil
+}
+
+// append stores a sealed event at the next global sequence and links it
+// into the subject's chain.
+func (w *writer) append(sub *loaded, e *optin.SealedEvent) (uint64, error) {
+	seq, err := w.events.NextSequence()
+	if err != nil {
+		return 0, err
+	}
+	v, err := json.Marshal(e)
+	if err != nil {
+		return 0, err
+	}
+	if err := w.events.Put(seqKey(seq), v); err != nil {
+		return 0, err
+	}
+	if err := w.chains.Put(chainKey(sub.sid, sub.rec.Events), seqKey(seq)); err != nil {
+		return 0, err
+	}
+	sub.rec.Events++
+	return seq, nil
+}
+
+// flush writes the changed subjects' records and their suppression index
+// entries.
+func (w *writer) flush() error {
+	for _, sub := range w.order {
+		if !sub.dirty {
+			continue
+		}
+		sub.rec.update(sub.st)
+		if err := putRecord(w.tx, sub.sid, sub.rec); err != nil {
+			return err
+		}
+		if err := w.index(sub); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// index brings the suppression index in line with the subject's record.
+func (w *writer) index(sub *loaded) error {
+	addr := sub.rec.Address
+	for reason := range sub.suppBefore {
+		if _, still := sub.rec.Suppressions[reason]; still && addr == sub.addrBefore {
+			continue
+		}
+		if err := w.supp.Delete(suppressionKey(sub.addrBefore, reason)); err != nil {
+			return err
+		}
+	}
+	if addr == "" {
+		return nil // erased: nothing to list by address
+	}
+	for reason, t := range sub.rec.Suppressions {
+		if old, had := sub.suppBefore[reason]; had && old == t && addr == sub.addrBefore {
+			continue
+		}
+		if err := w.supp.Put(suppressionKey(addr, reason), binary.BigEndian.AppendUint64(nil, uint64(t))); err != nil {
+			return err
+		}
+	}
+	return nil
+}

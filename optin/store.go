@@ -1,0 +1,118 @@
+package optin
+
+import (
+	"context"
+	"time"
+)
+
+// Store keeps the ledger: subjects' current state and the append-only,
+// hash-chained event log. Two implementations (the embedded file store
+// and Redis) pass one conformance suite. All methods are safe for
+// concurrent use, also by several processes on one Redis. Errors wrap
+// ErrNotFound, ErrUnavailable (retry later; fail closed) or ErrCorrupt.
+//
+// Stores do not decide: they load SubjectState, call its Apply, and write
+// the state and the sealed event back atomically.
+type Store interface {
+	// Apply applies changes in order, each atomically for its subject; a
+	// batch shares round trips (an import of many rows takes a few, not
+	// one per row). Results are in the order of changes. On error, some
+	// changes of the batch may have been applied; each is still atomic.
+	Apply(ctx context.Context, changes []Change) ([]Result, error)
+
+	// Subject returns the current state of one subject, with each
+	// consent's Evidence filled from its recording event, and its most
+	// recent events (up to recent, oldest first). ErrNotFound when
+	// nothing is stored about the address.
+	Subject(ctx context.Context, a Address, recent int) (*SubjectView, error)
+
+	// Lookup returns, for each address in order, its record for purpose
+	// and its suppressions, in one round trip whatever the count.
+	Lookup(ctx context.Context, purpose string, addrs []Address) ([]Standing, error)
+
+	// Events pages through the log oldest first.
+	Events(ctx context.Context, q EventQuery) (EventPage, error)
+
+	// Suppressions pages through all suppressed addresses.
+	Suppressions(ctx context.Context, cursor string, limit int) (SuppressionPage, error)
+
+	// Verify checks every subject's chain and names the broken ones.
+	Verify(ctx context.Context) (VerifyReport, error)
+
+	// Ping reports whether the store is reachable now.
+	Ping(ctx context.Context) error
+
+	Close() error
+}
+
+// SubjectView is what Store.Subject returns.
+type SubjectView struct {
+	Address      Address
+	Consents     []Consent // by purpose name
+	Suppressions []Suppression
+	Events       []Event
+}
+
+// Standing is what a decision needs to know of one recipient.
+type Standing struct {
+	Address Address
+	// Consent is the record for the purpose asked, nil when none.
+	Consent      *Consent
+	Suppressions []SuppressionReason
+}
+
+// EventQuery selects events. Zero fields select all.
+type EventQuery struct {
+	Subject Address
+	Type    EventType
+	// Since selects events whose time is at or after it.
+	Since time.Time
+	// Cursor is a NextCursor from an earlier page.
+	Cursor string
+	// Limit caps the page; stores default to 100 and cap at 1000.
+	Limit int
+}
+
+// EventPage is one page of events, oldest first; NextCursor is "" on
+// the last page.
+type EventPage struct {
+	Events     []Event
+	NextCursor string
+}
+
+// SuppressionPage is one page of suppressions.
+type SuppressionPage struct {
+	Suppressions []Suppression
+	NextCursor   string
+}
+
+// VerifyReport is the outcome of Store.Verify.
+type VerifyReport struct {
+	Subjects int           `json:"subjects"`
+	Events   int           `json:"events"`
+	Broken   []BrokenChain `json:"broken"`
+}
+
+// BrokenChain names a subject whose chain does not verify and the first
+// event where it breaks.
+type BrokenChain struct {
+	Subject string `json:"subject"` // the address, or the subject id once erased
+	Event   string `json:"event"`
+}
+
+// Page limits shared by the stores.
+const (
+	DefaultPageSize = 100
+	MaxPageSize     = 1000
+)
+
+// PageSize applies the default and the cap to a requested limit.
+func PageSize(limit int) int {
+	switch {
+	case limit <= 0:
+		return DefaultPageSize
+	case limit > MaxPageSize:
+		return MaxPageSize
+	}
+	return limit
+}

@@ -1,0 +1,105 @@
+// Package storetest is the conformance suite every optin.Store runs: the
+// embedded file store and the Redis store pass the same tests, so the
+// rest of optinproxy cannot tell them apart. It is imported only by the
+// stores' tests.
+//
+// A store's test calls Run with a Harness:
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, storetest.Harness{Open: ..., Reopen: ...})
+//	}
+//
+// The subtests run one after another, each on a fresh store from Open.
+// Changes are built by a real optin.Ledger with a fixed set of purposes
+// and a clock that moves one millisecond per reading, so event times are
+// distinct and grow in the order the changes are made.
+package storetest
+
+import (
+	"testing"
+
+	"optinproxy/optin"
+)
+
+// Harness is what a store gives the suite.
+type Harness struct {
+	// Open returns a fresh, empty store, and registers its own cleanup
+	// (t.Cleanup) to close it and remove its data. The suite may close
+	// the store itself first, so Close must tolerate a second call.
+	Open func(t *testing.T) optin.Store
+
+	// Reopen closes s and opens the same data again, as a restart does;
+	// the returned store is cleaned up like one from Open. Nil skips the
+	// durability tests.
+	Reopen func(t *testing.T, s optin.Store) optin.Store
+
+	// RoundTrips returns the network round trips s has made so far. Nil
+	// for a store without a network (the embedded one): the round-trip
+	// budgets are then not checked.
+	RoundTrips func(s optin.Store) int64
+
+	// Tamper changes one stored event of subject's chain directly in the
+	// storage, as an attacker with access to the files or the server
+	// would (rewrite its actor, say), so that Verify must name subject.
+	// Nil skips the tamper test.
+	Tamper func(t *testing.T, s optin.Store, subject optin.Address)
+}
+
+// test is one subtest of the suite.
+type test struct {
+	name string
+	run  func(t *testing.T, h Harness)
+}
+
+// tests is the suite, in the order it runs.
+var tests = []test{
+	{"Ping", testPing},
+	{"GrantAndWithdraw", testGrantAndWithdraw},
+	{"SubjectNotFound", testSubjectNotFound},
+	{"Normalization", testNormalization},
+	{"NewestWins", testNewestWins},
+	{"Suppressions", testSuppressions},
+	{"EventOnlyChange", testEventOnlyChange},
+	{"BadAddressFailsBatch", testBadAddressFailsBatch},
+	{"CanceledContext", testCanceledContext},
+	{"HistoryAndChain", testHistoryAndChain},
+	{"VerifyEmpty", testVerifyEmpty},
+	{"VerifyNamesTampered", testVerifyNamesTampered},
+	{"ConcurrentSameSubject", testConcurrentSameSubject},
+	{"ConcurrentManySubjects", testConcurrentManySubjects},
+	{"Lookup", testLookup},
+	{"ApplyBatch", testApplyBatch},
+	{"SuppressionPaging", testSuppressionPaging},
+	{"EventPaging", testEventPaging},
+	{"Reopen", testReopen},
+	{"Closed", testClosed},
+}
+
+// Run runs the whole suite against the store h opens.
+func Run(t *testing.T, h Harness) {
+	if h.Open == nil {
+		t.Fatal("storetest: Harness.Open is required")
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { tt.run(t, h) })
+	}
+}
+
+func testPing(t *testing.T, h Harness) {
+	f := newFixture(t, h.Open(t))
+	if err := f.store.Ping(f.ctx); err != nil {
+		t.Fatalf("Ping on an open store: %v", err)
+	}
+}
+
+// roundTrips measures the round trips fn makes, or -1 when the harness
+// does not count them.
+func roundTrips(h Harness, s optin.Store, fn func()) int64 {
+	if h.RoundTrips == nil {
+		fn()
+		return -1
+	}
+	before := h.RoundTrips(s)
+	fn()
+	return h.RoundTrips(s) - before
+}

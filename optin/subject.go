@@ -1,0 +1,155 @@
+package optin
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// SubjectState is everything current about one subject, as a store keeps
+// it: the address, the subject's key for its events, the hash of its last
+// event, its consent records and its suppressions. Both stores load it,
+// call Apply, and write it back with the sealed event in one atomic step,
+// so the rules live here once.
+type SubjectState struct {
+	ID      string
+	Address Address
+	// Key encrypts the subject's events; erasure destroys it.
+	Key []byte
+	// Head is the hash of the subject's last event, "" before the first.
+	Head         string
+	Consents     map[string]Consent
+	Suppressions map[SuppressionReason]time.Time
+}
+
+// NewSubjectState is the state of a subject nothing is stored about.
+func NewSubjectState(id string, a Address) *SubjectState {
+	return &SubjectState{ID: id, Address: a, Consents: map[string]Consent{}, Suppressions: map[SuppressionReason]time.Time{}}
+}
+
+// Empty reports whether nothing is stored about the subject (no events).
+func (st *SubjectState) Empty() bool { return st.Head == "" }
+
+// Change is one atomic change to one subject: an optional new consent
+// record, an optional suppression added or removed, and the event that
+// records it. A change with only an event (a message receipt) appends the
+// event. A change that carries a consent record is ignored as a whole when
+// that record is not newer than the stored one, its suppression included:
+// a caller that needs the suppression regardless (an unsubscribe that also
+// blocks all marketing) sends it as a second change of the same batch, with
+// its own event.
+type Change struct {
+	Subject Address
+	// Consent replaces the stored record for its purpose, unless the
+	// stored one is as new or newer (by UpdatedAt): then the change is
+	// ignored, so a late, older webhook cannot undo a newer withdrawal.
+	Consent           *Consent
+	AddSuppression    SuppressionReason
+	RemoveSuppression SuppressionReason
+	// Event is what the log records. Apply sets its ID (when empty) and
+	// Subject; the store sets Prev and Hash.
+	Event Event
+}
+
+// Result tells what became of one Change.
+type Result struct {
+	// Applied is false when the change was ignored: older than the
+	// stored record, or a suppression already there or not there.
+	Applied bool
+	// Event is the recorded event (with ID, Prev and Hash) when applied.
+	Event Event
+	// Consent is the record stored for the change's purpose afterwards.
+	Consent *Consent
+}
+
+// Apply changes st by ch and returns the sealed event to append, or nil
+// when the change is ignored. now is used for suppression times. A
+// subject without a key gets one (its first event).
+func (st *SubjectState) Apply(ch Change, now time.Time) (*SealedEvent, Result, error) {
+	var res Result
+	if c := ch.Consent; c != nil {
+		if old, had := st.Consents[c.Purpose]; had && !c.UpdatedAt.After(old.UpdatedAt) {
+			res.Consent = &old
+			return nil, res, nil // older or a repeat: the stored one stands
+		}
+	} else if !st.suppressionChanges(ch) {
+		return nil, res, nil // adding what is there, removing what is not
+	}
+
+	e := ch.Event
+	if e.Time.IsZero() {
+		e.Time = now
+	}
+	if e.ID == "" {
+		e.ID = NewEventID(e.Time) // after the time, so ids sort by it
+	}
+	e.Subject = st.Address
+	if st.Key == nil {
+		st.Key = NewKey()
+	}
+	if c := ch.Consent; c != nil {
+		stored := *c
+		stored.Subject = st.Address
+		stored.Evidence = nil // kept in the event
+		stored.EventID = e.ID
+		if old, had := st.Consents[c.Purpose]; had && stored.GrantedAt.IsZero() {
+			// A withdrawal keeps when it had been granted: the record
+			// then tells both.
+			stored.GrantedAt = old.GrantedAt
+		}
+		st.Consents[c.Purpose] = stored
+		res.Consent = &stored
+	}
+	if r := ch.AddSuppression; r != "" {
+		if _, had := st.Suppressions[r]; !had {
+			st.Suppressions[r] = e.Time
+		}
+	}
+	if r := ch.RemoveSuppression; r != "" {
+		delete(st.Suppressions, r)
+	}
+	sealed, err := Seal(st.Key, st.ID, e)
+	if err != nil {
+		return nil, res, err
+	}
+	sealed.Chain(st.Head)
+	st.Head = sealed.Hash
+	e.Prev, e.Hash = sealed.Prev, sealed.Hash
+	res.Applied = true
+	res.Event = e
+	return &sealed, res, nil
+}
+
+// suppressionChanges reports whether a change without a consent record
+// changes anything: an event-only change always does.
+func (st *SubjectState) suppressionChanges(ch Change) bool {
+	if ch.AddSuppression == "" && ch.RemoveSuppression == "" {
+		return true
+	}
+	_, has := st.Suppressions[ch.AddSuppression]
+	_, hasRemoved := st.Suppressions[ch.RemoveSuppression]
+	return (ch.AddSuppression != "" && !has) || (ch.RemoveSuppression != "" && hasRemoved)
+}
+
+// ConsentDetails is the details object of a consent event.
+type ConsentDetails struct {
+	Status    Status    `json:"status"`
+	Basis     Basis     `json:"basis"`
+	Source    string    `json:"source"`
+	Evidence  *Evidence `json:"evidence,omitempty"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+}
+
+// Marshal returns the details as JSON for Event.Details.
+func (d ConsentDetails) Marshal() json.RawMessage {
+	b, _ := json.Marshal(d)
+	return b
+}
+
+// EvidenceOf reads the evidence back out of a consent event's details.
+func EvidenceOf(e Event) *Evidence {
+	var d ConsentDetails
+	if len(e.Details) == 0 || json.Unmarshal(e.Details, &d) != nil {
+		return nil
+	}
+	return d.Evidence
+}

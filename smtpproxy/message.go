@@ -1,0 +1,103 @@
+package smtpproxy
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-message/textproto"
+)
+
+// message is a received message: its parsed header, which the proxy
+// changes, and its body, which it passes on as received. Fields added to
+// the header are written above the received ones; received fields are
+// written byte for byte as they came.
+type message struct {
+	header textproto.Header
+	body   []byte
+	// id is the Message-ID, the received one or the one added.
+	id string
+	// key identifies the message across a client's retries: its received
+	// Message-ID, or a hash of the message as received when it had none.
+	key string
+}
+
+// parseMessage splits raw into header and body. raw must stay unchanged
+// while the message is used: the body is not copied.
+func parseMessage(raw []byte) (*message, error) {
+	r := bytes.NewReader(raw)
+	br := bufio.NewReader(r)
+	h, err := textproto.ReadHeader(br)
+	if err != nil {
+		return nil, err
+	}
+	// The body is what neither reader has handed out yet.
+	body := raw[len(raw)-r.Len()-br.Buffered():]
+	m := &message{header: h, body: body}
+	if id := strings.TrimSpace(h.Get("Message-Id")); id != "" {
+		m.id = id
+		m.key = "mid:" + id
+	} else {
+		sum := sha256.Sum256(raw)
+		m.key = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	return m, nil
+}
+
+// WriteTo writes the header and the body.
+func (m *message) WriteTo(w io.Writer) (int64, error) {
+	cw := &countingWriter{w: w}
+	if err := textproto.WriteHeader(cw, m.header); err != nil {
+		return cw.n, err
+	}
+	_, err := cw.Write(m.body)
+	return cw.n, err
+}
+
+// size is the number of bytes WriteTo writes, for MAIL FROM's SIZE=.
+func (m *message) size() int64 {
+	n, _ := m.WriteTo(io.Discard)
+	return n
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// newID returns a random identifier for the queue id and Message-ID.
+func newID() string {
+	var b [10]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// stamp adds the trace header of RFC 5321 section 4.4 and, when the
+// message has none, a Message-ID (RFC 5322 section 3.6.4).
+func (m *message) stamp(qid, hostname, helo, remote, protocol string, now time.Time) {
+	if m.id == "" {
+		m.id = "<" + qid + "@" + hostname + ">"
+		m.header.Add("Message-Id", m.id)
+	}
+	from := helo
+	if from == "" {
+		from = "unknown"
+	}
+	m.header.Add("Received", fmt.Sprintf("from %s ([%s]) by %s (optinproxy) with %s id %s; %s",
+		from, remote, hostname, protocol, qid, now.Format(time.RFC1123Z)))
+}

@@ -1,0 +1,289 @@
+// Package smtpproxy is the SMTP door of optinproxy: a before-queue relay on
+// emersion/go-smtp. A client submits a message; the proxy decides who may
+// get it, hands the copies to the Upstream, and answers DATA only after the
+// upstream did, so a 250 means the mailer has the message and a 4xx means
+// the client still holds it (SPEC §4). It never relays for a client that is
+// neither authenticated nor on a trusted network.
+package smtpproxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Upstream takes the copies the proxy relays. Send delivers msg to every
+// address in to in one transaction. A non-nil err means nobody got it: an
+// *smtp.SMTPError when the upstream answered so, any other error when it
+// was unreachable. With err nil, rcptErrs (nil, or one entry per address
+// of to) holds the recipients the upstream refused while the others got
+// the copy. Send is called concurrently.
+type Upstream interface {
+	Send(ctx context.Context, from string, to []string, msg io.WriterTo, opts *smtp.MailOptions) (rcptErrs []error, err error)
+}
+
+// Options configure a Server. Upstream is required; zero values elsewhere
+// take the defaults of SPEC §4.
+type Options struct {
+	// Hostname is greeted with and written into Received: and Message-ID:.
+	Hostname string
+	// TLSConfig enables STARTTLS on Serve and is required by ServeTLS.
+	TLSConfig *tls.Config
+	Users     []User
+	// TrustedNetworks may relay without AUTH. Nil means loopback only; an
+	// empty, non-nil slice trusts nobody.
+	TrustedNetworks []netip.Prefix
+	MaxMessageBytes int64
+	MaxRecipients   int
+	ReadTimeout     time.Duration
+	WriteTimeout    time.Duration
+	// UpstreamTimeout bounds the whole upstream hand-off of one message.
+	UpstreamTimeout time.Duration
+	Upstream        Upstream
+	// Deliveries remembers copies the upstream accepted when a message
+	// was only partly relayed; nil keeps them in memory for DedupWindow.
+	Deliveries  Deliveries
+	DedupWindow time.Duration
+	Logger      *slog.Logger
+	// Metrics registers the proxy's collectors; nil registers nowhere.
+	Metrics prometheus.Registerer
+	Now     func() time.Time
+}
+
+// Server is the SMTP relay. Serve and ServeTLS may be called for several
+// listeners; Shutdown stops them all.
+type Server struct {
+	opts    Options
+	users   map[string]*User
+	log     *slog.Logger
+	metrics *metrics
+	smtp    *smtp.Server
+
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	// conns are all accepted connections, with or without a session yet.
+	conns map[net.Conn]struct{}
+	// draining is read on every MAIL; atomic, so that it takes no lock.
+	draining atomic.Bool
+	// relays is the parent of every upstream hand-off; stopRelays ends
+	// them when Shutdown runs out of time.
+	relays     context.Context
+	stopRelays context.CancelFunc
+}
+
+// New validates opts and builds a Server.
+func New(opts Options) (*Server, error) {
+	if opts.Upstream == nil {
+		return nil, errors.New("smtpproxy: no upstream")
+	}
+	if opts.Hostname == "" {
+		opts.Hostname = "localhost"
+	}
+	if opts.TrustedNetworks == nil {
+		opts.TrustedNetworks = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	}
+	if opts.MaxMessageBytes <= 0 {
+		opts.MaxMessageBytes = 25 << 20
+	}
+	if opts.MaxRecipients <= 0 {
+		opts.MaxRecipients = 1000
+	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = 5 * time.Minute
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = time.Minute
+	}
+	if opts.UpstreamTimeout <= 0 {
+		opts.UpstreamTimeout = 2 * time.Minute
+	}
+	if opts.DedupWindow <= 0 {
+		opts.DedupWindow = 24 * time.Hour
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Deliveries == nil {
+		opts.Deliveries = NewMemoryDeliveries(opts.Now)
+	}
+	users, err := indexUsers(opts.Users)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		opts:     opts,
+		users:    users,
+		log:      opts.Logger.With("component", "smtp"),
+		sessions: make(map[*session]struct{}),
+		conns:    make(map[net.Conn]struct{}),
+	}
+	s.relays, s.stopRelays = context.WithCancel(context.Background())
+	if s.metrics, err = newMetrics(opts.Metrics); err != nil {
+		return nil, err
+	}
+	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
+	srv.Domain = opts.Hostname
+	srv.TLSConfig = opts.TLSConfig
+	srv.MaxMessageBytes = opts.MaxMessageBytes
+	// The recipient limit is checked in Rcpt, so that its 452 is counted
+	// with the other replies.
+	srv.ReadTimeout = opts.ReadTimeout
+	srv.WriteTimeout = opts.WriteTimeout
+	srv.EnableSMTPUTF8 = true
+	// AUTH is checked per connection in Auth: plain text is fine from
+	// loopback, elsewhere only after STARTTLS (SPEC §4).
+	srv.AllowInsecureAuth = true
+	srv.ErrorLog = slogPrinter{s.log}
+	s.smtp = srv
+	return s, nil
+}
+
+// Serve accepts SMTP on l, offering STARTTLS when a TLS config was given.
+// It returns nil after Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	return s.serve(trackingListener{l, s})
+}
+
+// ServeTLS accepts implicit-TLS SMTP on l (as on port 465).
+func (s *Server) ServeTLS(l net.Listener) error {
+	if s.opts.TLSConfig == nil {
+		return errors.New("smtpproxy: implicit TLS needs a certificate")
+	}
+	// TLS goes outside the tracking, so that go-smtp sees a *tls.Conn.
+	return s.serve(tls.NewListener(trackingListener{l, s}, s.opts.TLSConfig))
+}
+
+func (s *Server) serve(l net.Listener) error {
+	err := s.smtp.Serve(l)
+	if errors.Is(err, smtp.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, lets transactions in flight finish, closes
+// idle connections, and returns when all are gone or ctx ends; then it
+// closes what is left and returns ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	done := make(chan error, 1)
+	go func() { done <- s.smtp.Shutdown(ctx) }()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.closeConns(false)
+		select {
+		case err := <-done:
+			if err != nil && !errors.Is(err, smtp.ErrServerClosed) {
+				// Out of time: abort the upstream hand-offs still running,
+				// so that a copy whose client is cut off is not delivered
+				// now and again on the client's retry. go-smtp's Close does
+				// nothing after its Shutdown.
+				s.stopRelays()
+				s.closeConns(true)
+				return err
+			}
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// closeConns closes the connections that are between transactions, or
+// have not started a session yet; with all, every connection.
+func (s *Server) closeConns(all bool) {
+	var idle []net.Conn
+	s.mu.Lock()
+	busy := make(map[net.Conn]bool)
+	for sess := range s.sessions {
+		if sess.busy.Load() && !all {
+			busy[sess.raw] = true
+		}
+	}
+	for c := range s.conns {
+		if !busy[c] {
+			idle = append(idle, c)
+		}
+	}
+	s.mu.Unlock()
+	// go-smtp's next read fails and it ends the session (Logout).
+	for _, c := range idle {
+		c.Close()
+	}
+}
+
+// trackingListener records the connections it accepts in srv.conns until
+// they are closed.
+type trackingListener struct {
+	net.Listener
+	srv *Server
+}
+
+func (l trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc := &trackedConn{Conn: c, srv: l.srv}
+	l.srv.mu.Lock()
+	l.srv.conns[tc] = struct{}{}
+	l.srv.mu.Unlock()
+	return tc, nil
+}
+
+type trackedConn struct {
+	net.Conn
+	srv *Server
+}
+
+func (c *trackedConn) Close() error {
+	c.srv.mu.Lock()
+	delete(c.srv.conns, c)
+	c.srv.mu.Unlock()
+	return c.Conn.Close()
+}
+
+func (s *Server) track(sess *session, add bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		s.sessions[sess] = struct{}{}
+	} else {
+		delete(s.sessions, sess)
+	}
+}
+
+func (s *Server) isDraining() bool { return s.draining.Load() }
+
+func (s *Server) trusted(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	for _, p := range s.opts.TrustedNetworks {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// slogPrinter routes go-smtp's internal error log into slog.
+type slogPrinter struct{ log *slog.Logger }
+
+func (p slogPrinter) Printf(format string, v ...any) {
+	p.log.Warn("smtp server", "detail", fmt.Sprintf(format, v...))
+}
+
+func (p slogPrinter) Println(v ...any) { p.log.Warn("smtp server", "detail", fmt.Sprint(v...)) }
