@@ -26,9 +26,11 @@ type Store interface {
 	// nothing is stored about the address.
 	Subject(ctx context.Context, a Address, recent int) (*SubjectView, error)
 
-	// Lookup returns, for each address in order, its record for purpose
-	// and its suppressions, in one round trip whatever the count.
-	Lookup(ctx context.Context, purpose string, addrs []Address) ([]Standing, error)
+	// Lookup returns, for each address of q in order, its record for
+	// q.Purpose and its suppressions, and with q.Message whether a copy
+	// of that message was delivered to it (Standing.Delivered), in one
+	// round trip whatever the count.
+	Lookup(ctx context.Context, q LookupQuery) ([]Standing, error)
 
 	// Events pages through the log oldest first.
 	Events(ctx context.Context, q EventQuery) (EventPage, error)
@@ -53,12 +55,37 @@ type SubjectView struct {
 	Events       []Event
 }
 
+// LookupQuery asks Store.Lookup for what the decisions on one message
+// need.
+type LookupQuery struct {
+	Purpose   string
+	Addresses []Address
+	// Message, when not "", names a message (smtpproxy's key: "mid:" and
+	// its Message-ID, or "sha256:" and a hash of it) and asks whether a
+	// copy of it went to each address before, as recorded by
+	// Change.Delivered and not yet past its Until.
+	Message string
+}
+
 // Standing is what a decision needs to know of one recipient.
 type Standing struct {
 	Address Address
 	// Consent is the record for the purpose asked, nil when none.
 	Consent      *Consent
 	Suppressions []SuppressionReason
+	// Delivered is true when LookupQuery.Message already went to the
+	// address within its dedup window.
+	Delivered bool
+}
+
+// Delivery records that the upstream accepted a copy of a message for
+// the change's subject, so that the client's retry of a partly relayed
+// message skips it (SPEC §4). Stores keep it until Until and may forget
+// it any time after; it is not part of the subject's history.
+type Delivery struct {
+	// Message is the key LookupQuery.Message asks by.
+	Message string
+	Until   time.Time
 }
 
 // EventQuery selects events. Zero fields select all.

@@ -48,6 +48,9 @@ type Change struct {
 	// Event is what the log records. Apply sets its ID (when empty) and
 	// Subject; the store sets Prev and Hash.
 	Event Event
+	// Delivered, on a message receipt, also records the delivered copy
+	// (see Delivery), in the same write as the event.
+	Delivered *Delivery
 }
 
 // Result tells what became of one Change.

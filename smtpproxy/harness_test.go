@@ -33,7 +33,13 @@ type proxy struct {
 // real pooled SMTP upstream. edit may change the options first.
 func startProxy(t *testing.T, edit func(o *smtpproxy.Options)) *proxy {
 	t.Helper()
-	up := newRecorder(t)
+	return startProxyTo(t, newRecorder(t), edit)
+}
+
+// startProxyTo starts a proxy that relays to up, which other proxies may
+// share.
+func startProxyTo(t *testing.T, up *recorder, edit func(o *smtpproxy.Options)) *proxy {
+	t.Helper()
 	sender, err := upstream.New(upstream.Options{URL: "smtp://" + up.addr, Timeout: 2 * time.Second, PoolSize: 20})
 	if err != nil {
 		t.Fatal(err)

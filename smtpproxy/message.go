@@ -61,9 +61,9 @@ func (m *message) WriteTo(w io.Writer) (int64, error) {
 	return cw.n, err
 }
 
-// size is the number of bytes WriteTo writes, for MAIL FROM's SIZE=.
-func (m *message) size() int64 {
-	n, _ := m.WriteTo(io.Discard)
+// sizeOf is the number of bytes w writes, for MAIL FROM's SIZE=.
+func sizeOf(w io.WriterTo) int64 {
+	n, _ := w.WriteTo(io.Discard)
 	return n
 }
 

@@ -10,6 +10,10 @@ type metrics struct {
 	recipients  *prometheus.CounterVec
 	replies     *prometheus.CounterVec
 	upstream    *prometheus.HistogramVec
+	decisions   *prometheus.CounterVec
+	// receiptErrors counts receipts the store could not take.
+	receiptErrors prometheus.Counter
+	dsns          *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -20,11 +24,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "optinproxy_smtp_messages_total",
-			Help: "Messages received, by outcome: relayed, partial, tempfail, rejected.",
+			Help: "Messages received, by outcome: relayed, partial, blocked, tempfail, rejected.",
 		}, []string{"result"}),
 		recipients: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "optinproxy_smtp_recipients_total",
-			Help: "Recipients of received messages, by outcome: relayed, duplicate, refused, failed.",
+			Help: "Recipients of received messages, by outcome: relayed, blocked, duplicate, refused, failed.",
 		}, []string{"result"}),
 		replies: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "optinproxy_smtp_replies_total",
@@ -35,9 +39,21 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time to hand one copy to the upstream, by result: ok, partial, tempfail, permfail.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}, []string{"result"}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "optinproxy_decisions_total",
+			Help: "Decisions on recipients (SPEC §3), by purpose, decision (allow, block) and reason; counted in monitor mode too.",
+		}, []string{"purpose", "decision", "reason"}),
+		receiptErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "optinproxy_receipt_errors_total",
+			Help: "Receipts (message.relayed, message.blocked) the consent store failed to record.",
+		}),
+		dsns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "optinproxy_dsn_total",
+			Help: "Delivery status notifications for blocked recipients, by result: sent, failed.",
+		}, []string{"result"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.connections, m.messages, m.recipients, m.replies, m.upstream} {
+		for _, c := range []prometheus.Collector{m.connections, m.messages, m.recipients, m.replies, m.upstream, m.decisions, m.receiptErrors, m.dsns} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -4,23 +4,34 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
+	"sync"
 
 	"github.com/emersion/go-smtp"
 
 	"optinproxy/optin"
 )
 
-// relay hands a received message to the upstream and returns the reply
-// to DATA (SPEC §4): 250 only when the upstream accepted every copy due,
-// the upstream's own 5xx when it refused them all, 451 otherwise.
+// relay decides the fate of each recipient of a received message, hands
+// the allowed copies to the upstream, records every decision, and returns
+// the reply to DATA (SPEC §4): 250 only when the upstream accepted every
+// copy due, 550 when every recipient is blocked, the upstream's own 5xx
+// when it refused them all, 451 otherwise, and 451 4.3.0 when the store
+// cannot be asked (fail closed).
 func (s *Server) relay(x *session, raw []byte) error {
 	msg, err := parseMessage(raw)
 	if err != nil {
 		s.log.Info("malformed message", "remote", x.remote.String(), "err", err)
 		s.metrics.messages.WithLabelValues("rejected").Inc()
 		return s.reply(errBadMessage)
+	}
+	p, err := s.purposeOf(x, msg)
+	if err != nil && s.opts.Ledger != nil {
+		s.log.Info("message refused for its purpose", "remote", x.remote.String(), "user", x.userName(), "err", err)
+		s.metrics.messages.WithLabelValues("rejected").Inc()
+		return s.reply(err)
 	}
 	qid := newID()
 	msg.stamp(qid, s.opts.Hostname, x.conn.Hostname(), x.remote.String(), x.protocol(), s.opts.Now())
@@ -29,65 +40,130 @@ func (s *Server) relay(x *session, raw []byte) error {
 	ctx, cancel := context.WithTimeout(s.relays, s.opts.UpstreamTimeout)
 	defer cancel()
 
-	rcpts := x.tx.rcpts
-	addrs := make([]optin.Address, len(rcpts))
-	for i, r := range rcpts {
-		addrs[i] = r.addr
-	}
-	done, err := s.opts.Deliveries.Delivered(ctx, msg.key, addrs)
+	vs, err := s.decide(ctx, p, msg, x.tx.rcpts)
 	if err != nil {
-		log.Error("dedup lookup failed", "err", err)
+		log.Error("consent store lookup failed; nothing relayed", "err", err)
 		s.metrics.messages.WithLabelValues("tempfail").Inc()
-		return s.reply(errInternal)
+		return s.reply(errStoreDown)
 	}
-	var due []recipient
-	for i, r := range rcpts {
-		if done[i] {
+	var (
+		due     []recipient
+		blocked []verdict
+		earlier int
+		monitor int // blocked, but relayed in monitor mode
+	)
+	for _, v := range vs {
+		switch {
+		case v.delivered:
+			earlier++
 			s.metrics.recipients.WithLabelValues("duplicate").Inc()
-			continue
+		case v.decision.Allow:
+			due = append(due, v.rcpt)
+		case s.opts.Monitor:
+			due = append(due, v.rcpt)
+			monitor++
+		default:
+			blocked = append(blocked, v)
 		}
-		due = append(due, r)
 	}
-	earlier := len(rcpts) - len(due)
+	// The receipts of every recipient decided now, the RCPT refusals
+	// included; relayed ones are added once the upstream took them.
+	receipts := s.refusalReceipts(x, msg.id, qid)
+	x.tx.refused = nil
+	for _, v := range blocked {
+		receipts = append(receipts, s.receipt(x, p, msg, qid, v, false, nil))
+	}
+	s.metrics.recipients.WithLabelValues("blocked").Add(float64(len(blocked)))
+
+	if len(due) == 0 && earlier == 0 {
+		if err := s.record(ctx, log, receipts); err != nil {
+			return s.reply(errStoreDown)
+		}
+		log.Info("message blocked", "message_id", msg.id, "purpose", p.Name, "blocked", len(blocked))
+		s.metrics.messages.WithLabelValues("blocked").Inc()
+		return s.reply(blockedReply(p, blocked))
+	}
 	if len(due) == 0 {
-		log.Info("message already relayed", "message_id", msg.id, "recipients", len(rcpts))
+		if err := s.record(ctx, log, receipts); err != nil {
+			return s.reply(errStoreDown)
+		}
+		log.Info("message already relayed", "message_id", msg.id, "recipients", earlier)
 		s.metrics.messages.WithLabelValues("relayed").Inc()
 		return s.reply(&smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0},
-			Message: fmt.Sprintf("Ok: %s already relayed to all %d recipients", qid, len(rcpts))})
+			Message: fmt.Sprintf("Ok: %s already relayed to all %d allowed recipients; blocked %d", qid, earlier, len(blocked))})
 	}
 
-	out := s.send(ctx, log, x, msg, due)
-	switch {
-	case out.err != nil:
-		s.metrics.messages.WithLabelValues("tempfail").Inc()
-		return s.reply(out.err)
-	case len(out.failed) == 0:
-		if earlier > 0 {
-			// Finishing an earlier partial delivery: a further retry
-			// must find every copy done.
-			s.remember(ctx, log, msg, out.accepted)
-		}
-		log.Info("message relayed", "message_id", msg.id, "relayed", len(due), "earlier", earlier, "size", len(raw))
-		s.metrics.messages.WithLabelValues("relayed").Inc()
-		s.metrics.recipients.WithLabelValues("relayed").Add(float64(len(due)))
-		text := fmt.Sprintf("Ok: queued as %s; relayed %d, blocked 0", qid, len(due))
-		if earlier > 0 {
-			text += fmt.Sprintf(" (%d relayed earlier)", earlier)
-		}
-		return s.reply(&smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: text})
-	case len(out.accepted) == 0:
+	out := s.sendCopies(ctx, log, x, p, msg, due)
+	if out.err == nil && len(out.accepted) == 0 {
 		return s.reply(s.refusedAll(log, msg, out.failed))
 	}
-	// Some copies went out, some did not: remember the delivered ones so
-	// that the client's retry sends only the rest, then ask for a retry.
-	s.remember(ctx, log, msg, out.accepted)
-	log.Warn("message partly relayed", "message_id", msg.id, "relayed", len(out.accepted), "failed", len(out.failed))
-	s.metrics.messages.WithLabelValues("partial").Inc()
+	if out.err != nil {
+		// Nothing went out: the client keeps the message and retries,
+		// and the retry decides again; its receipts are written then.
+		if out.err.Code >= 500 {
+			s.metrics.messages.WithLabelValues("rejected").Inc()
+		} else {
+			s.metrics.messages.WithLabelValues("tempfail").Inc()
+		}
+		return s.reply(out.err)
+	}
+
+	// Copies went out. On a partial failure (or finishing one) the
+	// delivered copies are remembered with their receipts, in one write,
+	// so that the client's retry delivers only the rest.
+	var mark *optin.Delivery
+	if len(out.failed) > 0 || earlier > 0 {
+		mark = &optin.Delivery{Message: msg.key, Until: s.opts.Now().Add(s.opts.DedupWindow)}
+		if s.opts.Ledger == nil {
+			s.remember(ctx, log, msg, out.accepted)
+		}
+	}
+	byAddr := make(map[optin.Address]verdict, len(vs))
+	for _, v := range vs {
+		byAddr[v.rcpt.addr] = v
+	}
+	for _, a := range out.accepted {
+		receipts = append(receipts, s.receipt(x, p, msg, qid, byAddr[a], true, mark))
+	}
+	recErr := s.record(ctx, log, receipts)
+	if recErr != nil && len(out.failed) > 0 {
+		log.Error("delivered copies not remembered; the client's retry may send them twice", "relayed", len(out.accepted))
+	}
 	s.metrics.recipients.WithLabelValues("relayed").Add(float64(len(out.accepted)))
-	s.metrics.recipients.WithLabelValues("failed").Add(float64(len(out.failed)))
-	return s.reply(&smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 1},
-		Message: fmt.Sprintf("Relayed to %d of %d recipients; the upstream refused the others (%s); retry: the relayed ones will not get it twice",
-			len(out.accepted), len(due), summarize(out.failed))})
+
+	if len(out.failed) > 0 {
+		log.Warn("message partly relayed", "message_id", msg.id, "relayed", len(out.accepted), "failed", len(out.failed))
+		s.metrics.messages.WithLabelValues("partial").Inc()
+		s.metrics.recipients.WithLabelValues("failed").Add(float64(len(out.failed)))
+		return s.reply(&smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 1},
+			Message: fmt.Sprintf("Relayed to %d of %d recipients; the upstream refused the others (%s); retry: the relayed ones will not get it twice",
+				len(out.accepted), len(due), summarize(out.failed))})
+	}
+	if len(blocked) > 0 {
+		s.sendDSN(ctx, log, x, p, msg, qid, blocked)
+	}
+	log.Info("message relayed", "message_id", msg.id, "purpose", p.Name, "relayed", len(due), "blocked", len(blocked),
+		"monitor_blocked", monitor, "earlier", earlier, "size", len(raw))
+	s.metrics.messages.WithLabelValues("relayed").Inc()
+	text := fmt.Sprintf("Ok: queued as %s; relayed %d, blocked %d", qid, len(due), len(blocked))
+	if earlier > 0 {
+		text += fmt.Sprintf(" (%d relayed earlier)", earlier)
+	}
+	if monitor > 0 {
+		text += fmt.Sprintf("; monitor mode: %d would have been blocked", monitor)
+	}
+	return s.reply(&smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: text})
+}
+
+// receipt is the receipt of one recipient decided at DATA.
+func (s *Server) receipt(x *session, p optin.Purpose, msg *message, qid string, v verdict, relayed bool, mark *optin.Delivery) optin.Receipt {
+	r := optin.Receipt{Subject: v.rcpt.addr, Purpose: p.Name, Actor: x.actor(), Time: s.opts.Now(),
+		Decision: v.decision, Relayed: relayed, Delivered: mark,
+		Details: optin.ReceiptDetails{MessageID: msg.id, QueueID: qid, ConsentEvent: v.consentEvent}}
+	if relayed && !v.decision.Allow {
+		r.Details.Mode = "monitor"
+	}
+	return r
 }
 
 func (s *Server) remember(ctx context.Context, log *slog.Logger, msg *message, accepted []optin.Address) {
@@ -102,7 +178,7 @@ type outcome struct {
 	accepted []optin.Address
 	failed   []failure
 	// err is set when nothing went out and the reply is already known.
-	err error
+	err *smtp.SMTPError
 }
 
 type failure struct {
@@ -110,10 +186,56 @@ type failure struct {
 	err  *smtp.SMTPError
 }
 
-// send hands msg to the upstream in one transaction for all due
-// recipients. Later stages split this into a copy per recipient when a
-// personal link goes in; the outcome keeps per-recipient results for that.
-func (s *Server) send(ctx context.Context, log *slog.Logger, x *session, msg *message, due []recipient) outcome {
+// sendCopies hands the due copies to the upstream: one transaction for
+// all, or, when the purpose injects personal links, a copy per recipient
+// (at most copyParallel at once), whose outcomes are merged.
+func (s *Server) sendCopies(ctx context.Context, log *slog.Logger, x *session, p optin.Purpose, msg *message, due []recipient) outcome {
+	if s.opts.Personalize == nil || !p.Unsubscribe {
+		return s.send(ctx, log, x, msg, msg, due)
+	}
+	outs := make([]outcome, len(due))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, copyParallel)
+	for i, r := range due {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			body, err := s.opts.Personalize(p, r.addr, msg.header.Copy(), msg.body)
+			if err != nil {
+				log.Error("personalizing a copy failed", "err", err)
+				outs[i] = outcome{err: errInternal}
+				return
+			}
+			outs[i] = s.send(ctx, log, x, msg, bytesWriter(body), []recipient{r})
+		})
+	}
+	wg.Wait()
+	var out outcome
+	for i, o := range outs {
+		out.accepted = append(out.accepted, o.accepted...)
+		out.failed = append(out.failed, o.failed...)
+		if o.err != nil {
+			out.failed = append(out.failed, failure{rcpt: due[i], err: o.err})
+		}
+	}
+	return out
+}
+
+// bytesWriter writes the same bytes each time: the upstream may write
+// a copy twice (a retry on a stale pooled connection).
+type bytesWriter []byte
+
+func (b bytesWriter) WriteTo(w io.Writer) (int64, error) {
+	n, err := w.Write(b)
+	return int64(n), err
+}
+
+// copyParallel bounds the per-recipient copies of one message in flight.
+const copyParallel = 8
+
+// send hands body to the upstream in one transaction for the due
+// recipients of msg.
+func (s *Server) send(ctx context.Context, log *slog.Logger, x *session, msg *message, body io.WriterTo, due []recipient) outcome {
 	to := make([]string, len(due))
 	from, utf8 := wireAddress(x.tx.from)
 	for i, r := range due {
@@ -121,10 +243,10 @@ func (s *Server) send(ctx context.Context, log *slog.Logger, x *session, msg *me
 		to[i], u = wireAddress(r.raw)
 		utf8 = utf8 || u
 	}
-	opts := &smtp.MailOptions{UTF8: utf8, RequireTLS: x.tx.mailOpts.RequireTLS, Size: msg.size()}
+	opts := &smtp.MailOptions{UTF8: utf8, RequireTLS: x.tx.mailOpts.RequireTLS, Size: sizeOf(body)}
 
 	start := s.opts.Now()
-	rcptErrs, err := s.opts.Upstream.Send(ctx, from, to, msg, opts)
+	rcptErrs, err := s.opts.Upstream.Send(ctx, from, to, body, opts)
 	elapsed := s.opts.Now().Sub(start).Seconds()
 
 	var se *smtp.SMTPError

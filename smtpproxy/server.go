@@ -21,6 +21,8 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"optinproxy/optin"
 )
 
 // Upstream takes the copies the proxy relays. Send delivers msg to every
@@ -51,8 +53,31 @@ type Options struct {
 	// UpstreamTimeout bounds the whole upstream hand-off of one message.
 	UpstreamTimeout time.Duration
 	Upstream        Upstream
+	// Ledger decides every recipient from the consent store and records
+	// each decision (and, on a partial failure, the delivered copies) in
+	// it. Nil relays to every recipient without deciding: pass-through,
+	// for the relay's own tests and benchmarks; the binary always sets it.
+	Ledger Ledger
+	// Purposes are the configured purposes; a message's purpose must be
+	// one of them.
+	Purposes optin.Purposes
+	// DefaultPurpose is policy.default_purpose.
+	DefaultPurpose string
+	// Roles are the role addresses; nil means the built-in list.
+	Roles *optin.RoleAddresses
+	// Monitor decides and records every recipient but relays to all
+	// (policy.mode: monitor).
+	Monitor bool
+	// BlockedDSN sends the envelope sender a delivery status
+	// notification (RFC 3464) naming the blocked recipients of a message
+	// that was relayed to the others.
+	BlockedDSN bool
+	// Personalize, when set, makes a copy per recipient for purposes
+	// that inject unsubscribe links.
+	Personalize Personalize
 	// Deliveries remembers copies the upstream accepted when a message
-	// was only partly relayed; nil keeps them in memory for DedupWindow.
+	// was only partly relayed, in pass-through mode only (with a Ledger,
+	// the store remembers them); nil keeps them in memory.
 	Deliveries  Deliveries
 	DedupWindow time.Duration
 	Logger      *slog.Logger
@@ -65,6 +90,8 @@ type Options struct {
 // listeners; Shutdown stops them all.
 type Server struct {
 	opts    Options
+	roles   *optin.RoleAddresses
+	batcher *optin.Batcher
 	users   map[string]*User
 	log     *slog.Logger
 	metrics *metrics
@@ -124,14 +151,28 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.Ledger != nil {
+		if err := checkPurposes(opts); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Roles == nil {
+		if opts.Roles, err = optin.NewRoleAddresses(nil, nil); err != nil {
+			return nil, err
+		}
+	}
 	s := &Server{
 		opts:     opts,
+		roles:    opts.Roles,
 		users:    users,
 		log:      opts.Logger.With("component", "smtp"),
 		sessions: make(map[*session]struct{}),
 		conns:    make(map[net.Conn]struct{}),
 	}
 	s.relays, s.stopRelays = context.WithCancel(context.Background())
+	if opts.Ledger != nil {
+		s.batcher = optin.NewBatcher(opts.Ledger, 0, opts.UpstreamTimeout)
+	}
 	if s.metrics, err = newMetrics(opts.Metrics); err != nil {
 		return nil, err
 	}
@@ -150,6 +191,31 @@ func New(opts Options) (*Server, error) {
 	srv.ErrorLog = slogPrinter{s.log}
 	s.smtp = srv
 	return s, nil
+}
+
+// checkPurposes finds purpose names that name nothing: the defaults and
+// the users' purposes must be configured ones.
+func checkPurposes(opts Options) error {
+	known := func(what, name string) error {
+		if _, ok := opts.Purposes[name]; name != "" && !ok {
+			return fmt.Errorf("smtpproxy: %s names unknown purpose %q", what, name)
+		}
+		return nil
+	}
+	if err := known("the default purpose", opts.DefaultPurpose); err != nil {
+		return err
+	}
+	for _, u := range opts.Users {
+		if err := known("user "+u.Name, u.DefaultPurpose); err != nil {
+			return err
+		}
+		for _, p := range u.Purposes {
+			if err := known("user "+u.Name, p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Serve accepts SMTP on l, offering STARTTLS when a TLS config was given.

@@ -40,6 +40,9 @@ type transaction struct {
 	from     string
 	mailOpts smtp.MailOptions
 	rcpts    []recipient
+	// refused are the recipients refused at RCPT, whose receipts wait
+	// for the message's.
+	refused []refusal
 }
 
 // recipient keeps the address as the client wrote it, which is what goes
@@ -70,12 +73,14 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 }
 
 func (x *session) Logout() error {
+	x.srv.flushRefusals(x)
 	x.srv.track(x, false)
 	x.srv.metrics.connections.Dec()
 	return nil
 }
 
 func (x *session) Reset() {
+	x.srv.flushRefusals(x)
 	x.tx = transaction{}
 	x.busy.Store(false)
 }
@@ -159,6 +164,7 @@ func (x *session) Mail(from string, opts *smtp.MailOptions) error {
 		return x.srv.reply(errSenderDomain)
 	}
 	x.busy.Store(true)
+	x.srv.flushRefusals(x)
 	x.tx = transaction{from: from}
 	if opts != nil {
 		x.tx.mailOpts = *opts
@@ -179,7 +185,16 @@ func (x *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 			return x.srv.reply(nil) // a repeated RCPT gets one copy
 		}
 	}
-	x.tx.rcpts = append(x.tx.rcpts, recipient{raw: to, addr: addr})
+	r := recipient{raw: to, addr: addr}
+	for _, f := range x.tx.refused {
+		if f.addr == addr {
+			return x.srv.reply(refusalReply(f))
+		}
+	}
+	if err := x.srv.decideRcpt(x, r); err != nil {
+		return x.srv.reply(err)
+	}
+	x.tx.rcpts = append(x.tx.rcpts, r)
 	return x.srv.reply(nil)
 }
 

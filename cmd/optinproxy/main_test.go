@@ -259,16 +259,25 @@ func TestServeOnDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	// The default purpose is the newsletter: Jan never opted in, the
+	// bakery's info@ is a role address.
 	msg := "From: crm@shop.example\r\nTo: jan@example.com\r\nSubject: hi\r\n\r\nHello Jan\r\n"
-	if err := c.SendMail("crm@shop.example", []string{"jan@example.com"}, strings.NewReader(msg)); err != nil {
+	if err := c.SendMail("crm@shop.example", []string{"jan@example.com", "info@bakkerij.example"}, strings.NewReader(msg)); err != nil {
 		t.Fatal(err)
+	}
+	err = c.SendMail("crm@shop.example", []string{"jan@example.com"}, strings.NewReader(msg))
+	if se, ok := err.(*smtp.SMTPError); !ok || se.Code != 550 || !strings.Contains(se.Message, "no_consent") {
+		t.Errorf("newsletter to Jan: %v, want 550 no_consent", err)
 	}
 	files, _ := filepath.Glob(filepath.Join(dir, "data/outbox/*.eml"))
 	if len(files) != 1 {
 		t.Fatalf("outbox has %d files, want 1", len(files))
 	}
 	eml, _ := os.ReadFile(files[0])
-	for _, want := range []string{"X-Optinproxy-Envelope-From: <crm@shop.example>\r\n", "X-Optinproxy-Envelope-To: <jan@example.com>\r\n", "Received: from ", "Message-Id: <", msg} {
+	if bytes.Contains(eml, []byte("X-Optinproxy-Envelope-To: <jan@example.com>")) {
+		t.Errorf("Jan got the newsletter:\n%s", eml)
+	}
+	for _, want := range []string{"X-Optinproxy-Envelope-From: <crm@shop.example>\r\n", "X-Optinproxy-Envelope-To: <info@bakkerij.example>\r\n", "Received: from ", "Message-Id: <", msg} {
 		if !bytes.Contains(eml, []byte(want)) {
 			t.Errorf("written message lacks %q:\n%s", want, eml)
 		}
@@ -284,7 +293,8 @@ func TestServeOnDefaults(t *testing.T) {
 		if resp.StatusCode != want {
 			t.Errorf("GET %s: %d, want %d: %s", path, resp.StatusCode, want, body)
 		}
-		if path == "/metrics" && !bytes.Contains(body, []byte(`optinproxy_smtp_messages_total{result="relayed"} 1`)) {
+		if path == "/metrics" && (!bytes.Contains(body, []byte(`optinproxy_smtp_messages_total{result="relayed"} 1`)) ||
+			!bytes.Contains(body, []byte(`optinproxy_decisions_total{decision="block",purpose="newsletter",reason="no_consent"} 2`))) {
 			t.Errorf("metrics do not count the relayed message:\n%s", body)
 		}
 	}
@@ -327,7 +337,7 @@ func TestReadyzReportsDeadUpstream(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	err = c.SendMail("a@shop.example", []string{"b@example.com"}, strings.NewReader("Subject: x\r\n\r\nbody\r\n"))
+	err = c.SendMail("a@shop.example", []string{"b@example.com"}, strings.NewReader("Subject: x\r\nX-Optin-Purpose: transactional\r\n\r\nbody\r\n"))
 	if se, ok := err.(*smtp.SMTPError); !ok || se.Code != 451 {
 		t.Errorf("send with dead upstream: %v, want 451", err)
 	}

@@ -117,6 +117,17 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, err
 		users[i] = smtpproxy.User{Name: u.Username, PasswordHash: u.PasswordHash, DefaultPurpose: u.DefaultPurpose,
 			Purposes: u.Purposes, FromDomains: u.FromDomains}
 	}
+	store, err := openStore(ctx, cfg)
+	if err != nil {
+		up.Close()
+		return nil, err
+	}
+	roles, err := optin.NewRoleAddresses(cfg.Policy.RoleAddresses.Add, cfg.Policy.RoleAddresses.Remove)
+	if err != nil {
+		up.Close()
+		store.Close()
+		return nil, fmt.Errorf("policy.role_addresses: %w", err)
+	}
 	srv, err := smtpproxy.New(smtpproxy.Options{
 		Hostname:        cfg.SMTP.Hostname,
 		TLSConfig:       tlsConfig,
@@ -128,17 +139,19 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, err
 		WriteTimeout:    time.Duration(cfg.SMTP.WriteTimeout),
 		UpstreamTimeout: 2 * time.Duration(cfg.Upstream.Timeout),
 		Upstream:        up,
+		Ledger:          store,
+		Purposes:        purposes(cfg),
+		DefaultPurpose:  cfg.Policy.DefaultPurpose,
+		Roles:           roles,
+		Monitor:         cfg.Policy.Mode == config.ModeMonitor,
+		BlockedDSN:      cfg.SMTP.BlockedDSN,
 		DedupWindow:     time.Duration(cfg.Upstream.DedupWindow),
 		Logger:          log,
 		Metrics:         reg,
 	})
 	if err != nil {
 		up.Close()
-		return nil, err
-	}
-	store, err := openStore(ctx, cfg)
-	if err != nil {
-		up.Close()
+		store.Close()
 		return nil, err
 	}
 	a := &app{log: log, smtp: srv, upstream: up, store: store, serveErr: make(chan error, 3)}

@@ -16,11 +16,22 @@ import (
 // Apply applies changes in order in one write transaction: all of them
 // are committed and synced to disk together, or none is. Each subject is
 // loaded once per call. A change without a subject address fails the
-// whole call with an error wrapping optin.ErrBadAddress.
+// whole call with an error wrapping optin.ErrBadAddress, one whose
+// Delivered lacks its Message or Until with one wrapping
+// optin.ErrBadInput, before anything is written.
+//
+// A change's Delivered mark is written when the change is applied,
+// whatever its kind (a message receipt, as a rule), and not when it is
+// ignored; a mark whose Until has passed is not written. A mark replaces
+// the subject's earlier one for the same message. Now and then (see
+// purgeEvery) the transaction also deletes marks past their Until.
 func (s *Store) Apply(ctx context.Context, changes []optin.Change) ([]optin.Result, error) {
 	for i, ch := range changes {
 		if ch.Subject.IsZero() {
 			return nil, fmt.Errorf("filestore: change %d: %w: no subject", i, optin.ErrBadAddress)
+		}
+		if err := checkDelivered(ch.Delivered); err != nil {
+			return nil, fmt.Errorf("filestore: change %d: %w", i, err)
 		}
 	}
 	if len(changes) == 0 {
@@ -41,7 +52,10 @@ func (s *Store) Apply(ctx context.Context, changes []optin.Change) ([]optin.Resu
 			}
 			results[i] = res
 		}
-		return w.flush()
+		if err := w.flush(); err != nil {
+			return err
+		}
+		return s.purge(tx, s.now())
 	})
 	if err != nil {
 		return nil, err
@@ -54,6 +68,7 @@ type writer struct {
 	tx                   *bolt.Tx
 	ledgerKey            []byte
 	events, chains, supp *bolt.Bucket
+	marks, expiry        *bolt.Bucket
 	subjects             map[string]*loaded
 	order                []*loaded // first-load order, so writes are deterministic
 }
@@ -73,6 +88,7 @@ func newWriter(tx *bolt.Tx, ledgerKey []byte) *writer {
 	w := &writer{
 		tx: tx, ledgerKey: ledgerKey,
 		events: tx.Bucket(bucketEvents), chains: tx.Bucket(bucketChains), supp: tx.Bucket(bucketSuppressions),
+		marks: tx.Bucket(bucketDeliveries), expiry: tx.Bucket(bucketDeliveryExpiry),
 		subjects: map[string]*loaded{},
 	}
 	// Event keys only grow: fill pages completely instead of splitting
@@ -99,6 +115,11 @@ func (w *writer) apply(ch optin.Change, now time.Time) (optin.Result, error) {
 			sub.rec.Recorded = map[string]uint64{}
 		}
 		sub.rec.Recorded[ch.Consent.Purpose] = seq
+	}
+	if ch.Delivered != nil {
+		if err := w.mark(sub.sid, ch.Delivered, now); err != nil {
+			return res, err
+		}
 	}
 	sub.dirty = true
 	return res, nil

@@ -112,30 +112,40 @@ func recentEvents(tx *bolt.Tx, sid string, rec *record, n int) ([]optin.Event, e
 	return out, nil
 }
 
-// Lookup returns each address's record for purpose and its suppressions,
-// in the order asked, from one read transaction.
-func (s *Store) Lookup(ctx context.Context, purpose string, addrs []optin.Address) ([]optin.Standing, error) {
-	for i, a := range addrs {
+// Lookup returns each address's record for q.Purpose and its
+// suppressions, and with q.Message whether the message went to it (a
+// mark not past its Until by the store's clock), in the order asked,
+// from one read transaction.
+func (s *Store) Lookup(ctx context.Context, q optin.LookupQuery) ([]optin.Standing, error) {
+	for i, a := range q.Addresses {
 		if a.IsZero() {
 			return nil, fmt.Errorf("filestore: address %d: %w: empty", i, optin.ErrBadAddress)
 		}
 	}
-	out := make([]optin.Standing, len(addrs))
+	var hash []byte
+	var now time.Time
+	if q.Message != "" {
+		hash, now = messageHash(q.Message), s.now()
+	}
+	out := make([]optin.Standing, len(q.Addresses))
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		subjects := tx.Bucket(bucketSubjects)
-		for i, a := range addrs {
+		subjects, marks := tx.Bucket(bucketSubjects), tx.Bucket(bucketDeliveries)
+		for i, a := range q.Addresses {
 			out[i].Address = a
 			sid := optin.SubjectID(s.key, a)
 			v := subjects.Get([]byte(sid))
 			if v == nil {
 				continue
 			}
-			enc, reasons, err := standing(sid, v, purpose)
+			if hash != nil {
+				out[i].Delivered = delivered(marks, sid, hash, now)
+			}
+			enc, reasons, err := standing(sid, v, q.Purpose)
 			if err != nil {
 				return err
 			}
 			if enc != "" {
-				c, err := optin.DecodeConsent(a, purpose, enc)
+				c, err := optin.DecodeConsent(a, q.Purpose, enc)
 				if err != nil {
 					return err
 				}

@@ -29,6 +29,9 @@ var (
 	bucketEvents       = []byte("events")
 	bucketChains       = []byte("chains")
 	bucketSuppressions = []byte("suppressions")
+	// The delivery marks and their expiry index (deliveries.go).
+	bucketDeliveries     = []byte("deliveries")
+	bucketDeliveryExpiry = []byte("delivery_expiry")
 
 	keySchema    = []byte("schema")
 	keyLedgerKey = []byte("ledger_key")
@@ -53,6 +56,9 @@ type Store struct {
 	key    []byte // the ledger key
 	now    func() time.Time
 	closed atomic.Bool
+	// nextPurge is when a write next purges expired delivery marks, in
+	// Unix nanoseconds by now.
+	nextPurge atomic.Int64
 }
 
 var _ optin.Store = (*Store)(nil)
@@ -112,7 +118,7 @@ func (s *Store) init(tx *bolt.Tx) error {
 			return fmt.Errorf("%w: a bbolt file of another program (buckets %q)", optin.ErrCorrupt, other)
 		}
 	}
-	for _, name := range [][]byte{bucketMeta, bucketSubjects, bucketEvents, bucketChains, bucketSuppressions} {
+	for _, name := range [][]byte{bucketMeta, bucketSubjects, bucketEvents, bucketChains, bucketSuppressions, bucketDeliveries, bucketDeliveryExpiry} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}

@@ -26,7 +26,13 @@ func open(t testing.TB) *Store {
 
 func openAt(t testing.TB, path string) *Store {
 	t.Helper()
-	s, err := Open(path, Options{Timeout: time.Second})
+	return openClock(t, path, nil)
+}
+
+// openClock opens the store at path on the clock now (nil: time.Now).
+func openClock(t testing.TB, path string, now func() time.Time) *Store {
+	t.Helper()
+	s, err := Open(path, Options{Timeout: time.Second, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,13 +42,15 @@ func openAt(t testing.TB, path string) *Store {
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, storetest.Harness{
-		Open: func(t *testing.T) optin.Store { return open(t) },
-		Reopen: func(t *testing.T, s optin.Store) optin.Store {
+		Open: func(t *testing.T, now func() time.Time) optin.Store {
+			return openClock(t, filepath.Join(t.TempDir(), "optinproxy.db"), now)
+		},
+		Reopen: func(t *testing.T, s optin.Store, now func() time.Time) optin.Store {
 			path := s.(*Store).db.Path()
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
-			return openAt(t, path)
+			return openClock(t, path, now)
 		},
 		Tamper: tamper,
 	})
@@ -219,7 +227,7 @@ func TestErasedSubject(t *testing.T) {
 	if err != nil || len(page.Events) != 2 || !page.Events[1].Erased {
 		t.Errorf("Events of an erased subject: %+v %v", page, err)
 	}
-	if st, err := s.Lookup(ctx, "news", []optin.Address{a}); err != nil || len(st[0].Suppressions) != 1 {
+	if st, err := s.Lookup(ctx, optin.LookupQuery{Purpose: "news", Addresses: []optin.Address{a}}); err != nil || len(st[0].Suppressions) != 1 {
 		t.Errorf("Lookup of an erased subject: %+v %v", st, err)
 	}
 	if r, err := s.Verify(ctx); err != nil || r.Subjects != 1 || r.Events != 2 || len(r.Broken) != 0 {

@@ -50,14 +50,23 @@ type feedRef struct {
 // On error, the batches before the failing one are applied and their
 // results are returned with the error; in the failing batch, on Cluster
 // or after conflicts, some subjects may have been applied too. A change
-// without a subject is an error wrapping optin.ErrBadAddress, found
-// before anything is written.
+// without a subject is an error wrapping optin.ErrBadAddress, and one
+// whose Delivered lacks its Message or Until one wrapping
+// optin.ErrBadInput, found before anything is written.
+//
+// A change's Delivered mark is written in the MULTI that applies the
+// change, whatever its kind (a message receipt, as a rule), and not when
+// the change is ignored; a mark whose Until has passed is not written. A
+// mark replaces the subject's earlier one for the same message.
 func (s *Store) Apply(ctx context.Context, changes []optin.Change) ([]optin.Result, error) {
 	items := make([]*item, len(changes))
 	results := make([]optin.Result, len(changes))
 	for i := range changes {
 		if changes[i].Subject.IsZero() {
 			return nil, fmt.Errorf("redisstore: apply: change %d: %w: no subject", i, optin.ErrBadAddress)
+		}
+		if err := checkDelivered(changes[i].Delivered); err != nil {
+			return nil, fmt.Errorf("redisstore: apply: change %d: %w", i, err)
 		}
 		items[i] = &item{ch: &changes[i], sid: s.sid(changes[i].Subject), res: &results[i]}
 	}
@@ -244,7 +253,7 @@ func (s *Store) attempt(ctx context.Context, items []*item) error {
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			for _, sid := range sids {
-				s.queueWrites(ctx, p, sid, recs[sid])
+				s.queueWrites(ctx, p, sid, recs[sid], now)
 			}
 			if !s.cluster {
 				for _, ref := range refs {
@@ -273,8 +282,10 @@ func (s *Store) attempt(ctx context.Context, items []*item) error {
 }
 
 // queueWrites queues the writes of one subject's pending events: its
-// state fields, its events, and on one node its suppression index entry.
-func (s *Store) queueWrites(ctx context.Context, p redis.Pipeliner, sid string, r *record) {
+// state fields, its events, its delivery marks not past by now (each a
+// string that Redis expires at its until), and on one node its
+// suppression index entry.
+func (s *Store) queueWrites(ctx context.Context, p redis.Pipeliner, sid string, r *record, now time.Time) {
 	set, del := r.changes()
 	if len(set) == 0 {
 		return
@@ -288,6 +299,11 @@ func (s *Store) queueWrites(ctx context.Context, p redis.Pipeliner, sid string, 
 		events[i] = encodeEvent(e)
 	}
 	p.RPush(ctx, s.keys.events(sid), events...)
+	for _, m := range r.marks {
+		if m.Until.After(now) && m.Until.UnixNano() > 0 {
+			p.SetArgs(ctx, s.keys.delivered(sid, m.Message), markValue(m.Until), redis.SetArgs{ExpireAt: expireAt(m.Until)})
+		}
+	}
 	if !s.cluster && r.suppressionsChanged() {
 		if len(r.st.Suppressions) > 0 {
 			p.ZAdd(ctx, s.keys.supp(), redis.Z{Member: sid})

@@ -33,7 +33,7 @@ func BenchmarkLookup(b *testing.B) {
 				addrs[i] = addr(b, "bench%07d@lookup.example", i)
 			}
 			before := s.RoundTrips()
-			if _, err := s.Lookup(context.Background(), "newsletter", addrs); err != nil {
+			if _, err := s.Lookup(context.Background(), optin.LookupQuery{Purpose: "newsletter", Addresses: addrs, Message: "mid:<bench@lookup.example>"}); err != nil {
 				b.Fatal(err)
 			}
 			b.ReportMetric(float64(s.RoundTrips()-before), "roundtrips/lookup")

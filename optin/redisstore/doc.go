@@ -23,6 +23,12 @@
 //	{prefix}{SID}:e      list   the subject's sealed events in chain order
 //	                            (compact binary, see below); the last
 //	                            one's hash is the chain's head
+//	{prefix}{SID}:d:MARK string a delivery mark: a copy of a message went
+//	                            to the subject (optin.Delivery). MARK is
+//	                            the first 16 bytes of SHA-256 of the
+//	                            message key, in hex (32 characters);
+//	                            the value is its Until in Unix ns, and
+//	                            the key expires then (PXAT)
 //	{prefix}events       stream the global feed: one entry per event, with
 //	                            fields s (the SID) and i (the event's index
 //	                            in the subject's list)
@@ -62,9 +68,9 @@
 // of the batch's subjects and reads their states and last events in one
 // pipelined round trip (every append changes the state's n, so watching
 // the state covers the list), applies the changes in order in Go
-// (optin.SubjectState.Apply), then writes states, events, feed entries
-// and the suppression index in one MULTI/EXEC: two round trips per 500
-// changes. When a watched subject changed meanwhile, the batch is
+// (optin.SubjectState.Apply), then writes states, events, delivery
+// marks, feed entries and the suppression index in one MULTI/EXEC: two
+// round trips per 500 changes. When a watched subject changed meanwhile, the batch is
 // retried; after a few conflicts it falls back to one transaction per
 // subject, each retried with jittered backoff, and optin.ErrConflict is
 // returned only when those run out.
@@ -78,13 +84,24 @@
 // the subject's chain, which Subject, Events with a subject and Verify
 // read. On one node or Sentinel, everything is in the one MULTI.
 //
+// # Delivery marks
+//
+// A change's Delivered mark is SET in the subject's MULTI, with the
+// change's event, so Cluster keeps it in the subject's slot. Redis
+// expires it by itself at its Until (rounded up to the millisecond),
+// judged by the server's clock; Lookup also compares the Until in the
+// value with the store's clock (Options.Now), so a mark never counts
+// past its Until even when the clocks differ. A mark replaces the
+// subject's earlier one for the same message. Nothing else reads or
+// lists the marks; Verify does not see them.
+//
 // # Reads
 //
-// Lookup is one pipelined round trip of HMGET per address, whatever
-// their number; Subject one (two when a consent's recording event is
-// older than the recent events asked for). Events pages over the feed
-// (the cursor a stream id) or, with a subject, over its list (the cursor
-// an index). Verify SCANs the state keys and checks each list's chain and
+// Lookup is one pipelined round trip of HMGET per address (and, when
+// asked about a message, a GET of its mark), whatever their number;
+// Subject one (two when a consent's recording event is older than the
+// recent events asked for). Events pages over the feed (the cursor a
+// stream id) or, with a subject, over its list (the cursor an index). Verify SCANs the state keys and checks each list's chain and
 // that the state counts as many events as the list holds.
 //
 // # Errors

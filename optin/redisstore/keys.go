@@ -44,6 +44,12 @@ func (k keys) events(sid string) string {
 	return k.prefix + "{" + sid + "}:e"
 }
 
+// delivered is the key of subject sid's mark for a message (see
+// markOf), in the subject's slot.
+func (k keys) delivered(sid, message string) string {
+	return k.prefix + "{" + sid + "}:d:" + markOf(message)
+}
+
 // statePattern matches every state key, for SCAN.
 func (k keys) statePattern() string {
 	return globEscape(k.prefix) + "{*}:s"

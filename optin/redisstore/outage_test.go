@@ -27,9 +27,12 @@ func TestUnavailable(t *testing.T) {
 	srv.Stop()
 	lost := addr(t, "lost@example.com")
 	calls := map[string]func() error{
-		"Ping":   func() error { return s.Ping(ctx) },
-		"Apply":  func() error { _, err := s.Apply(ctx, []optin.Change{grant(t, l, lost, 1), receipt(a)}); return err },
-		"Lookup": func() error { _, err := s.Lookup(ctx, "newsletter", []optin.Address{a, lost}); return err },
+		"Ping":  func() error { return s.Ping(ctx) },
+		"Apply": func() error { _, err := s.Apply(ctx, []optin.Change{grant(t, l, lost, 1), receipt(a)}); return err },
+		"Lookup": func() error {
+			_, err := s.Lookup(ctx, optin.LookupQuery{Purpose: "newsletter", Addresses: []optin.Address{a, lost}, Message: "mid:<outage@example>"})
+			return err
+		},
 		"Subject": func() error {
 			_, err := s.Subject(ctx, a, 10)
 			return err

@@ -13,44 +13,54 @@ import (
 )
 
 // Lookup reads, in one pipelined round trip, each address's record for
-// purpose and its suppressions: one HMGET per address, the subject ids
-// computed here with the ledger key. A zero address is an error wrapping
-// optin.ErrBadAddress.
-func (s *Store) Lookup(ctx context.Context, purpose string, addrs []optin.Address) ([]optin.Standing, error) {
-	out := make([]optin.Standing, len(addrs))
-	if len(addrs) == 0 {
+// q.Purpose and its suppressions, one HMGET per address, and with
+// q.Message its delivery mark, one GET per address; the subject ids are
+// computed here with the ledger key. A mark counts while the store's
+// clock (Options.Now) is before its until. A zero address is an error
+// wrapping optin.ErrBadAddress.
+func (s *Store) Lookup(ctx context.Context, q optin.LookupQuery) ([]optin.Standing, error) {
+	out := make([]optin.Standing, len(q.Addresses))
+	if len(q.Addresses) == 0 {
 		return out, nil
 	}
 	fields := make([]string, 0, 2+len(reasons))
-	fields = append(fields, fieldAddress, consentPrefix+purpose)
+	fields = append(fields, fieldAddress, consentPrefix+q.Purpose)
 	for _, r := range reasons {
 		fields = append(fields, suppressPrefix+string(r))
 	}
-	sids := make([]string, len(addrs))
-	for i, a := range addrs {
+	sids := make([]string, len(q.Addresses))
+	for i, a := range q.Addresses {
 		if a.IsZero() {
 			return nil, fmt.Errorf("redisstore: lookup: address %d: %w: empty", i, optin.ErrBadAddress)
 		}
 		sids[i] = s.sid(a)
 	}
-	cmds := make([]*redis.SliceCmd, len(addrs))
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	states := make([]*redis.SliceCmd, len(sids))
+	var marks []*redis.StringCmd
+	if q.Message != "" {
+		marks = make([]*redis.StringCmd, len(sids))
+	}
+	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, sid := range sids {
-			cmds[i] = p.HMGet(ctx, s.keys.state(sid), fields...)
+			states[i] = p.HMGet(ctx, s.keys.state(sid), fields...)
+			if marks != nil {
+				marks[i] = p.Get(ctx, s.keys.delivered(sid, q.Message))
+			}
 		}
 		return nil
 	})
-	if err != nil {
+	if err = pipeErr(cmds, err); err != nil {
 		return nil, wrap("lookup", err)
 	}
-	for i, a := range addrs {
+	now := s.now()
+	for i, a := range q.Addresses {
 		out[i].Address = a
-		vals := cmds[i].Val()
+		vals := states[i].Val()
 		if stored, ok := vals[0].(string); ok && stored != a.String() {
 			return nil, fmt.Errorf("redisstore: lookup: %w: subject %s holds another address", optin.ErrCorrupt, sids[i])
 		}
 		if rec, ok := vals[1].(string); ok {
-			c, _, err := decodeConsent(a, purpose, rec)
+			c, _, err := decodeConsent(a, q.Purpose, rec)
 			if err != nil {
 				return nil, fmt.Errorf("redisstore: lookup: %w", err)
 			}
@@ -60,6 +70,9 @@ func (s *Store) Lookup(ctx context.Context, purpose string, addrs []optin.Addres
 			if _, ok := vals[2+j].(string); ok {
 				out[i].Suppressions = append(out[i].Suppressions, r)
 			}
+		}
+		if marks != nil {
+			out[i].Delivered = deliveredBy(marks[i].Val(), now)
 		}
 	}
 	return out, nil

@@ -31,7 +31,7 @@ func TestTwoInstances(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := s2.Lookup(ctx, "newsletter", []optin.Address{a})
+	st, err := s2.Lookup(ctx, optin.LookupQuery{Purpose: "newsletter", Addresses: []optin.Address{a}})
 	if err != nil || st[0].Consent == nil || st[0].Consent.EventID != rs[0].Event.ID {
 		t.Fatalf("the other instance's Lookup: %+v %v", st, err)
 	}
@@ -210,8 +210,9 @@ func TestRoundTrips(t *testing.T) {
 	if n := count(func() error { _, err := s.Apply(ctx, batch); return err }); n != 2 {
 		t.Errorf("Apply of 500 grants: %d round trips, want 2", n)
 	}
-	if n := count(func() error { _, err := s.Lookup(ctx, "newsletter", addrs); return err }); n != 1 {
-		t.Errorf("Lookup of 500: %d round trips, want 1", n)
+	q := optin.LookupQuery{Purpose: "newsletter", Addresses: addrs, Message: "mid:<count@example>"}
+	if n := count(func() error { _, err := s.Lookup(ctx, q); return err }); n != 1 {
+		t.Errorf("Lookup of 500 with a message: %d round trips, want 1", n)
 	}
 	if n := count(func() error { _, err := s.Subject(ctx, addrs[0], 10); return err }); n != 1 {
 		t.Errorf("Subject with its evidence among the recent events: %d round trips, want 1", n)

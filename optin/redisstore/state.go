@@ -26,6 +26,8 @@ type record struct {
 	loadedSupps map[optin.SuppressionReason]time.Time
 	// pending are the events Apply sealed, in order.
 	pending []*optin.SealedEvent
+	// marks are the delivery marks of the applied changes, in order.
+	marks []optin.Delivery
 }
 
 // decodeState reads a state hash (HGETALL) of subject sid and, when the
@@ -112,6 +114,9 @@ func (r *record) apply(ch optin.Change, now time.Time) (optin.Result, error) {
 	r.pending = append(r.pending, sealed)
 	if ch.Consent != nil {
 		r.index[ch.Consent.Purpose] = index
+	}
+	if ch.Delivered != nil {
+		r.marks = append(r.marks, *ch.Delivered)
 	}
 	return res, nil
 }

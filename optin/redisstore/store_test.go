@@ -49,9 +49,9 @@ type harness struct {
 	perSubject bool
 }
 
-func (h *harness) open(t *testing.T) optin.Store {
+func (h *harness) open(t *testing.T, now func() time.Time) optin.Store {
 	srv := redistest.StartWith(t, redistest.Options{AppendOnly: true})
-	s := openOn(t, srv, Options{})
+	s := openOn(t, srv, Options{Now: now})
 	s.cluster = h.perSubject
 	h.servers[s] = srv
 	return s
@@ -60,14 +60,14 @@ func (h *harness) open(t *testing.T) optin.Store {
 // reopen closes the client, kills the server and starts it again on its
 // append-only file, as a crash and a restart do, and opens the store
 // again: what was acknowledged must be there.
-func (h *harness) reopen(t *testing.T, st optin.Store) optin.Store {
+func (h *harness) reopen(t *testing.T, st optin.Store, now func() time.Time) optin.Store {
 	s := st.(*Store)
 	srv := h.servers[s]
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	srv.Restart()
-	again := openOn(t, srv, Options{})
+	again := openOn(t, srv, Options{Now: now})
 	again.cluster = h.perSubject
 	if string(again.ledgerKey) != string(s.ledgerKey) {
 		t.Fatal("the ledger key changed across a restart")

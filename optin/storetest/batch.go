@@ -58,9 +58,10 @@ func seedLookup(f *fixture, n int) ([]optin.Address, map[optin.Address]*standing
 }
 
 // testLookup: Lookup answers many recipients in order, unknown ones with
-// nothing, in one round trip whatever their number.
+// nothing, in one round trip whatever their number, also when asked
+// about a message.
 func testLookup(t *testing.T, h Harness) {
-	f := newFixture(t, h.Open(t))
+	f := openFixture(t, h)
 	known, want := seedLookup(f, 1000)
 	for _, n := range []int{1, 10, 100, 1000} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
@@ -72,9 +73,22 @@ func testLookup(t *testing.T, h Harness) {
 					addrs[i] = known[(i*7)%len(known)]
 				}
 			}
-			var got []optin.Standing
+			var got, withMessage []optin.Standing
 			if rt := roundTrips(h, f.store, func() { got = f.lookup(newsletter, addrs) }); rt >= 0 && rt != 1 {
 				t.Errorf("Lookup of %d addresses took %d round trips, want 1", n, rt)
+			}
+			q := optin.LookupQuery{Purpose: newsletter, Addresses: addrs, Message: "mid:<never@lookup.example>"}
+			if rt := roundTrips(h, f.store, func() { withMessage = f.lookupQuery(q) }); rt >= 0 && rt != 1 {
+				t.Errorf("Lookup of %d addresses with a message took %d round trips, want 1", n, rt)
+			}
+			for i, st := range withMessage {
+				if st.Delivered {
+					t.Errorf("standing %d (%s): Delivered a message never sent", i, st.Address)
+				}
+				sameRecord(t, fmt.Sprintf("standing %d (%s) with a message", i, addrs[i]), st.Consent, got[i].Consent)
+				if !sameReasons(st.Suppressions, got[i].Suppressions) {
+					t.Errorf("standing %d (%s) with a message: suppressions %v, without %v", i, addrs[i], st.Suppressions, got[i].Suppressions)
+				}
 			}
 			for i, st := range got {
 				if st.Address != addrs[i] {
@@ -107,7 +121,7 @@ func testLookup(t *testing.T, h Harness) {
 // answered in order in few round trips; then a batch of stale changes,
 // all ignored.
 func testApplyBatch(t *testing.T, h Harness) {
-	f := newFixture(t, h.Open(t))
+	f := openFixture(t, h)
 	var changes []optin.Change
 	var withdrawn []optin.Address
 	for j := range 900 {

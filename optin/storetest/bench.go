@@ -30,7 +30,7 @@ func BenchLookup(b *testing.B, s optin.Store, n int) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		st, err := s.Lookup(f.ctx, newsletter, addrs)
+		st, err := s.Lookup(f.ctx, optin.LookupQuery{Purpose: newsletter, Addresses: addrs})
 		if err != nil || len(st) != n || st[n-1].Consent == nil {
 			b.Fatalf("Lookup: %d standings, %v", len(st), err)
 		}

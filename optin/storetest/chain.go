@@ -15,7 +15,7 @@ import (
 // event naming the one before, from Subject and from Events alike, and
 // Verify counts what is there.
 func testHistoryAndChain(t *testing.T, h Harness) {
-	f := newFixture(t, h.Open(t))
+	f := openFixture(t, h)
 	a, b := f.addr("history@example.com"), f.addr("other@example.com")
 	var ra, rb []optin.Result
 	for i := range 12 {
@@ -51,7 +51,7 @@ func testHistoryAndChain(t *testing.T, h Harness) {
 }
 
 func testVerifyEmpty(t *testing.T, h Harness) {
-	f := newFixture(t, h.Open(t))
+	f := openFixture(t, h)
 	f.wantVerified(0, 0)
 }
 
@@ -61,7 +61,7 @@ func testVerifyNamesTampered(t *testing.T, h Harness) {
 	if h.Tamper == nil {
 		t.Skip("the harness cannot tamper with storage")
 	}
-	f := newFixture(t, h.Open(t))
+	f := openFixture(t, h)
 	subjects := []optin.Address{f.addr("a@tamper.example"), f.addr("b@tamper.example"), f.addr("c@tamper.example")}
 	eventIDs := map[string]bool{}
 	for i, a := range subjects {
@@ -122,7 +122,7 @@ func runWriters(t *testing.T, f *fixture, changes [][]optin.Change, read []optin
 				return
 			default:
 			}
-			if _, err := f.store.Lookup(f.ctx, newsletter, read); err != nil {
+			if _, err := f.store.Lookup(f.ctx, optin.LookupQuery{Purpose: newsletter, Addresses: read, Message: "mid:<concurrent@storetest>"}); err != nil {
 				t.Errorf("Lookup during writes: %v", err)
 				return
 			}
@@ -176,7 +176,7 @@ func checkConcurrent(t *testing.T, f *fixture, a optin.Address, made []concurren
 // testConcurrentSameSubject: 8 writers x 50 changes to one subject.
 func testConcurrentSameSubject(t *testing.T, h Harness) {
 	const writers, each = 8, 50
-	f := newFixture(t, h.Open(t))
+	f := openFixture(t, h)
 	a := f.addr("busy@example.com")
 	base := f.ago(10 * time.Hour)
 	changes := make([][]optin.Change, writers)
@@ -205,7 +205,7 @@ func testConcurrentSameSubject(t *testing.T, h Harness) {
 // one shared subject.
 func testConcurrentManySubjects(t *testing.T, h Harness) {
 	const writers, each = 8, 50
-	f := newFixture(t, h.Open(t))
+	f := openFixture(t, h)
 	shared := f.addr("shared@example.com")
 	subjects := []optin.Address{shared}
 	base := f.ago(10 * time.Hour)

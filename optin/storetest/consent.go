@@ -13,7 +13,7 @@ import (
 // reads the subject back: the records as the ledger built them, evidence
 // from the recording events, and the history.
 func testGrantAndWithdraw(t *testing.T, h Harness) {
-	f := newFixture(t, h.Open(t))
+	f := openFixture(t, h)
 	a := f.addr("jan@example.com")
 	at := f.ago(3 * time.Hour)
 	evidence := optin.Evidence{IP: "192.0.2.1", UserAgent: "Mozilla/5.0", Text: "Send me the newsletter",
@@ -111,7 +111,7 @@ func testGrantAndWithdraw(t *testing.T, h Harness) {
 }
 
 func testSubjectNotFound(t *testing.T, h Harness) {
-	f := newFixture(t, h.Open(t))
+	f := openFixture(t, h)
 	a := f.addr("nobody@example.com")
 	if _, err := f.store.Subject(f.ctx, a, 10); !errors.Is(err, optin.ErrNotFound) {
 		t.Fatalf("Subject of an unknown address: %v, want ErrNotFound", err)
@@ -131,7 +131,7 @@ func testSubjectNotFound(t *testing.T, h Harness) {
 // testNormalization: one subject per normalized address; plus-tags are
 // other subjects.
 func testNormalization(t *testing.T, h Harness) {
-	f := newFixture(t, h.Open(t))
+	f := openFixture(t, h)
 	r := f.applied(f.grant(f.addr("Jan@EXAMPLE.com"), newsletter, optin.ConsentChange{}))
 	v := f.subject(f.addr("jan@example.com"), 10)
 	if v.Address.String() != "jan@example.com" || len(v.Consents) != 1 || v.Consents[0].EventID != r.Event.ID {
@@ -155,7 +155,7 @@ func testNormalization(t *testing.T, h Harness) {
 // testNewestWins: a change older than the stored record, or as old, is
 // ignored and answered with the stored record; nothing is logged for it.
 func testNewestWins(t *testing.T, h Harness) {
-	f := newFixture(t, h.Open(t))
+	f := openFixture(t, h)
 	a := f.addr("late@example.com")
 	withdrawal := f.withdraw(a, newsletter, optin.ConsentChange{At: f.ago(time.Hour)})
 	w := f.applied(withdrawal)
@@ -200,7 +200,7 @@ func testNewestWins(t *testing.T, h Harness) {
 // testSuppressions: adding what is there and removing what is not are
 // ignored; Subject and Lookup show the current set.
 func testSuppressions(t *testing.T, h Harness) {
-	f := newFixture(t, h.Open(t))
+	f := openFixture(t, h)
 	a := f.addr("bounce@example.com")
 	add := f.applied(f.suppress(a, optin.SuppressHardBounce))
 	if add.Event.Type != optin.EventSuppressionAdded || add.Consent != nil {
@@ -251,7 +251,7 @@ func testSuppressions(t *testing.T, h Harness) {
 // testEventOnlyChange: a receipt appends to the chain, also of a subject
 // nothing else is stored about.
 func testEventOnlyChange(t *testing.T, h Harness) {
-	f := newFixture(t, h.Open(t))
+	f := openFixture(t, h)
 	a := f.addr("reader@example.com")
 	grant := f.applied(f.grant(a, newsletter, optin.ConsentChange{}))
 	ch := f.receipt(a, optin.EventMessageRelayed, "<1@crm.example>")
@@ -290,7 +290,7 @@ func testEventOnlyChange(t *testing.T, h Harness) {
 // testBadAddressFailsBatch: a change without a subject fails its batch
 // before anything is written.
 func testBadAddressFailsBatch(t *testing.T, h Harness) {
-	f := newFixture(t, h.Open(t))
+	f := openFixture(t, h)
 	a := f.addr("valid@example.com")
 	_, err := f.store.Apply(f.ctx, []optin.Change{
 		f.grant(a, newsletter, optin.ConsentChange{}),
@@ -305,14 +305,14 @@ func testBadAddressFailsBatch(t *testing.T, h Harness) {
 }
 
 func testCanceledContext(t *testing.T, h Harness) {
-	f := newFixture(t, h.Open(t))
+	f := openFixture(t, h)
 	a := f.addr("cancel@example.com")
 	ctx, cancel := context.WithCancel(f.ctx)
 	cancel()
 	if _, err := f.store.Apply(ctx, []optin.Change{f.grant(a, newsletter, optin.ConsentChange{})}); err == nil {
 		t.Error("Apply with a canceled context succeeded")
 	}
-	if _, err := f.store.Lookup(ctx, newsletter, []optin.Address{a}); err == nil {
+	if _, err := f.store.Lookup(ctx, optin.LookupQuery{Purpose: newsletter, Addresses: []optin.Address{a}}); err == nil {
 		t.Error("Lookup with a canceled context succeeded")
 	}
 	if _, err := f.store.Subject(f.ctx, a, 10); !errors.Is(err, optin.ErrNotFound) {

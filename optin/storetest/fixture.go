@@ -45,6 +45,13 @@ func (c *clock) Now() time.Time {
 	return c.t
 }
 
+// advance moves the clock on by d.
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
 // fixture is one store with a ledger writing to it.
 type fixture struct {
 	tb     testing.TB
@@ -56,12 +63,32 @@ type fixture struct {
 	base time.Time
 }
 
+// newFixture writes to s, a store that keeps its own clock (for the
+// benchmarks).
 func newFixture(tb testing.TB, s optin.Store) *fixture {
 	tb.Helper()
-	base := time.Now().UTC().Truncate(time.Second)
-	f := &fixture{tb: tb, ctx: context.Background(), clock: &clock{t: base}, base: base}
+	f := bareFixture(tb)
 	f.use(s)
 	return f
+}
+
+// openFixture opens a store of h on the fixture's clock.
+func openFixture(t *testing.T, h Harness) *fixture {
+	t.Helper()
+	f := bareFixture(t)
+	f.use(h.Open(t, f.clock.Now))
+	return f
+}
+
+func bareFixture(tb testing.TB) *fixture {
+	base := time.Now().UTC().Truncate(time.Second)
+	return &fixture{tb: tb, ctx: context.Background(), clock: &clock{t: base}, base: base}
+}
+
+// reopen restarts the fixture's store with h.Reopen, on the same clock.
+func (f *fixture) reopen(t *testing.T, h Harness) {
+	t.Helper()
+	f.use(h.Reopen(t, f.store, f.clock.Now))
 }
 
 // use points the fixture at s, a reopened store.
@@ -171,12 +198,27 @@ func (f *fixture) subject(a optin.Address, recent int) *optin.SubjectView {
 
 func (f *fixture) lookup(purpose string, addrs []optin.Address) []optin.Standing {
 	f.tb.Helper()
-	st, err := f.store.Lookup(f.ctx, purpose, addrs)
+	return f.lookupQuery(optin.LookupQuery{Purpose: purpose, Addresses: addrs})
+}
+
+// lookupQuery runs q and checks that it answers every address in order.
+func (f *fixture) lookupQuery(q optin.LookupQuery) []optin.Standing {
+	f.tb.Helper()
+	addrs := q.Addresses
+	st, err := f.store.Lookup(f.ctx, q)
 	if err != nil {
 		f.tb.Fatalf("Lookup of %d addresses: %v", len(addrs), err)
 	}
 	if len(st) != len(addrs) {
 		f.tb.Fatalf("Lookup of %d addresses returned %d", len(addrs), len(st))
+	}
+	for i := range st {
+		if st[i].Address != addrs[i] {
+			f.tb.Fatalf("Lookup: standing %d is of %s, asked %s: out of order", i, st[i].Address, addrs[i])
+		}
+		if q.Message == "" && st[i].Delivered {
+			f.tb.Errorf("Lookup without a message: standing %d (%s) Delivered", i, addrs[i])
+		}
 	}
 	return st
 }

@@ -14,7 +14,7 @@ func testReopen(t *testing.T, h Harness) {
 	if h.Reopen == nil {
 		t.Skip("the harness cannot reopen a store")
 	}
-	f := newFixture(t, h.Open(t))
+	f := openFixture(t, h)
 	a, b := f.addr("durable@example.com"), f.addr("second@example.com")
 	f.applied(f.grant(a, newsletter, optin.ConsentChange{At: f.ago(time.Hour), Source: optin.SourceForm,
 		Evidence: optin.Evidence{IP: "203.0.113.9", Text: "Yes please"}}))
@@ -28,7 +28,7 @@ func testReopen(t *testing.T, h Harness) {
 	suppressions := walkSuppressions(t, f, 100)
 	f.wantVerified(2, 5)
 
-	f.use(h.Reopen(t, f.store))
+	f.reopen(t, h)
 
 	for _, before := range []*optin.SubjectView{viewA, viewB} {
 		after := f.subject(before.Address, 100)
@@ -76,7 +76,7 @@ func testReopen(t *testing.T, h Harness) {
 // testClosed: every method of a closed store returns an error; none
 // panics.
 func testClosed(t *testing.T, h Harness) {
-	f := newFixture(t, h.Open(t))
+	f := openFixture(t, h)
 	a := f.addr("closed@example.com")
 	f.applied(f.grant(a, newsletter, optin.ConsentChange{}))
 	if err := f.store.Close(); err != nil {
@@ -93,7 +93,10 @@ func testClosed(t *testing.T, h Harness) {
 			_, err := s.Subject(ctx, a, 10)
 			return err
 		},
-		"Lookup":       func() error { _, err := s.Lookup(ctx, newsletter, []optin.Address{a}); return err },
+		"Lookup": func() error {
+			_, err := s.Lookup(ctx, optin.LookupQuery{Purpose: newsletter, Addresses: []optin.Address{a}, Message: "mid:<closed@storetest>"})
+			return err
+		},
 		"Events":       func() error { _, err := s.Events(ctx, optin.EventQuery{}); return err },
 		"Suppressions": func() error { _, err := s.Suppressions(ctx, "", 0); return err },
 		"Verify":       func() error { _, err := s.Verify(ctx); return err },

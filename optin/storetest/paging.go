@@ -63,7 +63,7 @@ func checkSuppressions(t *testing.T, what string, got []optin.Suppression, want 
 
 // testSuppressionPaging: 250 suppressions of 230 addresses, paged.
 func testSuppressionPaging(t *testing.T, h Harness) {
-	f := newFixture(t, h.Open(t))
+	f := openFixture(t, h)
 	if p, err := f.store.Suppressions(f.ctx, "", 0); err != nil || len(p.Suppressions) != 0 || p.NextCursor != "" {
 		t.Fatalf("Suppressions of an empty store: %+v %v", p, err)
 	}
@@ -102,7 +102,7 @@ func testSuppressionPaging(t *testing.T, h Harness) {
 // testEventPaging: 1050 events of 150 subjects, paged oldest first, with
 // and without filters.
 func testEventPaging(t *testing.T, h Harness) {
-	f := newFixture(t, h.Open(t))
+	f := openFixture(t, h)
 	if p, err := f.store.Events(f.ctx, optin.EventQuery{}); err != nil || len(p.Events) != 0 || p.NextCursor != "" {
 		t.Fatalf("Events of an empty store: %+v %v", p, err)
 	}

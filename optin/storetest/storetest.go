@@ -12,26 +12,29 @@
 // The subtests run one after another, each on a fresh store from Open.
 // Changes are built by a real optin.Ledger with a fixed set of purposes
 // and a clock that moves one millisecond per reading, so event times are
-// distinct and grow in the order the changes are made.
+// distinct and grow in the order the changes are made. The store runs on
+// the same clock, which some tests move on by hours.
 package storetest
 
 import (
 	"testing"
+	"time"
 
 	"optinproxy/optin"
 )
 
 // Harness is what a store gives the suite.
 type Harness struct {
-	// Open returns a fresh, empty store, and registers its own cleanup
-	// (t.Cleanup) to close it and remove its data. The suite may close
-	// the store itself first, so Close must tolerate a second call.
-	Open func(t *testing.T) optin.Store
+	// Open returns a fresh, empty store whose clock (its Options.Now) is
+	// now, and registers its own cleanup (t.Cleanup) to close it and
+	// remove its data. The suite may close the store itself first, so
+	// Close must tolerate a second call.
+	Open func(t *testing.T, now func() time.Time) optin.Store
 
-	// Reopen closes s and opens the same data again, as a restart does;
-	// the returned store is cleaned up like one from Open. Nil skips the
-	// durability tests.
-	Reopen func(t *testing.T, s optin.Store) optin.Store
+	// Reopen closes s and opens the same data again with the clock now,
+	// as a restart does; the returned store is cleaned up like one from
+	// Open. Nil skips the durability tests.
+	Reopen func(t *testing.T, s optin.Store, now func() time.Time) optin.Store
 
 	// RoundTrips returns the network round trips s has made so far. Nil
 	// for a store without a network (the embedded one): the round-trip
@@ -69,6 +72,12 @@ var tests = []test{
 	{"ConcurrentManySubjects", testConcurrentManySubjects},
 	{"Lookup", testLookup},
 	{"ApplyBatch", testApplyBatch},
+	{"Delivered", testDelivered},
+	{"DeliveredUntil", testDeliveredUntil},
+	{"DeliveredReopen", testDeliveredReopen},
+	{"DeliveredBatch", testDeliveredBatch},
+	{"DeliveredBadInput", testDeliveredBadInput},
+	{"DeliveredOnlyApplied", testDeliveredOnlyApplied},
 	{"SuppressionPaging", testSuppressionPaging},
 	{"EventPaging", testEventPaging},
 	{"Reopen", testReopen},
@@ -86,7 +95,7 @@ func Run(t *testing.T, h Harness) {
 }
 
 func testPing(t *testing.T, h Harness) {
-	f := newFixture(t, h.Open(t))
+	f := openFixture(t, h)
 	if err := f.store.Ping(f.ctx); err != nil {
 		t.Fatalf("Ping on an open store: %v", err)
 	}
