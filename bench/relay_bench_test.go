@@ -112,6 +112,12 @@ type proxy struct {
 
 func startProxy(b *testing.B, upstreamURL string) *proxy {
 	b.Helper()
+	return startProxyWith(b, upstreamURL, nil)
+}
+
+// startProxyWith starts a proxy whose options edit may change.
+func startProxyWith(b *testing.B, upstreamURL string, edit func(o *smtpproxy.Options)) *proxy {
+	b.Helper()
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	sender, err := upstream.New(upstream.Options{URL: upstreamURL, Timeout: 10 * time.Second, PoolSize: benchSessions,
 		LocalName: "relay.test", Logger: log})
@@ -119,13 +125,17 @@ func startProxy(b *testing.B, upstreamURL string) *proxy {
 		b.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	srv, err := smtpproxy.New(smtpproxy.Options{
+	opts := smtpproxy.Options{
 		Hostname:        "relay.test",
 		Upstream:        sender,
 		UpstreamTimeout: 20 * time.Second,
 		Logger:          log,
 		Metrics:         reg,
-	})
+	}
+	if edit != nil {
+		edit(&opts)
+	}
+	srv, err := smtpproxy.New(opts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -169,19 +179,29 @@ func (p *proxy) relayed(b *testing.B) int64 {
 
 var msgSeq atomic.Int64
 
+// recipients is how many recipients each message has, and rcptFor
+// names them; the enforcement benchmark changes both.
+var (
+	recipients = 1
+	rcptFor    = func(seq int64, i int) string { return "rcpt@sink.test" }
+)
+
 // send runs one transaction on c.
 func send(c *smtp.Client) error {
 	if err := c.Mail("bench@source.test", nil); err != nil {
 		return err
 	}
-	if err := c.Rcpt("rcpt@sink.test", nil); err != nil {
-		return err
+	seq := msgSeq.Add(1)
+	for i := range recipients {
+		if err := c.Rcpt(rcptFor(seq, i), nil); err != nil {
+			return err
+		}
 	}
 	w, err := c.Data()
 	if err != nil {
 		return err
 	}
-	if _, err := fmt.Fprintf(w, "Message-ID: <%d.bench@source.test>\r\n", msgSeq.Add(1)); err != nil {
+	if _, err := fmt.Fprintf(w, "Message-ID: <%d.bench@source.test>\r\n", seq); err != nil {
 		return err
 	}
 	if _, err := w.Write(message); err != nil {
