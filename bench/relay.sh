@@ -343,6 +343,11 @@ store:
   path: $proxy_dir/store
 unsubscribe:
   secret_file: $proxy_dir/store/unsubscribe.key
+# Every recipient is decided (one store lookup per message) and gets a
+# receipt; transactional, so that smtp-source's one recipient, who never
+# opted in, is allowed.
+policy:
+  default_purpose: transactional
 EOF
     (cd "$proxy_dir" && exec timeout "$life_limit" "$work/optinproxy" serve --config "$proxy_dir/config.yaml") \
       >"$proxy_dir/stdout.log" 2>"$proxy_dir/proxy.log" &

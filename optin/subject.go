@@ -48,8 +48,9 @@ type Change struct {
 	// Event is what the log records. Apply sets its ID (when empty) and
 	// Subject; the store sets Prev and Hash.
 	Event Event
-	// Delivered, on a message receipt, also records the delivered copy
-	// (see Delivery), in the same write as the event.
+	// Delivered also records a delivered copy (see Delivery), in the
+	// same write as the event, when the change is applied; the relay sets
+	// it on message.relayed receipts.
 	Delivered *Delivery
 }
 

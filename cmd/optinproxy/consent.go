@@ -167,11 +167,34 @@ func printSubject(w io.Writer, email string, consents []optin.Consent, events []
 	}
 	fmt.Fprintf(w, "\nhistory:\n")
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tTYPE\tPURPOSE\tACTOR\tHASH")
+	fmt.Fprintln(tw, "TIME\tTYPE\tPURPOSE\tACTOR\tHASH\tDETAIL")
 	for _, ev := range events {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.12s\n", ev.Time.Format(time.RFC3339), ev.Type, ev.Purpose, ev.Actor, ev.Hash)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.12s\t%s\n", ev.Time.Format(time.RFC3339), ev.Type, ev.Purpose, ev.Actor, ev.Hash, detail(ev))
 	}
 	tw.Flush()
+}
+
+// detail sums up a message receipt: the decision, its reason, the
+// message, and the consent event it rested on.
+func detail(ev optin.Event) string {
+	if ev.Type != optin.EventMessageRelayed && ev.Type != optin.EventMessageBlocked {
+		return ""
+	}
+	var d optin.ReceiptDetails
+	if json.Unmarshal(ev.Details, &d) != nil {
+		return ""
+	}
+	out := d.Decision + " " + string(d.Reason)
+	if d.Mode != "" {
+		out += " (" + d.Mode + ")"
+	}
+	if d.MessageID != "" {
+		out += " " + d.MessageID
+	}
+	if d.ConsentEvent != "" {
+		out += " by " + d.ConsentEvent
+	}
+	return out
 }
 
 func day(t time.Time) string {
