@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -602,4 +603,84 @@ func TestTwoInstances(t *testing.T) {
 	if err != nil || len(rep.Broken) != 0 {
 		t.Errorf("verify: %+v %v", rep, err)
 	}
+}
+
+// TestInternationalRecipients: a consent recorded for the Unicode form
+// of an address binds mail to its punycode form in any case, and an
+// SMTPUTF8 local part is decided like any other.
+func TestInternationalRecipients(t *testing.T) {
+	eachStore(t, func(t *testing.T, ls *ledgerStore) {
+		ls.grant(t, "jan@bücher.example", "newsletter")
+		ls.grant(t, "jürgen@example.com", "newsletter")
+		p := enforcing(t, nil, ls.store, nil)
+		c := p.dial(t)
+		if err := c.Mail("crm@shop.example", &smtp.MailOptions{UTF8: true}); err != nil {
+			t.Fatal(err)
+		}
+		for _, rcpt := range []string{"JAN@xn--bcher-kva.example", "jürgen@example.com", "jörg@example.com"} {
+			if err := c.Rcpt(rcpt, nil); err != nil {
+				t.Fatalf("RCPT %s: %v", rcpt, err)
+			}
+		}
+		w, err := c.Data()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte(msgWith("idn", "newsletter")))
+		resp, err := w.CloseWithResponse()
+		if err != nil || !contains(resp.StatusText, "relayed 2, blocked 1") {
+			t.Fatalf("DATA: %v %v", resp, err)
+		}
+		got := p.up.deliveries()
+		if len(got) != 1 || !slices.Equal(got[0].to, []string{"JAN@xn--bcher-kva.example", "jürgen@example.com"}) {
+			t.Errorf("upstream got %+v", got)
+		}
+		if r := ls.receipts(t, "jan@bücher.example"); len(r) != 1 || r[0].d.Reason != optin.ReasonConsent {
+			t.Errorf("receipts of jan@bücher.example: %+v", r)
+		}
+		if r := ls.receipts(t, "jörg@example.com"); len(r) != 1 || r[0].d.Reason != optin.ReasonNoConsent {
+			t.Errorf("receipts of jörg@example.com: %+v", r)
+		}
+	})
+}
+
+// failingWrites is a real store whose writes fail from the moment fail
+// is set, as when Redis goes away between a lookup and the receipts.
+type failingWrites struct {
+	optin.Store
+	fail atomic.Bool
+}
+
+func (f *failingWrites) Apply(ctx context.Context, changes []optin.Change) ([]optin.Result, error) {
+	if f.fail.Load() {
+		return nil, fmt.Errorf("injected: %w", optin.ErrUnavailable)
+	}
+	return f.Store.Apply(ctx, changes)
+}
+
+// TestReceiptWriteFails: when the receipts cannot be stored, a message
+// that went out is still answered 250 (a 4xx would make the CRM send it
+// twice) and the loss is counted; a message that went nowhere gets
+// 451 4.3.0, so that its retry records the decisions.
+func TestReceiptWriteFails(t *testing.T) {
+	eachStore(t, func(t *testing.T, ls *ledgerStore) {
+		ls.grant(t, "jan@example.com", "newsletter")
+		store := &failingWrites{Store: ls.store}
+		store.fail.Store(true)
+		p := enforcing(t, nil, store, nil)
+		text, err := send(p.dial(t), "crm@shop.example", []string{"jan@example.com", "piet@example.com"}, msgWith("rf1", "newsletter"))
+		if err != nil || !contains(text, "relayed 1, blocked 1") {
+			t.Errorf("delivered message: %q %v", text, err)
+		}
+		if v := p.metric(t, "optinproxy_receipt_errors_total", nil); v != 2 {
+			t.Errorf("receipt errors %v, want 2", v)
+		}
+		_, err = send(p.dial(t), "crm@shop.example", []string{"piet@example.com"}, msgWith("rf2", "newsletter"))
+		if se := wantCode(t, err, 451); se.EnhancedCode != (smtp.EnhancedCode{4, 3, 0}) {
+			t.Errorf("blocked message: %v", se)
+		}
+		if n := len(p.up.deliveries()); n != 1 {
+			t.Errorf("%d copies, want 1", n)
+		}
+	})
 }
