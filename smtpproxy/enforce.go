@@ -142,22 +142,26 @@ func (s *Server) decide(ctx context.Context, p optin.Purpose, msg *message, rcpt
 	}
 	for i := range vs {
 		vs[i].decision, vs[i].consentEvent = s.judge(p, sts[i])
+		s.count(p, vs[i].decision)
 		vs[i].delivered = sts[i].Delivered
 	}
 	return vs, nil
 }
 
-// judge decides one standing, counts the decision, and names the
-// consent event it rested on: the one that granted, or the record that
-// blocked.
+// judge decides one standing and names the consent event it rested on:
+// the one that granted, or the record that blocked.
 func (s *Server) judge(p optin.Purpose, st optin.Standing) (optin.Decision, string) {
 	d := optin.Decide(p, st, s.roles.Is(st.Address), s.opts.Now())
-	s.metrics.decisions.WithLabelValues(p.Name, verb(d), string(d.Reason)).Inc()
 	ev := ""
 	if st.Consent != nil && (d.Reason == optin.ReasonConsent || !d.Allow) {
 		ev = st.Consent.EventID
 	}
 	return d, ev
+}
+
+// count counts a final decision in the metrics.
+func (s *Server) count(p optin.Purpose, d optin.Decision) {
+	s.metrics.decisions.WithLabelValues(p.Name, verb(d), string(d.Reason)).Inc()
 }
 
 func verb(d optin.Decision) string {
@@ -192,8 +196,9 @@ func (s *Server) decideRcpt(x *session, r recipient) error {
 	}
 	d, ev := s.judge(p, sts[0])
 	if d.Allow {
-		return nil
+		return nil // decided again, and counted, with the message
 	}
+	s.count(p, d)
 	f := refusal{addr: r.addr, purpose: p.Name, decision: d, consentEvent: ev}
 	x.tx.refused = append(x.tx.refused, f)
 	s.metrics.recipients.WithLabelValues("blocked").Inc()

@@ -402,6 +402,14 @@ func TestRcptTimeRefusal(t *testing.T) {
 		if r := ls.receipts(t, "kees@example.com"); len(r) != 1 || r[0].d.MessageID != "" || r[0].d.Stage != "rcpt" {
 			t.Errorf("kees's receipts %+v", r)
 		}
+		// Each recipient counted once: jan allowed (at DATA), piet and
+		// kees blocked (at RCPT).
+		if v := p.metric(t, "optinproxy_decisions_total", map[string]string{"decision": "allow"}); v != 1 {
+			t.Errorf("allow decisions %v, want 1", v)
+		}
+		if v := p.metric(t, "optinproxy_decisions_total", map[string]string{"decision": "block", "reason": "no_consent"}); v != 2 {
+			t.Errorf("block decisions %v, want 2", v)
+		}
 	})
 }
 
