@@ -43,6 +43,15 @@ type Options struct {
 	// server started on the Dir of a stopped one, with AppendOnly, gets its
 	// data.
 	Dir string
+	// Args are more redis-server arguments, after the defaults, such as
+	// "--replicaof", "127.0.0.1", "6380" for a replica.
+	Args []string
+	// Sentinel, when not empty, runs the server as a Redis Sentinel
+	// (redis-server --sentinel) whose configuration file, in Dir, starts
+	// with these lines, such as "sentinel monitor mymaster 127.0.0.1 6380
+	// 1". Sentinel rewrites that file with what it learns, and Restart
+	// starts it again on it.
+	Sentinel []string
 }
 
 // Server is one running redis-server. Stop and Restart must be called from
@@ -52,10 +61,11 @@ type Server struct {
 	// Addr is host:port on 127.0.0.1, the same across Restart.
 	Addr string
 
-	t       testing.TB
-	bin     string
-	opts    Options
-	logPath string
+	t        testing.TB
+	bin      string
+	opts     Options
+	logPath  string
+	confPath string // the Sentinel configuration file; "" for a plain server
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd     // nil while stopped
@@ -78,6 +88,13 @@ func StartWith(t testing.TB, opts Options) *Server {
 		opts.Dir = t.TempDir()
 	}
 	s := &Server{t: t, bin: bin, opts: opts, logPath: filepath.Join(t.TempDir(), "redis.log")}
+	if len(opts.Sentinel) > 0 {
+		s.confPath = filepath.Join(opts.Dir, "sentinel.conf")
+		conf := strings.Join(opts.Sentinel, "\n") + "\n"
+		if err := os.WriteFile(s.confPath, []byte(conf), 0o644); err != nil {
+			t.Fatalf("redistest: write the Sentinel configuration: %v", err)
+		}
+	}
 	t.Cleanup(func() {
 		s.Stop()
 		if t.Failed() {
@@ -145,7 +162,12 @@ func (s *Server) startLocked() error {
 	if s.opts.AppendOnly {
 		appendOnly = "yes"
 	}
-	cmd := exec.Command(s.bin,
+	var args []string
+	if s.confPath != "" {
+		// The file must come first; Sentinel refuses to run without one.
+		args = append(args, s.confPath, "--sentinel")
+	}
+	args = append(args,
 		"--port", port,
 		"--bind", "127.0.0.1",
 		"--save", "",
@@ -154,6 +176,7 @@ func (s *Server) startLocked() error {
 		"--dir", s.opts.Dir,
 		"--daemonize", "no",
 	)
+	cmd := exec.Command(s.bin, append(args, s.opts.Args...)...)
 	logFile, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err

@@ -116,3 +116,39 @@ func do(t *testing.T, addr string, args ...string) string {
 	}
 	return reply
 }
+
+// TestReplicaAndSentinel: Args make a replica that gets the master's
+// writes, and Sentinel runs a Sentinel that monitors the master.
+func TestReplicaAndSentinel(t *testing.T) {
+	t.Parallel()
+	// Without the delay, the master waits 5s for more replicas before
+	// the first full sync.
+	master := StartWith(t, Options{Args: []string{"--repl-diskless-sync-delay", "0"}})
+	host, port, _ := net.SplitHostPort(master.Addr)
+	replica := StartWith(t, Options{Args: []string{"--replicaof", host, port}})
+	sentinel := StartWith(t, Options{Sentinel: []string{"sentinel monitor m " + host + " " + port + " 1"}})
+	do(t, master.Addr, "SET", "k", "v")
+	want := "master0:name=m,status=ok,address=" + master.Addr + ",slaves="
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		// The replica answers -LOADING while it loads the master's data.
+		got, err := try(replica.Addr, "GET", "k")
+		info := do(t, sentinel.Addr, "INFO", "sentinel")
+		if err == nil && got == "v" && strings.Contains(info, want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica GET k = %q, %v, want v; Sentinel INFO:\n%s\nwant %q", got, err, info, want)
+		}
+	}
+}
+
+// try runs one command on a new connection and returns its reply or error.
+func try(addr string, args ...string) (string, error) {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	return command(conn, bufio.NewReader(conn), args...)
+}
