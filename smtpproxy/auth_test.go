@@ -2,7 +2,9 @@ package smtpproxy_test
 
 import (
 	"net/netip"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-sasl"
 
@@ -125,7 +127,8 @@ func TestAuthLoginStepByStep(t *testing.T) {
 // A client that keeps guessing is cut off after three failures; it still
 // gets the third 535 before the connection closes.
 func TestAuthThreeFailuresClose(t *testing.T) {
-	p := startAuthProxy(t, nil)
+	// The lockout across connections is tested on its own.
+	p := startAuthProxy(t, func(o *smtpproxy.Options) { o.AuthFailLimit = 100 })
 	for i := 0; i < 10; i++ { // the close must not race the reply
 		r := dialRaw(t, p.addr)
 		r.must(250, "EHLO client.test")
@@ -209,5 +212,42 @@ func TestTrustedNetworkElsewhereIsNotTrusted(t *testing.T) {
 	wantCode(t, err, 530)
 	if n := len(p.up.deliveries()); n != 0 {
 		t.Errorf("upstream got %d messages", n)
+	}
+}
+
+// Guessing over many connections: after AuthFailLimit failures from one
+// address, AUTH from it is refused with 454 4.7.0, even with the right
+// password, until AuthLockout has passed since the last failure.
+func TestAuthLockoutAcrossConnections(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	p := startAuthProxy(t, func(o *smtpproxy.Options) {
+		o.AuthFailLimit, o.AuthLockout, o.Now = 3, time.Minute, clock
+	})
+	for range 3 {
+		wantCode(t, p.dial(t).Auth(sasl.NewPlainClient("", "crm", "guess")), 535)
+	}
+	c := p.dial(t)
+	se := wantCode(t, c.Auth(sasl.NewPlainClient("", "crm", "s3cret")), 454)
+	if se.EnhancedCode != [3]int{4, 7, 0} {
+		t.Errorf("enhanced code %v", se.EnhancedCode)
+	}
+	if err := c.Noop(); err == nil {
+		t.Error("the locked-out connection stays open")
+	}
+	mu.Lock()
+	now = now.Add(time.Minute)
+	mu.Unlock()
+	c = p.dial(t)
+	if err := c.Auth(sasl.NewPlainClient("", "crm", "s3cret")); err != nil {
+		t.Fatalf("after the lockout: %v", err)
+	}
+	// A success forgets earlier failures: two more failures do not lock.
+	for range 2 {
+		wantCode(t, p.dial(t).Auth(sasl.NewPlainClient("", "crm", "guess")), 535)
+	}
+	if err := p.dial(t).Auth(sasl.NewPlainClient("", "crm", "s3cret")); err != nil {
+		t.Errorf("two failures after a success locked the address: %v", err)
 	}
 }

@@ -43,6 +43,11 @@ type Options struct {
 	// TLSConfig enables STARTTLS on Serve and is required by ServeTLS.
 	TLSConfig *tls.Config
 	Users     []User
+	// AuthFailLimit failed logins from one client address, over any
+	// number of connections, lock that address out of AUTH for
+	// AuthLockout after its last failure. Defaults: 10 and 15 minutes.
+	AuthFailLimit int
+	AuthLockout   time.Duration
 	// TrustedNetworks may relay without AUTH. Nil means loopback only; an
 	// empty, non-nil slice trusts nobody.
 	TrustedNetworks []netip.Prefix
@@ -92,6 +97,7 @@ type Server struct {
 	opts    Options
 	roles   *optin.RoleAddresses
 	batcher *optin.Batcher
+	auth    *authLimiter
 	users   map[string]*User
 	log     *slog.Logger
 	metrics *metrics
@@ -135,6 +141,12 @@ func New(opts Options) (*Server, error) {
 	if opts.UpstreamTimeout <= 0 {
 		opts.UpstreamTimeout = 2 * time.Minute
 	}
+	if opts.AuthFailLimit <= 0 {
+		opts.AuthFailLimit = 10
+	}
+	if opts.AuthLockout <= 0 {
+		opts.AuthLockout = 15 * time.Minute
+	}
 	if opts.DedupWindow <= 0 {
 		opts.DedupWindow = 24 * time.Hour
 	}
@@ -164,6 +176,7 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		opts:     opts,
 		roles:    opts.Roles,
+		auth:     newAuthLimiter(opts.AuthFailLimit, opts.AuthLockout),
 		users:    users,
 		log:      opts.Logger.With("component", "smtp"),
 		sessions: make(map[*session]struct{}),

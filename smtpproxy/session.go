@@ -106,8 +106,14 @@ func (x *session) Auth(mech string) (sasl.Server, error) {
 		return nil, x.srv.reply(errEncryptionRequired)
 	}
 	check := func(username, password string) error {
+		if x.srv.auth.locked(x.remote, x.srv.opts.Now()) {
+			x.srv.log.Warn("auth refused: too many failures from this address", "remote", x.remote.String())
+			x.hangUp()
+			return x.srv.reply(errAuthLocked)
+		}
 		u := x.srv.authenticate(username, password)
 		if u == nil {
+			x.srv.auth.failed(x.remote, x.srv.opts.Now())
 			x.fails++
 			x.srv.log.Warn("auth failed", "remote", x.remote.String(), "user", username, "failures", x.fails)
 			if x.fails >= maxAuthFailures {
@@ -115,6 +121,7 @@ func (x *session) Auth(mech string) (sasl.Server, error) {
 			}
 			return x.srv.reply(errAuthFailed)
 		}
+		x.srv.auth.succeeded(x.remote)
 		x.user = u
 		x.srv.log.Info("auth ok", "remote", x.remote.String(), "user", u.Name)
 		return nil
