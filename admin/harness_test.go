@@ -1,7 +1,6 @@
 package admin_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -14,9 +13,8 @@ import (
 
 	"optinproxy/admin"
 	"optinproxy/internal/redistest"
+	"optinproxy/internal/teststore"
 	"optinproxy/optin"
-	"optinproxy/optin/filestore"
-	"optinproxy/optin/redisstore"
 )
 
 // backends are the two stores every API test runs against.
@@ -24,27 +22,8 @@ var backends = []struct {
 	name string
 	open func(t *testing.T) optin.Store
 }{
-	{"file", func(t *testing.T) optin.Store {
-		s, err := filestore.Open(filepath.Join(t.TempDir(), "optinproxy.db"), filestore.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}},
-	{"redis", func(t *testing.T) optin.Store {
-		srv := redistest.Start(t)
-		client, err := redisstore.NewClient(srv.URL(), "", nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := redisstore.Open(context.Background(), redisstore.Options{Client: client})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}},
+	{"file", func(t *testing.T) optin.Store { return teststore.File(t, filepath.Join(t.TempDir(), "optinproxy.db")) }},
+	{"redis", func(t *testing.T) optin.Store { return teststore.Redis(t, redistest.Start(t)) }},
 }
 
 // eachStore runs f against a server on each store.

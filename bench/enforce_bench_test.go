@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"optinproxy/internal/redistest"
+	"optinproxy/internal/teststore"
 	"optinproxy/optin"
-	"optinproxy/optin/filestore"
 	"optinproxy/optin/redisstore"
 	"optinproxy/smtpproxy"
 )
@@ -34,31 +34,17 @@ func BenchmarkEnforcement(b *testing.B) {
 			p.wantRelayed(b, s)
 		})
 		b.Run(fmt.Sprintf("rcpts=%d/file", n), func(b *testing.B) {
-			st, err := filestore.Open(filepath.Join(b.TempDir(), "optinproxy.db"), filestore.Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { st.Close() })
-			counted := &countingLedger{Store: st}
+			counted := &countingLedger{Store: teststore.File(b, filepath.Join(b.TempDir(), "optinproxy.db"))}
 			enforce(b, counted, n)
 			b.ReportMetric(float64(counted.applies.Load())/float64(b.N), "writes/msg")
 		})
 		b.Run(fmt.Sprintf("rcpts=%d/redis", n), func(b *testing.B) {
-			srv := redistest.Start(b)
-			client, err := redisstore.NewClient(srv.URL(), "", nil, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			st, err := redisstore.Open(context.Background(), redisstore.Options{Client: client})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { st.Close() })
+			st := teststore.Redis(b, redistest.Start(b))
 			counted := &countingLedger{Store: st}
 			enforce(b, counted, n)
 			b.ReportMetric(float64(counted.lookups.Load())/float64(b.N), "lookups/msg")
 			b.ReportMetric(float64(counted.applies.Load())/float64(b.N), "writes/msg")
-			b.ReportMetric(float64(st.RoundTrips()-counted.base)/float64(b.N), "roundtrips/msg")
+			b.ReportMetric(float64(st.(*redisstore.Store).RoundTrips()-counted.base)/float64(b.N), "roundtrips/msg")
 		})
 	}
 	setRecipients(b, 1)

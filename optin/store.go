@@ -2,6 +2,8 @@ package optin
 
 import (
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"time"
 )
 
@@ -142,4 +144,26 @@ func PageSize(limit int) int {
 		return MaxPageSize
 	}
 	return limit
+}
+
+// Check rejects a mark a store could not look up or expire: one without
+// a message or an until. A nil Delivery is fine. Errors wrap ErrBadInput.
+func (d *Delivery) Check() error {
+	switch {
+	case d == nil:
+		return nil
+	case d.Message == "":
+		return fmt.Errorf("%w: delivery without a message", ErrBadInput)
+	case d.Until.IsZero():
+		return fmt.Errorf("%w: delivery without an until", ErrBadInput)
+	}
+	return nil
+}
+
+// MessageHash is what stores keep of a Delivery's message key: the first
+// 16 bytes of its SHA-256. Message keys can be long (a Message-ID); a hash
+// of fixed length keeps a mark small and the key itself out of storage.
+func MessageHash(message string) []byte {
+	sum := sha256.Sum256([]byte(message))
+	return sum[:16]
 }

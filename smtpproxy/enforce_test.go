@@ -16,9 +16,8 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"optinproxy/internal/redistest"
+	"optinproxy/internal/teststore"
 	"optinproxy/optin"
-	"optinproxy/optin/filestore"
-	"optinproxy/optin/redisstore"
 	"optinproxy/smtpproxy"
 )
 
@@ -51,32 +50,13 @@ func newLedger(t *testing.T, s optin.Store) *optin.Ledger {
 	return l
 }
 
-func openRedis(t *testing.T, srv *redistest.Server) optin.Store {
-	t.Helper()
-	client, err := redisstore.NewClient(srv.URL(), "", nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := redisstore.Open(context.Background(), redisstore.Options{Client: client})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
+func openRedis(t *testing.T, srv *redistest.Server) optin.Store { return teststore.Redis(t, srv) }
 
 // eachStore runs f on the embedded store and on a real Redis.
 func eachStore(t *testing.T, f func(t *testing.T, ls *ledgerStore)) {
 	t.Run("file", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "optinproxy.db")
-		open := func(t *testing.T) optin.Store {
-			s, err := filestore.Open(path, filestore.Options{Timeout: 5 * time.Second})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			return s
-		}
+		open := func(t *testing.T) optin.Store { return teststore.File(t, path) }
 		s := open(t)
 		f(t, &ledgerStore{name: "file", store: s, ledger: newLedger(t, s), reopen: open})
 	})

@@ -2,38 +2,19 @@ package smtpproxy_test
 
 import (
 	"bytes"
-	"context"
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"optinproxy/internal/testtools"
 )
 
 // swaks runs the swaks SMTP test client against addr with args and
-// returns its exit code and output. A run is bounded to 30 seconds.
+// returns its exit code and output.
 func swaks(t *testing.T, addr string, args ...string) (int, string) {
 	t.Helper()
-	bin := testtools.Need(t, "swaks", "swaks")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	args = append([]string{"--server", addr, "--helo", "swaks.test", "--timeout", "10s",
-		"--from", "crm@shop.example", "--to", "jan@example.com"}, args...)
-	cmd := exec.CommandContext(ctx, bin, args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("swaks did not finish in 30s:\n%s", out.String())
-	}
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("swaks: %v", err)
-	}
-	return code, out.String()
+	return testtools.Swaks(t, append([]string{"--server", addr, "--helo", "swaks.test", "--timeout", "10s",
+		"--from", "crm@shop.example", "--to", "jan@example.com"}, args...)...)
 }
 
 // needSwaksTLS installs swaks's TLS module when it lacks it (Net::SSLeay,

@@ -1,13 +1,9 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"optinproxy/internal/redistest"
 	"optinproxy/internal/testtools"
@@ -17,22 +13,8 @@ import (
 // exit code and the transcript.
 func swaksSend(t *testing.T, addr, to string, args ...string) (int, string) {
 	t.Helper()
-	bin := testtools.Need(t, "swaks", "swaks")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	args = append([]string{"--server", addr, "--helo", "crm.test", "--timeout", "10s",
-		"--from", "crm@shop.example", "--to", to}, args...)
-	cmd := exec.CommandContext(ctx, bin, args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("swaks: %v", err)
-	}
-	return code, out.String()
+	return testtools.Swaks(t, append([]string{"--server", addr, "--helo", "crm.test", "--timeout", "10s",
+		"--from", "crm@shop.example", "--to", to}, args...)...)
 }
 
 // TestEnforcementEndToEnd is a marketer's day on each store: a newsletter

@@ -30,7 +30,7 @@ func (s *Store) Apply(ctx context.Context, changes []optin.Change) ([]optin.Resu
 		if ch.Subject.IsZero() {
 			return nil, fmt.Errorf("filestore: change %d: %w: no subject", i, optin.ErrBadAddress)
 		}
-		if err := checkDelivered(ch.Delivered); err != nil {
+		if err := ch.Delivered.Check(); err != nil {
 			return nil, fmt.Errorf("filestore: change %d: %w", i, err)
 		}
 	}

@@ -2,9 +2,7 @@ package filestore
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
-	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -21,26 +19,6 @@ const (
 	// again.
 	purgeMax = 5000
 )
-
-// checkDelivered rejects a mark the store could not look up or expire.
-func checkDelivered(d *optin.Delivery) error {
-	switch {
-	case d == nil:
-		return nil
-	case d.Message == "":
-		return fmt.Errorf("%w: delivery without a message", optin.ErrBadInput)
-	case d.Until.IsZero():
-		return fmt.Errorf("%w: delivery without an until", optin.ErrBadInput)
-	}
-	return nil
-}
-
-// messageHash is what the marks keep of a message key: the first 16 bytes
-// of its SHA-256.
-func messageHash(message string) []byte {
-	sum := sha256.Sum256([]byte(message))
-	return sum[:16]
-}
 
 // markKey is a mark's key in the deliveries bucket: the subject id and
 // the message hash.
@@ -63,7 +41,7 @@ func (w *writer) mark(sid string, d *optin.Delivery, now time.Time) error {
 	if !d.Until.After(now) || until <= 0 {
 		return nil
 	}
-	key := markKey(sid, messageHash(d.Message))
+	key := markKey(sid, optin.MessageHash(d.Message))
 	if old := w.marks.Get(key); len(old) == 8 {
 		prev := int64(binary.BigEndian.Uint64(old))
 		if prev == until {

@@ -171,7 +171,7 @@ func TestPurgeBounded(t *testing.T) {
 	err = s.db.View(func(tx *bolt.Tx) error {
 		for i, ch := range changes {
 			sid := optin.SubjectID(s.key, ch.Subject)
-			if has := tx.Bucket(bucketDeliveries).Get(markKey(sid, messageHash("mid:<b@x>"))) != nil; has != (i >= 4) {
+			if has := tx.Bucket(bucketDeliveries).Get(markKey(sid, optin.MessageHash("mid:<b@x>"))) != nil; has != (i >= 4) {
 				t.Errorf("subject %d: mark kept %v after purging the oldest four", i, has)
 			}
 		}

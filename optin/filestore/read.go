@@ -125,7 +125,7 @@ func (s *Store) Lookup(ctx context.Context, q optin.LookupQuery) ([]optin.Standi
 	var hash []byte
 	var now time.Time
 	if q.Message != "" {
-		hash, now = messageHash(q.Message), s.now()
+		hash, now = optin.MessageHash(q.Message), s.now()
 	}
 	out := make([]optin.Standing, len(q.Addresses))
 	err := s.view(ctx, func(tx *bolt.Tx) error {

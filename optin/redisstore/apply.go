@@ -65,7 +65,7 @@ func (s *Store) Apply(ctx context.Context, changes []optin.Change) ([]optin.Resu
 		if changes[i].Subject.IsZero() {
 			return nil, fmt.Errorf("redisstore: apply: change %d: %w: no subject", i, optin.ErrBadAddress)
 		}
-		if err := checkDelivered(changes[i].Delivered); err != nil {
+		if err := changes[i].Delivered.Check(); err != nil {
 			return nil, fmt.Errorf("redisstore: apply: change %d: %w", i, err)
 		}
 		items[i] = &item{ch: &changes[i], sid: s.sid(changes[i].Subject), res: &results[i]}
