@@ -265,17 +265,9 @@ func (s *Server) refusalReceipts(x *session, messageID, qid string) []optin.Rece
 // recipient's reason. The client gave these addresses, so naming them
 // back is no leak.
 func blockedReply(p optin.Purpose, blocked []verdict) *smtp.SMTPError {
-	var b strings.Builder
-	fmt.Fprintf(&b, "No recipient may receive this %s message: ", p.Name)
-	for i, v := range blocked {
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		if i == 10 {
-			fmt.Fprintf(&b, "and %d more", len(blocked)-i)
-			break
-		}
-		fmt.Fprintf(&b, "<%s>: %s", v.rcpt.raw, v.decision.Reason)
-	}
-	return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: b.String()}
+	list := listRecipients(len(blocked), func(i int) string {
+		return fmt.Sprintf("<%s>: %s", blocked[i].rcpt.raw, blocked[i].decision.Reason)
+	})
+	return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
+		Message: fmt.Sprintf("No recipient may receive this %s message: %s", p.Name, list)}
 }

@@ -672,3 +672,18 @@ func TestReceiptWriteFails(t *testing.T) {
 		}
 	})
 }
+
+// TestBlockedReplyStaysShort: the 550 names ten recipients and counts
+// the rest.
+func TestBlockedReplyStaysShort(t *testing.T) {
+	p := enforcing(t, nil, teststore.File(t, filepath.Join(t.TempDir(), "optinproxy.db")), nil)
+	var rcpts []string
+	for i := range 12 {
+		rcpts = append(rcpts, fmt.Sprintf("p%d@example.com", i))
+	}
+	_, err := send(p.dial(t), "crm@shop.example", rcpts, msgWith("many", "newsletter"))
+	se := wantCode(t, err, 550)
+	if !contains(se.Message, "<p9@example.com>: no_consent; and 2 more") || contains(se.Message, "p10@") {
+		t.Errorf("reply %q", se.Message)
+	}
+}

@@ -338,16 +338,25 @@ func upstreamReply(se *smtp.SMTPError) *smtp.SMTPError {
 // summarize lists refused recipients with their codes. The client gave
 // these addresses, so naming them back is no leak.
 func summarize(failed []failure) string {
+	return listRecipients(len(failed), func(i int) string {
+		f := failed[i]
+		return fmt.Sprintf("<%s>: %d %s", f.rcpt.raw, f.err.Code, oneLine(f.err.Message))
+	})
+}
+
+// listRecipients joins the first ten of n items for a reply, and says
+// how many more there are: a reply line must stay short.
+func listRecipients(n int, item func(i int) string) string {
 	var b strings.Builder
-	for i, f := range failed {
+	for i := range n {
 		if i > 0 {
 			b.WriteString("; ")
 		}
 		if i == 10 {
-			fmt.Fprintf(&b, "and %d more", len(failed)-i)
+			fmt.Fprintf(&b, "and %d more", n-i)
 			break
 		}
-		fmt.Fprintf(&b, "<%s>: %d %s", f.rcpt.raw, f.err.Code, oneLine(f.err.Message))
+		b.WriteString(item(i))
 	}
 	return b.String()
 }
