@@ -58,14 +58,18 @@ type Decision struct {
 // String returns "allow <reason>" or "block <reason>", e.g.
 // "block suppressed:complaint".
 func (d Decision) String() string {
-	verb := "block"
-	if d.Allow {
-		verb = "allow"
-	}
 	if d.Reason == "" {
-		return verb
+		return d.Verb()
 	}
-	return verb + " " + string(d.Reason)
+	return d.Verb() + " " + string(d.Reason)
+}
+
+// Verb is "allow" or "block", as receipts and metrics name decisions.
+func (d Decision) Verb() string {
+	if d.Allow {
+		return "allow"
+	}
+	return "block"
 }
 
 // suppressionPrecedence orders the suppression reasons for naming one when

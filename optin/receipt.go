@@ -48,10 +48,7 @@ type Receipt struct {
 // message.relayed when the copy went out, else message.blocked.
 func (r Receipt) Change() Change {
 	d := r.Details
-	d.Decision = "block"
-	if r.Decision.Allow {
-		d.Decision = "allow"
-	}
+	d.Decision = r.Decision.Verb()
 	d.Reason = r.Decision.Reason
 	typ := EventMessageBlocked
 	if r.Relayed {

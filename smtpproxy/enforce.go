@@ -161,14 +161,7 @@ func (s *Server) judge(p optin.Purpose, st optin.Standing) (optin.Decision, stri
 
 // count counts a final decision in the metrics.
 func (s *Server) count(p optin.Purpose, d optin.Decision) {
-	s.metrics.decisions.WithLabelValues(p.Name, verb(d), string(d.Reason)).Inc()
-}
-
-func verb(d optin.Decision) string {
-	if d.Allow {
-		return "allow"
-	}
-	return "block"
+	s.metrics.decisions.WithLabelValues(p.Name, d.Verb(), string(d.Reason)).Inc()
 }
 
 // refusal is a recipient refused at RCPT; its receipt is written with
