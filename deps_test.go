@@ -74,6 +74,10 @@ func TestDependencyRules(t *testing.T) {
 		{map[string][]string{"optin/a": {"optin/b"}, "optin/b": nil}, "optin/a imports optin/b"},
 		// A door imports upstream.
 		{map[string][]string{"smtpproxy": {"upstream"}, "upstream": nil}, "smtpproxy imports upstream"},
+		// A test helper opens the stores and uses another helper.
+		{map[string][]string{"internal/teststore": {"optin/filestore", "internal/redistest"}, "optin/filestore": {"optin"}, "internal/redistest": nil, "optin": nil}, ""},
+		// Product code imports a test helper.
+		{map[string][]string{"admin": {"internal/teststore"}, "internal/teststore": nil}, "admin imports internal/teststore"},
 	}
 	for _, tt := range tests {
 		problems := checkImports(tt.graph)
@@ -160,9 +164,17 @@ func checkImports(graph map[string][]string) []string {
 	return problems
 }
 
+// testHelper tells whether p is a helper that only tests may import
+// (internal/testtools, internal/teststore, ...): it counts as a test.
+func testHelper(p string) bool { return strings.HasPrefix(p, "internal/test") || p == "internal/redistest" }
+
 // forbidden returns why from may not import to directly, or "".
 func forbidden(from, to string) string {
 	switch {
+	case testHelper(from):
+		return ""
+	case testHelper(to):
+		return "test helpers are imported only by tests"
 	case from == "optin":
 		return "optin imports nothing of the project"
 	case doorOf(from) != "" && doorOf(to) != "" && doorOf(from) != doorOf(to):
