@@ -687,3 +687,37 @@ func TestBlockedReplyStaysShort(t *testing.T) {
 		t.Errorf("reply %q", se.Message)
 	}
 }
+
+// TestPersonalizedPartialFailure: with a copy per recipient, one copy
+// refused makes the reply 451, and the retry sends only that copy.
+func TestPersonalizedPartialFailure(t *testing.T) {
+	eachStore(t, func(t *testing.T, ls *ledgerStore) {
+		ls.grant(t, "jan@example.com", "newsletter")
+		ls.grant(t, "marie@example.com", "newsletter")
+		p := enforcing(t, nil, ls.store, func(o *smtpproxy.Options) {
+			o.Personalize = func(_ optin.Purpose, to optin.Address, h textproto.Header, body []byte) ([]byte, error) {
+				h.Add("X-Test-For", to.String())
+				var b bytes.Buffer
+				textproto.WriteHeader(&b, h)
+				b.Write(body)
+				return b.Bytes(), nil
+			}
+		})
+		p.up.set(func(r *recorder) {
+			r.failRcpt["marie@example.com"] = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 2, 2}, Message: "mailbox full"}
+		})
+		rcpts := []string{"jan@example.com", "marie@example.com"}
+		_, err := send(p.dial(t), "crm@shop.example", rcpts, msgWith("ppf", "newsletter"))
+		if se := wantCode(t, err, 451); !contains(se.Message, "Relayed to 1 of 2") {
+			t.Errorf("reply %q", se.Message)
+		}
+		p.up.set(func(r *recorder) { r.failRcpt = map[string]*smtp.SMTPError{} })
+		text, err := send(p.dial(t), "crm@shop.example", rcpts, msgWith("ppf", "newsletter"))
+		if err != nil || !contains(text, "relayed 1, blocked 0 (1 relayed earlier)") {
+			t.Fatalf("retry: %q %v", text, err)
+		}
+		if got := p.up.received(); got["jan@example.com"] != 1 || got["marie@example.com"] != 1 {
+			t.Errorf("copies %v, want one each", got)
+		}
+	})
+}
