@@ -166,7 +166,9 @@ func checkImports(graph map[string][]string) []string {
 
 // testHelper tells whether p is a helper that only tests may import
 // (internal/testtools, internal/teststore, ...): it counts as a test.
-func testHelper(p string) bool { return strings.HasPrefix(p, "internal/test") || p == "internal/redistest" }
+func testHelper(p string) bool {
+	return strings.HasPrefix(p, "internal/test") || p == "internal/redistest"
+}
 
 // forbidden returns why from may not import to directly, or "".
 func forbidden(from, to string) string {

@@ -428,15 +428,7 @@ func TestPersonalizedCopies(t *testing.T) {
 		ls.grant(t, "jan@example.com", "newsletter")
 		ls.grant(t, "marie@example.com", "newsletter")
 		p := enforcing(t, nil, ls.store, func(o *smtpproxy.Options) {
-			o.Personalize = func(pu optin.Purpose, to optin.Address, h textproto.Header, body []byte) ([]byte, error) {
-				h.Add("X-Test-For", to.String())
-				var b bytes.Buffer
-				if err := textproto.WriteHeader(&b, h); err != nil {
-					return nil, err
-				}
-				b.Write(body)
-				return b.Bytes(), nil
-			}
+			o.Personalize = tagCopy
 		})
 		text, err := send(p.dial(t), "crm@shop.example", []string{"jan@example.com", "marie@example.com", "piet@example.com"}, msgWith("pers", "newsletter"))
 		if err != nil || !contains(text, "relayed 2, blocked 1") {
@@ -695,13 +687,7 @@ func TestPersonalizedPartialFailure(t *testing.T) {
 		ls.grant(t, "jan@example.com", "newsletter")
 		ls.grant(t, "marie@example.com", "newsletter")
 		p := enforcing(t, nil, ls.store, func(o *smtpproxy.Options) {
-			o.Personalize = func(_ optin.Purpose, to optin.Address, h textproto.Header, body []byte) ([]byte, error) {
-				h.Add("X-Test-For", to.String())
-				var b bytes.Buffer
-				textproto.WriteHeader(&b, h)
-				b.Write(body)
-				return b.Bytes(), nil
-			}
+			o.Personalize = tagCopy
 		})
 		p.up.set(func(r *recorder) {
 			r.failRcpt["marie@example.com"] = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 2, 2}, Message: "mailbox full"}
@@ -720,4 +706,16 @@ func TestPersonalizedPartialFailure(t *testing.T) {
 			t.Errorf("copies %v, want one each", got)
 		}
 	})
+}
+
+// tagCopy personalizes a copy by naming its recipient in a header, so
+// that a test can tell the copies apart.
+func tagCopy(_ optin.Purpose, to optin.Address, h textproto.Header, body []byte) ([]byte, error) {
+	h.Add("X-Test-For", to.String())
+	var b bytes.Buffer
+	if err := textproto.WriteHeader(&b, h); err != nil {
+		return nil, err
+	}
+	b.Write(body)
+	return b.Bytes(), nil
 }
