@@ -3,6 +3,7 @@ package optin
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -55,6 +56,52 @@ type Consent struct {
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 	// EventID is the event that recorded this state.
 	EventID string `json:"event_id"`
+	// Gaps say what the proof of a granted or pending record lacks; the
+	// no-proof report lists the records that have any.
+	Gaps ProofGaps `json:"proof_gaps,omitzero"`
+}
+
+// ProofGaps are what a consent's proof lacks (SPEC §6): a grant whose
+// time is unknown, no privacy-policy version, or no evidence at all.
+type ProofGaps uint8
+
+const (
+	GapGrantTime     ProofGaps = 1 << iota // imported without granted_at
+	GapPolicyVersion                       // no privacy-policy version
+	GapEvidence                            // no evidence given at all
+)
+
+var gapNames = []string{"granted_at", "policy_version", "evidence"}
+
+// Names lists the gaps by the field that is missing.
+func (g ProofGaps) Names() []string {
+	var out []string
+	for i, name := range gapNames {
+		if g&(1<<i) != 0 {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// MarshalJSON writes the names, as in ["granted_at", "policy_version"].
+func (g ProofGaps) MarshalJSON() ([]byte, error) { return json.Marshal(g.Names()) }
+
+// UnmarshalJSON reads the names back.
+func (g *ProofGaps) UnmarshalJSON(b []byte) error {
+	var names []string
+	if err := json.Unmarshal(b, &names); err != nil {
+		return err
+	}
+	*g = 0
+	for _, n := range names {
+		i := slices.Index(gapNames, n)
+		if i < 0 {
+			return fmt.Errorf("%w: proof gap %q", ErrBadInput, n)
+		}
+		*g |= 1 << i
+	}
+	return nil
 }
 
 // Active reports whether the record allows mail at now: granted and not

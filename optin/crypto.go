@@ -26,10 +26,7 @@ func NewKey() []byte {
 	return k
 }
 
-// SubjectID names a subject in stored keys without its address: the
-// keyed hash of the normalized address under the ledger key, 128 bits in
-// lowercase base32 (26 characters). It survives erasure, the address
-// does not.
+// SubjectID is Keyring.SubjectID for an identity secret.
 func SubjectID(ledgerKey []byte, a Address) string {
 	m := hmac.New(sha256.New, ledgerKey)
 	m.Write([]byte(a.String()))
@@ -72,12 +69,16 @@ func (e *SealedEvent) Chain(prev string) {
 }
 
 // Open reads a stored event back. With a nil key (the subject was erased)
-// the event comes back with Erased set and no personal fields.
+// the event comes back with Erased set and no personal fields. A receipt
+// does not hold the address: the caller sets Subject.
 func Open(key []byte, s SealedEvent) (Event, error) {
 	e := Event{ID: s.ID, Time: s.Time, Type: s.Type, Purpose: s.Purpose, Actor: s.Actor, Prev: s.Prev, Hash: s.Hash}
 	if key == nil {
 		e.Erased = true
 		return e, nil
+	}
+	if s.Receipt {
+		return openReceipt(key, s, e)
 	}
 	aead, err := newAEAD(key)
 	if err != nil {
@@ -113,4 +114,31 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 		return nil, err
 	}
 	return cipher.NewGCM(block)
+}
+
+// SealAddress seals a subject's address under a key derived from its
+// subject key, with the subject id bound as associated data. The nonce is
+// fixed: the derived key seals nothing else, and a subject id has one
+// address. 16 bytes longer than the address.
+func SealAddress(key []byte, sid string, a Address) []byte {
+	var nonce [12]byte
+	return addressKey(key).Seal(nil, nonce[:], []byte(a.String()), []byte(sid))
+}
+
+// OpenAddress reads SealAddress's form back.
+func OpenAddress(key []byte, sid string, sealed []byte) (Address, error) {
+	var nonce [12]byte
+	plain, err := addressKey(key).Open(nil, nonce[:], sealed, []byte(sid))
+	if err != nil {
+		return Address{}, fmt.Errorf("%w: subject %s: its address does not open", ErrCorrupt, sid)
+	}
+	a, err := ParseAddress(string(plain))
+	if err != nil {
+		return Address{}, fmt.Errorf("%w: subject %s: %v", ErrCorrupt, sid, err)
+	}
+	return a, nil
+}
+
+func addressKey(subjectKey []byte) cipher.AEAD {
+	return mustGCM(derive(subjectKey, "optinproxy address"))
 }

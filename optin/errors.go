@@ -37,3 +37,20 @@ var (
 	// stores retry internally and return it only when retries run out.
 	ErrConflict = errors.New("optin: conflict")
 )
+
+// Sentinel errors of the ledger key.
+var (
+	// ErrBadKey means a ledger key (store.key_file) cannot be read or
+	// does not fit the store; the message says which and what to do.
+	ErrBadKey = errors.New("optin: bad ledger key")
+
+	// ErrKeyGeneration means a subject key is wrapped under a generation
+	// the ledger key lacks: rotate-key ran with another copy of the key
+	// file, or the generation was retired.
+	ErrKeyGeneration = errors.New("optin: the ledger key lacks generation")
+
+	// ErrDataLost means the store lost its data while this instance used
+	// it (its marker vanished or changed): consents recorded before are
+	// gone unless a backup is restored. Decisions stay fail-closed.
+	ErrDataLost = errors.New("optin: store data lost")
+)

@@ -61,6 +61,10 @@ type SealedEvent struct {
 	Sealed    []byte    `json:"sealed"`
 	Prev      string    `json:"prev"`
 	Hash      string    `json:"hash"`
+	// Receipt is true for a message receipt (SealReceipt's form), kept
+	// in the subject's receipt chain; false for the events of its main
+	// chain (Seal's form). The stores know it from where they keep it.
+	Receipt bool `json:"-"`
 }
 
 // ComputeHash is the SHA-256, in hex, over the sealed event with Prev and

@@ -69,6 +69,20 @@ type ConsentChange struct {
 	// Status, when set, records that status instead of granted or
 	// withdrawn (an import of "pending" or "expired" rows).
 	Status Status
+	// Import, when set, says the change comes from an import. Imports
+	// never invent evidence (SPEC §2): without At the grant time stays
+	// unknown, and the evidence gets no default time or policy version.
+	// An import without At is applied only when no record for the
+	// purpose is stored (it cannot be ordered against one).
+	Import *ImportSource
+}
+
+// ImportSource names where an imported change came from, kept in its
+// event: the file (as the importer named it), its line, and when.
+type ImportSource struct {
+	File string    `json:"file,omitempty"`
+	Line int       `json:"line,omitempty"`
+	At   time.Time `json:"at"`
 }
 
 var sourcePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_:.-]{0,63}$`)
@@ -111,7 +125,8 @@ func (l *Ledger) change(a Address, p Purpose, status Status, cc ConsentChange) (
 	}
 	now := l.now().UTC()
 	at := cc.At.UTC()
-	if cc.At.IsZero() {
+	undated := cc.At.IsZero()
+	if undated {
 		at = now
 	}
 	if at.After(now.Add(5 * time.Minute)) {
@@ -132,25 +147,43 @@ func (l *Ledger) change(a Address, p Purpose, status Status, cc ConsentChange) (
 		return Change{}, fmt.Errorf("%w: source %q (lowercase letters, digits, _ : . -)", ErrBadInput, source)
 	}
 	ev := cc.Evidence
-	if ev.Time.IsZero() {
+	given := !ev.IsZero()
+	imported := cc.Import != nil
+	if ev.Time.IsZero() && !(imported && undated) {
 		ev.Time = at
 	}
-	if ev.PolicyVersion == "" && status != StatusWithdrawn {
+	if ev.PolicyVersion == "" && status != StatusWithdrawn && !imported {
 		ev.PolicyVersion = l.policy
 	}
 	c := &Consent{Subject: a, Purpose: p.Name, Status: status, Basis: basis, Source: source, UpdatedAt: at}
 	if status == StatusGranted {
-		c.GrantedAt = at
+		if !(imported && undated) {
+			c.GrantedAt = at
+		}
 		if p.Retention > 0 {
+			// An undated import's retention runs from the import: the
+			// grant time is unknown, and the consent must still end.
 			c.ExpiresAt = at.Add(p.Retention)
 		}
 	}
-	details := ConsentDetails{Status: status, Basis: basis, Source: source, ExpiresAt: c.ExpiresAt}
+	if status == StatusGranted || status == StatusPending {
+		if status == StatusGranted && c.GrantedAt.IsZero() {
+			c.Gaps |= GapGrantTime
+		}
+		if ev.PolicyVersion == "" {
+			c.Gaps |= GapPolicyVersion
+		}
+		if !given {
+			c.Gaps |= GapEvidence
+		}
+	}
+	details := ConsentDetails{Status: status, Basis: basis, Source: source, ExpiresAt: c.ExpiresAt, Import: cc.Import}
 	if !ev.IsZero() {
 		details.Evidence = &ev
 	}
 	return Change{
 		Subject: a,
+		Undated: imported && undated,
 		Consent: c,
 		Event: Event{
 			Time: now, Type: eventFor(status), Subject: a, Purpose: p.Name, Actor: cc.Actor,

@@ -26,6 +26,10 @@ type ReceiptDetails struct {
 	// Stage is "rcpt" when the recipient was refused at RCPT, before the
 	// message (and its Message-ID) was known.
 	Stage string `json:"stage,omitempty"`
+	// Uncertain is true when the upstream's reply to the message was
+	// lost (its connection dropped after the final dot): the copy may or
+	// may not have been delivered, and is not sent again (SPEC §4).
+	Uncertain bool `json:"uncertain,omitempty"`
 }
 
 // Receipt is what a relay knows of one recipient's fate, turned into a
@@ -45,7 +49,10 @@ type Receipt struct {
 }
 
 // Change returns the event-only change that records the receipt:
-// message.relayed when the copy went out, else message.blocked.
+// message.relayed when the copy went out, else message.blocked. The
+// event gets its id here, from its time cut to the millisecond (the
+// precision a receipt keeps), so that a write that is tried again (a
+// journal's) can be recognized.
 func (r Receipt) Change() Change {
 	d := r.Details
 	d.Decision = r.Decision.Verb()
@@ -58,9 +65,10 @@ func (r Receipt) Change() Change {
 	if err != nil {
 		panic(err) // strings only: cannot fail
 	}
-	return Change{
-		Subject:   r.Subject,
-		Event:     Event{Time: r.Time, Type: typ, Subject: r.Subject, Purpose: r.Purpose, Actor: r.Actor, Details: details},
-		Delivered: r.Delivered,
+	e := Event{Type: typ, Subject: r.Subject, Purpose: r.Purpose, Actor: r.Actor, Details: details}
+	if !r.Time.IsZero() {
+		e.Time = r.Time.UTC().Truncate(time.Millisecond)
+		e.ID = NewEventID(e.Time)
 	}
+	return Change{Subject: r.Subject, Event: e, Delivered: r.Delivered}
 }

@@ -13,6 +13,12 @@ import (
 // concurrent use, also by several processes on one Redis. Errors wrap
 // ErrNotFound, ErrUnavailable (retry later; fail closed) or ErrCorrupt.
 //
+// A store is opened with the ledger key (Keys) and holds nothing personal
+// that can be read without it (SPEC §2): addresses are sealed under each
+// subject's own key, subject keys are wrapped under the ledger key, and
+// subjects are named by keyed hashes. A store keeps a check of its key
+// and refuses another (ErrBadKey).
+//
 // Stores do not decide: they load SubjectState, call its Apply, and write
 // the state and the sealed event back atomically.
 type Store interface {
@@ -20,6 +26,9 @@ type Store interface {
 	// batch shares round trips (an import of many rows takes a few, not
 	// one per row). Results are in the order of changes. On error, some
 	// changes of the batch may have been applied; each is still atomic.
+	// Receipts (message.relayed and message.blocked) for addresses just
+	// looked up take one round trip per batch: the write checks that
+	// their chains are where the lookup found them.
 	Apply(ctx context.Context, changes []Change) ([]Result, error)
 
 	// Subject returns the current state of one subject, with each
@@ -40,13 +49,42 @@ type Store interface {
 	// Suppressions pages through all suppressed addresses.
 	Suppressions(ctx context.Context, cursor string, limit int) (SuppressionPage, error)
 
-	// Verify checks every subject's chain and names the broken ones.
+	// Verify checks every subject's chains and names the broken ones.
 	Verify(ctx context.Context) (VerifyReport, error)
 
-	// Ping reports whether the store is reachable now.
+	// Subjects pages through every subject's current state (addresses,
+	// consents, suppressions; no events), in no particular order, for
+	// reports. The cursor is opaque; "" starts.
+	Subjects(ctx context.Context, cursor string, limit int) (SubjectPage, error)
+
+	// Rotate re-wraps every subject key that is not under the newest
+	// generation of the ledger key, in batches, safely beside writers,
+	// and returns how many it re-wrapped; run again, it goes on where it
+	// stopped. progress, when not nil, is called after each batch.
+	Rotate(ctx context.Context, progress func(rewrapped int)) (int, error)
+
+	// KeyUse counts the subject keys wrapped under each generation.
+	KeyUse(ctx context.Context) (map[uint32]int, error)
+
+	// PruneReceipts deletes the receipts older than before from the
+	// receipt chains, and returns how many. The chains stay verifiable:
+	// each keeps the hash of its last pruned receipt. Events of the main
+	// chain are never pruned.
+	PruneReceipts(ctx context.Context, before time.Time) (int, error)
+
+	// Ping reports whether the store is reachable now and still holds
+	// its data: an error wrapping ErrDataLost once its marker vanished or
+	// changed while this instance used it (then for as long as this
+	// instance runs; decisions stay fail-closed).
 	Ping(ctx context.Context) error
 
 	Close() error
+}
+
+// SubjectPage is one page of Store.Subjects.
+type SubjectPage struct {
+	Subjects   []SubjectView
+	NextCursor string
 }
 
 // SubjectView is what Store.Subject returns.
@@ -117,8 +155,11 @@ type SuppressionPage struct {
 
 // VerifyReport is the outcome of Store.Verify.
 type VerifyReport struct {
-	Subjects int           `json:"subjects"`
-	Events   int           `json:"events"`
+	Subjects int `json:"subjects"`
+	// Events counts every event checked, receipts included.
+	Events int `json:"events"`
+	// Receipts counts the receipts among them.
+	Receipts int           `json:"receipts"`
 	Broken   []BrokenChain `json:"broken"`
 }
 
@@ -161,7 +202,7 @@ func (d *Delivery) Check() error {
 }
 
 // MessageHash is what stores keep of a Delivery's message key: the first
-// 16 bytes of its SHA-256. Message keys can be long (a Message-ID); a hash
+// 16 bytes of its SHA-256 (Redis keeps the first 8, per subject). Message keys can be long (a Message-ID); a hash
 // of fixed length keeps a mark small and the key itself out of storage.
 func MessageHash(message string) []byte {
 	sum := sha256.Sum256([]byte(message))

@@ -6,17 +6,27 @@ import (
 )
 
 // SubjectState is everything current about one subject, as a store keeps
-// it: the address, the subject's key for its events, the hash of its last
-// event, its consent records and its suppressions. Both stores load it,
-// call Apply, and write it back with the sealed event in one atomic step,
+// it: the address, the subject's key for its events, the heads of its two
+// chains, its consent records and its suppressions. Both stores load it,
+// call Apply, and write it back with the sealed events in one atomic step,
 // so the rules live here once.
+//
+// A subject has two hash chains: its main chain (consent, suppression and
+// subject events), kept as long as the subject, and its receipt chain
+// (message.relayed and message.blocked), whose oldest stretch is pruned
+// after policy.receipt_retention. Receipts are the bulk of the log; apart,
+// they can go without touching the evidence of consent.
 type SubjectState struct {
 	ID      string
 	Address Address
 	// Key encrypts the subject's events; erasure destroys it.
 	Key []byte
-	// Head is the hash of the subject's last event, "" before the first.
-	Head         string
+	// Head is the hash of the last event of the main chain, "" before the
+	// first.
+	Head string
+	// ReceiptHead is the hash of the last receipt, or of the last one
+	// pruned when none is left; "" before the first.
+	ReceiptHead  string
 	Consents     map[string]Consent
 	Suppressions map[SuppressionReason]time.Time
 }
@@ -27,7 +37,7 @@ func NewSubjectState(id string, a Address) *SubjectState {
 }
 
 // Empty reports whether nothing is stored about the subject (no events).
-func (st *SubjectState) Empty() bool { return st.Head == "" }
+func (st *SubjectState) Empty() bool { return st.Head == "" && st.ReceiptHead == "" }
 
 // Change is one atomic change to one subject: an optional new consent
 // record, an optional suppression added or removed, and the event that
@@ -52,6 +62,14 @@ type Change struct {
 	// same write as the event, when the change is applied; the relay sets
 	// it on message.relayed receipts.
 	Delivered *Delivery
+	// Undated marks a consent change whose time is unknown (an import row
+	// without granted_at): it is applied only when no record for its
+	// purpose is stored, since it cannot be ordered against one.
+	Undated bool
+	// Once marks a change that may have been applied already (a journal
+	// replays a write whose outcome it did not learn): stores skip it
+	// when the subject's chain holds its Event.ID, which must be set.
+	Once bool
 }
 
 // Result tells what became of one Change.
@@ -71,9 +89,9 @@ type Result struct {
 func (st *SubjectState) Apply(ch Change, now time.Time) (*SealedEvent, Result, error) {
 	var res Result
 	if c := ch.Consent; c != nil {
-		if old, had := st.Consents[c.Purpose]; had && !c.UpdatedAt.After(old.UpdatedAt) {
+		if old, had := st.Consents[c.Purpose]; had && (ch.Undated || !c.UpdatedAt.After(old.UpdatedAt)) {
 			res.Consent = &old
-			return nil, res, nil // older or a repeat: the stored one stands
+			return nil, res, nil // older, undated or a repeat: the stored one stands
 		}
 	} else if !st.suppressionChanges(ch) {
 		return nil, res, nil // adding what is there, removing what is not
@@ -83,12 +101,19 @@ func (st *SubjectState) Apply(ch Change, now time.Time) (*SealedEvent, Result, e
 	if e.Time.IsZero() {
 		e.Time = now
 	}
+	if e.Type.IsReceipt() {
+		// A receipt keeps its time in its id, to the millisecond.
+		e.Time = e.Time.UTC().Truncate(time.Millisecond)
+	}
 	if e.ID == "" {
 		e.ID = NewEventID(e.Time) // after the time, so ids sort by it
 	}
 	e.Subject = st.Address
 	if st.Key == nil {
 		st.Key = NewKey()
+	}
+	if e.Type.IsReceipt() {
+		return st.applyReceipt(e)
 	}
 	if c := ch.Consent; c != nil {
 		stored := *c
@@ -123,6 +148,18 @@ func (st *SubjectState) Apply(ch Change, now time.Time) (*SealedEvent, Result, e
 	return &sealed, res, nil
 }
 
+// applyReceipt seals a receipt and appends it to the receipt chain.
+func (st *SubjectState) applyReceipt(e Event) (*SealedEvent, Result, error) {
+	sealed, err := SealReceipt(st.Key, st.ID, e)
+	if err != nil {
+		return nil, Result{}, err
+	}
+	sealed.Chain(st.ReceiptHead)
+	st.ReceiptHead = sealed.Hash
+	e.Prev, e.Hash = sealed.Prev, sealed.Hash
+	return &sealed, Result{Applied: true, Event: e}, nil
+}
+
 // suppressionChanges reports whether a change without a consent record
 // changes anything: an event-only change always does.
 func (st *SubjectState) suppressionChanges(ch Change) bool {
@@ -141,6 +178,8 @@ type ConsentDetails struct {
 	Source    string    `json:"source"`
 	Evidence  *Evidence `json:"evidence,omitempty"`
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// Import names the file an imported change came from.
+	Import *ImportSource `json:"import,omitempty"`
 }
 
 // Marshal returns the details as JSON for Event.Details.

@@ -148,7 +148,7 @@ func TestEventWithoutTimeGetsNowAndATimeOrderedID(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	a := mustAddr(t, "a@example.com")
 	st := NewSubjectState("sid", a)
-	_, r, err := st.Apply(Change{Subject: a, Event: Event{Type: EventMessageRelayed}}, now)
+	_, r, err := st.Apply(Change{Subject: a, Event: Event{Type: EventMessageRelayed, Details: []byte(`{"message_id":"<m@x>"}`)}}, now)
 	if err != nil || !r.Event.Time.Equal(now) {
 		t.Fatalf("event time %s, %v; want now", r.Event.Time, err)
 	}

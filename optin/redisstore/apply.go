@@ -2,10 +2,12 @@ package redisstore
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,60 +17,78 @@ import (
 )
 
 const (
-	// batchSize caps the changes that share one WATCH/MULTI.
+	// batchSize caps the changes that share one write.
 	batchSize = 500
 	// batchAttempts is how often a whole batch is tried before its
-	// subjects go one transaction each (Store.batchAttempts).
+	// subjects go one write each (Store.batchAttempts).
 	batchAttempts = 3
-	// subjectAttempts is how often one subject's transaction is tried
-	// before Apply gives up with optin.ErrConflict.
+	// subjectAttempts is how often one subject's write is tried before
+	// Apply gives up with optin.ErrConflict.
 	subjectAttempts = 10
-	// parallel bounds the subject transactions running at once.
+	// parallel bounds the subject writes running at once.
 	parallel = 8
 	// maxBackoff caps the jittered wait before a retry.
 	maxBackoff = 100 * time.Millisecond
 )
+
+// errChainMoved is what an attempt returns when the script found a chain
+// moved since it was read: nothing was written.
+var errChainMoved = errors.New("redisstore: a chain moved since it was read")
 
 // item is one change of a batch with its subject id and result slot.
 type item struct {
 	ch  *optin.Change
 	sid string
 	res *optin.Result
-	// index is the list index of the change's event once applied.
-	index int64
-}
-
-// feedRef is a global feed entry: the subject and the index of the event
-// in its list.
-type feedRef struct {
-	sid   string
-	index int64
+	// ref is where the change's event went, once applied.
+	ref ref
 }
 
 // Apply applies changes in order, each atomically for its subject, in
-// batches of batchSize that take about two round trips each (see doc.go).
-// On error, the batches before the failing one are applied and their
-// results are returned with the error; in the failing batch, on Cluster
-// or after conflicts, some subjects may have been applied too. A change
-// without a subject is an error wrapping optin.ErrBadAddress, and one
-// whose Delivered lacks its Message or Until one wrapping
-// optin.ErrBadInput, found before anything is written.
+// batches of batchSize that take one round trip each when the subjects
+// were just looked up (receipts), two when they must be read first (see
+// doc.go). On error, the batches before the failing one are applied and
+// their results are returned with the error; in the failing batch some
+// subjects may have been applied too, when it went one subject at a
+// time. A change without a subject is an error wrapping
+// optin.ErrBadAddress, and one whose Delivered lacks its Message or Until
+// one wrapping optin.ErrBadInput, found before anything is written.
 //
-// A change's Delivered mark is written in the MULTI that applies the
-// change, whatever its kind (a message receipt, as a rule), and not when
-// the change is ignored; a mark whose Until has passed is not written. A
-// mark replaces the subject's earlier one for the same message.
+// Every change's event gets its time and id before the first attempt,
+// so that an attempt whose outcome was not learned (a reply lost, and
+// go-redis sending the script again) is recognized when tried again: its
+// events are in the chain already and are not appended twice.
+//
+// A change's Delivered mark is written with the change, whatever its
+// kind (a message receipt, as a rule), and not when the change is
+// ignored; a mark whose Until has passed is not written. A mark replaces
+// the subject's earlier one for the same message.
 func (s *Store) Apply(ctx context.Context, changes []optin.Change) ([]optin.Result, error) {
 	items := make([]*item, len(changes))
 	results := make([]optin.Result, len(changes))
-	for i := range changes {
-		if changes[i].Subject.IsZero() {
+	own := make([]optin.Change, len(changes))
+	now := s.now()
+	for i, ch := range changes {
+		if ch.Subject.IsZero() {
 			return nil, fmt.Errorf("redisstore: apply: change %d: %w: no subject", i, optin.ErrBadAddress)
 		}
-		if err := changes[i].Delivered.Check(); err != nil {
+		if err := ch.Delivered.Check(); err != nil {
 			return nil, fmt.Errorf("redisstore: apply: change %d: %w", i, err)
 		}
-		items[i] = &item{ch: &changes[i], sid: s.sid(changes[i].Subject), res: &results[i]}
+		if ch.Once && ch.Event.ID == "" {
+			return nil, fmt.Errorf("redisstore: apply: change %d: %w: Once without an event id", i, optin.ErrBadInput)
+		}
+		if ch.Event.Time.IsZero() {
+			ch.Event.Time = now
+		}
+		if ch.Event.Type.IsReceipt() {
+			ch.Event.Time = ch.Event.Time.UTC().Truncate(time.Millisecond)
+		}
+		if ch.Event.ID == "" {
+			ch.Event.ID = optin.NewEventID(ch.Event.Time)
+		}
+		own[i] = ch
+		items[i] = &item{ch: &own[i], sid: s.sid(ch.Subject), res: &results[i]}
 	}
 	for start := 0; start < len(items); start += batchSize {
 		if err := s.applyBatch(ctx, items[start:min(start+batchSize, len(items))]); err != nil {
@@ -78,24 +98,15 @@ func (s *Store) Apply(ctx context.Context, changes []optin.Change) ([]optin.Resu
 	return results, nil
 }
 
-// applyBatch applies one batch: in one transaction on one node, else (on
-// Cluster, or after conflicts) one transaction per subject. On Cluster
-// the feed entries and suppression index entries of the batch follow in
-// one pipeline, in the order of the changes.
+// applyBatch applies one batch: in one write on one node, else (on
+// Cluster, or after conflicts) one write per subject. On Cluster the
+// feed entries and suppression index entries of the batch follow in one
+// pipeline, in the order of the changes.
 func (s *Store) applyBatch(ctx context.Context, items []*item) error {
-	if len(items) > 0 && oneSubject(items) {
-		mu := s.stripe(items[0].sid)
-		mu.Lock()
-		defer mu.Unlock()
-		err := s.retry(ctx, items, subjectAttempts)
-		if s.cluster {
-			if ierr := s.writeIndexes(ctx, items); err == nil {
-				err = ierr
-			}
-		}
-		return err
+	if len(items) == 0 {
+		return nil
 	}
-	if !s.cluster {
+	if !s.cluster && !oneSubject(items) {
 		err := s.retry(ctx, items, s.batchAttempts)
 		if !errors.Is(err, optin.ErrConflict) {
 			return err
@@ -110,7 +121,8 @@ func (s *Store) applyBatch(ctx context.Context, items []*item) error {
 	return err
 }
 
-// applyEach applies items in one transaction per subject, several at once.
+// applyEach applies items in one write per subject, several at once;
+// this process's writes to one subject take turns (its stripe).
 func (s *Store) applyEach(ctx context.Context, items []*item) error {
 	groups := map[string][]*item{}
 	var order []string
@@ -119,6 +131,9 @@ func (s *Store) applyEach(ctx context.Context, items []*item) error {
 			order = append(order, it.sid)
 		}
 		groups[it.sid] = append(groups[it.sid], it)
+	}
+	if len(order) == 1 {
+		return s.applySubject(ctx, groups[order[0]])
 	}
 	var (
 		wg       sync.WaitGroup
@@ -130,10 +145,7 @@ func (s *Store) applyEach(ctx context.Context, items []*item) error {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			lock := s.stripe(sid)
-			lock.Lock()
-			defer lock.Unlock()
-			if err := s.retry(ctx, groups[sid], subjectAttempts); err != nil {
+			if err := s.applySubject(ctx, groups[sid]); err != nil {
 				mu.Lock()
 				if firstErr == nil {
 					firstErr = err
@@ -146,6 +158,13 @@ func (s *Store) applyEach(ctx context.Context, items []*item) error {
 	return firstErr
 }
 
+func (s *Store) applySubject(ctx context.Context, items []*item) error {
+	lock := s.stripe(items[0].sid)
+	lock.Lock()
+	defer lock.Unlock()
+	return s.retry(ctx, items, subjectAttempts)
+}
+
 // oneSubject tells whether every item is of the first item's subject.
 func oneSubject(items []*item) bool {
 	for _, it := range items[1:] {
@@ -156,16 +175,19 @@ func oneSubject(items []*item) bool {
 	return true
 }
 
-// retry runs attempt until it commits, fails otherwise, or has met
-// attempts conflicts (then an error wrapping optin.ErrConflict).
+// retry runs attempt until it writes, fails otherwise, or has met
+// attempts conflicts (then an error wrapping optin.ErrConflict). After a
+// conflict, attempts read the chains' event ids, so that what an earlier
+// attempt did write (go-redis may have sent it again after losing its
+// reply) is not appended twice.
 func (s *Store) retry(ctx context.Context, items []*item, attempts int) error {
 	for n := 1; ; n++ {
-		err := s.attempt(ctx, items)
-		if !errors.Is(err, redis.TxFailedErr) {
+		err := s.attempt(ctx, items, n > 1)
+		if !errors.Is(err, errChainMoved) {
 			return wrap("apply", err)
 		}
 		if n == attempts {
-			return fmt.Errorf("redisstore: apply: %w: %d subjects changed concurrently %d times", optin.ErrConflict, len(items), n)
+			return fmt.Errorf("redisstore: apply: %w: %d changes' subjects changed concurrently %d times", optin.ErrConflict, len(items), n)
 		}
 		wait := time.Duration(rand.Int64N(int64(min(time.Millisecond<<n, maxBackoff))))
 		select {
@@ -176,167 +198,271 @@ func (s *Store) retry(ctx context.Context, items []*item, attempts int) error {
 	}
 }
 
-// attempt applies items in one WATCH/MULTI: watch and read the states in
-// one round trip, apply in Go, write in one MULTI/EXEC. It returns
-// redis.TxFailedErr when a watched state changed meanwhile. All items
-// share one slot on Cluster.
-func (s *Store) attempt(ctx context.Context, items []*item) error {
-	var sids []string
+// attempt applies items in one write: it builds each subject's record
+// from what a lookup just saw (receipts) or from one pipelined read, runs
+// the changes through optin.SubjectState.Apply, and hands the sealed
+// events to applyScript. It returns errChainMoved when the script found
+// a chain moved (nothing written). With checkIDs, it reads the ids in
+// the chains and skips the changes whose events are there.
+func (s *Store) attempt(ctx context.Context, items []*item, checkIDs bool) error {
+	now := s.now()
 	recs := map[string]*record{}
+	var sids []string
 	addrs := map[string]optin.Address{}
+	needRead := map[string]bool{}
 	for _, it := range items {
-		if _, seen := addrs[it.sid]; !seen {
+		if _, ok := addrs[it.sid]; !ok {
 			sids = append(sids, it.sid)
 			addrs[it.sid] = it.ch.Subject
 		}
+		if checkIDs || it.ch.Once || !it.ch.Event.Type.IsReceipt() {
+			needRead[it.sid] = true
+		}
 	}
-	stateKeys := make([]string, len(sids))
-	for i, sid := range sids {
-		stateKeys[i] = s.keys.state(sid)
-	}
-	var watchKeys []string
-	if s.cluster {
-		watchKeys = stateKeys // go-redis sends WATCH: it picks the node by them
-	}
-	var refs []feedRef
-	results := make([]optin.Result, len(items))
-	indexes := make([]int64, len(items))
-	ran := false
-	err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-		ran, refs = true, refs[:0]
-		// On one node, WATCH travels in the read pipeline; go-redis does
-		// not know of it, so an early return must UNWATCH here.
-		armed := !s.cluster
-		defer func() {
-			if armed {
-				_ = tx.Unwatch(context.WithoutCancel(ctx)).Err()
-			}
-		}()
-		reads := make([]*redis.MapStringStringCmd, len(sids))
-		tails := make([]*redis.StringCmd, len(sids))
-		cmds, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
-			if !s.cluster {
-				args := make([]any, 0, 1+len(stateKeys))
-				args = append(args, "watch")
-				for _, k := range stateKeys {
-					args = append(args, k)
-				}
-				p.Do(ctx, args...)
-			}
-			for i, sid := range sids {
-				reads[i] = p.HGetAll(ctx, stateKeys[i])
-				tails[i] = p.LIndex(ctx, s.keys.events(sid), -1) // the head
-			}
-			return nil
-		})
-		if err = pipeErr(cmds, err); err != nil {
+	for _, sid := range sids {
+		if needRead[sid] {
+			continue
+		}
+		r, ok, err := s.fromSeen(sid, addrs[sid], now)
+		if err != nil {
 			return err
 		}
-		for i, sid := range sids {
-			if recs[sid], err = decodeState(sid, addrs[sid], reads[i].Val(), tails[i].Val()); err != nil {
-				return err
-			}
+		if !ok {
+			needRead[sid] = true
+			continue
 		}
-		now := s.now()
-		for i, it := range items {
-			r := recs[it.sid]
-			if results[i], err = r.apply(*it.ch, now); err != nil {
-				return err
-			}
-			if results[i].Applied {
-				indexes[i] = r.n + int64(len(r.pending)) - 1
-				refs = append(refs, feedRef{sid: it.sid, index: indexes[i]})
-			}
-		}
-		if len(refs) == 0 {
-			return nil // nothing changed; the deferred UNWATCH releases the keys
-		}
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			for _, sid := range sids {
-				s.queueWrites(ctx, p, sid, recs[sid], now)
-			}
-			if !s.cluster {
-				for _, ref := range refs {
-					s.queueFeed(ctx, p, ref)
-				}
-			}
-			return nil
-		})
-		if err == nil || errors.Is(err, redis.TxFailedErr) || redis.IsExecAbortError(err) {
-			armed = false // EXEC ran and dropped the watch
-		}
+		recs[sid] = r
+	}
+	if err := s.read(ctx, sids, addrs, needRead, checkIDs || anyOnce(items), recs); err != nil {
 		return err
-	}, watchKeys...)
+	}
+	for _, it := range items {
+		r := recs[it.sid]
+		res, err := r.apply(*it.ch, now)
+		if err != nil {
+			return err
+		}
+		if res.Applied {
+			if it.ch.Event.Type.IsReceipt() {
+				it.ref = ref{sid: it.sid, chain: chainReceipt, index: r.r + int64(len(r.receipts)) - 1}
+			} else {
+				it.ref = ref{sid: it.sid, chain: chainMain, index: r.n + int64(len(r.pending)) - 1}
+			}
+		}
+		*it.res = res
+	}
+	var dirty []string
+	for _, sid := range sids {
+		if recs[sid].dirty() {
+			dirty = append(dirty, sid)
+		}
+	}
+	if len(dirty) == 0 {
+		return nil
+	}
+	keys, args := s.scriptArgs(items, dirty, recs, now)
+	res, err := applyScript.Run(ctx, s.rdb, keys, args...).StringSlice()
 	if err != nil {
 		return err
 	}
-	if !ran {
-		// go-redis v9.23's ClusterClient.Watch returns nil without
-		// calling fn when the client is closed.
-		return fmt.Errorf("transaction not run: %w", redis.ErrClosed)
+	if len(res) == 2 && res[0] == "conflict" {
+		i, _ := strconv.Atoi(res[1])
+		if i >= 1 && i <= len(dirty) {
+			s.seen.drop(dirty[i-1])
+		}
+		return errChainMoved
 	}
-	for i, it := range items {
-		*it.res, it.index = results[i], indexes[i]
+	for _, sid := range dirty {
+		r := recs[sid]
+		s.seen.put(sid, seen{exists: true, wrapped: string(r.wrapped), r: r.r + int64(len(r.receipts)),
+			head: rawHead(r.st.ReceiptHead), at: now})
 	}
 	return nil
 }
 
-// queueWrites queues the writes of one subject's pending events: its
-// state fields, its events, its delivery marks not past by now (each a
-// string that Redis expires at its until), and on one node its
-// suppression index entry.
-func (s *Store) queueWrites(ctx context.Context, p redis.Pipeliner, sid string, r *record, now time.Time) {
-	set, del := r.changes()
-	if len(set) == 0 {
-		return
-	}
-	p.HSet(ctx, s.keys.state(sid), set...)
-	if len(del) > 0 {
-		p.HDel(ctx, s.keys.state(sid), del...)
-	}
-	events := make([]any, len(r.pending))
-	for i, e := range r.pending {
-		events[i] = encodeEvent(e)
-	}
-	p.RPush(ctx, s.keys.events(sid), events...)
-	for _, m := range r.marks {
-		if m.Until.After(now) && m.Until.UnixNano() > 0 {
-			p.SetArgs(ctx, s.keys.delivered(sid, m.Message), markValue(m.Until), redis.SetArgs{ExpireAt: expireAt(m.Until)})
+func anyOnce(items []*item) bool {
+	for _, it := range items {
+		if it.ch.Once {
+			return true
 		}
 	}
-	if !s.cluster && r.suppressionsChanged() {
-		if len(r.st.Suppressions) > 0 {
-			p.ZAdd(ctx, s.keys.supp(), redis.Z{Member: sid})
-		} else {
-			p.ZRem(ctx, s.keys.supp(), sid)
-		}
-	}
+	return false
 }
 
-func (s *Store) queueFeed(ctx context.Context, p redis.Pipeliner, ref feedRef) {
-	p.XAdd(ctx, &redis.XAddArgs{
-		Stream: s.keys.feed(),
-		Values: []string{feedFieldSubject, ref.sid, feedFieldIndex, strconv.FormatInt(ref.index, 10)},
+// fromSeen builds the record of a subject whose receipts are all a batch
+// writes from what a lookup saw of it; false when nothing fresh was.
+func (s *Store) fromSeen(sid string, a optin.Address, now time.Time) (*record, bool, error) {
+	sn, ok := s.seen.get(sid, now)
+	if !ok {
+		return nil, false, nil
+	}
+	r := &record{st: optin.NewSubjectState(sid, a), exists: sn.exists, r: sn.r, receiptHeadSeen: sn.head, index: map[string]int64{}}
+	r.st.ReceiptHead = hex.EncodeToString([]byte(sn.head))
+	if sn.wrapped != "" {
+		r.wrapped = []byte(sn.wrapped)
+		key, err := s.ring.Unwrap(sid, r.wrapped)
+		if err != nil {
+			return nil, false, err
+		}
+		r.st.Key = key
+	}
+	r.snapshot()
+	return r, true, nil
+}
+
+// read reads the records of the subjects marked in need, in one
+// pipelined round trip: each state with the last entry of its two lists
+// and, with ids, every event id of them.
+func (s *Store) read(ctx context.Context, sids []string, addrs map[string]optin.Address, need map[string]bool, ids bool, recs map[string]*record) error {
+	type reads struct {
+		state        *redis.MapStringStringCmd
+		etail, rtail *redis.StringCmd
+		elist, rlist *redis.StringSliceCmd
+	}
+	cmds := map[string]*reads{}
+	if len(need) == 0 {
+		return nil
+	}
+	piped, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, sid := range sids {
+			if !need[sid] {
+				continue
+			}
+			rd := &reads{state: p.HGetAll(ctx, s.keys.state(sid))}
+			rd.etail = p.LIndex(ctx, s.keys.events(sid), -1)
+			rd.rtail = p.LIndex(ctx, s.keys.receipts(sid), -1)
+			if ids {
+				rd.elist = p.LRange(ctx, s.keys.events(sid), 0, -1)
+				rd.rlist = p.LRange(ctx, s.keys.receipts(sid), 0, -1)
+			}
+			cmds[sid] = rd
+		}
+		return nil
 	})
+	if err := pipeErr(piped, err); err != nil {
+		return err
+	}
+	for sid, rd := range cmds {
+		if err := rd.state.Err(); err != nil {
+			return err
+		}
+		r, err := s.decodeState(sid, addrs[sid], rd.state.Val(), rd.etail.Val(), rd.rtail.Val())
+		if err != nil {
+			return err
+		}
+		if ids {
+			r.ids = map[string]bool{}
+			for _, raw := range rd.elist.Val() {
+				if e, err := decodeEvent(sid, raw); err == nil {
+					r.ids[e.ID] = true
+				}
+			}
+			for _, raw := range rd.rlist.Val() {
+				if len(raw) > 17 {
+					r.ids[b32lower(raw[1:17])] = true
+				}
+			}
+		}
+		recs[sid] = r
+	}
+	return nil
+}
+
+// scriptArgs lays out applyScript's keys and arguments for the dirty
+// subjects, with the feed entries of items in their order.
+func (s *Store) scriptArgs(items []*item, dirty []string, recs map[string]*record, now time.Time) ([]string, []any) {
+	keys := make([]string, 0, 3*len(dirty)+2)
+	args := make([]any, 4, 4+12*len(dirty))
+	indexes := "0"
+	if !s.cluster {
+		indexes = "1"
+	}
+	args[0], args[1], args[2] = len(dirty), indexes, now.UnixMilli()
+	var feed []byte
+	if !s.cluster {
+		for _, it := range items {
+			if it.res.Applied {
+				feed = appendRef(feed, it.ref)
+			}
+		}
+	}
+	args[3] = string(feed)
+	kr := s.ring.Get()
+	for _, sid := range dirty {
+		r := recs[sid]
+		keys = append(keys, s.keys.state(sid), s.keys.events(sid), s.keys.receipts(sid))
+		set, del := r.fields(kr, now)
+		flags := ""
+		if r.exists {
+			flags += "X"
+		} else {
+			flags += "N"
+		}
+		if len(r.pending) > 0 && r.exists {
+			flags += "E"
+		}
+		if len(r.receipts) > 0 && r.exists {
+			flags += "R"
+		}
+		if len(r.marks) > 0 {
+			flags += "M"
+		}
+		if r.suppressionsChanged() {
+			if len(r.st.Suppressions) > 0 {
+				flags += "+"
+			} else {
+				flags += "-"
+			}
+		}
+		args = append(args, flags, sid, r.headSeen, r.receiptHeadSeen, len(set)/2)
+		for _, f := range set {
+			args = append(args, f)
+		}
+		args = append(args, len(del))
+		for _, f := range del {
+			args = append(args, f)
+		}
+		args = append(args, len(r.pending))
+		for _, e := range r.pending {
+			args = append(args, encodeEvent(e))
+		}
+		args = append(args, len(r.receipts))
+		for _, e := range r.receipts {
+			args = append(args, encodeReceipt(e))
+		}
+	}
+	if !s.cluster {
+		keys = append(keys, s.keys.feed(), s.keys.supp())
+	}
+	return keys, args
 }
 
 // writeIndexes writes, on Cluster, the feed entries and suppression index
-// entries of a batch's committed changes, which live in other slots. The
+// entries of a batch's applied changes, which live in other slots. The
 // index only gains members here: a stale member (a subject whose
 // suppressions are gone) lists nothing, since Suppressions reads the
 // state, whereas a lost one would hide a suppression.
 func (s *Store) writeIndexes(ctx context.Context, items []*item) error {
+	var feed []byte
+	var supp []any
 	n := 0
+	for _, it := range items {
+		if !it.res.Applied {
+			continue
+		}
+		n++
+		feed = appendRef(feed, it.ref)
+		if it.ch.AddSuppression != "" {
+			supp = append(supp, it.sid)
+		}
+	}
+	if n == 0 {
+		return nil
+	}
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, it := range items {
-			if !it.res.Applied {
-				continue
-			}
-			n++
-			s.queueFeed(ctx, p, feedRef{sid: it.sid, index: it.index})
-			if it.ch.AddSuppression != "" {
-				p.ZAdd(ctx, s.keys.supp(), redis.Z{Member: it.sid})
-			}
+		p.XAdd(ctx, &redis.XAddArgs{Stream: s.keys.feed(), Values: []string{feedRefs, string(feed)}})
+		for _, sid := range supp {
+			p.ZAdd(ctx, s.keys.supp(), redis.Z{Member: sid})
 		}
 		return nil
 	})
@@ -345,3 +471,17 @@ func (s *Store) writeIndexes(ctx context.Context, items []*item) error {
 	}
 	return nil
 }
+
+// rawHead is a hex hash's raw bytes, "" for none.
+func rawHead(h string) string {
+	if h == "" {
+		return ""
+	}
+	raw, err := hex.DecodeString(h)
+	if err != nil {
+		return ""
+	}
+	return string(raw)
+}
+
+func b32lower(raw string) string { return strings.ToLower(b32.EncodeToString([]byte(raw))) }

@@ -105,12 +105,12 @@ func TestCluster(t *testing.T) {
 	}
 	addrs := startCluster(t)
 	var stores atomic.Int64
-	open := func(t *testing.T, now func() time.Time) optin.Store {
+	open := func(t *testing.T, now func() time.Time, keys *optin.Keys) optin.Store {
 		c, err := NewClient("", "", nil, addrs)
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := Open(context.Background(), Options{Client: c, Prefix: fmt.Sprintf("c%d:", stores.Add(1)), Now: now})
+		s, err := Open(context.Background(), Options{Client: c, Keys: keys, Prefix: fmt.Sprintf("c%d:", stores.Add(1)), Now: now})
 		if err != nil {
 			c.Close()
 			t.Fatal(err)

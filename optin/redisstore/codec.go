@@ -12,8 +12,11 @@ import (
 	"optinproxy/optin"
 )
 
-// formatV1 starts every consent record and event this package writes.
-const formatV1 = 1
+// Format bytes: every consent record, event and receipt starts with one.
+const (
+	formatV1 = 1 // events of the main chain; consent records without gaps
+	formatV2 = 2 // consent records with gaps; receipts
+)
 
 // Codes for the values that nearly every record or event repeats; 0 means
 // the text follows. Append only: stored data refers to them by position.
@@ -51,7 +54,7 @@ var errShort = errors.New("truncated")
 // list (-1 for unknown) in the form doc.go describes.
 func encodeConsent(c optin.Consent, index int64) []byte {
 	b := make([]byte, 0, 48+len(c.Source))
-	b = append(b, formatV1)
+	b = append(b, formatV2)
 	b = appendCoded(b, statusCodes, string(c.Status))
 	b = appendCoded(b, basisCodes, string(c.Basis))
 	b = appendString(b, c.Source)
@@ -73,14 +76,17 @@ func encodeConsent(c optin.Consent, index int64) []byte {
 		b = binary.AppendVarint(b, unixNano(c.ExpiresAt)-updated)
 	}
 	b = appendID(b, c.EventID)
-	return binary.AppendUvarint(b, uint64(index+1))
+	b = binary.AppendUvarint(b, uint64(index+1))
+	return append(b, byte(c.Gaps))
 }
 
-// decodeConsent reads encodeConsent's form. The index is -1 when unknown.
+// decodeConsent reads encodeConsent's form, and format 1 (without
+// gaps). The index is -1 when unknown.
 func decodeConsent(a optin.Address, purpose string, s string) (optin.Consent, int64, error) {
-	if s == "" || s[0] != formatV1 {
+	if s == "" || s[0] != formatV1 && s[0] != formatV2 {
 		return optin.Consent{}, -1, fmt.Errorf("%w: consent record of unknown format", optin.ErrCorrupt)
 	}
+	format := s[0]
 	d := decoder{s: s[1:]}
 	c := optin.Consent{Subject: a, Purpose: purpose}
 	c.Status = optin.Status(d.coded(statusCodes))
@@ -106,6 +112,9 @@ func decodeConsent(a optin.Address, purpose string, s string) (optin.Consent, in
 	}
 	c.EventID = d.id()
 	index := int64(d.uvarint()) - 1
+	if format == formatV2 {
+		c.Gaps = optin.ProofGaps(d.byte())
+	}
 	if err := d.done(); err != nil {
 		return optin.Consent{}, -1, fmt.Errorf("%w: consent record of %q: %v", optin.ErrCorrupt, purpose, err)
 	}
@@ -150,6 +159,69 @@ func decodeEvent(sid, s string) (optin.SealedEvent, error) {
 	return e, nil
 }
 
+// encodeReceipt writes a sealed receipt in the form doc.go describes: no
+// subject id (the list's), no time (its id's), no prev (the hash of the
+// entry before it, or the state's rp): a receipt is stored once per
+// recipient of every message, so every byte counts.
+func encodeReceipt(e *optin.SealedEvent) []byte {
+	id, ok := rawID(e.ID)
+	hash, hok := rawHash(e.Hash)
+	if !ok || !hok {
+		panic("redisstore: a receipt without a canonical id or hash")
+	}
+	b := make([]byte, 0, 56+len(e.Sealed)+len(e.Actor)+len(e.Purpose))
+	b = append(b, formatV2)
+	b = append(b, id...)
+	b = appendCoded(b, typeCodes, string(e.Type))
+	b = appendString(b, e.Purpose)
+	b = appendString(b, e.Actor)
+	b = appendString(b, string(e.Sealed))
+	return append(b, hash...)
+}
+
+// decodeReceipt reads encodeReceipt's form of subject sid, whose
+// predecessor's hash is prev.
+func decodeReceipt(sid, s, prev string) (optin.SealedEvent, error) {
+	if len(s) < 1+16+32 || s[0] != formatV2 {
+		return optin.SealedEvent{}, fmt.Errorf("%w: receipt of subject %s: unknown format", optin.ErrCorrupt, sid)
+	}
+	d := decoder{s: s[1 : len(s)-32]}
+	e := optin.SealedEvent{SubjectID: sid, Receipt: true, Prev: prev, Hash: hex.EncodeToString([]byte(s[len(s)-32:]))}
+	e.ID = strings.ToLower(b32.EncodeToString([]byte(d.take(16))))
+	e.Time = optin.IDTime(e.ID)
+	e.Type = optin.EventType(d.coded(typeCodes))
+	e.Purpose = d.string()
+	e.Actor = d.string()
+	if sealed := d.string(); sealed != "" {
+		e.Sealed = []byte(sealed)
+	}
+	if err := d.done(); err != nil {
+		return optin.SealedEvent{}, fmt.Errorf("%w: receipt of subject %s: %v", optin.ErrCorrupt, sid, err)
+	}
+	return e, nil
+}
+
+// tailHash is the hash an encoded event or receipt ends with, raw, as
+// the write script reads it ("" when the form does not end in one).
+func tailHash(s string) string {
+	if len(s) < 33 {
+		return ""
+	}
+	return s[len(s)-32:]
+}
+
+// rawID returns the 16 bytes of a canonical event id.
+func rawID(id string) ([]byte, bool) {
+	if len(id) != 26 {
+		return nil, false
+	}
+	raw, err := b32.DecodeString(strings.ToUpper(id))
+	if err != nil || len(raw) != 16 || strings.ToLower(b32.EncodeToString(raw)) != id {
+		return nil, false
+	}
+	return raw, true
+}
+
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
@@ -170,11 +242,8 @@ func appendID(b []byte, id string) []byte {
 	if id == "" {
 		return append(b, tagNone)
 	}
-	if len(id) == 26 {
-		if raw, err := b32.DecodeString(strings.ToUpper(id)); err == nil && len(raw) == 16 &&
-			strings.ToLower(b32.EncodeToString(raw)) == id {
-			return append(append(b, tagRaw), raw...)
-		}
+	if raw, ok := rawID(id); ok {
+		return append(append(b, tagRaw), raw...)
 	}
 	return appendString(append(b, tagText), id)
 }

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,10 +19,11 @@ func marked(a optin.Address, message string, until time.Time) optin.Change {
 	return ch
 }
 
-// TestMarkTTL: a mark is a key of its own in the subject's slot, named by
-// a hash of the message key, holding its until, that Redis expires by
-// itself at its until; a mark already past is not written.
-func TestMarkTTL(t *testing.T) {
+// TestMarkField: a mark is a field of the subject's state, named by 8
+// bytes of a hash of the message key, holding its until in Unix ms
+// (rounded up); a mark already past is not written, and expired ones go
+// once the state has grown.
+func TestMarkField(t *testing.T) {
 	s := openOn(t, redistest.Start(t), Options{})
 	ctx := context.Background()
 	a, b := addr(t, "ttl@example.com"), addr(t, "past@example.com")
@@ -30,30 +32,16 @@ func TestMarkTTL(t *testing.T) {
 	if _, err := s.Apply(ctx, []optin.Change{marked(a, message, until), marked(b, message, time.Now().Add(-time.Second))}); err != nil {
 		t.Fatal(err)
 	}
-
-	key := s.keys.delivered(s.sid(a), message)
-	if want := s.keys.prefix + "{" + s.sid(a) + "}:d:"; !strings.HasPrefix(key, want) || len(key) != len(want)+32 {
-		t.Errorf("mark key %q, want %q and 32 hex digits", key, want)
+	field := markField(message)
+	if len(field) != 9 || field[0] != 'd' {
+		t.Errorf("mark field %q, want d and 8 bytes", field)
 	}
-	ttl, err := s.rdb.PTTL(ctx, key).Result()
-	if err != nil {
-		t.Fatal(err)
+	v, err := s.rdb.HGet(ctx, s.keys.state(s.sid(a)), field).Result()
+	if err != nil || v != strconv.FormatInt(until.UnixMilli()+1, 10) {
+		t.Errorf("mark value %q %v, want its until in ms, rounded up (%d)", v, err, until.UnixMilli()+1)
 	}
-	if ttl <= 23*time.Hour || ttl > 24*time.Hour+time.Second {
-		t.Errorf("PTTL of the mark: %s, want about 24h", ttl)
-	}
-	at, err := s.rdb.PExpireTime(ctx, key).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := until.UnixMilli() + 1; at.Milliseconds() != want {
-		t.Errorf("mark expires at %d ms, want %d (its until rounded up)", at.Milliseconds(), want)
-	}
-	if v, err := s.rdb.Get(ctx, key).Result(); err != nil || v != strconv.FormatInt(until.UnixNano(), 10) {
-		t.Errorf("mark value %q %v, want its until in ns", v, err)
-	}
-	if n, err := s.rdb.Exists(ctx, s.keys.delivered(s.sid(b), message)).Result(); err != nil || n != 0 {
-		t.Errorf("a mark already past was written: %d %v", n, err)
+	if n, err := s.rdb.HExists(ctx, s.keys.state(s.sid(b)), field).Result(); err != nil || n {
+		t.Errorf("a mark already past was written: %v %v", n, err)
 	}
 	keys, err := s.rdb.Keys(ctx, "*").Result()
 	if err != nil {
@@ -67,6 +55,34 @@ func TestMarkTTL(t *testing.T) {
 	st, err := s.Lookup(ctx, optin.LookupQuery{Purpose: "newsletter", Addresses: []optin.Address{a, b}, Message: message})
 	if err != nil || !st[0].Delivered || st[1].Delivered {
 		t.Errorf("Lookup: %+v %v", st, err)
+	}
+
+	// Thirty marks that end at once, then one more write: the state keeps
+	// only the live ones.
+	c := addr(t, "busy-mark@example.com")
+	var changes []optin.Change
+	for i := range 30 {
+		changes = append(changes, marked(c, fmt.Sprintf("mid:<m%d@x>", i), time.Now().Add(50*time.Millisecond)))
+	}
+	if _, err := s.Apply(ctx, changes); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(60 * time.Millisecond)
+	if _, err := s.Apply(ctx, []optin.Change{marked(c, "mid:<last@x>", time.Now().Add(time.Hour))}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.rdb.HGetAll(ctx, s.keys.state(s.sid(c))).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	marks := 0
+	for f := range m {
+		if isMarkField(f) {
+			marks++
+		}
+	}
+	if marks != 1 {
+		t.Errorf("%d marks kept after 30 expired, want the live one", marks)
 	}
 }
 

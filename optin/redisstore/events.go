@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 
@@ -20,23 +21,20 @@ const (
 	filterBatch = 256
 )
 
-// streamID is the form of a stream entry id, the global feed's cursor.
-var streamID = regexp.MustCompile(`^[0-9]+-[0-9]+$`)
-
 // Events pages through the log oldest first. Without a subject it walks
-// the global feed (the cursor is a stream entry id); with one, the
-// subject's own list (the cursor is an index in it). Type and Since
-// (inclusive) are applied while paging: a page is full unless it is the
-// last, or scanBudget events were examined; NextCursor is "" only on the
-// last page. A cursor that does not decode is an error wrapping
+// the global feed (one entry per write, in the order of writes); with
+// one, the subject's two lists, merged by time. Type and
+// Since (inclusive) are applied while paging: a page is full unless it is
+// the last, or scanBudget events were examined; NextCursor is "" only on
+// the last page. A cursor that does not decode is an error wrapping
 // optin.ErrBadInput.
 func (s *Store) Events(ctx context.Context, q optin.EventQuery) (optin.EventPage, error) {
-	pg := pager{s: s, q: q, limit: optin.PageSize(q.Limit), keys: map[string][]byte{}}
+	pg := &pager{s: s, q: q, limit: optin.PageSize(q.Limit), subjects: map[string]*pagedSubject{}}
 	var err error
 	if q.Subject.IsZero() {
 		err = pg.feed(ctx)
 	} else {
-		err = pg.chain(ctx)
+		err = pg.chains(ctx)
 	}
 	if err != nil {
 		return optin.EventPage{}, err
@@ -46,211 +44,359 @@ func (s *Store) Events(ctx context.Context, q optin.EventQuery) (optin.EventPage
 
 // pager collects one page of events.
 type pager struct {
-	s     *Store
-	q     optin.EventQuery
-	limit int
-	// keys caches subject keys by subject id; nil when erased.
-	keys     map[string][]byte
+	s        *Store
+	q        optin.EventQuery
+	limit    int
+	subjects map[string]*pagedSubject
 	examined int
 	page     optin.EventPage
+}
+
+// pagedSubject is what a page needs of a subject: its key and address
+// to open its events, and where its receipt list starts.
+type pagedSubject struct {
+	key        []byte
+	addr       optin.Address
+	pruned     int64
+	prunedHead string
 }
 
 func (pg *pager) filtered() bool { return pg.q.Type != "" || !pg.q.Since.IsZero() }
 
 // batch is how many events to read next: one more than the page needs
 // (to know whether another page follows) or, with a filter, more.
-func (pg *pager) batch() int {
+func (pg *pager) batch() int64 {
 	n := pg.limit - len(pg.page.Events) + 1
 	if pg.filtered() {
 		n = max(n, filterBatch)
 	}
-	return n
+	return int64(n)
 }
+
+func (pg *pager) full() bool { return len(pg.page.Events) == pg.limit }
 
 func (pg *pager) matches(e *optin.SealedEvent) bool {
 	return (pg.q.Type == "" || e.Type == pg.q.Type) && !e.Time.Before(pg.q.Since)
 }
 
-// offer considers one stored event, adding it to the page when it
-// matches; full reports that the page has no room for it (it is not
-// consumed then).
-func (pg *pager) offer(sid, raw string) (full bool, err error) {
-	if len(pg.page.Events) == pg.limit {
-		return true, nil
-	}
+// take considers one stored event, adding it to the page when it
+// matches.
+func (pg *pager) take(se optin.SealedEvent) error {
 	pg.examined++
-	se, err := decodeEvent(sid, raw)
-	if err != nil {
-		return false, fmt.Errorf("redisstore: events: %w", err)
-	}
 	if !pg.matches(&se) {
-		return false, nil
+		return nil
 	}
-	e, err := optin.Open(pg.keys[sid], se)
+	sub := pg.subjects[se.SubjectID]
+	var key []byte
+	var a optin.Address
+	if sub != nil {
+		key, a = sub.key, sub.addr
+	}
+	e, err := optin.Open(key, se)
 	if err != nil {
-		return false, fmt.Errorf("redisstore: events: %w", err)
+		return fmt.Errorf("redisstore: events: %w", err)
+	}
+	if se.Receipt && !e.Erased {
+		e.Subject = a
 	}
 	pg.page.Events = append(pg.page.Events, e)
-	return false, nil
+	return nil
 }
 
-// chain pages over one subject's list.
-func (pg *pager) chain(ctx context.Context) error {
+// readSubjects reads the keys, addresses and receipt offsets of the
+// subjects not read yet, in one round trip.
+func (pg *pager) readSubjects(ctx context.Context, sids []string) error {
 	s := pg.s
-	var start int64
-	if pg.q.Cursor != "" {
-		var err error
-		if start, err = strconv.ParseInt(pg.q.Cursor, 10, 64); err != nil || start < 0 {
-			return fmt.Errorf("redisstore: events: %w: cursor %q", optin.ErrBadInput, pg.q.Cursor)
+	var todo []string
+	for _, sid := range sids {
+		if _, ok := pg.subjects[sid]; !ok && !contains(todo, sid) {
+			todo = append(todo, sid)
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	cmds := make([]*redis.SliceCmd, len(todo))
+	piped, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, sid := range todo {
+			cmds[i] = p.HMGet(ctx, s.keys.state(sid), fieldWrappedKey, fieldSealedAddress, fieldPruned, fieldPrunedHead)
+		}
+		return nil
+	})
+	if err = pipeErr(piped, err); err != nil {
+		return wrap("events", err)
+	}
+	for i, sid := range todo {
+		vals := cmds[i].Val()
+		str := func(j int) string { v, _ := vals[j].(string); return v }
+		key, a, err := s.subjectKey(sid, str(0), str(1))
+		if err != nil {
+			return fmt.Errorf("redisstore: events: %w", err)
+		}
+		sub := &pagedSubject{key: key, addr: a, prunedHead: str(3)}
+		sub.pruned, _ = strconv.ParseInt(str(2), 10, 64)
+		pg.subjects[sid] = sub
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// chains pages over one subject's two lists, merged by time. The cursor
+// is "E.R": the next index in the main list and the next absolute index
+// in the receipt chain.
+func (pg *pager) chains(ctx context.Context) error {
+	s := pg.s
+	var next [2]int64 // main, receipts (absolute)
+	if c := pg.q.Cursor; c != "" {
+		e, r, ok := strings.Cut(c, ".")
+		var err1, err2 error
+		next[0], err1 = strconv.ParseInt(e, 10, 64)
+		if ok {
+			next[1], err2 = strconv.ParseInt(r, 10, 64)
+		}
+		if err1 != nil || err2 != nil || next[0] < 0 || next[1] < 0 {
+			return fmt.Errorf("redisstore: events: %w: cursor %q", optin.ErrBadInput, c)
 		}
 	}
 	sid := s.sid(pg.q.Subject)
-	for first := true; ; first = false {
-		n := int64(pg.batch())
-		var keyCmd *redis.StringCmd
-		var listCmd *redis.StringSliceCmd
-		cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			if first {
-				keyCmd = p.HGet(ctx, s.keys.state(sid), fieldKey)
+	if err := pg.readSubjects(ctx, []string{sid}); err != nil {
+		return err
+	}
+	sub := pg.subjects[sid]
+	sub.addr = pg.q.Subject
+	next[1] = max(next[1], sub.pruned)
+	var (
+		buf  [2][]optin.SealedEvent
+		done [2]bool
+	)
+	fill := func() error {
+		n := pg.batch()
+		var cmds [2]*redis.StringSliceCmd
+		rstart := next[1] - sub.pruned + int64(len(buf[1]))
+		piped, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			if len(buf[0]) == 0 && !done[0] {
+				cmds[0] = p.LRange(ctx, s.keys.events(sid), next[0], next[0]+n-1)
 			}
-			listCmd = p.LRange(ctx, s.keys.events(sid), start, start+n-1)
+			if len(buf[1]) == 0 && !done[1] {
+				cmds[1] = p.LRange(ctx, s.keys.receipts(sid), max(0, rstart-1), rstart+n-1)
+			}
 			return nil
 		})
-		if err = pipeErr(cmds, err); err != nil {
+		if err = pipeErr(piped, err); err != nil {
 			return wrap("events", err)
 		}
-		if first {
-			if k := keyCmd.Val(); k != "" {
-				pg.keys[sid] = []byte(k)
+		if cmds[0] != nil {
+			raws := cmds[0].Val()
+			done[0] = int64(len(raws)) < n
+			for _, raw := range raws {
+				se, err := decodeEvent(sid, raw)
+				if err != nil {
+					return fmt.Errorf("redisstore: events: %w", err)
+				}
+				buf[0] = append(buf[0], se)
 			}
 		}
-		raws := listCmd.Val()
-		for _, raw := range raws {
-			full, err := pg.offer(sid, raw)
-			if err != nil {
+		if cmds[1] != nil {
+			raws := cmds[1].Val()
+			prev := hexHash(sub.prunedHead)
+			if rstart > 0 && len(raws) > 0 {
+				prev, raws = hexHash(tailHash(raws[0])), raws[1:]
+			}
+			done[1] = int64(len(raws)) < n
+			for _, raw := range raws {
+				se, err := decodeReceipt(sid, raw, prev)
+				if err != nil {
+					return fmt.Errorf("redisstore: events: %w", err)
+				}
+				buf[1] = append(buf[1], se)
+				prev = se.Hash
+			}
+		}
+		return nil
+	}
+	for {
+		if (len(buf[0]) == 0 && !done[0]) || (len(buf[1]) == 0 && !done[1]) {
+			if err := fill(); err != nil {
 				return err
 			}
-			if full {
-				pg.page.NextCursor = strconv.FormatInt(start, 10)
-				return nil
-			}
-			start++
 		}
-		if int64(len(raws)) < n {
-			return nil // the end of the list
+		if len(buf[0]) == 0 && len(buf[1]) == 0 {
+			return nil // both chains read to their ends
 		}
-		if pg.examined >= scanBudget {
-			pg.page.NextCursor = strconv.FormatInt(start, 10)
+		if pg.full() || pg.examined >= scanBudget {
+			pg.page.NextCursor = fmt.Sprintf("%d.%d", next[0], next[1])
 			return nil
+		}
+		c := 1
+		if len(buf[1]) == 0 || len(buf[0]) > 0 && !buf[1][0].Time.Before(buf[0][0].Time) {
+			c = 0
+		}
+		se := buf[c][0]
+		buf[c] = buf[c][1:]
+		next[c]++
+		if err := pg.take(se); err != nil {
+			return err
 		}
 	}
 }
 
-// feed pages over the global feed: XRANGE, then the referenced events
-// and their subjects' keys in one pipelined round trip.
+// streamID is the form of a stream entry id.
+var streamID = regexp.MustCompile(`^[0-9]+-[0-9]+$`)
+
+// feed pages over the global feed: one entry per write, listing the
+// events it appended in the order of the changes. The cursor is "ID/K":
+// K references of entry ID were taken, and every entry before it. Schema
+// version 1's cursor, an entry id alone, goes on after that entry.
 func (pg *pager) feed(ctx context.Context) error {
 	s := pg.s
-	start := "-"
+	pos, took := "-", 0
 	if c := pg.q.Cursor; c != "" {
-		if !streamID.MatchString(c) {
+		id, k, slash := strings.Cut(c, "/")
+		n, err := strconv.Atoi(k)
+		switch {
+		case !streamID.MatchString(id) || slash && (err != nil || n < 0):
 			return fmt.Errorf("redisstore: events: %w: cursor %q", optin.ErrBadInput, c)
+		case slash:
+			pos, took = id, n
+		default:
+			pos, took = id, 1<<30
 		}
-		start = "(" + c
 	}
 	for {
 		n := pg.batch()
-		entries, err := s.rdb.XRangeN(ctx, s.keys.feed(), start, "+", int64(n)).Result()
+		msgs, err := s.rdb.XRangeN(ctx, s.keys.feed(), pos, "+", n).Result()
 		if err != nil {
 			return wrap("events", err)
 		}
-		// Without a filter the last entry only tells that more follow.
-		fetch := entries
-		if !pg.filtered() && len(fetch) == n {
-			fetch = fetch[:n-1]
+		type at struct {
+			ref
+			entry string
+			k     int
 		}
-		refs := make([]feedRef, len(fetch))
-		for i, en := range fetch {
-			sid, _ := en.Values[feedFieldSubject].(string)
-			idx, err := strconv.ParseInt(fmt.Sprint(en.Values[feedFieldIndex]), 10, 64)
-			if sid == "" || err != nil {
-				return fmt.Errorf("redisstore: events: %w: feed entry %s", optin.ErrCorrupt, en.ID)
-			}
-			refs[i] = feedRef{sid: sid, index: idx}
-		}
-		raws, err := pg.fetch(ctx, refs)
-		if err != nil {
-			return err
-		}
-		for i, en := range entries {
-			if i == len(fetch) {
-				pg.page.NextCursor = pg.lastID(start)
-				return nil
-			}
-			if raws[i] == nil {
-				continue // not (or no longer) in the subject's list
-			}
-			full, err := pg.offer(refs[i].sid, *raws[i])
+		var todo []at
+		for _, m := range msgs {
+			rs, err := entryRefs(m)
 			if err != nil {
 				return err
 			}
-			if full {
-				pg.page.NextCursor = pg.lastID(start)
-				return nil
+			for k, r := range rs {
+				if m.ID == pos && k < took {
+					continue
+				}
+				todo = append(todo, at{r, m.ID, k})
 			}
-			start = "(" + en.ID
 		}
-		if len(entries) < n {
+		for len(todo) > 0 {
+			chunk := todo[:min(len(todo), int(pg.batch()))]
+			rs := make([]ref, len(chunk))
+			for i, c := range chunk {
+				rs[i] = c.ref
+			}
+			events, err := pg.fetch(ctx, rs)
+			if err != nil {
+				return err
+			}
+			for i, se := range events {
+				if pg.full() || pg.examined >= scanBudget {
+					pg.page.NextCursor = fmt.Sprintf("%s/%d", chunk[i].entry, chunk[i].k)
+					return nil
+				}
+				pos, took = chunk[i].entry, chunk[i].k+1
+				if se != nil {
+					if err := pg.take(*se); err != nil {
+						return err
+					}
+				}
+			}
+			todo = todo[len(chunk):]
+		}
+		if int64(len(msgs)) < n {
 			return nil // the end of the feed
 		}
-		if pg.examined >= scanBudget {
-			pg.page.NextCursor = pg.lastID(start)
-			return nil
+		pos, took = msgs[len(msgs)-1].ID, 1<<30
+	}
+}
+
+// entryRefs reads a feed entry's references: version 2's packed ones,
+// or version 1's subject and index.
+func entryRefs(m redis.XMessage) ([]ref, error) {
+	if packed, ok := m.Values[feedRefs].(string); ok {
+		rs, ok := refs(packed)
+		if !ok {
+			return nil, fmt.Errorf("redisstore: events: %w: feed entry %s", optin.ErrCorrupt, m.ID)
 		}
+		return rs, nil
 	}
+	sid, _ := m.Values[feedFieldSubject].(string)
+	idx, err := strconv.ParseInt(fmt.Sprint(m.Values[feedFieldIndex]), 10, 64)
+	if sid == "" || err != nil {
+		return nil, fmt.Errorf("redisstore: events: %w: feed entry %s", optin.ErrCorrupt, m.ID)
+	}
+	return []ref{{sid: sid, chain: chainMain, index: idx}}, nil
 }
 
-// lastID turns an exclusive XRANGE start back into a cursor.
-func (pg *pager) lastID(start string) string {
-	if start == "-" {
-		return ""
-	}
-	return start[1:]
-}
-
-// fetch reads the referenced events, and the keys of subjects not seen
-// yet, in one round trip; a nil entry is an event the list lacks.
-func (pg *pager) fetch(ctx context.Context, refs []feedRef) ([]*string, error) {
-	if len(refs) == 0 {
+// fetch reads the referenced events in order, with what is needed to
+// open them, in two round trips: the subjects not read yet, then the
+// events (a receipt with the one before it, for its prev). A nil entry
+// is an event no longer there (a pruned receipt).
+func (pg *pager) fetch(ctx context.Context, rs []ref) ([]*optin.SealedEvent, error) {
+	if len(rs) == 0 {
 		return nil, nil
 	}
 	s := pg.s
-	events := make([]*redis.StringCmd, len(refs))
-	keyCmds := map[string]*redis.StringCmd{}
-	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, ref := range refs {
-			events[i] = p.LIndex(ctx, s.keys.events(ref.sid), ref.index)
-			if _, known := pg.keys[ref.sid]; !known && keyCmds[ref.sid] == nil {
-				keyCmds[ref.sid] = p.HGet(ctx, s.keys.state(ref.sid), fieldKey)
+	sids := make([]string, len(rs))
+	for i, r := range rs {
+		sids[i] = r.sid
+	}
+	if err := pg.readSubjects(ctx, sids); err != nil {
+		return nil, err
+	}
+	cmds := make([]*redis.StringSliceCmd, len(rs))
+	piped, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, r := range rs {
+			if r.chain == chainMain {
+				cmds[i] = p.LRange(ctx, s.keys.events(r.sid), r.index, r.index)
+				continue
+			}
+			at := r.index - pg.subjects[r.sid].pruned
+			if at >= 0 {
+				cmds[i] = p.LRange(ctx, s.keys.receipts(r.sid), max(0, at-1), at)
 			}
 		}
 		return nil
 	})
-	if err = pipeErr(cmds, err); err != nil {
+	if err = pipeErr(piped, err); err != nil {
 		return nil, wrap("events", err)
 	}
-	for sid, cmd := range keyCmds {
-		if k := cmd.Val(); k != "" {
-			pg.keys[sid] = []byte(k)
-		} else {
-			pg.keys[sid] = nil
+	out := make([]*optin.SealedEvent, len(rs))
+	for i, r := range rs {
+		if cmds[i] == nil {
+			continue
 		}
-	}
-	raws := make([]*string, len(refs))
-	for i, cmd := range events {
-		if cmd.Err() == nil {
-			v := cmd.Val()
-			raws[i] = &v
+		raws := cmds[i].Val()
+		var se optin.SealedEvent
+		switch {
+		case r.chain == chainMain && len(raws) == 1:
+			se, err = decodeEvent(r.sid, raws[0])
+		case r.chain == chainReceipt && len(raws) == 2:
+			se, err = decodeReceipt(r.sid, raws[1], hexHash(tailHash(raws[0])))
+		case r.chain == chainReceipt && len(raws) == 1 && r.index == pg.subjects[r.sid].pruned:
+			se, err = decodeReceipt(r.sid, raws[0], hexHash(pg.subjects[r.sid].prunedHead))
+		default:
+			continue // not (or no longer) in the list
 		}
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: events: %w", err)
+		}
+		out[i] = &se
 	}
-	return raws, nil
+	return out, nil
 }

@@ -8,6 +8,10 @@ import (
 	"optinproxy/optin"
 )
 
+// testKeys is the ledger key of the tests' stores, shared, so that
+// several stores on one server agree.
+var testKeys = optin.StaticKeys(optin.NewKeyring(time.Now()))
+
 var testPurposes = optin.Purposes{
 	"newsletter": {Name: "newsletter", Basis: optin.BasisConsent, Category: optin.CategoryMarketing, Retention: 730 * 24 * time.Hour, Unsubscribe: true},
 	"orders":     {Name: "orders", Basis: optin.BasisContract, Category: optin.CategoryTransactional},
@@ -45,11 +49,16 @@ func grant(t testing.TB, l *optin.Ledger, a optin.Address, i int) optin.Change {
 	return ch
 }
 
-// receipt is an event-only change.
+// receipt is a message receipt, as the relay writes one.
 func receipt(a optin.Address) optin.Change {
-	return optin.Change{Subject: a, Event: optin.Event{Type: optin.EventMessageRelayed, Subject: a, Purpose: "newsletter", Actor: "smtp:test"}}
+	return optin.Receipt{Subject: a, Purpose: "newsletter", Actor: "smtp:test", Time: time.Now(), Relayed: true,
+		Decision: optin.Decision{Allow: true, Reason: optin.ReasonConsent}, Details: optin.ReceiptDetails{MessageID: "<r@test>"}}.Change()
 }
 
 func suppress(a optin.Address, r optin.SuppressionReason) optin.Change {
 	return optin.Change{Subject: a, AddSuppression: r, Event: optin.Event{Type: optin.EventSuppressionAdded, Subject: a, Actor: "test"}}
+}
+
+func unsuppress(a optin.Address, r optin.SuppressionReason) optin.Change {
+	return optin.Change{Subject: a, RemoveSuppression: r, Event: optin.Event{Type: optin.EventSuppressionRemoved, Subject: a, Actor: "test"}}
 }

@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"encoding/binary"
 	"strings"
 
 	"optinproxy/optin"
@@ -9,20 +10,48 @@ import (
 // DefaultPrefix starts every key when Options.Prefix is empty.
 const DefaultPrefix = "optin:"
 
-// schemaVersion is the layout doc.go describes; Open refuses another.
-const schemaVersion = "1"
-
-// Fields of the state hash and of the meta hash.
+// schemaVersion is the layout doc.go describes; Open migrates version 1
+// (the layout that kept the ledger key, subject keys and addresses in
+// the clear) and refuses others.
 const (
-	fieldAddress     = "a"
-	fieldKey         = "k"
-	fieldCount       = "n"
-	consentPrefix    = "c:"
-	suppressPrefix   = "x:"
-	metaLedgerKey    = "lk"
-	metaVersion      = "v"
-	feedFieldSubject = "s"
-	feedFieldIndex   = "i"
+	schemaVersion = "2"
+	schemaV1      = "1"
+)
+
+// Fields of the state hash.
+const (
+	fieldSealedAddress = "p"  // the address, sealed under the subject key
+	fieldWrappedKey    = "w"  // the subject key, wrapped under the ledger key
+	fieldCount         = "n"  // events in the main chain
+	fieldReceipts      = "r"  // receipts ever appended, pruned ones included
+	fieldPruned        = "ro" // receipts pruned: the absolute index of the list's first
+	fieldPrunedHead    = "rp" // the hash of the last pruned receipt, raw
+	consentPrefix      = "c:"
+	suppressPrefix     = "x:"
+	// markPrefix starts a delivery mark's field: "d" and 8 bytes of the
+	// message key's hash (see markField).
+	markPrefix = "d"
+
+	// Fields of schema version 1, read by the migration only.
+	fieldAddressV1 = "a"
+	fieldKeyV1     = "k"
+)
+
+// Fields of the meta hash.
+const (
+	metaVersion    = "v"
+	metaKeyCheck   = "kc" // optin.Keyring.Check
+	metaEpoch      = "e"  // random, made with the hash: the marker of the data
+	metaGeneration = "g"  // the newest key generation in use
+	metaMigrating  = "m"  // set while version 1 is migrated
+	metaLedgerV1   = "lk" // schema version 1's ledger key
+)
+
+// Fields of the feed entries.
+const (
+	feedRefs         = "r" // version 2: packed references (see appendRef)
+	feedFieldSubject = "s" // version 1: the subject id
+	feedFieldIndex   = "i" // version 1: the event's index in the list
 )
 
 // reasons are the suppression reasons in the order stores list them.
@@ -35,19 +64,26 @@ var reasons = []optin.SuppressionReason{
 type keys struct{ prefix string }
 
 func (k keys) meta() string { return k.prefix + "meta" }
+
 func (k keys) feed() string { return k.prefix + "events" }
 func (k keys) supp() string { return k.prefix + "supp" }
+func (k keys) lease(job string) string {
+	return k.prefix + "lease:" + job
+}
 func (k keys) state(sid string) string {
 	return k.prefix + "{" + sid + "}:s"
 }
 func (k keys) events(sid string) string {
 	return k.prefix + "{" + sid + "}:e"
 }
+func (k keys) receipts(sid string) string {
+	return k.prefix + "{" + sid + "}:r"
+}
 
-// delivered is the key of subject sid's mark for a message (see
-// markOf), in the subject's slot.
-func (k keys) delivered(sid, message string) string {
-	return k.prefix + "{" + sid + "}:d:" + markOf(message)
+// markV1 is schema version 1's key of a delivery mark, read by the
+// migration only.
+func (k keys) markV1Pattern() string {
+	return globEscape(k.prefix) + "{*}:d:*"
 }
 
 // statePattern matches every state key, for SCAN.
@@ -65,6 +101,16 @@ func (k keys) sidOf(key string) (string, bool) {
 	return sid, ok && sid != ""
 }
 
+// markField is the state field of a delivery mark for a message: "d"
+// and the first 8 bytes of optin.MessageHash. Per subject, within one
+// dedup window, 64 bits do not collide.
+func markField(message string) string {
+	return markPrefix + string(optin.MessageHash(message)[:8])
+}
+
+// isMarkField tells mark fields from the others by their form.
+func isMarkField(f string) bool { return len(f) == 9 && f[0] == markPrefix[0] }
+
 // globEscape quotes the characters SCAN's MATCH treats specially.
 func globEscape(s string) string {
 	var b strings.Builder
@@ -75,4 +121,46 @@ func globEscape(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// Chains of a feed reference.
+const (
+	chainMain    = 'e'
+	chainReceipt = 'r'
+)
+
+// ref is one event of the feed: a subject, its chain, and the event's
+// absolute index in that chain.
+type ref struct {
+	sid   string
+	chain byte
+	index int64
+}
+
+// appendRef packs a reference: the subject id's 16 raw bytes, the chain,
+// and the index as 4 bytes big-endian (21 bytes).
+func appendRef(b []byte, r ref) []byte {
+	raw, err := b32.DecodeString(strings.ToUpper(r.sid))
+	if err != nil || len(raw) != 16 {
+		panic("redisstore: subject id " + r.sid + " is not 16 bytes of base32")
+	}
+	b = append(b, raw...)
+	b = append(b, r.chain)
+	return binary.BigEndian.AppendUint32(b, uint32(r.index))
+}
+
+// refs unpacks a feed entry's references.
+func refs(packed string) ([]ref, bool) {
+	if len(packed)%21 != 0 {
+		return nil, false
+	}
+	out := make([]ref, 0, len(packed)/21)
+	for i := 0; i < len(packed); i += 21 {
+		out = append(out, ref{
+			sid:   strings.ToLower(b32.EncodeToString([]byte(packed[i : i+16]))),
+			chain: packed[i+16],
+			index: int64(binary.BigEndian.Uint32([]byte(packed[i+17 : i+21]))),
+		})
+	}
+	return out, true
 }

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -13,20 +14,34 @@ import (
 )
 
 // Lookup reads, in one pipelined round trip, each address's record for
-// q.Purpose and its suppressions, one HMGET per address, and with
-// q.Message its delivery mark, one GET per address; the subject ids are
-// computed here with the ledger key. A mark counts while the store's
-// clock (Options.Now) is before its until. A zero address is an error
-// wrapping optin.ErrBadAddress.
+// q.Purpose, its suppressions and, with q.Message, its delivery mark (one
+// HMGET per address), with the head of its receipt chain (LINDEX), which
+// the write of the message's receipts then builds on without reading
+// again. The subject ids are computed here with the ledger key. A mark
+// counts while the store's clock (Options.Now) is before its until. A
+// zero address is an error wrapping optin.ErrBadAddress.
 func (s *Store) Lookup(ctx context.Context, q optin.LookupQuery) ([]optin.Standing, error) {
 	out := make([]optin.Standing, len(q.Addresses))
 	if len(q.Addresses) == 0 {
 		return out, nil
 	}
-	fields := make([]string, 0, 2+len(reasons))
-	fields = append(fields, fieldAddress, consentPrefix+q.Purpose)
+	// HMGET's fields, in this order.
+	const (
+		iKey = iota
+		iCount
+		iReceipts
+		iPrunedHead
+		iConsent
+		iSupp
+	)
+	fields := make([]string, 0, iSupp+len(reasons)+1)
+	fields = append(fields, fieldWrappedKey, fieldCount, fieldReceipts, fieldPrunedHead, consentPrefix+q.Purpose)
 	for _, r := range reasons {
 		fields = append(fields, suppressPrefix+string(r))
+	}
+	iMark := len(fields)
+	if q.Message != "" {
+		fields = append(fields, markField(q.Message))
 	}
 	sids := make([]string, len(q.Addresses))
 	for i, a := range q.Addresses {
@@ -36,16 +51,11 @@ func (s *Store) Lookup(ctx context.Context, q optin.LookupQuery) ([]optin.Standi
 		sids[i] = s.sid(a)
 	}
 	states := make([]*redis.SliceCmd, len(sids))
-	var marks []*redis.StringCmd
-	if q.Message != "" {
-		marks = make([]*redis.StringCmd, len(sids))
-	}
+	tails := make([]*redis.StringCmd, len(sids))
 	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, sid := range sids {
 			states[i] = p.HMGet(ctx, s.keys.state(sid), fields...)
-			if marks != nil {
-				marks[i] = p.Get(ctx, s.keys.delivered(sid, q.Message))
-			}
+			tails[i] = p.LIndex(ctx, s.keys.receipts(sid), -1)
 		}
 		return nil
 	})
@@ -56,10 +66,8 @@ func (s *Store) Lookup(ctx context.Context, q optin.LookupQuery) ([]optin.Standi
 	for i, a := range q.Addresses {
 		out[i].Address = a
 		vals := states[i].Val()
-		if stored, ok := vals[0].(string); ok && stored != a.String() {
-			return nil, fmt.Errorf("redisstore: lookup: %w: subject %s holds another address", optin.ErrCorrupt, sids[i])
-		}
-		if rec, ok := vals[1].(string); ok {
+		str := func(j int) string { v, _ := vals[j].(string); return v }
+		if rec, ok := vals[iConsent].(string); ok {
 			c, _, err := decodeConsent(a, q.Purpose, rec)
 			if err != nil {
 				return nil, fmt.Errorf("redisstore: lookup: %w", err)
@@ -67,34 +75,54 @@ func (s *Store) Lookup(ctx context.Context, q optin.LookupQuery) ([]optin.Standi
 			out[i].Consent = &c
 		}
 		for j, r := range reasons {
-			if _, ok := vals[2+j].(string); ok {
+			if _, ok := vals[iSupp+j].(string); ok {
 				out[i].Suppressions = append(out[i].Suppressions, r)
 			}
 		}
-		if marks != nil {
-			out[i].Delivered = deliveredBy(marks[i].Val(), now)
+		if q.Message != "" {
+			out[i].Delivered = markHolds(str(iMark), now)
 		}
+		sn := seen{wrapped: str(iKey), at: now}
+		sn.exists = sn.wrapped != "" || vals[iCount] != nil || vals[iReceipts] != nil
+		sn.r, _ = strconv.ParseInt(str(iReceipts), 10, 64)
+		if sn.head = tailHash(tails[i].Val()); tails[i].Val() == "" {
+			sn.head = str(iPrunedHead)
+		}
+		s.seen.put(sids[i], sn)
 	}
 	return out, nil
 }
 
-// Subject reads the subject's state and its most recent events in one
-// round trip (HGETALL and LRANGE), and the events that recorded its
-// consents, when older than those, in a second (LINDEX by the index kept
-// in each record).
+// markHolds reads a mark's value (Unix ms, "" when none) and tells
+// whether it holds at now.
+func markHolds(v string, now time.Time) bool {
+	if v == "" {
+		return false
+	}
+	until, err := strconv.ParseInt(v, 10, 64)
+	return err == nil && now.UnixMilli() < until
+}
+
+// Subject reads the subject's state and the most recent events of its
+// two chains in one round trip (HGETALL and LRANGEs), and the events that
+// recorded its consents, when older than those, in a second (LINDEX by
+// the index kept in each record).
 func (s *Store) Subject(ctx context.Context, a optin.Address, recent int) (*optin.SubjectView, error) {
 	if a.IsZero() {
 		return nil, fmt.Errorf("redisstore: subject: %w: empty", optin.ErrBadAddress)
 	}
+	recent = min(max(recent, 0), optin.MaxPageSize)
 	sid := s.sid(a)
 	var (
-		stateCmd *redis.MapStringStringCmd
-		eventCmd *redis.StringSliceCmd
+		stateCmd         *redis.MapStringStringCmd
+		eventCmd, rcptCmd *redis.StringSliceCmd
 	)
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		stateCmd = p.HGetAll(ctx, s.keys.state(sid))
 		if recent > 0 {
 			eventCmd = p.LRange(ctx, s.keys.events(sid), int64(-recent), -1)
+			// One more receipt than shown: the first one's prev.
+			rcptCmd = p.LRange(ctx, s.keys.receipts(sid), int64(-recent-1), -1)
 		}
 		return nil
 	})
@@ -104,19 +132,24 @@ func (s *Store) Subject(ctx context.Context, a optin.Address, recent int) (*opti
 	if len(stateCmd.Val()) == 0 {
 		return nil, fmt.Errorf("redisstore: subject: %w", optin.ErrNotFound)
 	}
-	r, err := decodeState(sid, a, stateCmd.Val(), "")
+	r, err := s.decodeState(sid, a, stateCmd.Val(), "", "")
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: subject: %w", err)
 	}
 	view := &optin.SubjectView{Address: a}
 	byID := map[string]optin.Event{}
-	if eventCmd != nil {
-		for _, raw := range eventCmd.Val() {
-			e, err := s.open(sid, r.st.Key, raw)
-			if err != nil {
-				return nil, fmt.Errorf("redisstore: subject: %w", err)
-			}
-			view.Events = append(view.Events, e)
+	if recent > 0 {
+		main, err := s.openEvents(sid, a, r.st.Key, eventCmd.Val())
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: subject: %w", err)
+		}
+		rcpts, err := s.openReceipts(sid, a, r.st.Key, rcptCmd.Val(), stateCmd.Val()[fieldPrunedHead], int64(recent))
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: subject: %w", err)
+		}
+		view.Events = mergeEvents(main, rcpts)
+		view.Events = view.Events[max(0, len(view.Events)-recent):]
+		for _, e := range main {
 			byID[e.ID] = e
 		}
 	}
@@ -136,6 +169,66 @@ func (s *Store) Subject(ctx context.Context, a optin.Address, recent int) (*opti
 		}
 	}
 	return view, nil
+}
+
+// openEvents decodes and opens events of a subject's main chain.
+func (s *Store) openEvents(sid string, a optin.Address, key []byte, raws []string) ([]optin.Event, error) {
+	out := make([]optin.Event, 0, len(raws))
+	for _, raw := range raws {
+		e, err := s.open(sid, key, raw)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// openReceipts decodes and opens the last of raws, a stretch of a
+// subject's receipt list: when raws holds more than want, the first only
+// gives the second its prev; otherwise the stretch starts the list, and
+// its first follows prunedHead (raw).
+func (s *Store) openReceipts(sid string, a optin.Address, key []byte, raws []string, prunedHead string, want int64) ([]optin.Event, error) {
+	prev := hexHash(prunedHead)
+	if int64(len(raws)) > want {
+		prev = hexHash(tailHash(raws[0]))
+		raws = raws[1:]
+	}
+	out := make([]optin.Event, 0, len(raws))
+	for _, raw := range raws {
+		se, err := decodeReceipt(sid, raw, prev)
+		if err != nil {
+			return nil, err
+		}
+		e, err := optin.Open(key, se)
+		if err != nil {
+			return nil, err
+		}
+		e.Subject = a
+		if e.Erased {
+			e.Subject = optin.Address{}
+		}
+		out = append(out, e)
+		prev = se.Hash
+	}
+	return out, nil
+}
+
+// mergeEvents merges a subject's two chains by time, the main chain
+// first at equal times, each in its own order.
+func mergeEvents(main, rcpts []optin.Event) []optin.Event {
+	out := make([]optin.Event, 0, len(main)+len(rcpts))
+	i, j := 0, 0
+	for i < len(main) || j < len(rcpts) {
+		if j == len(rcpts) || i < len(main) && !rcpts[j].Time.Before(main[i].Time) {
+			out = append(out, main[i])
+			i++
+		} else {
+			out = append(out, rcpts[j])
+			j++
+		}
+	}
+	return out
 }
 
 // fetchRecording adds to byID the events that recorded r's consents and
@@ -195,13 +288,30 @@ func (s *Store) fetchRecording(ctx context.Context, sid string, r *record, byID 
 	return nil
 }
 
-// open decodes and opens a stored event of subject sid.
+// open decodes and opens a stored event of subject sid's main chain.
 func (s *Store) open(sid string, key []byte, raw string) (optin.Event, error) {
 	se, err := decodeEvent(sid, raw)
 	if err != nil {
 		return optin.Event{}, err
 	}
 	return optin.Open(key, se)
+}
+
+// subjectKey reads and unwraps one subject's key and opens its address:
+// nil and the zero address when it has none (erased, or never written).
+func (s *Store) subjectKey(sid string, wrapped, sealed string) ([]byte, optin.Address, error) {
+	if wrapped == "" {
+		return nil, optin.Address{}, nil
+	}
+	key, err := s.ring.Unwrap(sid, []byte(wrapped))
+	if err != nil {
+		return nil, optin.Address{}, err
+	}
+	if sealed == "" {
+		return key, optin.Address{}, nil
+	}
+	a, err := optin.OpenAddress(key, sid, []byte(sealed))
+	return key, a, err
 }
 
 // nanos reads a Unix-nanosecond time from an HMGET value.
@@ -216,3 +326,15 @@ func nanos(v any) (time.Time, bool) {
 	}
 	return time.Unix(0, n).UTC(), true
 }
+
+// hexHash is a raw hash in hex, "" for none.
+func hexHash(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	return fmt.Sprintf("%x", raw)
+}
+
+// errNoKey is a subject without a key (erased): its events show as
+// erased.
+var errNoKey = errors.New("no key")

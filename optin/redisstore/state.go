@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"encoding/hex"
 	"fmt"
 	"maps"
 	"strconv"
@@ -11,68 +12,89 @@ import (
 )
 
 // record is one subject's state hash, decoded, with what Apply needs to
-// write back only what changed.
+// write back only what changed and to check that nobody wrote between.
 type record struct {
 	st *optin.SubjectState
-	// n is the number of events in the list, before the pending ones.
-	n int64
+	// exists is false when no state hash was found: the write creates it
+	// and checks that it still does not exist.
+	exists bool
+	// wrapped is the stored wrapped key; nil for a new subject.
+	wrapped []byte
+	// n is the length of the main chain, r the receipts ever appended
+	// (pruned ones included), both before the pending events.
+	n, r int64
 	// index is the list index of each consent's event, -1 if unknown.
 	index map[string]int64
-	// fresh is true when nothing was stored.
-	fresh bool
+	// headSeen and receiptHeadSeen are the chain heads as read, which
+	// the write checks (raw; "" for an empty chain).
+	headSeen, receiptHeadSeen string
+	// knownHead tells whether headSeen was read: a record built from
+	// what a lookup cached knows the receipt chain only.
+	knownHead bool
 	// loaded is the state as read, to diff against.
-	loadedKey   []byte
 	loadedCons  map[string]optin.Consent
 	loadedSupps map[optin.SuppressionReason]time.Time
-	// pending are the events Apply sealed, in order.
-	pending []*optin.SealedEvent
+	// pending are the events Apply sealed, in order; receipts apart.
+	pending, receipts []*optin.SealedEvent
 	// marks are the delivery marks of the applied changes, in order.
 	marks []optin.Delivery
+	// ids are the event ids the chains hold, read for changes marked
+	// Once; nil when not read.
+	ids map[string]bool
 }
 
-// decodeState reads a state hash (HGETALL) of subject sid and, when the
-// caller needs the head, the last event of its list (tail, "" when none).
-// a is the address the caller asked for; when zero, the stored one is
-// parsed. An empty hash is a fresh state.
-func decodeState(sid string, a optin.Address, m map[string]string, tail string) (*record, error) {
-	r := &record{index: map[string]int64{}}
+// decodeState reads a state hash (HGETALL) of subject sid with the last
+// entries of its two lists (etail, rtail; "" when empty). a is the
+// address the caller asked for; when zero, the sealed one is opened. An
+// empty hash is a new subject.
+func (s *Store) decodeState(sid string, a optin.Address, m map[string]string, etail, rtail string) (*record, error) {
+	r := &record{index: map[string]int64{}, knownHead: true}
 	if len(m) == 0 {
 		r.st = optin.NewSubjectState(sid, a)
-		r.fresh = true
 		r.snapshot()
 		return r, nil
 	}
 	bad := func(what string, err error) error {
 		return fmt.Errorf("%w: subject %s: %s: %v", optin.ErrCorrupt, sid, what, err)
 	}
-	stored := m[fieldAddress]
-	switch {
-	case a.IsZero() && stored != "":
+	r.exists = true
+	var key []byte
+	if w, ok := m[fieldWrappedKey]; ok {
+		r.wrapped = []byte(w)
 		var err error
-		if a, err = optin.ParseAddress(stored); err != nil {
-			return nil, bad("address", err)
-		}
-	case !a.IsZero() && stored != "" && stored != a.String():
-		return nil, fmt.Errorf("%w: subject %s holds another address", optin.ErrCorrupt, sid)
-	}
-	r.st = optin.NewSubjectState(sid, a)
-	if k, ok := m[fieldKey]; ok {
-		if len(k) != optin.KeySize {
-			return nil, bad("key", fmt.Errorf("%d bytes", len(k)))
-		}
-		r.st.Key = []byte(k)
-	}
-	if tail != "" {
-		last, err := decodeEvent(sid, tail)
-		if err != nil {
+		if key, err = s.ring.Unwrap(sid, r.wrapped); err != nil {
 			return nil, err
 		}
-		r.st.Head = last.Hash
 	}
-	if n, ok := m[fieldCount]; ok {
+	if a.IsZero() {
+		p, ok := m[fieldSealedAddress]
+		if !ok || key == nil {
+			return nil, fmt.Errorf("%w: subject %s has no readable address", optin.ErrNotFound, sid)
+		}
 		var err error
-		if r.n, err = strconv.ParseInt(n, 10, 64); err != nil || r.n < 0 {
-			return nil, bad("count", fmt.Errorf("%q", n))
+		if a, err = optin.OpenAddress(key, sid, []byte(p)); err != nil {
+			return nil, err
+		}
+	}
+	r.st = optin.NewSubjectState(sid, a)
+	r.st.Key = key
+	r.headSeen = tailHash(etail)
+	r.st.Head = hex.EncodeToString([]byte(r.headSeen))
+	r.receiptHeadSeen = tailHash(rtail)
+	if rtail == "" {
+		r.receiptHeadSeen = m[fieldPrunedHead]
+	}
+	r.st.ReceiptHead = hex.EncodeToString([]byte(r.receiptHeadSeen))
+	for _, f := range []struct {
+		name string
+		to   *int64
+	}{{fieldCount, &r.n}, {fieldReceipts, &r.r}} {
+		if v, ok := m[f.name]; ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 {
+				return nil, bad(f.name, fmt.Errorf("%q", v))
+			}
+			*f.to = n
 		}
 	}
 	for f, v := range m {
@@ -99,21 +121,27 @@ func decodeState(sid string, a optin.Address, m map[string]string, tail string) 
 
 // snapshot remembers the state as loaded.
 func (r *record) snapshot() {
-	r.loadedKey = r.st.Key
 	r.loadedCons = maps.Clone(r.st.Consents)
 	r.loadedSupps = maps.Clone(r.st.Suppressions)
 }
 
 // apply applies ch, keeping the sealed event and its consent's index.
 func (r *record) apply(ch optin.Change, now time.Time) (optin.Result, error) {
+	if ch.Once && r.ids[ch.Event.ID] {
+		return optin.Result{}, nil // a replay of what is there
+	}
 	sealed, res, err := r.st.Apply(ch, now)
 	if err != nil || sealed == nil {
 		return res, err
 	}
-	index := r.n + int64(len(r.pending))
-	r.pending = append(r.pending, sealed)
-	if ch.Consent != nil {
-		r.index[ch.Consent.Purpose] = index
+	if sealed.Receipt {
+		r.receipts = append(r.receipts, sealed)
+	} else {
+		index := r.n + int64(len(r.pending))
+		r.pending = append(r.pending, sealed)
+		if ch.Consent != nil {
+			r.index[ch.Consent.Purpose] = index
+		}
 	}
 	if ch.Delivered != nil {
 		r.marks = append(r.marks, *ch.Delivered)
@@ -121,17 +149,20 @@ func (r *record) apply(ch optin.Change, now time.Time) (optin.Result, error) {
 	return res, nil
 }
 
-// changes returns the fields to set and to delete for the pending events.
-func (r *record) changes() (set []any, del []string) {
-	if len(r.pending) == 0 {
+// dirty reports whether the record has anything to write.
+func (r *record) dirty() bool { return len(r.pending)+len(r.receipts) > 0 }
+
+// fields returns the state fields to set and to delete for the pending
+// events; marks past now are left out. The counts are the script's to
+// raise.
+func (r *record) fields(keys *optin.Keyring, now time.Time) (set []string, del []string) {
+	if !r.dirty() {
 		return nil, nil
 	}
-	set = append(set, fieldCount, r.n+int64(len(r.pending)))
-	if r.fresh {
-		set = append(set, fieldAddress, r.st.Address.String())
-	}
-	if string(r.st.Key) != string(r.loadedKey) {
-		set = append(set, fieldKey, r.st.Key)
+	if r.wrapped == nil {
+		r.wrapped = keys.Wrap(r.st.ID, r.st.Key)
+		set = append(set, fieldWrappedKey, string(r.wrapped),
+			fieldSealedAddress, string(optin.SealAddress(r.st.Key, r.st.ID, r.st.Address)))
 	}
 	for p, c := range r.st.Consents {
 		if old, had := r.loadedCons[p]; !had || old.EventID != c.EventID {
@@ -139,17 +170,22 @@ func (r *record) changes() (set []any, del []string) {
 			if !known {
 				index = -1
 			}
-			set = append(set, consentPrefix+p, encodeConsent(c, index))
+			set = append(set, consentPrefix+p, string(encodeConsent(c, index)))
 		}
 	}
 	for reason, t := range r.st.Suppressions {
 		if old, had := r.loadedSupps[reason]; !had || !old.Equal(t) {
-			set = append(set, suppressPrefix+string(reason), t.UnixNano())
+			set = append(set, suppressPrefix+string(reason), strconv.FormatInt(t.UnixNano(), 10))
 		}
 	}
 	for reason := range r.loadedSupps {
 		if _, has := r.st.Suppressions[reason]; !has {
 			del = append(del, suppressPrefix+string(reason))
+		}
+	}
+	for _, m := range r.marks {
+		if m.Until.After(now) {
+			set = append(set, markField(m.Message), strconv.FormatInt(untilMilli(m.Until), 10))
 		}
 	}
 	return set, del
@@ -166,4 +202,10 @@ func (r *record) suppressionsChanged() bool {
 		}
 	}
 	return false
+}
+
+// untilMilli is a mark's until in Unix milliseconds, rounded up, so that
+// a mark never ends before its Until.
+func untilMilli(until time.Time) int64 {
+	return until.Add(time.Millisecond - 1).UnixMilli()
 }

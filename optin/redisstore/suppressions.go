@@ -27,8 +27,8 @@ func (s *Store) Suppressions(ctx context.Context, cursor string, limit int) (opt
 		}
 		start, cursorSID, afterReason = "["+sid, sid, n
 	}
-	fields := make([]string, 0, 1+len(reasons))
-	fields = append(fields, fieldAddress)
+	fields := make([]string, 0, 2+len(reasons))
+	fields = append(fields, fieldWrappedKey, fieldSealedAddress)
 	for _, r := range reasons {
 		fields = append(fields, suppressPrefix+string(r))
 	}
@@ -61,7 +61,7 @@ func (s *Store) Suppressions(ctx context.Context, cursor string, limit int) (opt
 			}
 			var a optin.Address
 			for j := from; j < len(reasons); j++ {
-				t, ok := nanos(vals[1+j])
+				t, ok := nanos(vals[2+j])
 				if !ok {
 					continue
 				}
@@ -69,9 +69,13 @@ func (s *Store) Suppressions(ctx context.Context, cursor string, limit int) (opt
 					return page, nil // NextCursor set by the last entry added
 				}
 				if a.IsZero() {
-					str, _ := vals[0].(string)
-					if a, err = optin.ParseAddress(str); err != nil {
-						return optin.SuppressionPage{}, fmt.Errorf("redisstore: suppressions: %w: subject %s: %v", optin.ErrCorrupt, sid, err)
+					w, _ := vals[0].(string)
+					p, _ := vals[1].(string)
+					if _, a, err = s.subjectKey(sid, w, p); err != nil {
+						return optin.SuppressionPage{}, fmt.Errorf("redisstore: suppressions: %w", err)
+					}
+					if a.IsZero() {
+						break // erased: no address to list (issue of erasure)
 					}
 				}
 				page.Suppressions = append(page.Suppressions, optin.Suppression{Subject: a, Reason: reasons[j], CreatedAt: t})

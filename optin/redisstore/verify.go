@@ -21,15 +21,7 @@ const verifyBatch = 100
 // where its chain breaks. Keys SCAN returns twice are counted once.
 func (s *Store) Verify(ctx context.Context) (optin.VerifyReport, error) {
 	v := &verifier{s: s, seen: map[string]bool{}, report: optin.VerifyReport{Broken: []optin.BrokenChain{}}}
-	var err error
-	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
-		err = cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
-			return v.scan(ctx, node)
-		})
-	} else {
-		err = v.scan(ctx, s.rdb)
-	}
-	if err != nil {
+	if err := s.eachSubjects(ctx, verifyBatch, v.check); err != nil {
 		return optin.VerifyReport{}, wrap("verify", err)
 	}
 	return v.report, nil
@@ -42,30 +34,12 @@ type verifier struct {
 	report optin.VerifyReport
 }
 
-// scan walks the state keys of one node.
-func (v *verifier) scan(ctx context.Context, rdb redis.Cmdable) error {
-	var cursor uint64
-	for {
-		keys, next, err := rdb.Scan(ctx, cursor, v.s.keys.statePattern(), verifyBatch).Result()
-		if err != nil {
-			return err
-		}
-		if err := v.check(ctx, rdb, keys); err != nil {
-			return err
-		}
-		if next == 0 {
-			return nil
-		}
-		cursor = next
-	}
-}
-
 // check verifies the subjects of one SCAN batch in one round trip.
-func (v *verifier) check(ctx context.Context, rdb redis.Cmdable, keys []string) error {
+func (v *verifier) check(ctx context.Context, rdb redis.Cmdable, batch []string) error {
 	var sids []string
 	v.mu.Lock()
-	for _, k := range keys {
-		if sid, ok := v.s.keys.sidOf(k); ok && !v.seen[sid] {
+	for _, sid := range batch {
+		if !v.seen[sid] {
 			v.seen[sid] = true
 			sids = append(sids, sid)
 		}
@@ -76,10 +50,13 @@ func (v *verifier) check(ctx context.Context, rdb redis.Cmdable, keys []string) 
 	}
 	states := make([]*redis.SliceCmd, len(sids))
 	lists := make([]*redis.StringSliceCmd, len(sids))
+	rlists := make([]*redis.StringSliceCmd, len(sids))
 	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, sid := range sids {
-			states[i] = p.HMGet(ctx, v.s.keys.state(sid), fieldAddress, fieldCount)
+			states[i] = p.HMGet(ctx, v.s.keys.state(sid), fieldWrappedKey, fieldSealedAddress, fieldCount,
+				fieldReceipts, fieldPruned, fieldPrunedHead)
 			lists[i] = p.LRange(ctx, v.s.keys.events(sid), 0, -1)
+			rlists[i] = p.LRange(ctx, v.s.keys.receipts(sid), 0, -1)
 		}
 		return nil
 	})
@@ -89,13 +66,19 @@ func (v *verifier) check(ctx context.Context, rdb redis.Cmdable, keys []string) 
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for i, sid := range sids {
-		vals, raws := states[i].Val(), lists[i].Val()
+		vals, raws, rraws := states[i].Val(), lists[i].Val(), rlists[i].Val()
+		str := func(j int) string { s, _ := vals[j].(string); return s }
 		v.report.Subjects++
-		v.report.Events += len(raws)
-		if at := brokenAt(sid, vals, raws); at != "" {
-			name, _ := vals[0].(string)
-			if name == "" {
-				name = sid
+		v.report.Events += len(raws) + len(rraws)
+		v.report.Receipts += len(rraws)
+		at := brokenAt(sid, str(2), raws)
+		if at == "" {
+			at = receiptsBrokenAt(sid, str(3), str(4), str(5), rraws)
+		}
+		if at != "" {
+			name := sid
+			if _, a, err := v.s.subjectKey(sid, str(0), str(1)); err == nil && !a.IsZero() {
+				name = a.String()
 			}
 			v.report.Broken = append(v.report.Broken, optin.BrokenChain{Subject: name, Event: at})
 		}
@@ -103,11 +86,11 @@ func (v *verifier) check(ctx context.Context, rdb redis.Cmdable, keys []string) 
 	return nil
 }
 
-// brokenAt returns where the chain of subject sid breaks, "" when it
-// holds: the id of the first event that is not intact, or, when the
+// brokenAt returns where the main chain of subject sid breaks, "" when
+// it holds: the id of the first event that is not intact, or, when the
 // events hold but the state counts more (events cut off the end) or
 // fewer, a note saying so.
-func brokenAt(sid string, state []any, raws []string) string {
+func brokenAt(sid, count string, raws []string) string {
 	prev, lastID := "", ""
 	for i, raw := range raws {
 		e, err := decodeEvent(sid, raw)
@@ -119,7 +102,9 @@ func brokenAt(sid string, state []any, raws []string) string {
 		}
 		prev, lastID = e.Hash, e.ID
 	}
-	count, _ := state[1].(string)
+	if count == "" {
+		count = "0"
+	}
 	switch {
 	case count == strconv.Itoa(len(raws)):
 		return ""
@@ -127,4 +112,27 @@ func brokenAt(sid string, state []any, raws []string) string {
 		return fmt.Sprintf("count: the state counts %s events, the list is empty", count)
 	}
 	return fmt.Sprintf("count: the state counts %s events, the list holds %d, the last %s", count, len(raws), lastID)
+}
+
+// receiptsBrokenAt is brokenAt for the receipt chain, which starts after
+// its pruned stretch (pruned receipts, the last one's hash prunedHead)
+// and holds count minus pruned receipts.
+func receiptsBrokenAt(sid, count, pruned, prunedHead string, raws []string) string {
+	prev, lastID := hexHash(prunedHead), ""
+	for i, raw := range raws {
+		e, err := decodeReceipt(sid, raw, prev)
+		if err != nil {
+			return fmt.Sprintf("receipt #%d (does not decode)", i)
+		}
+		if !e.Intact(prev) {
+			return e.ID
+		}
+		prev, lastID = e.Hash, e.ID
+	}
+	n, _ := strconv.Atoi(count)
+	p, _ := strconv.Atoi(pruned)
+	if n-p == len(raws) {
+		return ""
+	}
+	return fmt.Sprintf("count: the state counts %d receipts (%d pruned), the list holds %d, the last %q", n, p, len(raws), lastID)
 }

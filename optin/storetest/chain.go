@@ -73,7 +73,7 @@ func testVerifyNamesTampered(t *testing.T, h Harness) {
 		}
 	}
 	f.wantVerified(3, 9)
-	h.Tamper(t, f.store, subjects[1])
+	h.Tamper(t, f.store, subjects[1], false)
 	r := f.verify()
 	if r.Subjects != 3 || len(r.Broken) != 1 || r.Broken[0].Subject != subjects[1].String() || !eventIDs[r.Broken[0].Event] {
 		t.Errorf("Verify after tampering with %s: %+v; want it alone named, with one of its events %v", subjects[1], r, eventIDs)

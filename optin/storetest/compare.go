@@ -16,17 +16,27 @@ import (
 // none.
 func checkChain(tb testing.TB, events []optin.Event) {
 	tb.Helper()
-	prev := ""
+	checkChainFrom(tb, events, "")
+}
+
+// checkChainFrom checks a subject's history whose receipt chain starts
+// after the receipt whose hash is receiptPrev (its pruned stretch): the
+// main chain and the receipt chain each link every event to the one
+// before of its own chain.
+func checkChainFrom(tb testing.TB, events []optin.Event, receiptPrev string) {
+	tb.Helper()
+	prev := map[bool]string{false: "", true: receiptPrev}
 	for i, e := range events {
-		if e.Prev != prev {
-			tb.Errorf("event %d (%s %s): Prev %q, want the hash of the event before, %q", i, e.Type, e.ID, e.Prev, prev)
+		r := e.Type.IsReceipt()
+		if e.Prev != prev[r] {
+			tb.Errorf("event %d (%s %s): Prev %q, want the hash of the event before in its chain, %q", i, e.Type, e.ID, e.Prev, prev[r])
 			return
 		}
-		if e.Hash == "" || e.Hash == prev {
+		if e.Hash == "" || e.Hash == prev[r] {
 			tb.Errorf("event %d (%s %s): Hash %q", i, e.Type, e.ID, e.Hash)
 			return
 		}
-		prev = e.Hash
+		prev[r] = e.Hash
 	}
 }
 

@@ -3,7 +3,6 @@ package storetest
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -59,6 +58,8 @@ type fixture struct {
 	store  optin.Store
 	ledger *optin.Ledger
 	clock  *clock
+	// keys is the ledger key the store was opened with.
+	keys *optin.Keys
 	// base is the clock's start; change times (At) are taken before it.
 	base time.Time
 }
@@ -76,19 +77,25 @@ func newFixture(tb testing.TB, s optin.Store) *fixture {
 func openFixture(t *testing.T, h Harness) *fixture {
 	t.Helper()
 	f := bareFixture(t)
-	f.use(h.Open(t, f.clock.Now))
+	f.use(h.Open(t, f.clock.Now, f.keys))
 	return f
 }
 
 func bareFixture(tb testing.TB) *fixture {
 	base := time.Now().UTC().Truncate(time.Second)
-	return &fixture{tb: tb, ctx: context.Background(), clock: &clock{t: base}, base: base}
+	return &fixture{tb: tb, ctx: context.Background(), clock: &clock{t: base}, base: base,
+		keys: optin.StaticKeys(optin.NewKeyring(base))}
 }
 
-// reopen restarts the fixture's store with h.Reopen, on the same clock.
+// reopen restarts the fixture's store with h.Reopen, on the same clock
+// and key.
 func (f *fixture) reopen(t *testing.T, h Harness) {
 	t.Helper()
-	f.use(h.Reopen(t, f.store, f.clock.Now))
+	s, err := h.Reopen(t, f.store, f.clock.Now, f.keys)
+	if err != nil {
+		t.Fatalf("reopening the store: %v", err)
+	}
+	f.use(s)
 }
 
 // use points the fixture at s, a reopened store.
@@ -150,10 +157,12 @@ func (f *fixture) unsuppress(a optin.Address, r optin.SuppressionReason) optin.C
 // receipt is an event-only change, as the SMTP proxy records a relayed
 // or blocked recipient.
 func (f *fixture) receipt(a optin.Address, t optin.EventType, messageID string) optin.Change {
-	return optin.Change{Subject: a, Event: optin.Event{
-		Time: f.clock.Now(), Type: t, Subject: a, Purpose: newsletter, Actor: "smtp:crm",
-		Details: json.RawMessage(fmt.Sprintf(`{"message_id":%q,"decision":"relay"}`, messageID)),
-	}}
+	d := optin.Decision{Allow: true, Reason: optin.ReasonConsent}
+	if t == optin.EventMessageBlocked {
+		d = optin.Decision{Reason: optin.ReasonNoConsent}
+	}
+	return optin.Receipt{Subject: a, Purpose: newsletter, Actor: "smtp:crm", Time: f.clock.Now(), Decision: d,
+		Relayed: t == optin.EventMessageRelayed, Details: optin.ReceiptDetails{MessageID: messageID, QueueID: "q" + messageID}}.Change()
 }
 
 // apply applies changes as one batch and fails the test on an error.

@@ -26,26 +26,46 @@ import (
 // Harness is what a store gives the suite.
 type Harness struct {
 	// Open returns a fresh, empty store whose clock (its Options.Now) is
-	// now, and registers its own cleanup (t.Cleanup) to close it and
-	// remove its data. The suite may close the store itself first, so
-	// Close must tolerate a second call.
-	Open func(t *testing.T, now func() time.Time) optin.Store
+	// now, opened with the ledger key keys, and registers its own cleanup
+	// (t.Cleanup) to close it and remove its data. The suite may close
+	// the store itself first, so Close must tolerate a second call.
+	Open func(t *testing.T, now func() time.Time, keys *optin.Keys) optin.Store
 
-	// Reopen closes s and opens the same data again with the clock now,
-	// as a restart does; the returned store is cleaned up like one from
-	// Open. Nil skips the durability tests.
-	Reopen func(t *testing.T, s optin.Store, now func() time.Time) optin.Store
+	// Reopen closes s and opens the same data again with the clock now
+	// and the ledger key keys (the same or another), as a restart does,
+	// and returns the store or the error of opening it; a returned store
+	// is cleaned up like one from Open. s is nil after a failed Reopen:
+	// then the data of the test's last store is opened. Nil skips the
+	// durability and key tests.
+	Reopen func(t *testing.T, s optin.Store, now func() time.Time, keys *optin.Keys) (optin.Store, error)
+
+	// Raw returns every byte the store keeps: on Redis every key with
+	// every field, member and element of every type; for a file store its
+	// file and whatever it keeps beside it. The suite scans it for
+	// personal data. Nil skips that test.
+	Raw func(t *testing.T, s optin.Store) []byte
+
+	// Snapshot copies s's data as a backup does, and returns a function
+	// that opens the copy (cleaned up like a store from Open) with a
+	// ledger key. Nil skips the tests of backups.
+	Snapshot func(t *testing.T, s optin.Store) func(keys *optin.Keys) (optin.Store, error)
+
+	// Lose makes s's data vanish while s stays open, as a Redis restarted
+	// without persistence or a deleted file does. Nil skips the test of
+	// data loss.
+	Lose func(t *testing.T, s optin.Store)
 
 	// RoundTrips returns the network round trips s has made so far. Nil
 	// for a store without a network (the embedded one): the round-trip
 	// budgets are then not checked.
 	RoundTrips func(s optin.Store) int64
 
-	// Tamper changes one stored event of subject's chain directly in the
-	// storage, as an attacker with access to the files or the server
-	// would (rewrite its actor, say), so that Verify must name subject.
-	// Nil skips the tamper test.
-	Tamper func(t *testing.T, s optin.Store, subject optin.Address)
+	// Tamper changes one stored event of subject's main chain (or, with
+	// receipt, of its receipt chain) directly in the storage, as an
+	// attacker with access to the files or the server would (rewrite its
+	// actor, say), so that Verify must name subject. Nil skips the tamper
+	// tests.
+	Tamper func(t *testing.T, s optin.Store, subject optin.Address, receipt bool)
 }
 
 // test is one subtest of the suite.
@@ -82,6 +102,18 @@ var tests = []test{
 	{"EventPaging", testEventPaging},
 	{"Reopen", testReopen},
 	{"Closed", testClosed},
+	{"ReceiptChain", testReceiptChain},
+	{"ReceiptOnce", testReceiptOnce},
+	{"ReceiptRoundTrips", testReceiptRoundTrips},
+	{"PruneReceipts", testPruneReceipts},
+	{"UndatedImport", testUndatedImport},
+	{"ProofGaps", testProofGaps},
+	{"SubjectsPaging", testSubjectsPaging},
+	{"NothingPersonalInStorage", testNothingPersonal},
+	{"WrongKey", testWrongKey},
+	{"RotateUnderLoad", testRotateUnderLoad},
+	{"RetiredGenerationBackup", testRetiredBackup},
+	{"DataLost", testDataLost},
 }
 
 // Run runs the whole suite against the store h opens.

@@ -1,0 +1,170 @@
+package redisstore
+
+import (
+	"context"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// applyScript writes the changes of a batch in one round trip, all or
+// nothing, but only when every subject's chains are still where the
+// store read them: it appends the events the store sealed and chained in
+// Go (Lua has no SHA-256), so a chain moved by another writer would be
+// broken. Any subject whose check fails makes it write nothing and
+// answer {"conflict", i}; otherwise {"ok"}.
+//
+// KEYS: per subject its state hash, main list and receipt list; then,
+// when ARGV[2] is "1", the feed and the suppression index (one node; on
+// Cluster those are written apart).
+//
+// ARGV: [1] the number of subjects, [2] "1" to write the indexes, [3]
+// now in Unix ms (marks before it are dropped), [4] the feed entry ("" for
+// none); then per subject: flags, the
+// subject id, the main chain's head as read (32 raw bytes or ""), the
+// receipt chain's, the fields to set (a count, then names and values),
+// to delete (a count, then names), the events to append (a count, then
+// entries), the receipts to append (likewise).
+//
+// Flags: N the state must not exist, X it must; E the main chain's head
+// must be the one given, R the receipt chain's (the last receipt's hash,
+// or rp when all are pruned); M marks were set: drop expired ones when
+// the hash has grown; + and - add the subject to the suppression index
+// or take it out.
+var applyScript = redis.NewScript(`
+local n = tonumber(ARGV[1])
+local indexes = ARGV[2] == '1'
+local now = tonumber(ARGV[3])
+local a = 5
+local subs = {}
+local function tail(list)
+  local t = redis.call('LINDEX', list, -1)
+  if t then return string.sub(t, -32) end
+  return nil
+end
+for i = 1, n do
+  local s = {flags = ARGV[a], sid = ARGV[a+1], eh = ARGV[a+2], rh = ARGV[a+3]}
+  a = a + 4
+  local k = 3*i - 2
+  s.state, s.e, s.r = KEYS[k], KEYS[k+1], KEYS[k+2]
+  local f = s.flags
+  local exists = redis.call('EXISTS', s.state) == 1
+  if string.find(f, 'N', 1, true) and exists then return {'conflict', tostring(i)} end
+  if string.find(f, 'X', 1, true) and not exists then return {'conflict', tostring(i)} end
+  if string.find(f, 'E', 1, true) and (tail(s.e) or '') ~= s.eh then return {'conflict', tostring(i)} end
+  if string.find(f, 'R', 1, true) then
+    local h = tail(s.r) or redis.call('HGET', s.state, 'rp') or ''
+    if h ~= s.rh then return {'conflict', tostring(i)} end
+  end
+  s.nset = tonumber(ARGV[a]); s.set = a + 1; a = s.set + 2*s.nset
+  s.ndel = tonumber(ARGV[a]); s.del = a + 1; a = s.del + s.ndel
+  s.ne = tonumber(ARGV[a]); s.ev = a + 1; a = s.ev + s.ne
+  s.nr = tonumber(ARGV[a]); s.rc = a + 1; a = s.rc + s.nr
+  subs[i] = s
+end
+for i = 1, n do
+  local s = subs[i]
+  if s.nset > 0 then redis.call('HSET', s.state, unpack(ARGV, s.set, s.set + 2*s.nset - 1)) end
+  if s.ndel > 0 then redis.call('HDEL', s.state, unpack(ARGV, s.del, s.del + s.ndel - 1)) end
+  if s.ne > 0 then
+    redis.call('RPUSH', s.e, unpack(ARGV, s.ev, s.ev + s.ne - 1))
+    redis.call('HINCRBY', s.state, 'n', s.ne)
+  end
+  if s.nr > 0 then
+    redis.call('RPUSH', s.r, unpack(ARGV, s.rc, s.rc + s.nr - 1))
+    redis.call('HINCRBY', s.state, 'r', s.nr)
+  end
+  if string.find(s.flags, 'M', 1, true) and redis.call('HLEN', s.state) > 24 then
+    local all = redis.call('HGETALL', s.state)
+    for j = 1, #all, 2 do
+      local fld = all[j]
+      if #fld == 9 and string.sub(fld, 1, 1) == 'd' and tonumber(all[j+1]) < now then
+        redis.call('HDEL', s.state, fld)
+      end
+    end
+  end
+  if indexes then
+    if string.find(s.flags, '+', 1, true) then redis.call('ZADD', KEYS[3*n+2], 0, s.sid) end
+    if string.find(s.flags, '-', 1, true) then redis.call('ZREM', KEYS[3*n+2], s.sid) end
+  end
+end
+if indexes and ARGV[4] ~= '' then redis.call('XADD', KEYS[3*n+1], '*', 'r', ARGV[4]) end
+return {'ok'}
+`)
+
+// rewrapScript replaces a subject's wrapped key when it is still the
+// one read: KEYS[1] the state; ARGV[1] the old wrap, ARGV[2] the new.
+// It answers 1 when it replaced it.
+var rewrapScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'w') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'w', ARGV[2])
+  return 1
+end
+return 0
+`)
+
+// pruneScript drops a subject's receipts older than a time from the
+// front of its receipt list, keeping the chain verifiable: the state's
+// ro counts the dropped ones and rp keeps the hash of the last.
+// KEYS[1] the state, KEYS[2] the receipt list; ARGV[1] the time in Unix
+// ms. A receipt's time is the first 6 bytes of its id, which follows its
+// format byte. It answers how many it dropped.
+var pruneScript = redis.NewScript(`
+local cut = tonumber(ARGV[1])
+local dropped, last = 0, nil
+while true do
+  local e = redis.call('LINDEX', KEYS[2], dropped)
+  if not e then break end
+  local ms = 0
+  for i = 2, 7 do ms = ms * 256 + string.byte(e, i) end
+  if ms >= cut then break end
+  dropped = dropped + 1
+  last = e
+end
+if dropped > 0 then
+  redis.call('LTRIM', KEYS[2], dropped, -1)
+  redis.call('HINCRBY', KEYS[1], 'ro', dropped)
+  redis.call('HSET', KEYS[1], 'rp', string.sub(last, -32))
+end
+return dropped
+`)
+
+// migrateScript turns one subject of schema version 1 into version 2:
+// KEYS[1] the state; ARGV[1] the stored address as read, ARGV[2] the
+// sealed address, ARGV[3] the wrapped key. It changes nothing when the
+// address is no longer the one read (migrated already). It answers 1
+// when it migrated the subject.
+var migrateScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'a') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'p', ARGV[2], 'w', ARGV[3])
+redis.call('HDEL', KEYS[1], 'a', 'k')
+return 1
+`)
+
+// scriptCall is one run of a script in runEach.
+type scriptCall struct {
+	keys []string
+	args []any
+}
+
+// runEach runs script once per call in one pipeline (EVALSHA), loading
+// the script first when the server lacks it (a restarted Redis), and
+// returns each run's reply.
+func runEach(ctx context.Context, rdb redis.Cmdable, script *redis.Script, calls []scriptCall) ([]*redis.Cmd, error) {
+	cmds := make([]*redis.Cmd, len(calls))
+	run := func() error {
+		_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, c := range calls {
+				cmds[i] = script.EvalSha(ctx, p, c.keys, c.args...)
+			}
+			return nil
+		})
+		return err
+	}
+	err := run()
+	if redis.HasErrorPrefix(err, "NOSCRIPT") {
+		if err = script.Load(ctx, rdb).Err(); err == nil {
+			err = run()
+		}
+	}
+	return cmds, err
+}
