@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
 )
 
 // metaPrunedFeed is the meta field that keeps how far PruneReceipts

@@ -114,7 +114,7 @@ func (s *Store) Subject(ctx context.Context, a optin.Address, recent int) (*opti
 	recent = min(max(recent, 0), optin.MaxPageSize)
 	sid := s.sid(a)
 	var (
-		stateCmd         *redis.MapStringStringCmd
+		stateCmd          *redis.MapStringStringCmd
 		eventCmd, rcptCmd *redis.StringSliceCmd
 	)
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {

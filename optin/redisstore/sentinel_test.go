@@ -2,11 +2,11 @@ package redisstore
 
 import (
 	"context"
-	"sync"
 	"fmt"
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
