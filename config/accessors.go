@@ -6,11 +6,27 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"path/filepath"
 	"strconv"
 )
 
 // Methods that read a validated Config the way the server must, so that
 // the rules of SPEC §9 live in one place.
+
+// KeyPath is the ledger key's file: store.key_file, or ledger.key in
+// store.path when unset.
+func (s Store) KeyPath() string {
+	if s.KeyFile != "" {
+		return s.KeyFile
+	}
+	return filepath.Join(s.Path, "ledger.key")
+}
+
+// UsesRedis reports whether Redis is the store (url, Sentinel or
+// Cluster), else the embedded file in store.path.
+func (s Store) UsesRedis() bool {
+	return s.Redis.URL != "" || s.Redis.Sentinel.Master != "" || len(s.Redis.ClusterAddrs) > 0
+}
 
 // UnsubscribeEnabled reports whether mail of this purpose gets unsubscribe
 // links: the purpose's unsubscribe key when set, else true for marketing

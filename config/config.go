@@ -68,8 +68,11 @@ type HTTP struct {
 }
 
 type Store struct {
-	Path  string `yaml:"path"`
-	Redis Redis  `yaml:"redis"`
+	Path string `yaml:"path"`
+	// KeyFile holds the ledger key; "" means ledger.key in Path (see
+	// Store.KeyPath). OPTINPROXY_LEDGER_KEY may carry the key instead.
+	KeyFile string `yaml:"key_file"`
+	Redis   Redis  `yaml:"redis"`
 }
 
 type Redis struct {
@@ -85,10 +88,12 @@ type Sentinel struct {
 }
 
 type Policy struct {
-	Mode           string        `yaml:"mode"`
-	DefaultPurpose string        `yaml:"default_purpose"`
-	CurrentVersion string        `yaml:"current_version"`
-	RoleAddresses  RoleAddresses `yaml:"role_addresses"`
+	Mode           string `yaml:"mode"`
+	DefaultPurpose string `yaml:"default_purpose"`
+	CurrentVersion string `yaml:"current_version"`
+	// ReceiptRetention is how long message receipts are kept.
+	ReceiptRetention Duration      `yaml:"receipt_retention"`
+	RoleAddresses    RoleAddresses `yaml:"role_addresses"`
 }
 
 type RoleAddresses struct {

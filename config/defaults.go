@@ -41,10 +41,11 @@ func Default() *Config {
 			},
 		},
 		Policy: Policy{
-			Mode:           ModeEnforce,
-			DefaultPurpose: "newsletter",
-			CurrentVersion: "2026-01",
-			RoleAddresses:  RoleAddresses{Add: []string{}, Remove: []string{}},
+			Mode:             ModeEnforce,
+			DefaultPurpose:   "newsletter",
+			CurrentVersion:   "2026-01",
+			ReceiptRetention: Duration(400 * day),
+			RoleAddresses:    RoleAddresses{Add: []string{}, Remove: []string{}},
 		},
 		Purposes: map[string]Purpose{
 			"newsletter": {

@@ -14,12 +14,19 @@ import (
 // EnvPrefix starts the name of every environment variable Load reads.
 const EnvPrefix = "OPTINPROXY_"
 
-// cliVars are OPTINPROXY_* variables of the command line, not keys.
+// cliVars are OPTINPROXY_* variables that are not configuration keys:
+// the command line's, and the ledger key itself (SPEC §2: the
+// environment may carry it instead of store.key_file).
 var cliVars = map[string]bool{
 	"OPTINPROXY_CONFIG": true,
 	"OPTINPROXY_ADDR":   true,
 	"OPTINPROXY_TOKEN":  true,
+	LedgerKeyEnv:        true,
 }
+
+// LedgerKeyEnv names the variable that may carry the ledger key's text
+// (the content of a key file, lines separated by newlines or ";").
+const LedgerKeyEnv = "OPTINPROXY_LEDGER_KEY"
 
 // step is one key of a resolved variable's path.
 type step struct {

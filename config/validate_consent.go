@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Validation of the consent side: policy, purposes, unsubscribe, admin
@@ -30,6 +31,9 @@ func (l *loader) checkPolicy(c *Config) {
 	p := &c.Policy
 	if !oneOf(p.Mode, modes) {
 		l.invalid("policy.mode", mustBeOneOf(p.Mode, modes))
+	}
+	if p.ReceiptRetention < Duration(24*time.Hour) {
+		l.invalid("policy.receipt_retention", "must be at least 1d: receipts are the evidence of what was sent, and why")
 	}
 	// Empty is allowed: then mail without X-Optin-Purpose and without a
 	// user default purpose is refused.

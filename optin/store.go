@@ -72,6 +72,11 @@ type Store interface {
 	// chain are never pruned.
 	PruneReceipts(ctx context.Context, before time.Time) (int, error)
 
+	// Lease reports whether this instance holds (or now takes) the lease
+	// of a periodic job for ttl, so that of several instances on one
+	// store one does it; the holder renews it by asking again.
+	Lease(ctx context.Context, job string, ttl time.Duration) (bool, error)
+
 	// Ping reports whether the store is reachable now and still holds
 	// its data: an error wrapping ErrDataLost once its marker vanished or
 	// changed while this instance used it (then for as long as this

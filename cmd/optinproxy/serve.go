@@ -46,7 +46,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	for _, w := range cfg.Warnings() {
 		log.Warn("configuration", "advice", w)
 	}
-	a, err := start(ctx, cfg, log)
+	a, err := start(ctx, cfg, e.environ, log)
 	if err != nil {
 		return err
 	}
@@ -78,6 +78,7 @@ type app struct {
 	http     *http.Server
 	upstream upstream.Sender
 	store    optin.Store
+	jobs     *jobs
 	// smtpAddrs and httpAddr are the bound addresses (":0" resolves).
 	smtpAddrs []string
 	httpAddr  string
@@ -85,7 +86,7 @@ type app struct {
 }
 
 // start opens everything cfg asks for and serves in the background.
-func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, error) {
+func start(ctx context.Context, cfg *config.Config, environ []string, log *slog.Logger) (*app, error) {
 	if err := bootstrap(cfg, log); err != nil {
 		return nil, err
 	}
@@ -117,7 +118,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, err
 		users[i] = smtpproxy.User{Name: u.Username, PasswordHash: u.PasswordHash, DefaultPurpose: u.DefaultPurpose,
 			Purposes: u.Purposes, FromDomains: u.FromDomains}
 	}
-	store, err := openStore(ctx, cfg)
+	store, _, keySrc, err := openStore(ctx, cfg, environ, log)
 	if err != nil {
 		up.Close()
 		return nil, err
@@ -154,12 +155,14 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, err
 		store.Close()
 		return nil, err
 	}
-	a := &app{log: log, smtp: srv, upstream: up, store: store, serveErr: make(chan error, 3)}
+	a := &app{log: log, smtp: srv, upstream: up, store: store, serveErr: make(chan error, 3),
+		jobs: startJobs(store, time.Duration(cfg.Policy.ReceiptRetention), reg, log)}
 	var listeners []net.Listener
 	closeAll := func() {
 		for _, l := range listeners {
 			l.Close()
 		}
+		a.jobs.stop()
 		up.Close()
 		store.Close()
 	}
@@ -209,7 +212,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, err
 		}
 	}()
 	log.Info("listening", "smtp", a.smtpAddrs, "http", a.httpAddr, "upstream", redactURL(cfg.Upstream.URL),
-		"store", storeName(cfg), "version", versionString())
+		"store", storeName(cfg), "ledger_key", keySrc.String(), "version", versionString())
 	return a, nil
 }
 
@@ -218,6 +221,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, err
 func (a *app) stop(ctx context.Context) error {
 	errSMTP := a.smtp.Shutdown(ctx)
 	errHTTP := a.http.Shutdown(ctx)
+	a.jobs.stop()
 	a.upstream.Close()
 	errStore := a.store.Close()
 	if err := errors.Join(errSMTP, errHTTP, errStore); err != nil {
@@ -229,7 +233,7 @@ func (a *app) stop(ctx context.Context) error {
 }
 
 func storeName(cfg *config.Config) string {
-	if cfg.Store.Redis.URL != "" || cfg.Store.Redis.Sentinel.Master != "" || len(cfg.Store.Redis.ClusterAddrs) > 0 {
+	if cfg.Store.UsesRedis() {
 		return "redis"
 	}
 	return "embedded:" + cfg.Store.Path

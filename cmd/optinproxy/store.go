@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,27 +19,73 @@ import (
 	"optinproxy/optin/redisstore"
 )
 
-// openStore opens Redis when configured, else the embedded store in
-// store.path (SPEC §10).
-func openStore(ctx context.Context, cfg *config.Config) (optin.Store, error) {
-	if storeName(cfg) == "redis" {
+// openStore reads the ledger key and opens the store with it: Redis when
+// configured, else the embedded store in store.path (SPEC §10). A store
+// of an earlier version is migrated on the way (its key moves into the
+// key file). When this start made the key file and the store turns out
+// to be of another key, the file is taken back and the error says what
+// to restore.
+func openStore(ctx context.Context, cfg *config.Config, environ []string, log *slog.Logger) (optin.Store, *optin.Keys, keySource, error) {
+	progress := func(n int) { log.Info("migrating the store", "subjects", n) }
+	var (
+		open   func(*optin.Keys) (optin.Store, error)
+		legacy func() ([]byte, error)
+		closer func()
+	)
+	if cfg.Store.UsesRedis() {
 		r := cfg.Store.Redis
 		client, err := redisstore.NewClient(r.URL, r.Sentinel.Master, r.Sentinel.Addrs, r.ClusterAddrs)
 		if err != nil {
-			return nil, fmt.Errorf("store.redis: %w", err)
+			return nil, nil, keySource{}, fmt.Errorf("store.redis: %w", err)
 		}
-		s, err := redisstore.Open(ctx, redisstore.Options{Client: client, Prefix: r.KeyPrefix})
-		if err != nil {
-			client.Close()
-			return nil, fmt.Errorf("store.redis: %w", err)
+		closer = func() { client.Close() }
+		legacy = func() ([]byte, error) {
+			lk, err := redisstore.LegacyKey(ctx, client, r.KeyPrefix)
+			if err != nil {
+				return nil, fmt.Errorf("store.redis: %w", err)
+			}
+			return lk, nil
 		}
-		return s, nil
+		open = func(keys *optin.Keys) (optin.Store, error) {
+			return redisstore.Open(ctx, redisstore.Options{Client: client, Prefix: r.KeyPrefix, Keys: keys, Progress: progress})
+		}
+	} else {
+		path := filepath.Join(cfg.Store.Path, "optinproxy.db")
+		closer = func() {}
+		legacy = func() ([]byte, error) {
+			lk, err := filestore.LegacyKey(path, 5*time.Second)
+			if err != nil {
+				return nil, fmt.Errorf("store.path: %w", err)
+			}
+			return lk, nil
+		}
+		open = func(keys *optin.Keys) (optin.Store, error) {
+			return filestore.Open(path, filestore.Options{Timeout: 5 * time.Second, Keys: keys, Progress: progress})
+		}
 	}
-	s, err := filestore.Open(filepath.Join(cfg.Store.Path, "optinproxy.db"), filestore.Options{Timeout: 5 * time.Second})
+	keys, src, err := loadKeys(cfg, environ, legacy, log)
 	if err != nil {
-		return nil, fmt.Errorf("store.path: %w", err)
+		closer()
+		return nil, nil, src, err
 	}
-	return s, nil
+	s, err := open(keys)
+	if err != nil {
+		closer()
+		what := "store.path"
+		if cfg.Store.UsesRedis() {
+			what = "store.redis"
+		}
+		if errors.Is(err, optin.ErrBadKey) && src.made {
+			os.Remove(src.file)
+			return nil, nil, src, fmt.Errorf("%s: %w\nThe key file %s did not exist, so a new key was made (and now removed again); this store needs the key file it was made with: restore it from where you keep it, or set %s",
+				what, err, src.file, config.LedgerKeyEnv)
+		}
+		if errors.Is(err, optin.ErrBadKey) {
+			return nil, nil, src, fmt.Errorf("%s: %w (the key came from %s)", what, err, src)
+		}
+		return nil, nil, src, fmt.Errorf("%s: %w", what, err)
+	}
+	return s, keys, src, nil
 }
 
 // purposes turns the configured purposes into the domain's.

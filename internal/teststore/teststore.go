@@ -15,11 +15,16 @@ import (
 	"optinproxy/optin/redisstore"
 )
 
+// Keys is the ledger key of the stores File and Redis open: one for the
+// whole test binary, as one key file is for every instance of a
+// deployment.
+var Keys = optin.StaticKeys(optin.NewKeyring(time.Now()))
+
 // File opens the embedded store at path; a second File on the same path
 // after the first is closed is a restarted proxy.
 func File(t testing.TB, path string) optin.Store {
 	t.Helper()
-	s, err := filestore.Open(path, filestore.Options{Timeout: 5 * time.Second})
+	s, err := filestore.Open(path, filestore.Options{Timeout: 5 * time.Second, Keys: Keys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +39,7 @@ func Redis(t testing.TB, srv *redistest.Server) optin.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := redisstore.Open(context.Background(), redisstore.Options{Client: client})
+	s, err := redisstore.Open(context.Background(), redisstore.Options{Client: client, Keys: Keys})
 	if err != nil {
 		client.Close()
 		t.Fatal(err)

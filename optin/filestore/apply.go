@@ -3,7 +3,6 @@ package filestore
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"time"
@@ -39,7 +38,7 @@ func (s *Store) Apply(ctx context.Context, changes []optin.Change) ([]optin.Resu
 	}
 	results := make([]optin.Result, len(changes))
 	err := s.update(ctx, func(tx *bolt.Tx) error {
-		w := newWriter(tx, s.key)
+		w := newWriter(tx, s.keys)
 		for i, ch := range changes {
 			if i%256 == 255 {
 				if err := ctx.Err(); err != nil {
@@ -65,12 +64,13 @@ func (s *Store) Apply(ctx context.Context, changes []optin.Change) ([]optin.Resu
 
 // writer applies one batch inside a write transaction.
 type writer struct {
-	tx                   *bolt.Tx
-	ledgerKey            []byte
-	events, chains, supp *bolt.Bucket
-	marks, expiry        *bolt.Bucket
-	subjects             map[string]*loaded
-	order                []*loaded // first-load order, so writes are deterministic
+	tx                             *bolt.Tx
+	keys                           *optin.Keys
+	ring                           *optin.Keyring
+	events, chains, receipts, supp *bolt.Bucket
+	marks, expiry                  *bolt.Bucket
+	subjects                       map[string]*loaded
+	order                          []*loaded // first-load order, so writes are deterministic
 }
 
 // loaded is one subject of the batch: its record and state as loaded and
@@ -79,16 +79,15 @@ type loaded struct {
 	sid        string
 	rec        *record
 	st         *optin.SubjectState
-	addrBefore string
 	suppBefore map[optin.SuppressionReason]int64
 	dirty      bool
 }
 
-func newWriter(tx *bolt.Tx, ledgerKey []byte) *writer {
+func newWriter(tx *bolt.Tx, keys *optin.Keys) *writer {
 	w := &writer{
-		tx: tx, ledgerKey: ledgerKey,
-		events: tx.Bucket(bucketEvents), chains: tx.Bucket(bucketChains), supp: tx.Bucket(bucketSuppressions),
-		marks: tx.Bucket(bucketDeliveries), expiry: tx.Bucket(bucketDeliveryExpiry),
+		tx: tx, keys: keys, ring: keys.Get(),
+		events: tx.Bucket(bucketEvents), chains: tx.Bucket(bucketChains), receipts: tx.Bucket(bucketReceipts),
+		supp: tx.Bucket(bucketSuppressions), marks: tx.Bucket(bucketDeliveries), expiry: tx.Bucket(bucketDeliveryExpiry),
 		subjects: map[string]*loaded{},
 	}
 	// Event keys only grow: fill pages completely instead of splitting
@@ -101,6 +100,11 @@ func (w *writer) apply(ch optin.Change, now time.Time) (optin.Result, error) {
 	sub, err := w.load(ch.Subject)
 	if err != nil {
 		return optin.Result{}, err
+	}
+	if ch.Once {
+		if held, err := w.holds(sub, ch.Event); held || err != nil {
+			return optin.Result{}, err // a replay of what is there
+		}
 	}
 	sealed, res, err := sub.st.Apply(ch, now)
 	if err != nil || sealed == nil {
@@ -126,7 +130,7 @@ func (w *writer) apply(ch optin.Change, now time.Time) (optin.Result, error) {
 }
 
 func (w *writer) load(a optin.Address) (*loaded, error) {
-	sid := optin.SubjectID(w.ledgerKey, a)
+	sid := w.ring.SubjectID(a)
 	if sub, ok := w.subjects[sid]; ok {
 		return sub, nil
 	}
@@ -140,9 +144,14 @@ func (w *writer) load(a optin.Address) (*loaded, error) {
 		sub.st = optin.NewSubjectState(sid, a)
 	} else {
 		sub.rec = rec
-		sub.addrBefore = rec.Address
 		sub.suppBefore = maps.Clone(rec.Suppressions)
-		if sub.st, err = rec.state(sid, a); err != nil {
+		var key []byte
+		if rec.Wrapped != nil {
+			if key, err = w.keys.Unwrap(sid, rec.Wrapped); err != nil {
+				return nil, err
+			}
+		}
+		if sub.st, err = rec.state(sid, a, key); err != nil {
 			return nil, err
 		}
 	}
@@ -152,24 +161,47 @@ func (w *writer) load(a optin.Address) (*loaded, error) {
 }
 
 // append stores a sealed event at the next global sequence and links it
-// into the subject's chain.
+// into the subject's main or receipt chain.
 func (w *writer) append(sub *loaded, e *optin.SealedEvent) (uint64, error) {
 	seq, err := w.events.NextSequence()
 	if err != nil {
 		return 0, err
 	}
-	v, err := json.Marshal(e)
-	if err != nil {
+	if err := w.events.Put(seqKey(seq), encodeEvent(e)); err != nil {
 		return 0, err
 	}
-	if err := w.events.Put(seqKey(seq), v); err != nil {
+	chain, n := w.chains, &sub.rec.Events
+	if e.Receipt {
+		chain, n = w.receipts, &sub.rec.Receipts
+	}
+	if err := chain.Put(chainKey(sub.sid, *n), seqKey(seq)); err != nil {
 		return 0, err
 	}
-	if err := w.chains.Put(chainKey(sub.sid, sub.rec.Events), seqKey(seq)); err != nil {
-		return 0, err
-	}
-	sub.rec.Events++
+	*n++
 	return seq, nil
+}
+
+// holds reports whether the subject's chain of e's kind holds an event
+// with e's id (a replay).
+func (w *writer) holds(sub *loaded, e optin.Event) (bool, error) {
+	chain, from, to := w.chains, uint64(0), sub.rec.Events
+	if e.Type.IsReceipt() {
+		chain, from, to = w.receipts, sub.rec.Pruned, sub.rec.Receipts
+	}
+	for i := to; i > from; i-- {
+		v := chain.Get(chainKey(sub.sid, i-1))
+		if len(v) != 8 {
+			return false, fmt.Errorf("%w: subject %s: event %d of its chain is missing", optin.ErrCorrupt, sub.sid, i-1)
+		}
+		se, err := loadEvent(w.tx, binary.BigEndian.Uint64(v))
+		if err != nil {
+			return false, err
+		}
+		if se.ID == e.ID {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // flush writes the changed subjects' records and their suppression index
@@ -179,7 +211,7 @@ func (w *writer) flush() error {
 		if !sub.dirty {
 			continue
 		}
-		sub.rec.update(sub.st)
+		sub.rec.update(w.ring, sub.st)
 		if err := putRecord(w.tx, sub.sid, sub.rec); err != nil {
 			return err
 		}
@@ -192,23 +224,19 @@ func (w *writer) flush() error {
 
 // index brings the suppression index in line with the subject's record.
 func (w *writer) index(sub *loaded) error {
-	addr := sub.rec.Address
 	for reason := range sub.suppBefore {
-		if _, still := sub.rec.Suppressions[reason]; still && addr == sub.addrBefore {
+		if _, still := sub.rec.Suppressions[reason]; still {
 			continue
 		}
-		if err := w.supp.Delete(suppressionKey(sub.addrBefore, reason)); err != nil {
+		if err := w.supp.Delete(suppressionKey(sub.sid, reason)); err != nil {
 			return err
 		}
 	}
-	if addr == "" {
-		return nil // erased: nothing to list by address
-	}
 	for reason, t := range sub.rec.Suppressions {
-		if old, had := sub.suppBefore[reason]; had && old == t && addr == sub.addrBefore {
+		if old, had := sub.suppBefore[reason]; had && old == t {
 			continue
 		}
-		if err := w.supp.Put(suppressionKey(addr, reason), binary.BigEndian.AppendUint64(nil, uint64(t))); err != nil {
+		if err := w.supp.Put(suppressionKey(sub.sid, reason), binary.BigEndian.AppendUint64(nil, uint64(t))); err != nil {
 			return err
 		}
 	}

@@ -9,23 +9,31 @@ import (
 	"optinproxy/optin"
 )
 
-// recordVersion is the first byte of every encoded record.
-const recordVersion = 1
+// Record versions: the first byte of every encoded record.
+const (
+	recordV1 = 1 // schema 1: the address and the subject key in the clear
+	recordV2 = 2
+)
 
-// encode writes the record as: the version byte; the address, the key and
-// the head, each a uvarint length and its bytes; the event count as a
-// uvarint; the number of consents, then per consent its purpose and its
+// encode writes the record as: the version byte; the sealed address, the
+// wrapped key and the head, each a uvarint length and its bytes; the
+// event count; the receipt head, count, pruned count and pruned head;
+// the number of consents, then per consent its purpose and its
 // optin.EncodeConsent form (length-prefixed) and the sequence of its
-// recording event (uvarint, 0 for none); the number of suppressions, then
-// per suppression its reason (length-prefixed) and its time in Unix
+// recording event (uvarint, 0 for none); the number of suppressions,
+// then per suppression its reason (length-prefixed) and its time in Unix
 // nanoseconds (varint). Purposes and reasons are written in name order.
 func (r *record) encode() []byte {
-	b := make([]byte, 0, 128+len(r.Address)+64*len(r.Consents))
-	b = append(b, recordVersion)
-	b = appendString(b, r.Address)
-	b = appendString(b, string(r.Key))
+	b := make([]byte, 0, 256+64*len(r.Consents))
+	b = append(b, recordV2)
+	b = appendString(b, string(r.Sealed))
+	b = appendString(b, string(r.Wrapped))
 	b = appendString(b, r.Head)
 	b = binary.AppendUvarint(b, r.Events)
+	b = appendString(b, r.ReceiptHead)
+	b = binary.AppendUvarint(b, r.Receipts)
+	b = binary.AppendUvarint(b, r.Pruned)
+	b = appendString(b, r.PrunedHead)
 	b = binary.AppendUvarint(b, uint64(len(r.Consents)))
 	for _, p := range slices.Sorted(maps.Keys(r.Consents)) {
 		b = appendString(b, p)
@@ -85,26 +93,51 @@ func (d *decoder) bytes() []byte {
 
 func (d *decoder) string() string { return string(d.bytes()) }
 
-// header reads the fields before the consents.
-func (d *decoder) header(r *record) error {
-	if len(d.b) == 0 || d.b[0] != recordVersion {
-		return fmt.Errorf("record version %v", d.b[:min(1, len(d.b))])
+// clone is bytes, copied, nil when empty.
+func (d *decoder) clone() []byte {
+	if v := d.bytes(); len(v) > 0 {
+		return slices.Clone(v)
 	}
-	d.b = d.b[1:]
-	r.Address = d.string()
-	if key := d.bytes(); len(key) > 0 {
-		r.Key = slices.Clone(key)
-	}
-	r.Head = d.string()
-	r.Events = d.uvarint()
 	return nil
 }
 
+// header reads the fields before the consents. A version 1 record (the
+// migration's input) has its address in Sealed and its raw key in
+// Wrapped, and no receipt chain.
+func (d *decoder) header(r *record) (version byte, err error) {
+	if len(d.b) == 0 || d.b[0] != recordV1 && d.b[0] != recordV2 {
+		return 0, fmt.Errorf("record version %v", d.b[:min(1, len(d.b))])
+	}
+	version = d.b[0]
+	d.b = d.b[1:]
+	r.Sealed = d.clone()
+	r.Wrapped = d.clone()
+	r.Head = d.string()
+	r.Events = d.uvarint()
+	if version == recordV2 {
+		r.ReceiptHead = d.string()
+		r.Receipts = d.uvarint()
+		r.Pruned = d.uvarint()
+		r.PrunedHead = d.string()
+	}
+	return version, nil
+}
+
 func decodeRecord(sid string, v []byte) (*record, error) {
+	r, version, err := decodeAnyRecord(sid, v)
+	if err == nil && version != recordV2 {
+		err = fmt.Errorf("%w: subject %s: a record of schema 1 in a store of schema 2", optin.ErrCorrupt, sid)
+	}
+	return r, err
+}
+
+// decodeAnyRecord reads a record of either version.
+func decodeAnyRecord(sid string, v []byte) (*record, byte, error) {
 	d := &decoder{b: v}
 	r := &record{}
-	if err := d.header(r); err != nil {
-		return nil, fmt.Errorf("%w: subject %s: %v", optin.ErrCorrupt, sid, err)
+	version, err := d.header(r)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: subject %s: %v", optin.ErrCorrupt, sid, err)
 	}
 	n := d.uvarint()
 	r.Consents, r.Recorded = make(map[string]string, min(n, 64)), make(map[string]uint64, min(n, 64))
@@ -122,9 +155,9 @@ func decodeRecord(sid string, v []byte) (*record, error) {
 		r.Suppressions[reason] = d.varint()
 	}
 	if d.bad || len(d.b) != 0 {
-		return nil, fmt.Errorf("%w: subject %s: bad record", optin.ErrCorrupt, sid)
+		return nil, 0, fmt.Errorf("%w: subject %s: bad record", optin.ErrCorrupt, sid)
 	}
-	return r, nil
+	return r, version, nil
 }
 
 // standing reads, from an encoded record, only what Lookup needs: the
@@ -133,7 +166,7 @@ func decodeRecord(sid string, v []byte) (*record, error) {
 func standing(sid string, v []byte, purpose string) (string, []optin.SuppressionReason, error) {
 	d := &decoder{b: v}
 	var head record
-	if err := d.header(&head); err != nil {
+	if _, err := d.header(&head); err != nil {
 		return "", nil, fmt.Errorf("%w: subject %s: %v", optin.ErrCorrupt, sid, err)
 	}
 	var enc string

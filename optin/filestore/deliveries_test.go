@@ -39,8 +39,9 @@ func relayed(t *testing.T, a string, message string, until time.Time) optin.Chan
 	if err != nil {
 		t.Fatal(err)
 	}
-	return optin.Change{Subject: addr, Event: optin.Event{Type: optin.EventMessageRelayed, Actor: "smtp"},
-		Delivered: &optin.Delivery{Message: message, Until: until}}
+	return optin.Receipt{Subject: addr, Purpose: "news", Actor: "smtp", Relayed: true,
+		Decision:  optin.Decision{Allow: true, Reason: optin.ReasonTransactional},
+		Delivered: &optin.Delivery{Message: message, Until: until}}.Change()
 }
 
 // markCounts returns how many marks and expiry index entries the file
@@ -106,7 +107,8 @@ func TestMarksPurged(t *testing.T) {
 	c.advance(30 * time.Minute) // start+4h: p14's until
 	write := func() {
 		t.Helper()
-		if _, err := s.Apply(ctx, []optin.Change{{Subject: changes[0].Subject, Event: optin.Event{Type: optin.EventMessageBlocked, Actor: "smtp"}}}); err != nil {
+		blocked := optin.Receipt{Subject: changes[0].Subject, Purpose: "news", Actor: "smtp", Decision: optin.Decision{Reason: optin.ReasonNoConsent}}
+		if _, err := s.Apply(ctx, []optin.Change{blocked.Change()}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -170,7 +172,7 @@ func TestPurgeBounded(t *testing.T) {
 	// The oldest went first: the first four subjects have no mark left.
 	err = s.db.View(func(tx *bolt.Tx) error {
 		for i, ch := range changes {
-			sid := optin.SubjectID(s.key, ch.Subject)
+			sid := s.keys.Get().SubjectID(ch.Subject)
 			if has := tx.Bucket(bucketDeliveries).Get(markKey(sid, optin.MessageHash("mid:<b@x>"))) != nil; has != (i >= 4) {
 				t.Errorf("subject %d: mark kept %v after purging the oldest four", i, has)
 			}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -18,27 +19,23 @@ import (
 // it runs out, the page ends early with a NextCursor to go on from.
 const scanBudget = 100 * optin.MaxPageSize
 
-// Events pages through the log oldest first (in the order the events were
-// stored). Since selects events whose time is at or after it. A page may
-// hold fewer than the limit and still have a NextCursor when a filter
+// Events pages through the log oldest first: without a subject in the
+// order the events were stored (the cursor is the last global sequence
+// examined), with one its two chains merged by time (the cursor "E.R",
+// the next index in each; a bare number, the older form, is a global
+// sequence). Since selects events whose time is at or after it. A page
+// may hold fewer than the limit and still have a NextCursor when a filter
 // matched rarely; NextCursor is "" only on the last page. A cursor that
 // does not decode is an error wrapping optin.ErrBadInput.
 func (s *Store) Events(ctx context.Context, q optin.EventQuery) (optin.EventPage, error) {
-	var after uint64
-	if q.Cursor != "" {
-		var err error
-		if after, err = strconv.ParseUint(q.Cursor, 10, 64); err != nil {
-			return optin.EventPage{}, fmt.Errorf("filestore: %w: event cursor %q", optin.ErrBadInput, q.Cursor)
-		}
-	}
 	var page optin.EventPage
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		sc := &scan{tx: tx, q: q, limit: optin.PageSize(q.Limit), keys: map[string][]byte{}}
+		sc := &scan{s: s, tx: tx, q: q, limit: optin.PageSize(q.Limit), subjects: map[string]*opened{}}
 		var err error
 		if q.Subject.IsZero() {
-			err = sc.log(after)
+			err = sc.log(q.Cursor)
 		} else {
-			err = sc.chain(optin.SubjectID(s.key, q.Subject), after)
+			err = sc.chains(s.keys.Get().SubjectID(q.Subject), q.Cursor)
 		}
 		page = sc.page
 		return err
@@ -51,103 +48,168 @@ func (s *Store) Events(ctx context.Context, q optin.EventQuery) (optin.EventPage
 
 // scan collects one page of events.
 type scan struct {
+	s     *Store
 	tx    *bolt.Tx
 	q     optin.EventQuery
 	limit int
-	// keys caches subject keys by subject id; nil for an erased subject.
-	keys     map[string][]byte
+	// subjects caches subject keys and addresses by subject id.
+	subjects map[string]*opened
 	examined int
-	last     uint64 // the sequence of the last event examined
 	page     optin.EventPage
 }
 
+// opened is what opening a subject's events needs.
+type opened struct {
+	key  []byte
+	addr optin.Address
+}
+
+func badCursor(c string) error {
+	return fmt.Errorf("filestore: %w: event cursor %q", optin.ErrBadInput, c)
+}
+
 // log walks the whole log after the cursor.
-func (sc *scan) log(after uint64) error {
+func (sc *scan) log(cursor string) error {
+	var after uint64
+	if cursor != "" {
+		var err error
+		if after, err = strconv.ParseUint(cursor, 10, 64); err != nil {
+			return badCursor(cursor)
+		}
+	}
 	c := sc.tx.Bucket(bucketEvents).Cursor()
+	last := after
 	for k, v := c.Seek(seqKey(after + 1)); k != nil; k, v = c.Next() {
-		e, err := decodeEvent(binary.BigEndian.Uint64(k), v)
+		seq := binary.BigEndian.Uint64(k)
+		e, err := decodeEvent(seq, v)
 		if err != nil {
 			return err
 		}
-		if done, err := sc.offer(binary.BigEndian.Uint64(k), e); done || err != nil {
+		if sc.match(e) && len(sc.page.Events) == sc.limit {
+			sc.page.NextCursor = formatSeq(last)
+			return nil
+		}
+		if err := sc.offer(e); err != nil {
 			return err
+		}
+		last = seq
+		if sc.examined >= scanBudget {
+			sc.page.NextCursor = formatSeq(seq)
+			return nil
 		}
 	}
 	return nil
 }
 
-// chain walks one subject's events after the cursor.
-func (sc *scan) chain(sid string, after uint64) error {
+// chains walks one subject's two chains from the cursor, merged by time.
+func (sc *scan) chains(sid, cursor string) error {
 	rec, err := loadRecord(sc.tx, sid)
 	if err != nil || rec == nil {
 		return err // nothing stored: an empty page
 	}
-	sc.keys[sid] = rec.Key
-	// The chain's sequences grow: find the first one after the cursor.
-	var searchErr error
-	start := sort.Search(int(rec.Events), func(i int) bool {
-		seq, err := chainSeq(sc.tx, sid, uint64(i))
-		if err != nil {
-			searchErr = err
-			return true
-		}
-		return seq > after
-	})
-	if searchErr != nil {
-		return searchErr
-	}
-	for i := uint64(start); i < rec.Events; i++ {
-		seq, err := chainSeq(sc.tx, sid, i)
-		if err != nil {
-			return err
-		}
-		e, err := loadEvent(sc.tx, seq)
-		if err != nil {
-			return err
-		}
-		if done, err := sc.offer(seq, e); done || err != nil {
+	next := [2]uint64{0, rec.Pruned}
+	ends := [2]uint64{rec.Events, rec.Receipts}
+	buckets := [2]*bolt.Bucket{sc.tx.Bucket(bucketChains), sc.tx.Bucket(bucketReceipts)}
+	if cursor != "" {
+		if next, err = sc.chainCursor(sid, cursor, buckets, next, ends); err != nil {
 			return err
 		}
 	}
-	return nil
+	var heads [2]*optin.SealedEvent
+	for {
+		for c := range 2 {
+			if heads[c] == nil && next[c] < ends[c] {
+				seq, err := chainSeq(buckets[c], sid, next[c])
+				if err != nil {
+					return err
+				}
+				if heads[c], err = loadEvent(sc.tx, seq); err != nil {
+					return err
+				}
+			}
+		}
+		if heads[0] == nil && heads[1] == nil {
+			return nil
+		}
+		c := 1
+		if heads[1] == nil || heads[0] != nil && !heads[1].Time.Before(heads[0].Time) {
+			c = 0
+		}
+		if sc.match(heads[c]) && len(sc.page.Events) == sc.limit || sc.examined >= scanBudget {
+			sc.page.NextCursor = fmt.Sprintf("%d.%d", next[0], next[1])
+			return nil
+		}
+		if err := sc.offer(heads[c]); err != nil {
+			return err
+		}
+		heads[c] = nil
+		next[c]++
+	}
 }
 
-// offer adds e to the page when it matches. It reports done when the
-// page is full and a further match proves a next page, or when the scan
-// budget is spent. Events that do not match are skipped for good: the
-// cursor moves past them.
-func (sc *scan) offer(seq uint64, e *optin.SealedEvent) (bool, error) {
-	if sc.match(e) {
-		if len(sc.page.Events) == sc.limit {
-			sc.page.NextCursor = formatSeq(sc.last)
-			return true, nil
+// chainCursor reads an "E.R" cursor, or an older one, a global sequence:
+// each chain goes on after its last event at or before it.
+func (sc *scan) chainCursor(sid, cursor string, buckets [2]*bolt.Bucket, next, ends [2]uint64) ([2]uint64, error) {
+	if e, r, ok := strings.Cut(cursor, "."); ok {
+		ei, err1 := strconv.ParseUint(e, 10, 64)
+		ri, err2 := strconv.ParseUint(r, 10, 64)
+		if err1 != nil || err2 != nil {
+			return next, badCursor(cursor)
 		}
-		key, err := sc.key(e.SubjectID)
-		if err != nil {
-			return true, err
-		}
-		opened, err := optin.Open(key, *e)
-		if err != nil {
-			return true, err
-		}
-		sc.page.Events = append(sc.page.Events, opened)
+		return [2]uint64{ei, max(ri, next[1])}, nil
 	}
-	sc.last = seq
-	if sc.examined++; sc.examined >= scanBudget {
-		sc.page.NextCursor = formatSeq(seq)
-		return true, nil
+	after, err := strconv.ParseUint(cursor, 10, 64)
+	if err != nil {
+		return next, badCursor(cursor)
 	}
-	return false, nil
+	for c := range 2 {
+		var searchErr error
+		n := int(ends[c] - next[c])
+		first := next[c]
+		next[c] = first + uint64(sort.Search(n, func(i int) bool {
+			seq, err := chainSeq(buckets[c], sid, first+uint64(i))
+			if err != nil {
+				searchErr = err
+				return true
+			}
+			return seq > after
+		}))
+		if searchErr != nil {
+			return next, searchErr
+		}
+	}
+	return next, nil
+}
+
+// offer adds e to the page when it matches.
+func (sc *scan) offer(e *optin.SealedEvent) error {
+	sc.examined++
+	if !sc.match(e) {
+		return nil
+	}
+	o, err := sc.subject(e.SubjectID)
+	if err != nil {
+		return err
+	}
+	ev, err := optin.Open(o.key, *e)
+	if err != nil {
+		return err
+	}
+	if e.Receipt && !ev.Erased {
+		ev.Subject = o.addr
+	}
+	sc.page.Events = append(sc.page.Events, ev)
+	return nil
 }
 
 func (sc *scan) match(e *optin.SealedEvent) bool {
 	return (sc.q.Type == "" || e.Type == sc.q.Type) && (sc.q.Since.IsZero() || !e.Time.Before(sc.q.Since))
 }
 
-// key returns the subject's key, nil once erased.
-func (sc *scan) key(sid string) ([]byte, error) {
-	if k, ok := sc.keys[sid]; ok {
-		return k, nil
+// subject returns the subject's key and address, nil once erased.
+func (sc *scan) subject(sid string) (*opened, error) {
+	if o, ok := sc.subjects[sid]; ok {
+		return o, nil
 	}
 	rec, err := loadRecord(sc.tx, sid)
 	if err != nil {
@@ -156,8 +218,12 @@ func (sc *scan) key(sid string) ([]byte, error) {
 	if rec == nil {
 		return nil, fmt.Errorf("%w: event of unknown subject %s", optin.ErrCorrupt, sid)
 	}
-	sc.keys[sid] = rec.Key
-	return rec.Key, nil
+	o := &opened{}
+	if o.key, o.addr, err = rec.open(sc.s.keys, sid); err != nil {
+		return nil, err
+	}
+	sc.subjects[sid] = o
+	return o, nil
 }
 
 // seqKey is the events bucket key of a global sequence.
@@ -170,9 +236,10 @@ func chainKey(sid string, i uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte(sid), i)
 }
 
-// chainSeq returns the global sequence of a subject's i-th event.
-func chainSeq(tx *bolt.Tx, sid string, i uint64) (uint64, error) {
-	v := tx.Bucket(bucketChains).Get(chainKey(sid, i))
+// chainSeq returns the global sequence of a subject's i-th event in the
+// chain index b.
+func chainSeq(b *bolt.Bucket, sid string, i uint64) (uint64, error) {
+	v := b.Get(chainKey(sid, i))
 	if len(v) != 8 {
 		return 0, fmt.Errorf("%w: subject %s: event %d of its chain is missing", optin.ErrCorrupt, sid, i)
 	}
@@ -188,12 +255,28 @@ func loadEvent(tx *bolt.Tx, seq uint64) (*optin.SealedEvent, error) {
 	return decodeEvent(seq, v)
 }
 
+// storedEvent is an event as the events bucket keeps it: the JSON of
+// optin.SealedEvent, with "r" for a receipt.
+type storedEvent struct {
+	optin.SealedEvent
+	Receipt bool `json:"r,omitempty"`
+}
+
+func encodeEvent(e *optin.SealedEvent) []byte {
+	v, err := json.Marshal(storedEvent{SealedEvent: *e, Receipt: e.Receipt})
+	if err != nil {
+		panic(err) // strings, times and bytes only
+	}
+	return v
+}
+
 func decodeEvent(seq uint64, v []byte) (*optin.SealedEvent, error) {
-	var e optin.SealedEvent
+	var e storedEvent
 	if err := json.Unmarshal(v, &e); err != nil {
 		return nil, fmt.Errorf("%w: event %d: %v", optin.ErrCorrupt, seq, err)
 	}
-	return &e, nil
+	e.SealedEvent.Receipt = e.Receipt
+	return &e.SealedEvent, nil
 }
 
 func formatSeq(seq uint64) string { return strconv.FormatUint(seq, 10) }

@@ -13,14 +13,15 @@ import (
 
 // Subject returns what is stored about a: its consents by purpose name,
 // each with the evidence of its recording event, its suppressions oldest
-// first, and its last recent events oldest first (recent is capped at
-// optin.MaxPageSize). ErrNotFound when nothing is stored.
+// first, and its last recent events of both chains merged by time, oldest
+// first (recent is capped at optin.MaxPageSize). ErrNotFound when nothing
+// is stored.
 func (s *Store) Subject(ctx context.Context, a optin.Address, recent int) (*optin.SubjectView, error) {
 	if a.IsZero() {
 		return nil, fmt.Errorf("filestore: %w: no subject", optin.ErrBadAddress)
 	}
 	recent = min(max(recent, 0), optin.MaxPageSize)
-	sid := optin.SubjectID(s.key, a)
+	sid := s.keys.Get().SubjectID(a)
 	var view *optin.SubjectView
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		rec, err := loadRecord(tx, sid)
@@ -30,12 +31,18 @@ func (s *Store) Subject(ctx context.Context, a optin.Address, recent int) (*opti
 		if rec == nil {
 			return fmt.Errorf("filestore: subject: %w", optin.ErrNotFound)
 		}
+		var key []byte
+		if rec.Wrapped != nil {
+			if key, err = s.keys.Unwrap(sid, rec.Wrapped); err != nil {
+				return err
+			}
+		}
 		view = &optin.SubjectView{Address: a}
-		if view.Consents, err = consentsOf(tx, rec, a); err != nil {
+		if view.Consents, err = consentsOf(tx, rec, a, key); err != nil {
 			return err
 		}
 		view.Suppressions = suppressionsOf(rec, a)
-		view.Events, err = recentEvents(tx, sid, rec, recent)
+		view.Events, err = recentEvents(tx, sid, rec, key, a, recent)
 		return err
 	})
 	if err != nil {
@@ -45,7 +52,7 @@ func (s *Store) Subject(ctx context.Context, a optin.Address, recent int) (*opti
 }
 
 // consentsOf returns the records by purpose name with their evidence.
-func consentsOf(tx *bolt.Tx, rec *record, a optin.Address) ([]optin.Consent, error) {
+func consentsOf(tx *bolt.Tx, rec *record, a optin.Address, key []byte) ([]optin.Consent, error) {
 	purposes := make([]string, 0, len(rec.Consents))
 	for p := range rec.Consents {
 		purposes = append(purposes, p)
@@ -57,7 +64,7 @@ func consentsOf(tx *bolt.Tx, rec *record, a optin.Address) ([]optin.Consent, err
 		if err != nil {
 			return nil, err
 		}
-		if seq, ok := rec.Recorded[p]; ok && rec.Key != nil {
+		if seq, ok := rec.Recorded[p]; ok && key != nil {
 			sealed, err := loadEvent(tx, seq)
 			if err != nil {
 				return nil, err
@@ -65,7 +72,7 @@ func consentsOf(tx *bolt.Tx, rec *record, a optin.Address) ([]optin.Consent, err
 			if sealed.ID != c.EventID {
 				return nil, fmt.Errorf("%w: consent %s names event %s, found %s", optin.ErrCorrupt, p, c.EventID, sealed.ID)
 			}
-			e, err := optin.Open(rec.Key, *sealed)
+			e, err := optin.Open(key, *sealed)
 			if err != nil {
 				return nil, err
 			}
@@ -90,26 +97,46 @@ func suppressionsOf(rec *record, a optin.Address) []optin.Suppression {
 	return out
 }
 
-// recentEvents opens the subject's last n events, oldest first.
-func recentEvents(tx *bolt.Tx, sid string, rec *record, n int) ([]optin.Event, error) {
-	first := rec.Events - min(rec.Events, uint64(n))
-	out := make([]optin.Event, 0, rec.Events-first)
-	for i := first; i < rec.Events; i++ {
-		seq, err := chainSeq(tx, sid, i)
-		if err != nil {
-			return nil, err
+// recentEvents opens the last n events of each of the subject's chains
+// and keeps the last n of them merged by time, oldest first.
+func recentEvents(tx *bolt.Tx, sid string, rec *record, key []byte, a optin.Address, n int) ([]optin.Event, error) {
+	var chains [2][]optin.Event
+	for c, ch := range []struct {
+		b         *bolt.Bucket
+		from, end uint64
+	}{{tx.Bucket(bucketChains), 0, rec.Events}, {tx.Bucket(bucketReceipts), rec.Pruned, rec.Receipts}} {
+		first := ch.end - min(ch.end-ch.from, uint64(n))
+		for i := first; i < ch.end; i++ {
+			seq, err := chainSeq(ch.b, sid, i)
+			if err != nil {
+				return nil, err
+			}
+			sealed, err := loadEvent(tx, seq)
+			if err != nil {
+				return nil, err
+			}
+			e, err := optin.Open(key, *sealed)
+			if err != nil {
+				return nil, err
+			}
+			if sealed.Receipt && !e.Erased {
+				e.Subject = a
+			}
+			chains[c] = append(chains[c], e)
 		}
-		sealed, err := loadEvent(tx, seq)
-		if err != nil {
-			return nil, err
-		}
-		e, err := optin.Open(rec.Key, *sealed)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
 	}
-	return out, nil
+	out := make([]optin.Event, 0, len(chains[0])+len(chains[1]))
+	i, j := 0, 0
+	for i < len(chains[0]) || j < len(chains[1]) {
+		if j == len(chains[1]) || i < len(chains[0]) && !chains[1][j].Time.Before(chains[0][i].Time) {
+			out = append(out, chains[0][i])
+			i++
+		} else {
+			out = append(out, chains[1][j])
+			j++
+		}
+	}
+	return out[max(0, len(out)-n):], nil
 }
 
 // Lookup returns each address's record for q.Purpose and its
@@ -128,11 +155,12 @@ func (s *Store) Lookup(ctx context.Context, q optin.LookupQuery) ([]optin.Standi
 		hash, now = optin.MessageHash(q.Message), s.now()
 	}
 	out := make([]optin.Standing, len(q.Addresses))
+	ring := s.keys.Get()
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		subjects, marks := tx.Bucket(bucketSubjects), tx.Bucket(bucketDeliveries)
 		for i, a := range q.Addresses {
 			out[i].Address = a
-			sid := optin.SubjectID(s.key, a)
+			sid := ring.SubjectID(a)
 			v := subjects.Get([]byte(sid))
 			if v == nil {
 				continue

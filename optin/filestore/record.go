@@ -10,16 +10,23 @@ import (
 )
 
 // record is a subject as the subjects bucket keeps it: optin.SubjectState
-// plus what the store needs to find the subject's events. It is stored in
-// the binary form of encode.
+// without its secrets in the clear, plus what the store needs to find the
+// subject's events. It is stored in the binary form of encode.
 type record struct {
-	// Address is the normalized address; "" once erased.
-	Address string
-	// Key is the subject's event key; nil once erased.
-	Key  []byte
-	Head string
-	// Events is the length of the subject's chain.
+	// Sealed is the address sealed under the subject key
+	// (optin.SealAddress); Wrapped the subject key wrapped under the
+	// ledger key. Both are nil once erased.
+	Sealed, Wrapped []byte
+	// Head is the hash of the main chain's last event; Events its length.
+	Head   string
 	Events uint64
+	// ReceiptHead is the hash of the last receipt (or of the last pruned
+	// one when none is left); Receipts counts every receipt appended,
+	// Pruned those pruned since, PrunedHead the last pruned one's hash.
+	ReceiptHead string
+	Receipts    uint64
+	Pruned      uint64
+	PrunedHead  string
 	// Consents are optin.EncodeConsent forms by purpose.
 	Consents map[string]string
 	// Recorded is, by purpose, the global sequence of the event that
@@ -55,22 +62,32 @@ func (r *record) consent(a optin.Address, purpose string) (*optin.Consent, error
 	return &c, nil
 }
 
-// state turns the record into the optin.SubjectState that Apply works
-// on. a is the address the change names, used when the record has none.
-func (r *record) state(sid string, a optin.Address) (*optin.SubjectState, error) {
-	if r.Address != "" && r.Address != a.String() {
-		a2, err := optin.ParseAddress(r.Address)
-		if err != nil {
-			return nil, fmt.Errorf("%w: subject %s: %v", optin.ErrCorrupt, sid, err)
-		}
-		a = a2
+// open unwraps the subject key and opens the address: nil and the zero
+// address for a record without them (erased).
+func (r *record) open(keys *optin.Keys, sid string) ([]byte, optin.Address, error) {
+	if r.Wrapped == nil {
+		return nil, optin.Address{}, nil
 	}
+	key, err := keys.Unwrap(sid, r.Wrapped)
+	if err != nil {
+		return nil, optin.Address{}, err
+	}
+	if r.Sealed == nil {
+		return key, optin.Address{}, nil
+	}
+	a, err := optin.OpenAddress(key, sid, r.Sealed)
+	return key, a, err
+}
+
+// state turns the record into the optin.SubjectState that Apply works
+// on, for the address a the change names, with the subject key.
+func (r *record) state(sid string, a optin.Address, key []byte) (*optin.SubjectState, error) {
 	st := optin.NewSubjectState(sid, a)
-	st.Key, st.Head = r.Key, r.Head
+	st.Key, st.Head, st.ReceiptHead = key, r.Head, r.ReceiptHead
 	for purpose := range r.Consents {
 		c, err := r.consent(a, purpose)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: subject %s: %v", optin.ErrCorrupt, sid, err)
 		}
 		st.Consents[purpose] = *c
 	}
@@ -80,10 +97,14 @@ func (r *record) state(sid string, a optin.Address) (*optin.SubjectState, error)
 	return st, nil
 }
 
-// update copies st's current state into the record.
-func (r *record) update(st *optin.SubjectState) {
-	r.Address = st.Address.String()
-	r.Key, r.Head = st.Key, st.Head
+// update copies st's current state into the record, sealing the address
+// and wrapping the key of a new subject.
+func (r *record) update(keys *optin.Keyring, st *optin.SubjectState) {
+	if r.Wrapped == nil && st.Key != nil {
+		r.Wrapped = keys.Wrap(st.ID, st.Key)
+		r.Sealed = optin.SealAddress(st.Key, st.ID, st.Address)
+	}
+	r.Head, r.ReceiptHead = st.Head, st.ReceiptHead
 	r.Consents = make(map[string]string, len(st.Consents))
 	for purpose, c := range st.Consents {
 		r.Consents[purpose] = optin.EncodeConsent(c)

@@ -3,12 +3,12 @@ package filestore
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +17,9 @@ import (
 	"optinproxy/optin"
 	"optinproxy/optin/storetest"
 )
+
+// testKeys is the ledger key of the tests' stores.
+var testKeys = optin.StaticKeys(optin.NewKeyring(time.Now()))
 
 // open opens a store in a new directory and closes it when the test ends.
 func open(t testing.TB) *Store {
@@ -32,7 +35,7 @@ func openAt(t testing.TB, path string) *Store {
 // openClock opens the store at path on the clock now (nil: time.Now).
 func openClock(t testing.TB, path string, now func() time.Time) *Store {
 	t.Helper()
-	s, err := Open(path, Options{Timeout: time.Second, Now: now})
+	s, err := Open(path, Options{Timeout: time.Second, Now: now, Keys: testKeys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,33 +43,111 @@ func openClock(t testing.TB, path string, now func() time.Time) *Store {
 	return s
 }
 
+// harness remembers each test's file for Reopen.
+type harness struct {
+	mu    sync.Mutex
+	paths map[*testing.T]string
+}
+
+func (h *harness) open(t *testing.T, now func() time.Time, keys *optin.Keys) optin.Store {
+	path := filepath.Join(t.TempDir(), "optinproxy.db")
+	h.mu.Lock()
+	h.paths[t] = path
+	h.mu.Unlock()
+	s, err := Open(path, Options{Timeout: time.Second, Now: now, Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func (h *harness) reopen(t *testing.T, st optin.Store, now func() time.Time, keys *optin.Keys) (optin.Store, error) {
+	if st != nil {
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.mu.Lock()
+	path := h.paths[t]
+	h.mu.Unlock()
+	s, err := Open(path, Options{Timeout: time.Second, Now: now, Keys: keys})
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, nil
+}
+
+// raw is the whole file, with everything else in its folder.
+func raw(t *testing.T, st optin.Store) []byte {
+	s := st.(*Store)
+	var out []byte
+	files, _ := filepath.Glob(filepath.Join(filepath.Dir(s.path), "*"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b...)
+	}
+	return out
+}
+
+// snapshot copies the file as a backup does (a read transaction's
+// consistent copy).
+func snapshot(t *testing.T, st optin.Store) func(*optin.Keys) (optin.Store, error) {
+	s := st.(*Store)
+	path := filepath.Join(t.TempDir(), "backup.db")
+	err := s.db.View(func(tx *bolt.Tx) error { return tx.CopyFile(path, 0o600) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(keys *optin.Keys) (optin.Store, error) {
+		c, err := Open(path, Options{Timeout: time.Second, Keys: keys})
+		if err != nil {
+			return nil, err
+		}
+		t.Cleanup(func() { c.Close() })
+		return c, nil
+	}
+}
+
+// lose deletes the file under the open store.
+func lose(t *testing.T, st optin.Store) {
+	if err := os.Remove(st.(*Store).path); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestConformance(t *testing.T) {
+	h := &harness{paths: map[*testing.T]string{}}
 	storetest.Run(t, storetest.Harness{
-		Open: func(t *testing.T, now func() time.Time) optin.Store {
-			return openClock(t, filepath.Join(t.TempDir(), "optinproxy.db"), now)
-		},
-		Reopen: func(t *testing.T, s optin.Store, now func() time.Time) optin.Store {
-			path := s.(*Store).db.Path()
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-			return openClock(t, path, now)
-		},
-		Tamper: tamper,
+		Open:     h.open,
+		Reopen:   h.reopen,
+		Tamper:   tamper,
+		Raw:      raw,
+		Snapshot: snapshot,
+		Lose:     lose,
 	})
 }
 
 // tamper rewrites the actor of the subject's second event (or its only
-// one) in the file, leaving its hash as it was.
-func tamper(t *testing.T, s optin.Store, a optin.Address) {
-	fs := s.(*Store)
-	sid := optin.SubjectID(fs.key, a)
-	err := fs.db.Update(func(tx *bolt.Tx) error {
+// one) of its main or receipt chain in the file, leaving its hash as it
+// was.
+func tamper(t *testing.T, st optin.Store, a optin.Address, receipt bool) {
+	s := st.(*Store)
+	sid := s.keys.Get().SubjectID(a)
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		rec, err := loadRecord(tx, sid)
 		if err != nil || rec == nil {
 			t.Fatalf("tamper: no subject %s: %v", a, err)
 		}
-		seq, err := chainSeq(tx, sid, min(1, rec.Events-1))
+		chain, from, n := tx.Bucket(bucketChains), uint64(0), rec.Events
+		if receipt {
+			chain, from, n = tx.Bucket(bucketReceipts), rec.Pruned, rec.Receipts
+		}
+		seq, err := chainSeq(chain, sid, from+min(1, n-from-1))
 		if err != nil {
 			return err
 		}
@@ -75,11 +156,7 @@ func tamper(t *testing.T, s optin.Store, a optin.Address) {
 			return err
 		}
 		e.Actor = "someone else"
-		v, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		return tx.Bucket(bucketEvents).Put(seqKey(seq), v)
+		return tx.Bucket(bucketEvents).Put(seqKey(seq), encodeEvent(e))
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +169,7 @@ func TestSecondOpenFails(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "optinproxy.db")
 	openAt(t, path)
 	start := time.Now()
-	s, err := Open(path, Options{Timeout: 200 * time.Millisecond})
+	s, err := Open(path, Options{Timeout: 200 * time.Millisecond, Keys: testKeys})
 	if err == nil {
 		s.Close()
 		t.Fatal("a second Open of an open file succeeded")
@@ -113,7 +190,7 @@ func TestNotADatabase(t *testing.T) {
 	if err := os.WriteFile(text, bytes.Repeat([]byte("this is not a database\n"), 2000), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(text, Options{}); !errors.Is(err, optin.ErrCorrupt) || !strings.Contains(err.Error(), "not an optinproxy database") {
+	if _, err := Open(text, Options{Keys: testKeys}); !errors.Is(err, optin.ErrCorrupt) || !strings.Contains(err.Error(), "not an optinproxy database") {
 		t.Errorf("Open of a text file: %v; want ErrCorrupt", err)
 	}
 
@@ -126,59 +203,25 @@ func TestNotADatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	if _, err := Open(other, Options{}); !errors.Is(err, optin.ErrCorrupt) {
+	if _, err := Open(other, Options{Keys: testKeys}); !errors.Is(err, optin.ErrCorrupt) {
 		t.Errorf("Open of another program's bbolt file: %v; want ErrCorrupt", err)
 	}
 }
 
 func TestOptions(t *testing.T) {
-	if _, err := Open("", Options{}); err == nil {
+	if _, err := Open("", Options{Keys: testKeys}); err == nil {
 		t.Error("Open without a path succeeded")
 	}
-	if _, err := Open(filepath.Join(t.TempDir(), "x.db"), Options{Timeout: -time.Second}); err == nil {
+	if _, err := Open(filepath.Join(t.TempDir(), "x.db"), Options{}); err == nil {
+		t.Error("Open without a ledger key succeeded")
+	}
+	if _, err := Open(filepath.Join(t.TempDir(), "x.db"), Options{Timeout: -time.Second, Keys: testKeys}); err == nil {
 		t.Error("Open with a negative timeout succeeded")
 	}
 	// The directory is made when missing.
 	s := openAt(t, filepath.Join(t.TempDir(), "new", "dir", "optinproxy.db"))
 	if err := s.Ping(context.Background()); err != nil {
 		t.Error(err)
-	}
-}
-
-// TestSealedAtRest: no address or evidence is readable in the events as
-// stored; the subject records and the suppression index hold the address
-// (they must, to list and show it), nothing else does.
-func TestSealedAtRest(t *testing.T) {
-	s := open(t)
-	ctx := context.Background()
-	a, _ := optin.ParseAddress("secret.person@example.org")
-	l, err := optin.NewLedger(optin.LedgerOptions{Store: s, Purposes: optin.Purposes{
-		"news": {Name: "news", Basis: optin.BasisConsent, Category: optin.CategoryMarketing},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := l.Grant(ctx, a, "news", optin.ConsentChange{Evidence: optin.Evidence{IP: "203.0.113.77"}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := l.Suppress(ctx, a, optin.SuppressManual, "admin"); err != nil {
-		t.Fatal(err)
-	}
-	err = s.db.View(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketEvents, bucketChains, bucketMeta} {
-			tx.Bucket(name).ForEach(func(k, v []byte) error {
-				for _, secret := range []string{"secret.person", "203.0.113.77"} {
-					if bytes.Contains(k, []byte(secret)) || bytes.Contains(v, []byte(secret)) {
-						t.Errorf("bucket %s holds %q in the clear", name, secret)
-					}
-				}
-				return nil
-			})
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -201,14 +244,13 @@ func TestErasedSubject(t *testing.T) {
 	if _, err := l.Suppress(ctx, a, optin.SuppressErased, "admin"); err != nil {
 		t.Fatal(err)
 	}
-	sid := optin.SubjectID(s.key, a)
+	sid := s.keys.Get().SubjectID(a)
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		rec, err := loadRecord(tx, sid)
 		if err != nil {
 			return err
 		}
-		tx.Bucket(bucketSuppressions).Delete(suppressionKey(rec.Address, optin.SuppressErased))
-		rec.Key, rec.Address = nil, ""
+		rec.Wrapped, rec.Sealed = nil, nil
 		return putRecord(tx, sid, rec)
 	})
 	if err != nil {
@@ -233,7 +275,7 @@ func TestErasedSubject(t *testing.T) {
 	if r, err := s.Verify(ctx); err != nil || r.Subjects != 1 || r.Events != 2 || len(r.Broken) != 0 {
 		t.Errorf("Verify with an erased subject: %+v %v", r, err)
 	}
-	tamper(t, s, a)
+	tamper(t, s, a, false)
 	if r, err := s.Verify(ctx); err != nil || len(r.Broken) != 1 || r.Broken[0].Subject != sid {
 		t.Errorf("Verify of a broken erased chain: %+v %v; want it named by %s", r, err, sid)
 	}
@@ -248,7 +290,8 @@ func TestVerifyInChunks(t *testing.T) {
 	changes := make([]optin.Change, n)
 	for i := range changes {
 		a, _ := optin.ParseAddress(fmt.Sprintf("r%05d@example.com", i))
-		changes[i] = optin.Change{Subject: a, Event: optin.Event{Type: optin.EventMessageRelayed, Actor: "smtp"}}
+		changes[i] = optin.Receipt{Subject: a, Purpose: "news", Actor: "smtp", Time: time.Now(), Relayed: true,
+			Decision: optin.Decision{Allow: true, Reason: optin.ReasonTransactional}}.Change()
 	}
 	if _, err := s.Apply(ctx, changes); err != nil {
 		t.Fatal(err)
@@ -261,7 +304,8 @@ func TestVerifyInChunks(t *testing.T) {
 // TestRecordCodec: records round-trip, and damaged ones are ErrCorrupt.
 func TestRecordCodec(t *testing.T) {
 	r := &record{
-		Address: "jan@example.com", Key: optin.NewKey(), Head: "abc", Events: 300,
+		Sealed: []byte("sealed address"), Wrapped: optin.NewKey(), Head: "abc", Events: 300,
+		ReceiptHead: "def", Receipts: 9000, Pruned: 12, PrunedHead: "0a1b",
 		Consents:     map[string]string{"news": "granted|consent|form|1|1|0|id", "orders": "granted|contract|api|2|2|0|id2"},
 		Recorded:     map[string]uint64{"news": 7},
 		Suppressions: map[optin.SuppressionReason]int64{optin.SuppressComplaint: -5, optin.SuppressManual: 1 << 60},
@@ -271,7 +315,8 @@ func TestRecordCodec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Address != r.Address || !bytes.Equal(got.Key, r.Key) || got.Head != r.Head || got.Events != r.Events ||
+	if !bytes.Equal(got.Sealed, r.Sealed) || !bytes.Equal(got.Wrapped, r.Wrapped) || got.Head != r.Head || got.Events != r.Events ||
+		got.ReceiptHead != r.ReceiptHead || got.Receipts != r.Receipts || got.Pruned != r.Pruned || got.PrunedHead != r.PrunedHead ||
 		fmt.Sprint(got.Consents) != fmt.Sprint(r.Consents) || fmt.Sprint(got.Recorded) != fmt.Sprint(r.Recorded) ||
 		fmt.Sprint(got.Suppressions) != fmt.Sprint(r.Suppressions) {
 		t.Errorf("round trip:\n got %+v\nwant %+v", got, r)

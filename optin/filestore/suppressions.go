@@ -13,18 +13,17 @@ import (
 	"optinproxy/optin"
 )
 
-// suppressionKey is the index key of one suppression: the address, a zero
-// byte (which no address holds, so one address's entries are adjacent)
-// and the reason.
-func suppressionKey(addr string, reason optin.SuppressionReason) []byte {
-	k := make([]byte, 0, len(addr)+1+len(reason))
-	k = append(k, addr...)
+// suppressionKey is the index key of one suppression: the subject id, a
+// zero byte and the reason.
+func suppressionKey(sid string, reason optin.SuppressionReason) []byte {
+	k := make([]byte, 0, len(sid)+1+len(reason))
+	k = append(k, sid...)
 	k = append(k, 0)
 	return append(k, reason...)
 }
 
-// Suppressions pages through all suppressions in address order, then
-// reason order. The cursor is the NextCursor of the page before, "" for
+// Suppressions pages through all suppressions in subject id order, then
+// reason order, with each subject's address opened. The cursor is the NextCursor of the page before, "" for
 // the first page; a cursor that does not decode is an error wrapping
 // optin.ErrBadInput.
 func (s *Store) Suppressions(ctx context.Context, cursor string, limit int) (optin.SuppressionPage, error) {
@@ -46,13 +45,29 @@ func (s *Store) Suppressions(ctx context.Context, cursor string, limit int) (opt
 			}
 		}
 		var last []byte
+		addrs := map[string]optin.Address{}
 		for ; k != nil && len(page.Suppressions) < limit; k, v = c.Next() {
-			sup, err := decodeSuppression(k, v)
+			sup, sid, err := decodeSuppression(k, v)
 			if err != nil {
 				return err
 			}
-			page.Suppressions = append(page.Suppressions, sup)
 			last = k
+			a, ok := addrs[sid]
+			if !ok {
+				rec, err := loadRecord(tx, sid)
+				if err != nil || rec == nil {
+					return fmt.Errorf("%w: suppression of unknown subject %s (%v)", optin.ErrCorrupt, sid, err)
+				}
+				if _, a, err = rec.open(s.keys, sid); err != nil {
+					return err
+				}
+				addrs[sid] = a
+			}
+			if a.IsZero() {
+				continue // erased: nothing to name
+			}
+			sup.Subject = a
+			page.Suppressions = append(page.Suppressions, sup)
 		}
 		if k != nil {
 			page.NextCursor = base64.RawURLEncoding.EncodeToString(last)
@@ -65,18 +80,13 @@ func (s *Store) Suppressions(ctx context.Context, cursor string, limit int) (opt
 	return page, nil
 }
 
-func decodeSuppression(k, v []byte) (optin.Suppression, error) {
-	addr, reason, ok := bytes.Cut(k, []byte{0})
+func decodeSuppression(k, v []byte) (optin.Suppression, string, error) {
+	sid, reason, ok := bytes.Cut(k, []byte{0})
 	if !ok || len(v) != 8 {
-		return optin.Suppression{}, fmt.Errorf("%w: suppression index entry %q", optin.ErrCorrupt, k)
-	}
-	a, err := optin.ParseAddress(string(addr))
-	if err != nil {
-		return optin.Suppression{}, fmt.Errorf("%w: suppression index entry: %v", optin.ErrCorrupt, err)
+		return optin.Suppression{}, "", fmt.Errorf("%w: suppression index entry %q", optin.ErrCorrupt, k)
 	}
 	return optin.Suppression{
-		Subject:   a,
 		Reason:    optin.SuppressionReason(reason),
 		CreatedAt: time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC(),
-	}, nil
+	}, string(sid), nil
 }

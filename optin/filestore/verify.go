@@ -35,7 +35,7 @@ func (s *Store) Verify(ctx context.Context) (optin.VerifyReport, error) {
 					done = false
 					return nil
 				}
-				if err := verifySubject(tx, string(k), &report); err != nil {
+				if err := s.verifySubject(tx, string(k), &report); err != nil {
 					return err
 				}
 				after = bytes.Clone(k)
@@ -52,41 +52,54 @@ func (s *Store) Verify(ctx context.Context) (optin.VerifyReport, error) {
 	}
 }
 
-// verifySubject checks one chain and adds it to the report. Only stored
-// data that cannot be read at all is an error; a chain that does not
-// verify is a finding.
-func verifySubject(tx *bolt.Tx, sid string, report *optin.VerifyReport) error {
+// verifySubject checks one subject's two chains and adds it to the
+// report. Only stored data that cannot be read at all is an error; a
+// chain that does not verify is a finding.
+func (s *Store) verifySubject(tx *bolt.Tx, sid string, report *optin.VerifyReport) error {
 	rec, err := loadRecord(tx, sid)
 	if err != nil {
 		return err
 	}
 	report.Subjects++
-	name := rec.Address
-	if name == "" {
-		name = sid
+	name := sid
+	if _, a, err := rec.open(s.keys, sid); err == nil && !a.IsZero() {
+		name = a.String()
 	}
-	prev, lastID := "", ""
-	for i := uint64(0); i < rec.Events; i++ {
-		seq, err := chainSeq(tx, sid, i)
-		if err != nil {
+	for _, ch := range []struct {
+		b          *bolt.Bucket
+		from, end  uint64
+		prev, head string
+	}{
+		{tx.Bucket(bucketChains), 0, rec.Events, "", rec.Head},
+		{tx.Bucket(bucketReceipts), rec.Pruned, rec.Receipts, rec.PrunedHead, rec.ReceiptHead},
+	} {
+		prev, lastID := ch.prev, ""
+		for i := ch.from; i < ch.end; i++ {
+			seq, err := chainSeq(ch.b, sid, i)
+			if err != nil {
+				report.Broken = append(report.Broken, optin.BrokenChain{Subject: name, Event: lastID})
+				return nil
+			}
+			e, err := loadEvent(tx, seq)
+			if err != nil {
+				report.Broken = append(report.Broken, optin.BrokenChain{Subject: name, Event: lastID})
+				return nil
+			}
+			report.Events++
+			if e.Receipt {
+				report.Receipts++
+			}
+			if e.SubjectID != sid || !e.Intact(prev) {
+				report.Broken = append(report.Broken, optin.BrokenChain{Subject: name, Event: e.ID})
+				return nil
+			}
+			prev, lastID = e.Hash, e.ID
+		}
+		if prev != ch.head {
+			// Events after the last one found are gone.
 			report.Broken = append(report.Broken, optin.BrokenChain{Subject: name, Event: lastID})
 			return nil
 		}
-		e, err := loadEvent(tx, seq)
-		if err != nil {
-			report.Broken = append(report.Broken, optin.BrokenChain{Subject: name, Event: lastID})
-			return nil
-		}
-		report.Events++
-		if e.SubjectID != sid || !e.Intact(prev) {
-			report.Broken = append(report.Broken, optin.BrokenChain{Subject: name, Event: e.ID})
-			return nil
-		}
-		prev, lastID = e.Hash, e.ID
-	}
-	if prev != rec.Head {
-		// Events after the last one found are gone.
-		report.Broken = append(report.Broken, optin.BrokenChain{Subject: name, Event: lastID})
 	}
 	return nil
 }

@@ -103,7 +103,31 @@ func (s *Store) migrate(ctx context.Context, meta map[string]string, progress fu
 		p.HDel(ctx, s.keys.meta(), metaLedgerV1, metaMigrating)
 		return nil
 	})
-	return wrap("migrate", err)
+	if err != nil {
+		return wrap("migrate", err)
+	}
+	s.rewriteFiles(ctx)
+	return nil
+}
+
+// rewriteFiles asks Redis to write its files again (a snapshot when it
+// takes them, the append-only file when it keeps one), so that what the
+// migration replaced does not stay on its disk. A server that refuses
+// (a managed Redis without CONFIG) keeps its files until its own next
+// rewrite; the README says so.
+func (s *Store) rewriteFiles(ctx context.Context) {
+	nodes, err := s.nodes(ctx)
+	if err != nil {
+		return
+	}
+	for _, rdb := range nodes {
+		if save, err := rdb.ConfigGet(ctx, "save").Result(); err == nil && strings.TrimSpace(save["save"]) != "" {
+			rdb.BgSave(ctx)
+		}
+		if info, err := rdb.Info(ctx, "persistence").Result(); err == nil && strings.Contains(info, "aof_enabled:1") {
+			rdb.BgRewriteAOF(ctx)
+		}
+	}
 }
 
 // migrateMarks moves version 1's delivery marks (a key each, named by

@@ -63,6 +63,8 @@ type Store struct {
 	// is set once it vanished or changed.
 	epoch string
 	lost  atomic.Pointer[string]
+	// epochOwn names this instance in leases.
+	epochOwn string
 
 	closeOnce sync.Once
 	closeErr  error
@@ -96,7 +98,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	_, cluster := opts.Client.(*redis.ClusterClient)
 	s := &Store{rdb: opts.Client, keys: keys{opts.Prefix}, ring: opts.Keys, now: opts.Now, cluster: cluster,
-		trips: &tripCounter{}, batchAttempts: batchAttempts, seen: newSeenCache(1<<16, time.Minute)}
+		trips: &tripCounter{}, batchAttempts: batchAttempts, seen: newSeenCache(1<<16, time.Minute), epochOwn: newEpoch()}
 	s.rdb.AddHook(s.trips)
 
 	meta, err := s.rdb.HGetAll(ctx, s.keys.meta()).Result()

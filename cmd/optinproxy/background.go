@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"optinproxy/optin"
+)
+
+// Intervals of the background jobs.
+const (
+	// watchEvery is how often the store's marker is checked (SPEC §2: a
+	// store that lost its data is noticed while serving).
+	watchEvery = 5 * time.Second
+	// pruneEvery is how often receipts past their retention are pruned;
+	// pruneFirst is the wait after start before the first run.
+	pruneEvery = 6 * time.Hour
+	pruneFirst = time.Minute
+)
+
+// jobs are the server's background loops. Stop cancels them and waits.
+type jobs struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func (j *jobs) stop() {
+	if j.cancel != nil {
+		j.cancel()
+	}
+	j.wg.Wait()
+}
+
+// startJobs starts the watch of the store and the pruning of receipts.
+func startJobs(store optin.Store, retention time.Duration, reg prometheus.Registerer, log *slog.Logger) *jobs {
+	ctx, cancel := context.WithCancel(context.Background())
+	j := &jobs{cancel: cancel}
+	lost := prometheus.NewGauge(prometheus.GaugeOpts{Name: "optinproxy_store_data_lost",
+		Help: "1 once the store lost its data while this instance used it (its marker vanished or changed); restart after restoring a backup."})
+	pruned := prometheus.NewCounter(prometheus.CounterOpts{Name: "optinproxy_receipts_pruned_total",
+		Help: "Receipts deleted because they were older than policy.receipt_retention."})
+	reg.MustRegister(lost, pruned)
+	j.wg.Go(func() { watchStore(ctx, store, lost, log.With("component", "store")) })
+	j.wg.Go(func() { prune(ctx, store, retention, pruned, log.With("component", "prune")) })
+	return j
+}
+
+// watchStore pings the store every watchEvery. A loss of its data is
+// logged once, as an error, and shown by the gauge; /readyz shows it on
+// every probe (it pings too).
+func watchStore(ctx context.Context, store optin.Store, lost prometheus.Gauge, log *slog.Logger) {
+	t := time.NewTicker(watchEvery)
+	defer t.Stop()
+	told := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, watchEvery)
+		err := store.Ping(pctx)
+		cancel()
+		if errors.Is(err, optin.ErrDataLost) && !told {
+			told = true
+			lost.Set(1)
+			log.Error("the consent store lost its data: consents recorded before are gone, so marketing mail is blocked until they are back; restore the store from a backup and restart",
+				"err", err)
+		}
+	}
+}
+
+// prune deletes receipts older than retention every pruneEvery, under
+// the store's lease, so that of several instances one does it.
+func prune(ctx context.Context, store optin.Store, retention time.Duration, pruned prometheus.Counter, log *slog.Logger) {
+	wait := pruneFirst
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = pruneEvery
+		held, err := store.Lease(ctx, "prune-receipts", pruneEvery/2)
+		if err != nil || !held {
+			continue
+		}
+		start := time.Now()
+		n, err := store.PruneReceipts(ctx, start.Add(-retention))
+		pruned.Add(float64(n))
+		if err != nil {
+			log.Error("pruning old receipts failed; trying again later", "pruned", n, "err", err)
+			continue
+		}
+		log.Info("pruned receipts past their retention", "pruned", n, "retention", retention.String(), "took", time.Since(start).Round(time.Millisecond).String())
+	}
+}
