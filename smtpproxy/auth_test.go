@@ -90,7 +90,7 @@ func TestAuthSuccessRelays(t *testing.T) {
 		if err := c.Auth(auth); err != nil {
 			t.Fatalf("auth: %v", err)
 		}
-		if _, err := send(c, "crm@shop.example", []string{"jan@example.com"}, plainMsg); err != nil {
+		if _, err := send(c, "crm@shop.example", []string{"jan@example.com"}, fresh()); err != nil {
 			t.Fatalf("send after auth: %v", err)
 		}
 	}
@@ -165,12 +165,12 @@ func TestAuthFromDomains(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, from := range []string{"crm@other.example", "crm@sub.shop.example", "crm@shop.example.evil", ""} {
-		_, err := send(c, from, []string{"jan@example.com"}, plainMsg)
+		_, err := send(c, from, []string{"jan@example.com"}, fresh())
 		wantCode(t, err, 553)
 		c.Reset()
 	}
 	for _, from := range []string{"crm@shop.example", "News@SHOP.Example"} {
-		if _, err := send(c, from, []string{"jan@example.com"}, plainMsg); err != nil {
+		if _, err := send(c, from, []string{"jan@example.com"}, fresh()); err != nil {
 			t.Fatalf("MAIL FROM:<%s>: %v", from, err)
 		}
 	}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -131,6 +133,15 @@ func wantCode(t *testing.T, err error, code int) *smtp.SMTPError {
 	}
 	return se
 }
+
+// fresh is plainMsg with a Message-ID of its own: the proxy does not
+// deliver one message twice to a recipient (SPEC §2), so tests that send
+// "another" message must make it another.
+func fresh() string {
+	return strings.Replace(plainMsg, "<m1@shop.example>", fmt.Sprintf("<m%d@shop.example>", sent.Add(1)), 1)
+}
+
+var sent atomic.Int64
 
 const plainMsg = "From: CRM <crm@shop.example>\r\nTo: <jan@example.com>\r\nSubject: Hello\r\nMessage-ID: <m1@shop.example>\r\n\r\nHi Jan,\r\nthis is the body.\r\n"
 

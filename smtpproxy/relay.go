@@ -108,26 +108,29 @@ func (s *Server) relay(x *session, raw []byte) error {
 		return s.reply(out.err)
 	}
 
-	// Copies went out. On a partial failure (or finishing one) the
-	// delivered copies are remembered with their receipts, in one write,
-	// so that the client's retry delivers only the rest.
-	var mark *optin.Delivery
-	if len(out.failed) > 0 || earlier > 0 {
-		mark = &optin.Delivery{Message: msg.key, Until: s.opts.Now().Add(s.opts.DedupWindow)}
-		if s.opts.Ledger == nil {
-			s.remember(ctx, log, msg, out.accepted)
-		}
+	// Copies went out. Every delivered copy is marked with its receipt,
+	// in one write, so that the client's retry (a partial failure, or a
+	// reply lost on its way back, or a proxy gone before it) delivers
+	// only the rest (SPEC §2).
+	mark := &optin.Delivery{Message: msg.key, Until: s.opts.Now().Add(s.opts.DedupWindow)}
+	if s.opts.Ledger == nil {
+		s.remember(ctx, log, msg, out.accepted)
 	}
 	byAddr := make(map[optin.Address]verdict, len(vs))
 	for _, v := range vs {
 		byAddr[v.rcpt.addr] = v
 	}
+	uncertain := 0
 	for _, a := range out.accepted {
-		receipts = append(receipts, s.receipt(x, p, msg, qid, byAddr[a], true, mark))
+		r := s.receipt(x, p, msg, qid, byAddr[a], true, mark)
+		if out.uncertain[a] {
+			r.Details.Uncertain = true
+			uncertain++
+		}
+		receipts = append(receipts, r)
 	}
-	recErr := s.record(ctx, log, receipts)
-	if recErr != nil && len(out.failed) > 0 {
-		log.Error("delivered copies not remembered; the client's retry may send them twice", "relayed", len(out.accepted))
+	if err := s.record(ctx, log, receipts); err != nil {
+		log.Error("receipts and delivered marks of relayed copies not stored; the client's retry may send them twice", "relayed", len(out.accepted))
 	}
 	s.metrics.recipients.WithLabelValues("relayed").Add(float64(len(out.accepted)))
 
@@ -148,6 +151,9 @@ func (s *Server) relay(x *session, raw []byte) error {
 	text := fmt.Sprintf("Ok: queued as %s; relayed %d, blocked %d", qid, len(due), len(blocked))
 	if earlier > 0 {
 		text += fmt.Sprintf(" (%d relayed earlier)", earlier)
+	}
+	if uncertain > 0 {
+		text += fmt.Sprintf("; the upstream's connection broke after %d of the copies were sent, before it confirmed them: they may have been delivered, and will not be sent again", uncertain)
 	}
 	if monitor > 0 {
 		text += fmt.Sprintf("; monitor mode: %d would have been blocked", monitor)
@@ -176,7 +182,11 @@ func (s *Server) remember(ctx context.Context, log *slog.Logger, msg *message, a
 // outcome of handing the due copies to the upstream.
 type outcome struct {
 	accepted []optin.Address
-	failed   []failure
+	// uncertain are the accepted copies whose upstream reply was lost
+	// after the message was sent: they may have been delivered, and are
+	// treated as delivered rather than sent twice.
+	uncertain map[optin.Address]bool
+	failed    []failure
 	// err is set when nothing went out and the reply is already known.
 	err *smtp.SMTPError
 }
@@ -214,6 +224,12 @@ func (s *Server) sendCopies(ctx context.Context, log *slog.Logger, x *session, p
 	for i, o := range outs {
 		out.accepted = append(out.accepted, o.accepted...)
 		out.failed = append(out.failed, o.failed...)
+		for a := range o.uncertain {
+			if out.uncertain == nil {
+				out.uncertain = map[optin.Address]bool{}
+			}
+			out.uncertain[a] = true
+		}
 		if o.err != nil {
 			out.failed = append(out.failed, failure{rcpt: due[i], err: o.err})
 		}
@@ -250,7 +266,17 @@ func (s *Server) send(ctx context.Context, log *slog.Logger, x *session, msg *me
 	elapsed := s.opts.Now().Sub(start).Seconds()
 
 	var se *smtp.SMTPError
+	var md interface{ MaybeDelivered() bool }
 	switch {
+	case errors.As(err, &md) && md.MaybeDelivered():
+		s.metrics.upstream.WithLabelValues("reply_lost").Observe(elapsed)
+		log.Warn("the upstream's reply to a sent message was lost; treating the copies as delivered", "recipients", len(due), "err", err)
+		out := outcome{uncertain: map[optin.Address]bool{}}
+		for _, r := range due {
+			out.accepted = append(out.accepted, r.addr)
+			out.uncertain[r.addr] = true
+		}
+		return out
 	case err == nil:
 	case errors.As(err, &se) && len(rcptErrs) > 0:
 		// Every recipient refused at RCPT: report them one by one below.

@@ -63,14 +63,14 @@ func TestRelayAddsMissingMessageID(t *testing.T) {
 func TestUpstreamConnectionsAreReused(t *testing.T) {
 	p := startProxy(t, nil)
 	c := p.dial(t)
-	if _, err := send(c, "a@shop.example", []string{"b@example.com"}, plainMsg); err != nil {
+	if _, err := send(c, "a@shop.example", []string{"b@example.com"}, fresh()); err != nil {
 		t.Fatal(err)
 	}
 	// The first dial may take two connections: the first finds out that
 	// the upstream offers no STARTTLS.
 	before := p.up.connections()
 	for i := 0; i < 5; i++ {
-		if _, err := send(c, "a@shop.example", []string{"b@example.com"}, plainMsg); err != nil {
+		if _, err := send(c, "a@shop.example", []string{"b@example.com"}, fresh()); err != nil {
 			t.Fatalf("message %d: %v", i, err)
 		}
 	}
@@ -85,13 +85,13 @@ func TestUpstreamConnectionsAreReused(t *testing.T) {
 func TestStalePooledConnectionIsRetriedOnce(t *testing.T) {
 	p := startProxy(t, nil)
 	c := p.dial(t)
-	if _, err := send(c, "a@shop.example", []string{"b@example.com"}, plainMsg); err != nil {
+	if _, err := send(c, "a@shop.example", []string{"b@example.com"}, fresh()); err != nil {
 		t.Fatal(err)
 	}
 	// The upstream restarts on the same port: the pooled connection is
 	// dead, which the proxy finds out only when it uses it.
 	p.up.restart(t)
-	if _, err := send(c, "a@shop.example", []string{"b@example.com"}, plainMsg); err != nil {
+	if _, err := send(c, "a@shop.example", []string{"b@example.com"}, fresh()); err != nil {
 		t.Fatalf("send after upstream restart: %v", err)
 	}
 	if n := len(p.up.deliveries()); n != 2 {
@@ -146,7 +146,7 @@ func TestUpstreamFailures(t *testing.T) {
 			if tc.down {
 				return
 			}
-			if _, err := send(p.dial(t), "a@shop.example", []string{"b@example.com"}, plainMsg); err != nil {
+			if _, err := send(p.dial(t), "a@shop.example", []string{"b@example.com"}, fresh()); err != nil {
 				t.Fatalf("after the failure: %v", err)
 			}
 			if n := len(p.up.deliveries()); n != 1 {
@@ -156,16 +156,26 @@ func TestUpstreamFailures(t *testing.T) {
 	}
 }
 
-// A reply to the final dot that never comes: the proxy answers 451 and
-// does not send the message again by itself.
+// A reply to the final dot that never comes: the copy may have been
+// delivered. The proxy says so, does not send it again by itself, and
+// marks it, so that the client's retry does not deliver it twice either
+// (SPEC §4, honest replies).
 func TestSlowDataReplyIsNotResent(t *testing.T) {
 	p := startProxy(t, nil)
 	p.up.set(func(r *recorder) { r.delayData = 3 * time.Second })
-	_, err := send(p.dial(t), "a@shop.example", []string{"b@example.com"}, plainMsg)
-	wantCode(t, err, 451)
+	msg := strings.Replace(plainMsg, "<m1@shop.example>", "<slow@shop.example>", 1)
+	text, err := send(p.dial(t), "a@shop.example", []string{"b@example.com"}, msg)
+	if err != nil || !strings.Contains(text, "may have been delivered") {
+		t.Fatalf("reply after the upstream's reply was lost: %q, %v; want 250 saying it may have been delivered", text, err)
+	}
 	time.Sleep(3500 * time.Millisecond) // let the recorder finish
-	if n := len(p.up.deliveries()); n > 1 {
-		t.Errorf("upstream got the message %d times", n)
+	p.up.set(func(r *recorder) { r.delayData = 0 })
+	text, err = send(p.dial(t), "a@shop.example", []string{"b@example.com"}, msg)
+	if err != nil || !strings.Contains(text, "already relayed") {
+		t.Errorf("the client's retry: %q, %v; want 250 already relayed", text, err)
+	}
+	if n := len(p.up.deliveries()); n != 1 {
+		t.Errorf("upstream got the message %d times, want once", n)
 	}
 }
 
@@ -234,7 +244,7 @@ func TestOverlongLine(t *testing.T) {
 	if n := len(p.up.deliveries()); n != 0 {
 		t.Errorf("upstream got %d messages", n)
 	}
-	if _, err := send(p.dial(t), "a@shop.example", []string{"b@example.com"}, plainMsg); err != nil {
+	if _, err := send(p.dial(t), "a@shop.example", []string{"b@example.com"}, fresh()); err != nil {
 		t.Fatalf("next session: %v", err)
 	}
 }

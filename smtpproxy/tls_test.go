@@ -40,7 +40,7 @@ func TestStartTLSAuthRelays(t *testing.T) {
 		if err := c.Auth(sasl.NewPlainClient("", "crm", "s3cret")); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := send(c, "crm@shop.example", []string{"jan@example.com"}, plainMsg); err != nil {
+		if _, err := send(c, "crm@shop.example", []string{"jan@example.com"}, fresh()); err != nil {
 			t.Fatal(err)
 		}
 	}

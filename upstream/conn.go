@@ -266,7 +266,11 @@ func (c *conn) send(from string, to []string, msg io.WriterTo, opts *smtp.MailOp
 	}
 	if _, _, err := c.reply(); err != nil {
 		if !isReply(err) {
-			return c.failed(res, err, "end of data")
+			// The whole message and its dot went out: the upstream may
+			// have taken it (SPEC §4, honest replies).
+			res = c.failed(res, err, "end of data")
+			res.err = replyLost{res.err}
+			return res
 		}
 		res.rcptErrs = nil
 		res.err, res.healthy = err, true
@@ -394,6 +398,21 @@ func (d *dotWriter) Write(p []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// ErrReplyLost means the connection broke after the whole message and
+// its final dot were sent, before the upstream's reply came: the copy may
+// have been delivered. Send does not try it again. Errors wrapping it
+// also have a MaybeDelivered method, for callers that do not import this
+// package.
+var ErrReplyLost = errors.New("upstream: the reply to the message was lost")
+
+type replyLost struct{ err error }
+
+func (e replyLost) Error() string {
+	return "the upstream's reply to the message was lost; the copy may have been delivered: " + e.err.Error()
+}
+func (e replyLost) Unwrap() []error      { return []error{ErrReplyLost, e.err} }
+func (e replyLost) MaybeDelivered() bool { return true }
 
 // ErrNoSMTPUTF8 means the message needs SMTPUTF8 (RFC 6531) and the
 // upstream does not offer it.
