@@ -60,6 +60,7 @@ var routes = []route{
 	{"POST", "/api/v1/suppressions", ScopeWrite, (*API).addSuppression},
 	{"DELETE", "/api/v1/suppressions/{email}", ScopeWrite, (*API).removeSuppression},
 	{"POST", "/api/v1/imports", ScopeWrite, (*API).importCSV},
+	{"GET", "/api/v1/reports/no-proof", ScopeRead, (*API).reportNoProof},
 }
 
 // New validates opts and builds the API.

@@ -317,3 +317,69 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		t.Error("no bearer security scheme")
 	}
 }
+
+// TestImportInventsNoEvidence: a row without granted_at or
+// policy_version keeps them empty, its event names the file and line
+// (SPEC §2), it does not undo a stored withdrawal, and the no-proof
+// report lists it with what is missing.
+func TestImportInventsNoEvidence(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *apiServer) {
+		if code, raw := s.call(t, adminToken, "DELETE", "/api/v1/subjects/gone@example.com/consents/newsletter", "", nil); code != 200 {
+			t.Fatalf("withdraw: %d %s", code, raw)
+		}
+		csv := "email,purpose,status,basis,source,granted_at,policy_version,ip\n" +
+			"old@example.com,newsletter,granted,consent,import,,,\n" +
+			"gone@example.com,newsletter,granted,consent,import,,,\n" +
+			"dated@example.com,newsletter,granted,consent,import,2025-03-01,,198.51.100.4\n" +
+			"full@example.com,newsletter,granted,consent,import,2025-03-01,2025-01,198.51.100.5\n"
+		var ans struct{ Rows, Applied, Ignored, Bad int }
+		if code, raw := s.call(t, adminToken, "POST", "/api/v1/imports?file=../../lists/klanten%20maart.csv", csv, &ans); code != 200 || ans.Applied != 3 || ans.Ignored != 1 {
+			t.Fatalf("import: %d %s", code, raw)
+		}
+		var subj subjectAnswer
+		s.call(t, readToken, "GET", "/api/v1/subjects/old@example.com", "", &subj)
+		c := subj.Consents[0]
+		if !c.GrantedAt.IsZero() || c.Evidence != nil {
+			t.Errorf("an undated import got a grant time %s or evidence %+v", c.GrantedAt, c.Evidence)
+		}
+		var ev struct {
+			Events []struct {
+				Details struct {
+					Evidence *json.RawMessage `json:"evidence"`
+					Import   struct {
+						File string `json:"file"`
+						Line int    `json:"line"`
+						At   string `json:"at"`
+					} `json:"import"`
+				} `json:"details"`
+			} `json:"events"`
+		}
+		s.call(t, readToken, "GET", "/api/v1/events?subject=old@example.com", "", &ev)
+		if len(ev.Events) != 1 || ev.Events[0].Details.Import.File != "klanten maart.csv" || ev.Events[0].Details.Import.Line != 2 ||
+			ev.Events[0].Details.Import.At == "" || ev.Events[0].Details.Evidence != nil {
+			t.Errorf("the undated import's event: %+v", ev.Events)
+		}
+		s.call(t, readToken, "GET", "/api/v1/subjects/gone@example.com", "", &subj)
+		if subj.Consents[0].Status != "withdrawn" {
+			t.Errorf("an undated import undid a withdrawal: %+v", subj.Consents[0])
+		}
+		var rep struct {
+			Consents []struct {
+				Email   string   `json:"email"`
+				Missing []string `json:"missing"`
+			} `json:"consents"`
+			NextCursor string `json:"next_cursor"`
+		}
+		if code, raw := s.call(t, readToken, "GET", "/api/v1/reports/no-proof", "", &rep); code != 200 || rep.NextCursor != "" {
+			t.Fatalf("report: %d %s", code, raw)
+		}
+		got := map[string]string{}
+		for _, r := range rep.Consents {
+			got[r.Email] = strings.Join(r.Missing, ",")
+		}
+		want := map[string]string{"old@example.com": "granted_at,policy_version,evidence", "dated@example.com": "policy_version"}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("no-proof report: %v, want %v", got, want)
+		}
+	})
+}

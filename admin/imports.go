@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"optinproxy/optin"
 )
@@ -38,8 +39,12 @@ var importColumns = []string{"email", "purpose", "status", "basis", "source", "g
 
 // importCSV reads a CSV body row by row (streamed, never held whole),
 // validates each row, and applies the good ones in batches. A bad row is
-// reported with its line and does not stop the import.
+// reported with its line and does not stop the import. ?file= names the
+// file the rows came from, which each consent's event keeps with its
+// line and the time of the import: imports never invent evidence (SPEC
+// §2), so that is all a row without granted_at has to show.
 func (a *API) importCSV(w http.ResponseWriter, r *http.Request, p principal) {
+	src := optin.ImportSource{File: importFileName(r.URL.Query().Get("file")), At: a.opts.Now().UTC()}
 	cr := csv.NewReader(r.Body)
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
@@ -119,7 +124,8 @@ func (a *API) importCSV(w http.ResponseWriter, r *http.Request, p principal) {
 			bad(line, fmt.Sprintf("%d fields, the header has %d", len(rec), len(head)))
 			continue
 		}
-		ch, err := a.importRow(rec, col, p)
+		src.Line = line
+		ch, err := a.importRow(rec, col, p, src)
 		if err != nil {
 			bad(line, err.Error())
 			continue
@@ -141,7 +147,7 @@ func (a *API) importCSV(w http.ResponseWriter, r *http.Request, p principal) {
 }
 
 // importRow turns one row into a change, or says what is wrong with it.
-func (a *API) importRow(rec []string, col map[string]int, p principal) (optin.Change, error) {
+func (a *API) importRow(rec []string, col map[string]int, p principal, src optin.ImportSource) (optin.Change, error) {
 	get := func(name string) string {
 		if i, ok := col[name]; ok {
 			return strings.TrimSpace(rec[i])
@@ -153,7 +159,7 @@ func (a *API) importRow(rec []string, col map[string]int, p principal) (optin.Ch
 		return optin.Change{}, err
 	}
 	cc := optin.ConsentChange{Basis: optin.Basis(get("basis")), Source: get("source"), Actor: p.actor(),
-		Evidence: optin.Evidence{PolicyVersion: get("policy_version"), IP: get("ip")}}
+		Evidence: optin.Evidence{PolicyVersion: get("policy_version"), IP: get("ip")}, Import: &src}
 	if cc.Source == "" {
 		cc.Source = optin.SourceImport
 	}
@@ -174,6 +180,25 @@ func (a *API) importRow(rec []string, col map[string]int, p principal) (optin.Ch
 	default:
 		return optin.Change{}, fmt.Errorf("status %q: want granted, pending, withdrawn or expired", status)
 	}
+}
+
+// importFileName keeps of a file name what an event may hold: its last
+// element, printable, at most 200 bytes.
+func importFileName(s string) string {
+	if i := strings.LastIndexAny(s, `/\`); i >= 0 {
+		s = s[i+1:]
+	}
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || !utf8.ValidRune(r) {
+			return -1
+		}
+		return r
+	}, s)
+	for len(s) > 200 {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-size]
+	}
+	return s
 }
 
 // parseImportTime accepts RFC 3339 and, as spreadsheets write them,

@@ -74,7 +74,7 @@ func ParseKeyring(text []byte) (*Keyring, error) {
 	magic := false
 	for _, line := range strings.FieldsFunc(string(text), func(r rune) bool { return r == '\n' || r == ';' }) {
 		if i := strings.IndexByte(line, '#'); i >= 0 {
-			line = line[:i]
+			line = line[:i] // a comment must not hold a ";"
 		}
 		f := strings.Fields(line)
 		if len(f) == 0 {
@@ -152,7 +152,7 @@ func (k *Keyring) Marshal() []byte {
 	var b bytes.Buffer
 	b.WriteString("# optinproxy ledger key: it unlocks every address and all the evidence in\n")
 	b.WriteString("# the consent store. Keep it apart from the store's backups, and keep a copy:\n")
-	b.WriteString("# without it the ledger cannot be read. Made by optinproxy; rotate-key adds\n")
+	b.WriteString("# without it the ledger cannot be read. Made by optinproxy: rotate-key adds\n")
 	b.WriteString("# generations, rotate-key --retire N removes one.\n")
 	b.WriteString(keyringMagic + "\n")
 	fmt.Fprintf(&b, "id %s%s\n", base64.StdEncoding.EncodeToString(k.id), stamp(k.created))
@@ -244,15 +244,27 @@ func (k *Keyring) Derive(use string) []byte { return derive(k.id, "optinproxy "+
 // The subject id is bound as associated data, so a wrap cannot be moved
 // to another subject.
 func (k *Keyring) Wrap(sid string, subjectKey []byte) []byte {
-	g := k.gens[k.newest]
+	w, _ := k.WrapAt(k.newest, sid, subjectKey)
+	return w
+}
+
+// WrapAt is Wrap under generation gen, or under the newest when the
+// keyring lacks gen: a store that has not yet been rotated to a
+// generation the key file already has (rotate-key --prepare) keeps
+// wrapping under its own, which every instance can read.
+func (k *Keyring) WrapAt(gen uint32, sid string, subjectKey []byte) ([]byte, uint32) {
+	g, ok := k.gens[gen]
+	if !ok || gen == 0 {
+		gen, g = k.newest, k.gens[k.newest]
+	}
 	aead := mustGCM(g.key)
-	out := binary.AppendUvarint(nil, uint64(k.newest))
+	out := binary.AppendUvarint(nil, uint64(gen))
 	nonce := make([]byte, aead.NonceSize())
 	if _, err := rand.Read(nonce); err != nil {
 		panic(err)
 	}
 	out = append(out, nonce...)
-	return aead.Seal(out, nonce, subjectKey, wrapAD(sid, k.newest))
+	return aead.Seal(out, nonce, subjectKey, wrapAD(sid, gen)), gen
 }
 
 // Unwrap opens a Wrap. An unknown generation is an error wrapping

@@ -222,7 +222,7 @@ func runVerify(_ context.Context, e *env, args []string) error {
 	if err := c.json("GET", "/api/v1/verify", nil, &rep); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "%d subjects, %d events checked\n", rep.Subjects, rep.Events)
+	fmt.Fprintf(e.stdout, "%d subjects, %d events checked (%d of them receipts)\n", rep.Subjects, rep.Events, rep.Receipts)
 	if len(rep.Broken) == 0 {
 		fmt.Fprintln(e.stdout, "every chain is intact")
 		return nil

@@ -37,7 +37,7 @@ func runImport(_ context.Context, e *env, args []string) error {
 	}
 	defer f.Close()
 	start := time.Now()
-	raw, err := c.do("POST", "/api/v1/imports", "text/csv", f)
+	raw, err := c.do("POST", "/api/v1/imports?file="+url.QueryEscape(filepath.Base(pos[0])), "text/csv", f)
 	if err != nil {
 		return err
 	}

@@ -19,71 +19,74 @@ import (
 	"optinproxy/optin/redisstore"
 )
 
-// openStore reads the ledger key and opens the store with it: Redis when
-// configured, else the embedded store in store.path (SPEC §10). A store
-// of an earlier version is migrated on the way (its key moves into the
-// key file). When this start made the key file and the store turns out
-// to be of another key, the file is taken back and the error says what
-// to restore.
-func openStore(ctx context.Context, cfg *config.Config, environ []string, log *slog.Logger) (optin.Store, *optin.Keys, keySource, error) {
+// opener opens the configured store with a ledger key; legacy reads
+// the key an older store keeps inside (nil for any other); close
+// releases what opener made when open failed or was not called.
+type opener struct {
+	open   func(*optin.Keys) (optin.Store, error)
+	legacy func() ([]byte, error)
+	close  func()
+	what   string // the configuration key to name in errors
+}
+
+// storeOpener prepares to open Redis when configured, else the embedded
+// store in store.path (SPEC §10).
+func storeOpener(ctx context.Context, cfg *config.Config, log *slog.Logger) (*opener, error) {
 	progress := func(n int) { log.Info("migrating the store", "subjects", n) }
-	var (
-		open   func(*optin.Keys) (optin.Store, error)
-		legacy func() ([]byte, error)
-		closer func()
-	)
 	if cfg.Store.UsesRedis() {
 		r := cfg.Store.Redis
 		client, err := redisstore.NewClient(r.URL, r.Sentinel.Master, r.Sentinel.Addrs, r.ClusterAddrs)
 		if err != nil {
-			return nil, nil, keySource{}, fmt.Errorf("store.redis: %w", err)
+			return nil, fmt.Errorf("store.redis: %w", err)
 		}
-		closer = func() { client.Close() }
-		legacy = func() ([]byte, error) {
-			lk, err := redisstore.LegacyKey(ctx, client, r.KeyPrefix)
-			if err != nil {
-				return nil, fmt.Errorf("store.redis: %w", err)
-			}
-			return lk, nil
-		}
-		open = func(keys *optin.Keys) (optin.Store, error) {
-			return redisstore.Open(ctx, redisstore.Options{Client: client, Prefix: r.KeyPrefix, Keys: keys, Progress: progress})
-		}
-	} else {
-		path := filepath.Join(cfg.Store.Path, "optinproxy.db")
-		closer = func() {}
-		legacy = func() ([]byte, error) {
-			lk, err := filestore.LegacyKey(path, 5*time.Second)
-			if err != nil {
-				return nil, fmt.Errorf("store.path: %w", err)
-			}
-			return lk, nil
-		}
-		open = func(keys *optin.Keys) (optin.Store, error) {
+		return &opener{what: "store.redis", close: func() { client.Close() },
+			legacy: func() ([]byte, error) { return redisstore.LegacyKey(ctx, client, r.KeyPrefix) },
+			open: func(keys *optin.Keys) (optin.Store, error) {
+				return redisstore.Open(ctx, redisstore.Options{Client: client, Prefix: r.KeyPrefix, Keys: keys, Progress: progress})
+			}}, nil
+	}
+	path := filepath.Join(cfg.Store.Path, "optinproxy.db")
+	return &opener{what: "store.path", close: func() {},
+		legacy: func() ([]byte, error) { return filestore.LegacyKey(path, 5*time.Second) },
+		open: func(keys *optin.Keys) (optin.Store, error) {
 			return filestore.Open(path, filestore.Options{Timeout: 5 * time.Second, Keys: keys, Progress: progress})
+		}}, nil
+}
+
+// openStore reads the ledger key and opens the store with it. A store of
+// an earlier version is migrated on the way (its key moves into the key
+// file). When this start made the key file and the store turns out to be
+// of another key, the file is taken back and the error says what to
+// restore.
+func openStore(ctx context.Context, cfg *config.Config, environ []string, log *slog.Logger) (optin.Store, *optin.Keys, keySource, error) {
+	op, err := storeOpener(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, keySource{}, err
+	}
+	legacy := func() ([]byte, error) {
+		lk, err := op.legacy()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op.what, err)
 		}
+		return lk, nil
 	}
 	keys, src, err := loadKeys(cfg, environ, legacy, log)
 	if err != nil {
-		closer()
+		op.close()
 		return nil, nil, src, err
 	}
-	s, err := open(keys)
+	s, err := op.open(keys)
 	if err != nil {
-		closer()
-		what := "store.path"
-		if cfg.Store.UsesRedis() {
-			what = "store.redis"
-		}
+		op.close()
 		if errors.Is(err, optin.ErrBadKey) && src.made {
 			os.Remove(src.file)
 			return nil, nil, src, fmt.Errorf("%s: %w\nThe key file %s did not exist, so a new key was made (and now removed again); this store needs the key file it was made with: restore it from where you keep it, or set %s",
-				what, err, src.file, config.LedgerKeyEnv)
+				op.what, err, src.file, config.LedgerKeyEnv)
 		}
 		if errors.Is(err, optin.ErrBadKey) {
-			return nil, nil, src, fmt.Errorf("%s: %w (the key came from %s)", what, err, src)
+			return nil, nil, src, fmt.Errorf("%s: %w (the key came from %s)", op.what, err, src)
 		}
-		return nil, nil, src, fmt.Errorf("%s: %w", what, err)
+		return nil, nil, src, fmt.Errorf("%s: %w", op.what, err)
 	}
 	return s, keys, src, nil
 }

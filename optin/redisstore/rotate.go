@@ -25,6 +25,7 @@ func (s *Store) Rotate(ctx context.Context, progress func(int)) (int, error) {
 	if err := s.rdb.HSet(ctx, s.keys.meta(), metaGeneration, ring.Newest()).Err(); err != nil {
 		return 0, wrap("rotate", err)
 	}
+	s.gen.Store(ring.Newest())
 	done := 0
 	err := s.eachSubjects(ctx, rotateBatch, func(ctx context.Context, rdb redis.Cmdable, sids []string) error {
 		wrapped, err := s.wrappedKeys(ctx, rdb, sids)

@@ -155,12 +155,12 @@ func (r *record) dirty() bool { return len(r.pending)+len(r.receipts) > 0 }
 // fields returns the state fields to set and to delete for the pending
 // events; marks past now are left out. The counts are the script's to
 // raise.
-func (r *record) fields(keys *optin.Keyring, now time.Time) (set []string, del []string) {
+func (r *record) fields(keys *optin.Keyring, gen uint32, now time.Time) (set []string, del []string) {
 	if !r.dirty() {
 		return nil, nil
 	}
 	if r.wrapped == nil {
-		r.wrapped = keys.Wrap(r.st.ID, r.st.Key)
+		r.wrapped, _ = keys.WrapAt(gen, r.st.ID, r.st.Key)
 		set = append(set, fieldWrappedKey, string(r.wrapped),
 			fieldSealedAddress, string(optin.SealAddress(r.st.Key, r.st.ID, r.st.Address)))
 	}

@@ -65,6 +65,10 @@ type Store struct {
 	lost  atomic.Pointer[string]
 	// epochOwn names this instance in leases.
 	epochOwn string
+	// gen is the store's key generation (meta g): new subject keys are
+	// wrapped under it, so that every instance can read them even when
+	// this one's key file has a newer generation prepared.
+	gen atomic.Uint32
 
 	closeOnce sync.Once
 	closeErr  error
@@ -166,24 +170,23 @@ func (s *Store) checkMeta(meta map[string]string) error {
 	return nil
 }
 
-// noteGeneration compares the store's newest key generation with the
-// ledger key's: the store's is raised to the key's (so that the other
-// instances read their key files again), and a key that lacks the
-// store's is read again, then refused.
+// noteGeneration takes the store's key generation (meta g, which Rotate
+// raises): a ledger key that lacks it is read again, then refused.
 func (s *Store) noteGeneration(ctx context.Context, meta map[string]string) error {
 	g, _ := strconv.ParseUint(meta[metaGeneration], 10, 32)
-	ring := s.ring.Get()
-	if uint32(g) > ring.Newest() {
+	if g == 0 {
+		g = uint64(s.ring.Get().Newest())
+		if err := s.rdb.HSetNX(ctx, s.keys.meta(), metaGeneration, g).Err(); err != nil {
+			return wrap("open", err)
+		}
+	}
+	if ring := s.ring.Get(); uint32(g) > ring.Newest() {
 		if ring, _ = s.ring.Refresh(); uint32(g) > ring.Newest() {
 			return fmt.Errorf("redisstore: %w: the store uses key generation %d, the key file has up to %d: copy the key file from where rotate-key ran",
 				optin.ErrBadKey, g, ring.Newest())
 		}
 	}
-	if uint32(g) < ring.Newest() {
-		if err := s.rdb.HSet(ctx, s.keys.meta(), metaGeneration, ring.Newest()).Err(); err != nil {
-			return wrap("open", err)
-		}
-	}
+	s.gen.Store(uint32(g))
 	return nil
 }
 
@@ -219,11 +222,15 @@ func (s *Store) Ping(ctx context.Context) error {
 		return fmt.Errorf("redisstore: %w: %s", optin.ErrDataLost, *lost)
 	}
 	if g, _ := vals[1].(string); g != "" {
-		if n, err := strconv.ParseUint(g, 10, 32); err == nil && uint32(n) > s.ring.Get().Newest() {
+		n, err := strconv.ParseUint(g, 10, 32)
+		if err == nil && uint32(n) > s.ring.Get().Newest() {
 			if ring, err := s.ring.Refresh(); err != nil || uint32(n) > ring.Newest() {
 				return fmt.Errorf("redisstore: %w: the store uses key generation %d, the key file has up to %d: copy the key file from where rotate-key ran",
 					optin.ErrBadKey, n, ring.Newest())
 			}
+		}
+		if err == nil {
+			s.gen.Store(uint32(n))
 		}
 	}
 	return nil
