@@ -119,7 +119,7 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 // SealAddress seals a subject's address under a key derived from its
 // subject key, with the subject id bound as associated data. The nonce is
 // fixed: the derived key seals nothing else, and a subject id has one
-// address. 16 bytes longer than the address.
+// address. 12 bytes longer than the address.
 func SealAddress(key []byte, sid string, a Address) []byte {
 	var nonce [12]byte
 	return addressKey(key).Seal(nil, nonce[:], []byte(a.String()), []byte(sid))
@@ -139,6 +139,16 @@ func OpenAddress(key []byte, sid string, sealed []byte) (Address, error) {
 	return a, nil
 }
 
+// addressKey seals the address with a 12-byte tag: with the subject key
+// wrapped, it keeps a subject's state within Redis's 160-byte allocation.
 func addressKey(subjectKey []byte) cipher.AEAD {
-	return mustGCM(derive(subjectKey, "optinproxy address"))
+	block, err := aes.NewCipher(derive(subjectKey, "optinproxy address"))
+	if err != nil {
+		panic(err)
+	}
+	aead, err := cipher.NewGCMWithTagSize(block, 12)
+	if err != nil {
+		panic(err)
+	}
+	return aead
 }

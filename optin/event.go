@@ -69,7 +69,9 @@ type SealedEvent struct {
 
 // ComputeHash is the SHA-256, in hex, over the sealed event with Prev and
 // without Hash. Each field is length-prefixed, so no two different events
-// encode alike.
+// encode alike. A receipt's hash is the first 16 bytes of it (32 hex
+// digits), under another label: receipts are the bulk of the log, and
+// 128 bits still take 2^128 tries to forge one that fits a chain.
 func (e *SealedEvent) ComputeHash() string {
 	h := sha256.New()
 	var n [8]byte
@@ -78,7 +80,11 @@ func (e *SealedEvent) ComputeHash() string {
 		h.Write(n[:])
 		h.Write([]byte(s))
 	}
-	put("optinproxy-event-v1")
+	if e.Receipt {
+		put("optinproxy-receipt-v1")
+	} else {
+		put("optinproxy-event-v1")
+	}
 	put(e.ID)
 	put(strconv.FormatInt(e.Time.UnixNano(), 10))
 	put(string(e.Type))
@@ -87,8 +93,15 @@ func (e *SealedEvent) ComputeHash() string {
 	put(e.Actor)
 	put(string(e.Sealed))
 	put(e.Prev)
-	return hex.EncodeToString(h.Sum(nil))
+	sum := h.Sum(nil)
+	if e.Receipt {
+		sum = sum[:ReceiptHashSize]
+	}
+	return hex.EncodeToString(sum)
 }
+
+// ReceiptHashSize is the size in bytes of a receipt's hash.
+const ReceiptHashSize = 16
 
 // Intact reports whether the event's hash matches its content and it
 // follows prev.

@@ -6,7 +6,6 @@ import (
 	"crypto/cipher"
 	"crypto/hkdf"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -17,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	josecipher "github.com/go-jose/go-jose/v4/cipher"
 )
 
 // Keyring is the ledger key (SPEC §2). It never lives in the store: a
@@ -240,9 +241,10 @@ func (k *Keyring) Check() string {
 func (k *Keyring) Derive(use string) []byte { return derive(k.id, "optinproxy "+use) }
 
 // Wrap seals a subject key under the newest generation: the generation
-// (uvarint), a random nonce, and the AES-GCM ciphertext, 61 bytes in all.
-// The subject id is bound as associated data, so a wrap cannot be moved
-// to another subject.
+// (uvarint) and the AES key wrap of RFC 3394 (40 bytes; 41 in all, so
+// that Redis keeps the state in its compact form). The key-encryption
+// key is derived from the generation's key and the subject id, so a wrap
+// moved to another subject does not open.
 func (k *Keyring) Wrap(sid string, subjectKey []byte) []byte {
 	w, _ := k.WrapAt(k.newest, sid, subjectKey)
 	return w
@@ -257,14 +259,11 @@ func (k *Keyring) WrapAt(gen uint32, sid string, subjectKey []byte) ([]byte, uin
 	if !ok || gen == 0 {
 		gen, g = k.newest, k.gens[k.newest]
 	}
-	aead := mustGCM(g.key)
-	out := binary.AppendUvarint(nil, uint64(gen))
-	nonce := make([]byte, aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		panic(err)
+	w, err := josecipher.KeyWrap(wrapCipher(g.key, sid, gen), subjectKey)
+	if err != nil {
+		panic(err) // only for keys not a multiple of 8 bytes
 	}
-	out = append(out, nonce...)
-	return aead.Seal(out, nonce, subjectKey, wrapAD(sid, gen)), gen
+	return append(binary.AppendUvarint(nil, uint64(gen)), w...), gen
 }
 
 // Unwrap opens a Wrap. An unknown generation is an error wrapping
@@ -278,10 +277,8 @@ func (k *Keyring) Unwrap(sid string, wrapped []byte) ([]byte, error) {
 	if !have {
 		return nil, fmt.Errorf("%w %d (the ledger key has %s): subject %s", ErrKeyGeneration, n, k.generationList(), sid)
 	}
-	aead := mustGCM(g.key)
 	_, used := binary.Uvarint(wrapped)
-	rest := wrapped[used:]
-	key, err := aead.Open(nil, rest[:aead.NonceSize()], rest[aead.NonceSize():], wrapAD(sid, n))
+	key, err := josecipher.KeyUnwrap(wrapCipher(g.key, sid, n), wrapped[used:])
 	if err != nil || len(key) != KeySize {
 		return nil, fmt.Errorf("%w: subject %s: its key does not open under generation %d", ErrCorrupt, sid, n)
 	}
@@ -291,14 +288,20 @@ func (k *Keyring) Unwrap(sid string, wrapped []byte) ([]byte, error) {
 // WrapGeneration reads the generation a Wrap was made under.
 func WrapGeneration(wrapped []byte) (uint32, bool) {
 	n, used := binary.Uvarint(wrapped)
-	if used <= 0 || n == 0 || n > 1<<31 || len(wrapped) != used+12+KeySize+16 {
+	if used <= 0 || n == 0 || n > 1<<31 || len(wrapped) != used+KeySize+8 {
 		return 0, false
 	}
 	return uint32(n), true
 }
 
-func wrapAD(sid string, gen uint32) []byte {
-	return fmt.Appendf(nil, "optinproxy subject key\x00%s\x00%d", sid, gen)
+// wrapCipher is the key-encryption key of one subject under one
+// generation.
+func wrapCipher(genKey []byte, sid string, gen uint32) cipher.Block {
+	block, err := aes.NewCipher(derive(genKey, fmt.Sprintf("optinproxy subject key\x00%s\x00%d", sid, gen)))
+	if err != nil {
+		panic(err)
+	}
+	return block
 }
 
 // derive is HKDF-SHA256 of secret for one use.

@@ -1,6 +1,7 @@
 package optin
 
 import (
+	"crypto/aes"
 	"crypto/cipher"
 	"encoding/binary"
 	"encoding/json"
@@ -18,9 +19,19 @@ import (
 
 // receiptKey is the key a subject's receipts are sealed under: derived
 // from the subject key, so erasure destroys it too, and used for nothing
-// else, so that the id-derived nonces cannot meet another use's.
+// else, so that the id-derived nonces cannot meet another use's. Its tag
+// is 12 bytes, the shortest SP 800-38D allows for general use: a
+// receipt's sealed details are short and many.
 func receiptKey(subjectKey []byte) cipher.AEAD {
-	return mustGCM(derive(subjectKey, "optinproxy receipt"))
+	block, err := aes.NewCipher(derive(subjectKey, "optinproxy receipt"))
+	if err != nil {
+		panic(err)
+	}
+	aead, err := cipher.NewGCMWithTagSize(block, 12)
+	if err != nil {
+		panic(err)
+	}
+	return aead
 }
 
 // SealReceipt turns a message.relayed or message.blocked event into its
@@ -78,6 +89,7 @@ const (
 	receiptMonitor
 	receiptAtRcpt
 	receiptUncertain
+	receiptBracketed // the message id had <> around it, left out
 )
 
 // reasonCodes are the reasons a receipt names most; 0 means the text
@@ -90,8 +102,10 @@ var reasonCodes = []Reason{"",
 }
 
 // appendBinary writes d as: flags, the reason (code or 0 and the text),
-// the message id, the queue id, and the consent event (16 raw bytes when
-// it is an event id, else its text after a 0).
+// the message id, the queue id (10 raw bytes after a 10 when it is the
+// relay's lowercase base32 of 10 bytes, else its text after a 0), and the
+// consent event (16 raw bytes after a 16 when it is an event id, else its
+// text after a 0).
 func (d ReceiptDetails) appendBinary(b []byte) []byte {
 	var flags byte
 	if d.Decision == "allow" {
@@ -106,6 +120,11 @@ func (d ReceiptDetails) appendBinary(b []byte) []byte {
 	if d.Uncertain {
 		flags |= receiptUncertain
 	}
+	mid := d.MessageID
+	if len(mid) >= 2 && mid[0] == '<' && mid[len(mid)-1] == '>' {
+		flags |= receiptBracketed
+		mid = mid[1 : len(mid)-1]
+	}
 	b = append(b, flags)
 	code := 0
 	for i, r := range reasonCodes[1:] {
@@ -117,8 +136,12 @@ func (d ReceiptDetails) appendBinary(b []byte) []byte {
 	if code == 0 {
 		b = appendBytes(b, string(d.Reason))
 	}
-	b = appendBytes(b, d.MessageID)
-	b = appendBytes(b, d.QueueID)
+	b = appendBytes(b, mid)
+	if raw, ok := queueIDBytes(d.QueueID); ok {
+		b = append(append(b, 10), raw...)
+	} else {
+		b = appendBytes(append(b, 0), d.QueueID)
+	}
 	if raw, ok := eventIDBytes(d.ConsentEvent); ok {
 		return append(append(b, 16), raw[:]...)
 	}
@@ -149,7 +172,17 @@ func decodeReceiptDetails(b []byte) (ReceiptDetails, error) {
 		r.err = errors.New("unknown reason code")
 	}
 	d.MessageID = r.string()
-	d.QueueID = r.string()
+	if flags&receiptBracketed != 0 {
+		d.MessageID = "<" + d.MessageID + ">"
+	}
+	switch r.byte() {
+	case 10:
+		d.QueueID = strings.ToLower(b32.EncodeToString(r.take(10)))
+	case 0:
+		d.QueueID = r.string()
+	default:
+		r.err = errors.New("bad queue id tag")
+	}
 	switch r.byte() {
 	case 16:
 		var raw [16]byte
@@ -215,6 +248,19 @@ func (r *byteReader) take(n uint64) []byte {
 }
 
 func (r *byteReader) string() string { return string(r.take(r.uvarint())) }
+
+// queueIDBytes decodes a queue id of the relay's form: 10 random bytes in
+// lowercase base32 (16 characters).
+func queueIDBytes(id string) ([]byte, bool) {
+	if len(id) != 16 {
+		return nil, false
+	}
+	raw, err := b32.DecodeString(strings.ToUpper(id))
+	if err != nil || len(raw) != 10 || strings.ToLower(b32.EncodeToString(raw)) != id {
+		return nil, false
+	}
+	return raw, true
+}
 
 // eventIDBytes decodes an id of NewEventID's form.
 func eventIDBytes(id string) ([16]byte, bool) {

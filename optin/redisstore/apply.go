@@ -183,6 +183,9 @@ func oneSubject(items []*item) bool {
 func (s *Store) retry(ctx context.Context, items []*item, attempts int) error {
 	for n := 1; ; n++ {
 		err := s.attempt(ctx, items, n > 1)
+		if errors.Is(err, errNameTaken) {
+			err = s.attempt(ctx, items, n > 1) // once more, with the name as text
+		}
 		if !errors.Is(err, errChainMoved) {
 			return wrap("apply", err)
 		}
@@ -260,10 +263,18 @@ func (s *Store) attempt(ctx context.Context, items []*item, checkIDs bool) error
 	if len(dirty) == 0 {
 		return nil
 	}
-	keys, args := s.scriptArgs(items, dirty, recs, now)
+	codes, err := s.nameCodes(ctx, dirty, recs)
+	if err != nil {
+		return err
+	}
+	keys, args := s.scriptArgs(items, dirty, recs, codes, now)
 	res, err := applyScript.Run(ctx, s.rdb, keys, args...).StringSlice()
 	if err != nil {
 		return err
+	}
+	if len(res) == 2 && res[0] == "name" {
+		s.names.taken(codes[res[1]])
+		return errNameTaken
 	}
 	if len(res) == 2 && res[0] == "conflict" {
 		i, _ := strconv.Atoi(res[1])
@@ -277,7 +288,42 @@ func (s *Store) attempt(ctx context.Context, items []*item, checkIDs bool) error
 		s.seen.put(sid, seen{exists: true, wrapped: string(r.wrapped), r: r.r + int64(len(r.receipts)),
 			head: rawHead(r.st.ReceiptHead), at: now})
 	}
+	for _, name := range codes {
+		s.names.registered(name)
+	}
 	return nil
+}
+
+// errNameTaken is what an attempt returns when a name's code belongs to
+// another name: written as text from now on, the attempt is made again.
+var errNameTaken = errors.New("redisstore: a name's code is another name's")
+
+// nameCodes returns the codes the receipts of the dirty records use,
+// each with its name. On Cluster they are registered here, first.
+func (s *Store) nameCodes(ctx context.Context, dirty []string, recs map[string]*record) (map[string]string, error) {
+	codes := map[string]string{}
+	for _, sid := range dirty {
+		for _, e := range recs[sid].receipts {
+			for _, name := range []string{e.Purpose, e.Actor} {
+				if c := s.names.use(name); c != "" {
+					codes[c] = name
+				}
+			}
+		}
+	}
+	if !s.cluster {
+		return codes, nil
+	}
+	for c, name := range codes {
+		got, err := s.names.codeOf(ctx, s, name)
+		if err != nil {
+			return nil, err
+		}
+		if got != c {
+			delete(codes, c)
+		}
+	}
+	return codes, nil
 }
 
 func anyOnce(items []*item) bool {
@@ -317,6 +363,7 @@ func (s *Store) read(ctx context.Context, sids []string, addrs map[string]optin.
 	type reads struct {
 		state        *redis.MapStringStringCmd
 		etail, rtail *redis.StringCmd
+		elen, rlen   *redis.IntCmd
 		elist, rlist *redis.StringSliceCmd
 	}
 	cmds := map[string]*reads{}
@@ -331,6 +378,8 @@ func (s *Store) read(ctx context.Context, sids []string, addrs map[string]optin.
 			rd := &reads{state: p.HGetAll(ctx, s.keys.state(sid))}
 			rd.etail = p.LIndex(ctx, s.keys.events(sid), -1)
 			rd.rtail = p.LIndex(ctx, s.keys.receipts(sid), -1)
+			rd.elen = p.LLen(ctx, s.keys.events(sid))
+			rd.rlen = p.LLen(ctx, s.keys.receipts(sid))
 			if ids {
 				rd.elist = p.LRange(ctx, s.keys.events(sid), 0, -1)
 				rd.rlist = p.LRange(ctx, s.keys.receipts(sid), 0, -1)
@@ -346,7 +395,7 @@ func (s *Store) read(ctx context.Context, sids []string, addrs map[string]optin.
 		if err := rd.state.Err(); err != nil {
 			return err
 		}
-		r, err := s.decodeState(sid, addrs[sid], rd.state.Val(), rd.etail.Val(), rd.rtail.Val())
+		r, err := s.decodeState(sid, addrs[sid], rd.state.Val(), rd.etail.Val(), rd.rtail.Val(), rd.elen.Val(), rd.rlen.Val())
 		if err != nil {
 			return err
 		}
@@ -370,9 +419,9 @@ func (s *Store) read(ctx context.Context, sids []string, addrs map[string]optin.
 
 // scriptArgs lays out applyScript's keys and arguments for the dirty
 // subjects, with the feed entries of items in their order.
-func (s *Store) scriptArgs(items []*item, dirty []string, recs map[string]*record, now time.Time) ([]string, []any) {
-	keys := make([]string, 0, 3*len(dirty)+2)
-	args := make([]any, 4, 4+12*len(dirty))
+func (s *Store) scriptArgs(items []*item, dirty []string, recs map[string]*record, codes map[string]string, now time.Time) ([]string, []any) {
+	keys := make([]string, 0, 3*len(dirty)+3)
+	args := make([]any, 4, 5+2*len(codes)+12*len(dirty))
 	indexes := "0"
 	if !s.cluster {
 		indexes = "1"
@@ -387,6 +436,18 @@ func (s *Store) scriptArgs(items []*item, dirty []string, recs map[string]*recor
 		}
 	}
 	args[3] = string(feed)
+	codeOf := map[string]string{}
+	if s.cluster {
+		args = append(args, 0) // registered apart: the script cannot reach the names hash
+	} else {
+		args = append(args, len(codes))
+		for c, name := range codes {
+			args = append(args, c, name)
+		}
+	}
+	for c, name := range codes {
+		codeOf[name] = c
+	}
 	kr := s.ring.Get()
 	for _, sid := range dirty {
 		r := recs[sid]
@@ -428,11 +489,11 @@ func (s *Store) scriptArgs(items []*item, dirty []string, recs map[string]*recor
 		}
 		args = append(args, len(r.receipts))
 		for _, e := range r.receipts {
-			args = append(args, encodeReceipt(e))
+			args = append(args, encodeReceipt(e, codeOf[e.Purpose], codeOf[e.Actor]))
 		}
 	}
 	if !s.cluster {
-		keys = append(keys, s.keys.feed(), s.keys.supp())
+		keys = append(keys, s.keys.feed(), s.keys.supp(), s.keys.names())
 	}
 	return keys, args
 }

@@ -2,6 +2,8 @@ package redisstore
 
 import (
 	"context"
+	"encoding/binary"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -148,4 +150,120 @@ func usedMemory(b *testing.B, rdb redis.UniversalClient) int64 {
 	}
 	b.Fatal("no used_memory in INFO memory")
 	return 0
+}
+
+// BenchmarkMemoryPerReceipt measures what receipts cost in Redis, as the
+// relay writes them: N subjects (OPTIN_MEMORY_SUBJECTS, default 20,000)
+// with one consent each get R messages each (OPTIN_MEMORY_RECEIPTS,
+// default 20), every message looked up and its receipts written in
+// batches of 500 (one lookup round trip, one write round trip each).
+// Reported: used_memory per receipt (the list entry and its reference in
+// the feed), the round trips per batch, and, from one more round whose
+// receipts carry delivery marks, the memory of a live mark. Realistic
+// fields: a 50-character Message-ID, a 16-character queue id, the
+// consent event's id. It ignores b.N: run it with -benchtime=1x.
+func BenchmarkMemoryPerReceipt(b *testing.B) {
+	n, rounds := envInt(b, "OPTIN_MEMORY_SUBJECTS", 20_000), envInt(b, "OPTIN_MEMORY_RECEIPTS", 20)
+	s := benchStore(b)
+	ctx := context.Background()
+	l := ledger(b, s)
+	const batch = 500
+	addrs := make([]optin.Address, n)
+	consentEvents := make([]string, n)
+	for from := 0; from < n; from += batch {
+		var changes []optin.Change
+		for i := from; i < min(from+batch, n); i++ {
+			addrs[i] = addr(b, "member%07d@example.com", i)
+			changes = append(changes, grant(b, l, addrs[i], i))
+		}
+		rs, err := s.Apply(ctx, changes)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for j, r := range rs {
+			consentEvents[from+j] = r.Event.ID
+		}
+	}
+	write := func(round int, marks bool) (trips int64) {
+		msgID := fmt.Sprintf("<20261201.%08x.%07d@mail.crm.bakkerij-ansems.nl>", round, 1234567)
+		for from := 0; from < n; from += batch {
+			before := s.RoundTrips()
+			q := optin.LookupQuery{Purpose: "newsletter", Addresses: addrs[from:min(from+batch, n)], Message: "mid:" + msgID}
+			if _, err := s.Lookup(ctx, q); err != nil {
+				b.Fatal(err)
+			}
+			changes := make([]optin.Change, 0, batch)
+			for i := from; i < min(from+batch, n); i++ {
+				r := optin.Receipt{Subject: addrs[i], Purpose: "newsletter", Actor: "smtp:crm", Time: time.Now(), Relayed: true,
+					Decision: optin.Decision{Allow: true, Reason: optin.ReasonConsent},
+					Details:  optin.ReceiptDetails{MessageID: msgID, QueueID: queueID(i), ConsentEvent: consentEvents[i]}}
+				if marks {
+					r.Delivered = &optin.Delivery{Message: "mid:" + msgID, Until: time.Now().Add(24 * time.Hour)}
+				}
+				changes = append(changes, r.Change())
+			}
+			if _, err := s.Apply(ctx, changes); err != nil {
+				b.Fatal(err)
+			}
+			trips += s.RoundTrips() - before
+		}
+		return trips
+	}
+	base := usedMemory(b, s.rdb)
+	var trips int64
+	half := rounds / 2
+	var mid int64
+	for r := range rounds {
+		if r == half {
+			mid = usedMemory(b, s.rdb)
+		}
+		trips += write(r, false)
+	}
+	receipts := usedMemory(b, s.rdb)
+	var lists int64
+	const samples = 200
+	for i := range samples {
+		lists += s.rdb.MemoryUsage(ctx, s.keys.receipts(s.sid(addrs[i*(n/samples)])), 0).Val()
+	}
+	feed := s.rdb.MemoryUsage(ctx, s.keys.feed(), 0).Val()
+	b.ReportMetric(float64(lists)/samples/float64(rounds), "B/receipt-in-its-list")
+	b.ReportMetric(float64(feed)/float64(n*rounds), "B/receipt-in-the-feed")
+	stateMem := func() (sum int64) {
+		for i := range samples {
+			sum += s.rdb.MemoryUsage(ctx, s.keys.state(s.sid(addrs[i*(n/samples)])), 0).Val()
+		}
+		return sum
+	}
+	statesBefore := stateMem()
+	write(rounds, true)
+	statesAfter := stateMem()
+	batches := float64(rounds * ((n + batch - 1) / batch))
+	perReceipt := float64(receipts-mid) / float64(n*(rounds-half))
+	b.ReportMetric(float64(n*rounds), "receipts")
+	// Overall: with each subject's list itself; marginal: a receipt
+	// more to a subject that has some.
+	b.ReportMetric(float64(receipts-base)/float64(n*rounds), "B/receipt-overall")
+	b.ReportMetric(perReceipt, "B/receipt")
+	// A live mark is a field of its subject's state, until its until.
+	b.ReportMetric(float64(statesAfter-statesBefore)/samples, "B/live-mark")
+	b.ReportMetric(float64(statesBefore)/samples, "B/state")
+	b.ReportMetric(float64(trips)/batches, "roundtrips/batch")
+}
+
+// queueID is a queue id of the relay's form (10 bytes, lowercase base32).
+func queueID(i int) string {
+	var raw [10]byte
+	binary.BigEndian.PutUint64(raw[2:], uint64(i)*0x9e3779b97f4a7c15)
+	return strings.ToLower(b32.EncodeToString(raw[:]))
+}
+
+func envInt(b *testing.B, name string, def int) int {
+	if v := os.Getenv(name); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return n
+	}
+	return def
 }

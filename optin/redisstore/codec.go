@@ -43,7 +43,8 @@ const (
 	tagSame  = 1 // granted: equal to updated
 	tagDelta = 2 // a time as the difference from updated
 	tagRaw   = 1 // an id or hash in its raw bytes
-	tagText  = 2 // an id or hash as its text
+	tagText  = 2 // an id, hash or name as its text
+	tagCode  = 3 // a name as its code
 )
 
 var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
@@ -163,51 +164,90 @@ func decodeEvent(sid, s string) (optin.SealedEvent, error) {
 // subject id (the list's), no time (its id's), no prev (the hash of the
 // entry before it, or the state's rp): a receipt is stored once per
 // recipient of every message, so every byte counts.
-func encodeReceipt(e *optin.SealedEvent) []byte {
+// encodeReceipt writes a sealed receipt; purpose and actor are their
+// codes (see names.go), "" to write the text.
+func encodeReceipt(e *optin.SealedEvent, purpose, actor string) []byte {
 	id, ok := rawID(e.ID)
-	hash, hok := rawHash(e.Hash)
-	if !ok || !hok {
+	hash, err := hex.DecodeString(e.Hash)
+	if !ok || err != nil || len(hash) != optin.ReceiptHashSize {
 		panic("redisstore: a receipt without a canonical id or hash")
 	}
-	b := make([]byte, 0, 56+len(e.Sealed)+len(e.Actor)+len(e.Purpose))
+	b := make([]byte, 0, 48+len(e.Sealed)+len(e.Actor)+len(e.Purpose))
 	b = append(b, formatV2)
 	b = append(b, id...)
 	b = appendCoded(b, typeCodes, string(e.Type))
-	b = appendString(b, e.Purpose)
-	b = appendString(b, e.Actor)
+	b = appendName(b, e.Purpose, purpose)
+	b = appendName(b, e.Actor, actor)
 	b = appendString(b, string(e.Sealed))
 	return append(b, hash...)
 }
 
+// appendName writes a name as tagCode and its code, or as tagText and
+// the text.
+func appendName(b []byte, name, code string) []byte {
+	if len(code) == codeSize {
+		return append(append(b, tagCode), code...)
+	}
+	return appendString(append(b, tagText), name)
+}
+
 // decodeReceipt reads encodeReceipt's form of subject sid, whose
-// predecessor's hash is prev.
-func decodeReceipt(sid, s, prev string) (optin.SealedEvent, error) {
-	if len(s) < 1+16+32 || s[0] != formatV2 {
+// predecessor's hash is prev; resolve turns a name's code back.
+func decodeReceipt(sid, s, prev string, resolve func(code string) (string, error)) (optin.SealedEvent, error) {
+	const h = optin.ReceiptHashSize
+	if len(s) < 1+16+h || s[0] != formatV2 {
 		return optin.SealedEvent{}, fmt.Errorf("%w: receipt of subject %s: unknown format", optin.ErrCorrupt, sid)
 	}
-	d := decoder{s: s[1 : len(s)-32]}
-	e := optin.SealedEvent{SubjectID: sid, Receipt: true, Prev: prev, Hash: hex.EncodeToString([]byte(s[len(s)-32:]))}
+	d := decoder{s: s[1 : len(s)-h]}
+	e := optin.SealedEvent{SubjectID: sid, Receipt: true, Prev: prev, Hash: hex.EncodeToString([]byte(s[len(s)-h:]))}
 	e.ID = strings.ToLower(b32.EncodeToString([]byte(d.take(16))))
 	e.Time = optin.IDTime(e.ID)
 	e.Type = optin.EventType(d.coded(typeCodes))
-	e.Purpose = d.string()
-	e.Actor = d.string()
+	var codes [2]string
+	for i, to := range []*string{&e.Purpose, &e.Actor} {
+		switch d.byte() {
+		case tagCode:
+			codes[i] = d.take(codeSize)
+		case tagText:
+			*to = d.string()
+		default:
+			d.fail("name tag")
+		}
+	}
 	if sealed := d.string(); sealed != "" {
 		e.Sealed = []byte(sealed)
 	}
 	if err := d.done(); err != nil {
 		return optin.SealedEvent{}, fmt.Errorf("%w: receipt of subject %s: %v", optin.ErrCorrupt, sid, err)
 	}
+	for i, to := range []*string{&e.Purpose, &e.Actor} {
+		if codes[i] == "" {
+			continue
+		}
+		name, err := resolve(codes[i])
+		if err != nil {
+			return optin.SealedEvent{}, fmt.Errorf("redisstore: receipt of subject %s: %w", sid, err)
+		}
+		*to = name
+	}
 	return e, nil
 }
 
-// tailHash is the hash an encoded event or receipt ends with, raw, as
-// the write script reads it ("" when the form does not end in one).
+// tailHash is the hash an encoded event ends with, raw, as the write
+// script reads it ("" for none).
 func tailHash(s string) string {
 	if len(s) < 33 {
 		return ""
 	}
 	return s[len(s)-32:]
+}
+
+// receiptTailHash is tailHash for a receipt, whose hash is shorter.
+func receiptTailHash(s string) string {
+	if len(s) < 1+optin.ReceiptHashSize {
+		return ""
+	}
+	return s[len(s)-optin.ReceiptHashSize:]
 }
 
 // rawID returns the 16 bytes of a canonical event id.

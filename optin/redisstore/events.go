@@ -208,11 +208,11 @@ func (pg *pager) chains(ctx context.Context) error {
 			raws := cmds[1].Val()
 			prev := hexHash(sub.prunedHead)
 			if rstart > 0 && len(raws) > 0 {
-				prev, raws = hexHash(tailHash(raws[0])), raws[1:]
+				prev, raws = hexHash(receiptTailHash(raws[0])), raws[1:]
 			}
 			done[1] = int64(len(raws)) < n
 			for _, raw := range raws {
-				se, err := decodeReceipt(sid, raw, prev)
+				se, err := decodeReceipt(sid, raw, prev, s.names.resolver(ctx, s))
 				if err != nil {
 					return fmt.Errorf("redisstore: events: %w", err)
 				}
@@ -387,9 +387,9 @@ func (pg *pager) fetch(ctx context.Context, rs []ref) ([]*optin.SealedEvent, err
 		case r.chain == chainMain && len(raws) == 1:
 			se, err = decodeEvent(r.sid, raws[0])
 		case r.chain == chainReceipt && len(raws) == 2:
-			se, err = decodeReceipt(r.sid, raws[1], hexHash(tailHash(raws[0])))
+			se, err = decodeReceipt(r.sid, raws[1], hexHash(receiptTailHash(raws[0])), s.names.resolver(ctx, s))
 		case r.chain == chainReceipt && len(raws) == 1 && r.index == pg.subjects[r.sid].pruned:
-			se, err = decodeReceipt(r.sid, raws[0], hexHash(pg.subjects[r.sid].prunedHead))
+			se, err = decodeReceipt(r.sid, raws[0], hexHash(pg.subjects[r.sid].prunedHead), s.names.resolver(ctx, s))
 		default:
 			continue // not (or no longer) in the list
 		}

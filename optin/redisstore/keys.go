@@ -22,8 +22,6 @@ const (
 const (
 	fieldSealedAddress = "p"  // the address, sealed under the subject key
 	fieldWrappedKey    = "w"  // the subject key, wrapped under the ledger key
-	fieldCount         = "n"  // events in the main chain
-	fieldReceipts      = "r"  // receipts ever appended, pruned ones included
 	fieldPruned        = "ro" // receipts pruned: the absolute index of the list's first
 	fieldPrunedHead    = "rp" // the hash of the last pruned receipt, raw
 	consentPrefix      = "c:"
@@ -35,6 +33,7 @@ const (
 	// Fields of schema version 1, read by the migration only.
 	fieldAddressV1 = "a"
 	fieldKeyV1     = "k"
+	fieldCountV1   = "n"
 )
 
 // Fields of the meta hash.
@@ -66,7 +65,8 @@ type keys struct{ prefix string }
 func (k keys) meta() string { return k.prefix + "meta" }
 
 func (k keys) feed() string { return k.prefix + "events" }
-func (k keys) supp() string { return k.prefix + "supp" }
+func (k keys) supp() string  { return k.prefix + "supp" }
+func (k keys) names() string { return k.prefix + "names" }
 func (k keys) lease(job string) string {
 	return k.prefix + "lease:" + job
 }
@@ -137,30 +137,39 @@ type ref struct {
 	index int64
 }
 
-// appendRef packs a reference: the subject id's 16 raw bytes, the chain,
-// and the index as 4 bytes big-endian (21 bytes).
+// appendRef packs a reference: the subject id's 16 raw bytes, then the
+// index times two plus one for the receipt chain, as a uvarint (18
+// bytes for a chain of up to 8191).
 func appendRef(b []byte, r ref) []byte {
 	raw, err := b32.DecodeString(strings.ToUpper(r.sid))
 	if err != nil || len(raw) != 16 {
 		panic("redisstore: subject id " + r.sid + " is not 16 bytes of base32")
 	}
 	b = append(b, raw...)
-	b = append(b, r.chain)
-	return binary.BigEndian.AppendUint32(b, uint32(r.index))
+	v := uint64(r.index) << 1
+	if r.chain == chainReceipt {
+		v |= 1
+	}
+	return binary.AppendUvarint(b, v)
 }
 
 // refs unpacks a feed entry's references.
 func refs(packed string) ([]ref, bool) {
-	if len(packed)%21 != 0 {
-		return nil, false
-	}
-	out := make([]ref, 0, len(packed)/21)
-	for i := 0; i < len(packed); i += 21 {
-		out = append(out, ref{
-			sid:   strings.ToLower(b32.EncodeToString([]byte(packed[i : i+16]))),
-			chain: packed[i+16],
-			index: int64(binary.BigEndian.Uint32([]byte(packed[i+17 : i+21]))),
-		})
+	var out []ref
+	for len(packed) > 0 {
+		if len(packed) < 17 {
+			return nil, false
+		}
+		v, n := binary.Uvarint([]byte(packed[16:min(len(packed), 16+binary.MaxVarintLen64)]))
+		if n <= 0 {
+			return nil, false
+		}
+		r := ref{sid: strings.ToLower(b32.EncodeToString([]byte(packed[:16]))), chain: chainMain, index: int64(v >> 1)}
+		if v&1 == 1 {
+			r.chain = chainReceipt
+		}
+		out = append(out, r)
+		packed = packed[16+n:]
 	}
 	return out, true
 }

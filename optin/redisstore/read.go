@@ -28,14 +28,13 @@ func (s *Store) Lookup(ctx context.Context, q optin.LookupQuery) ([]optin.Standi
 	// HMGET's fields, in this order.
 	const (
 		iKey = iota
-		iCount
-		iReceipts
+		iPruned
 		iPrunedHead
 		iConsent
 		iSupp
 	)
 	fields := make([]string, 0, iSupp+len(reasons)+1)
-	fields = append(fields, fieldWrappedKey, fieldCount, fieldReceipts, fieldPrunedHead, consentPrefix+q.Purpose)
+	fields = append(fields, fieldWrappedKey, fieldPruned, fieldPrunedHead, consentPrefix+q.Purpose)
 	for _, r := range reasons {
 		fields = append(fields, suppressPrefix+string(r))
 	}
@@ -52,10 +51,12 @@ func (s *Store) Lookup(ctx context.Context, q optin.LookupQuery) ([]optin.Standi
 	}
 	states := make([]*redis.SliceCmd, len(sids))
 	tails := make([]*redis.StringCmd, len(sids))
+	lens := make([]*redis.IntCmd, len(sids))
 	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, sid := range sids {
 			states[i] = p.HMGet(ctx, s.keys.state(sid), fields...)
 			tails[i] = p.LIndex(ctx, s.keys.receipts(sid), -1)
+			lens[i] = p.LLen(ctx, s.keys.receipts(sid))
 		}
 		return nil
 	})
@@ -82,10 +83,13 @@ func (s *Store) Lookup(ctx context.Context, q optin.LookupQuery) ([]optin.Standi
 		if q.Message != "" {
 			out[i].Delivered = markHolds(str(iMark), now)
 		}
+		// A state without a wrapped key (erased) is taken for none: the
+		// write's check then finds it and reads it.
 		sn := seen{wrapped: str(iKey), at: now}
-		sn.exists = sn.wrapped != "" || vals[iCount] != nil || vals[iReceipts] != nil
-		sn.r, _ = strconv.ParseInt(str(iReceipts), 10, 64)
-		if sn.head = tailHash(tails[i].Val()); tails[i].Val() == "" {
+		sn.exists = sn.wrapped != ""
+		pruned, _ := strconv.ParseInt(str(iPruned), 10, 64)
+		sn.r = pruned + lens[i].Val()
+		if sn.head = receiptTailHash(tails[i].Val()); tails[i].Val() == "" {
 			sn.head = str(iPrunedHead)
 		}
 		s.seen.put(sids[i], sn)
@@ -132,7 +136,7 @@ func (s *Store) Subject(ctx context.Context, a optin.Address, recent int) (*opti
 	if len(stateCmd.Val()) == 0 {
 		return nil, fmt.Errorf("redisstore: subject: %w", optin.ErrNotFound)
 	}
-	r, err := s.decodeState(sid, a, stateCmd.Val(), "", "")
+	r, err := s.decodeState(sid, a, stateCmd.Val(), "", "", 0, 0)
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: subject: %w", err)
 	}
@@ -143,7 +147,7 @@ func (s *Store) Subject(ctx context.Context, a optin.Address, recent int) (*opti
 		if err != nil {
 			return nil, fmt.Errorf("redisstore: subject: %w", err)
 		}
-		rcpts, err := s.openReceipts(sid, a, r.st.Key, rcptCmd.Val(), stateCmd.Val()[fieldPrunedHead], int64(recent))
+		rcpts, err := s.openReceipts(sid, a, r.st.Key, rcptCmd.Val(), stateCmd.Val()[fieldPrunedHead], int64(recent), s.names.resolver(ctx, s))
 		if err != nil {
 			return nil, fmt.Errorf("redisstore: subject: %w", err)
 		}
@@ -188,15 +192,15 @@ func (s *Store) openEvents(sid string, a optin.Address, key []byte, raws []strin
 // subject's receipt list: when raws holds more than want, the first only
 // gives the second its prev; otherwise the stretch starts the list, and
 // its first follows prunedHead (raw).
-func (s *Store) openReceipts(sid string, a optin.Address, key []byte, raws []string, prunedHead string, want int64) ([]optin.Event, error) {
+func (s *Store) openReceipts(sid string, a optin.Address, key []byte, raws []string, prunedHead string, want int64, resolve func(string) (string, error)) ([]optin.Event, error) {
 	prev := hexHash(prunedHead)
 	if int64(len(raws)) > want {
-		prev = hexHash(tailHash(raws[0]))
+		prev = hexHash(receiptTailHash(raws[0]))
 		raws = raws[1:]
 	}
 	out := make([]optin.Event, 0, len(raws))
 	for _, raw := range raws {
-		se, err := decodeReceipt(sid, raw, prev)
+		se, err := decodeReceipt(sid, raw, prev, resolve)
 		if err != nil {
 			return nil, err
 		}

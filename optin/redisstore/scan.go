@@ -166,7 +166,7 @@ func (s *Store) views(ctx context.Context, sids []string) ([]optin.SubjectView, 
 		if m[fieldWrappedKey] == "" {
 			continue
 		}
-		r, err := s.decodeState(sid, optin.Address{}, m, "", "")
+		r, err := s.decodeState(sid, optin.Address{}, m, "", "", 0, 0)
 		if err != nil {
 			return nil, fmt.Errorf("redisstore: subjects: %w", err)
 		}

@@ -19,26 +19,35 @@ import (
 //
 // ARGV: [1] the number of subjects, [2] "1" to write the indexes, [3]
 // now in Unix ms (marks before it are dropped), [4] the feed entry ("" for
-// none); then per subject: flags, the
+// none), [5] the number of name codes the receipts use, then each code
+// and its name (one node only: registered in the names hash, KEYS after
+// the suppression index; a code another name holds makes the script
+// write nothing and answer {"name", code}); then per subject: flags, the
 // subject id, the main chain's head as read (32 raw bytes or ""), the
 // receipt chain's, the fields to set (a count, then names and values),
 // to delete (a count, then names), the events to append (a count, then
 // entries), the receipts to append (likewise).
 //
 // Flags: N the state must not exist, X it must; E the main chain's head
-// must be the one given, R the receipt chain's (the last receipt's hash,
-// or rp when all are pruned); M marks were set: drop expired ones when
-// the hash has grown; + and - add the subject to the suppression index
+// must be the one given (the last event's 32 bytes), R the receipt
+// chain's (the last receipt's 16 bytes, or rp when all are pruned); M marks were set: drop expired ones when
+// the hash holds more than a subject's usual fields and one mark; + and - add the subject to the suppression index
 // or take it out.
 var applyScript = redis.NewScript(`
 local n = tonumber(ARGV[1])
 local indexes = ARGV[2] == '1'
 local now = tonumber(ARGV[3])
-local a = 5
+local nnames = tonumber(ARGV[5])
+local a = 6 + 2*nnames
 local subs = {}
-local function tail(list)
+for j = 0, nnames - 1 do
+  local code, name = ARGV[6 + 2*j], ARGV[7 + 2*j]
+  local held = redis.call('HGET', KEYS[3*n+3], code)
+  if held and held ~= name then return {'name', code} end
+end
+local function tail(list, size)
   local t = redis.call('LINDEX', list, -1)
-  if t then return string.sub(t, -32) end
+  if t then return string.sub(t, -size) end
   return nil
 end
 for i = 1, n do
@@ -50,9 +59,9 @@ for i = 1, n do
   local exists = redis.call('EXISTS', s.state) == 1
   if string.find(f, 'N', 1, true) and exists then return {'conflict', tostring(i)} end
   if string.find(f, 'X', 1, true) and not exists then return {'conflict', tostring(i)} end
-  if string.find(f, 'E', 1, true) and (tail(s.e) or '') ~= s.eh then return {'conflict', tostring(i)} end
+  if string.find(f, 'E', 1, true) and (tail(s.e, 32) or '') ~= s.eh then return {'conflict', tostring(i)} end
   if string.find(f, 'R', 1, true) then
-    local h = tail(s.r) or redis.call('HGET', s.state, 'rp') or ''
+    local h = tail(s.r, 16) or redis.call('HGET', s.state, 'rp') or ''
     if h ~= s.rh then return {'conflict', tostring(i)} end
   end
   s.nset = tonumber(ARGV[a]); s.set = a + 1; a = s.set + 2*s.nset
@@ -65,15 +74,9 @@ for i = 1, n do
   local s = subs[i]
   if s.nset > 0 then redis.call('HSET', s.state, unpack(ARGV, s.set, s.set + 2*s.nset - 1)) end
   if s.ndel > 0 then redis.call('HDEL', s.state, unpack(ARGV, s.del, s.del + s.ndel - 1)) end
-  if s.ne > 0 then
-    redis.call('RPUSH', s.e, unpack(ARGV, s.ev, s.ev + s.ne - 1))
-    redis.call('HINCRBY', s.state, 'n', s.ne)
-  end
-  if s.nr > 0 then
-    redis.call('RPUSH', s.r, unpack(ARGV, s.rc, s.rc + s.nr - 1))
-    redis.call('HINCRBY', s.state, 'r', s.nr)
-  end
-  if string.find(s.flags, 'M', 1, true) and redis.call('HLEN', s.state) > 24 then
+  if s.ne > 0 then redis.call('RPUSH', s.e, unpack(ARGV, s.ev, s.ev + s.ne - 1)) end
+  if s.nr > 0 then redis.call('RPUSH', s.r, unpack(ARGV, s.rc, s.rc + s.nr - 1)) end
+  if string.find(s.flags, 'M', 1, true) and redis.call('HLEN', s.state) > 6 then
     local all = redis.call('HGETALL', s.state)
     for j = 1, #all, 2 do
       local fld = all[j]
@@ -88,6 +91,9 @@ for i = 1, n do
   end
 end
 if indexes and ARGV[4] ~= '' then redis.call('XADD', KEYS[3*n+1], '*', 'r', ARGV[4]) end
+for j = 0, nnames - 1 do
+  redis.call('HSETNX', KEYS[3*n+3], ARGV[6 + 2*j], ARGV[7 + 2*j])
+end
 return {'ok'}
 `)
 
@@ -123,7 +129,7 @@ end
 if dropped > 0 then
   redis.call('LTRIM', KEYS[2], dropped, -1)
   redis.call('HINCRBY', KEYS[1], 'ro', dropped)
-  redis.call('HSET', KEYS[1], 'rp', string.sub(last, -32))
+  redis.call('HSET', KEYS[1], 'rp', string.sub(last, -16))
 end
 return dropped
 `)
@@ -136,7 +142,7 @@ return dropped
 var migrateScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'a') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'p', ARGV[2], 'w', ARGV[3])
-redis.call('HDEL', KEYS[1], 'a', 'k')
+redis.call('HDEL', KEYS[1], 'a', 'k', 'n')
 return 1
 `)
 

@@ -44,10 +44,10 @@ type record struct {
 }
 
 // decodeState reads a state hash (HGETALL) of subject sid with the last
-// entries of its two lists (etail, rtail; "" when empty). a is the
-// address the caller asked for; when zero, the sealed one is opened. An
-// empty hash is a new subject.
-func (s *Store) decodeState(sid string, a optin.Address, m map[string]string, etail, rtail string) (*record, error) {
+// entries of its two lists (etail, rtail; "" when empty) and their
+// lengths (elen, rlen). a is the address the caller asked for; when
+// zero, the sealed one is opened. An empty hash is a new subject.
+func (s *Store) decodeState(sid string, a optin.Address, m map[string]string, etail, rtail string, elen, rlen int64) (*record, error) {
 	r := &record{index: map[string]int64{}, knownHead: true}
 	if len(m) == 0 {
 		r.st = optin.NewSubjectState(sid, a)
@@ -80,22 +80,18 @@ func (s *Store) decodeState(sid string, a optin.Address, m map[string]string, et
 	r.st.Key = key
 	r.headSeen = tailHash(etail)
 	r.st.Head = hex.EncodeToString([]byte(r.headSeen))
-	r.receiptHeadSeen = tailHash(rtail)
+	r.receiptHeadSeen = receiptTailHash(rtail)
 	if rtail == "" {
 		r.receiptHeadSeen = m[fieldPrunedHead]
 	}
 	r.st.ReceiptHead = hex.EncodeToString([]byte(r.receiptHeadSeen))
-	for _, f := range []struct {
-		name string
-		to   *int64
-	}{{fieldCount, &r.n}, {fieldReceipts, &r.r}} {
-		if v, ok := m[f.name]; ok {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n < 0 {
-				return nil, bad(f.name, fmt.Errorf("%q", v))
-			}
-			*f.to = n
+	r.n, r.r = elen, rlen
+	if v, ok := m[fieldPruned]; ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return nil, bad(fieldPruned, fmt.Errorf("%q", v))
 		}
+		r.r += n
 	}
 	for f, v := range m {
 		switch {

@@ -59,6 +59,8 @@ type Store struct {
 	stripes [64]sync.Mutex
 	// seen is what lookups saw of receipt chains, for the writes after.
 	seen *seenCache
+	// names are the codes of purposes and actors in receipts.
+	names *names
 	// epoch is the marker this instance found (or made) at Open; lost
 	// is set once it vanished or changed.
 	epoch string
@@ -102,7 +104,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	_, cluster := opts.Client.(*redis.ClusterClient)
 	s := &Store{rdb: opts.Client, keys: keys{opts.Prefix}, ring: opts.Keys, now: opts.Now, cluster: cluster,
-		trips: &tripCounter{}, batchAttempts: batchAttempts, seen: newSeenCache(1<<16, time.Minute), epochOwn: newEpoch()}
+		trips: &tripCounter{}, batchAttempts: batchAttempts, seen: newSeenCache(1<<16, time.Minute), epochOwn: newEpoch(), names: newNames()}
 	s.rdb.AddHook(s.trips)
 
 	meta, err := s.rdb.HGetAll(ctx, s.keys.meta()).Result()

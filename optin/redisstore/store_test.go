@@ -226,12 +226,12 @@ func tamper(t *testing.T, st optin.Store, a optin.Address, receipt bool) {
 	}
 	var changed []byte
 	if receipt {
-		e, err := decodeReceipt(sid, raw, "")
+		e, err := decodeReceipt(sid, raw, "", s.names.resolver(ctx, s))
 		if err != nil {
 			t.Fatal(err)
 		}
 		e.Actor = "someone else"
-		changed = encodeReceipt(&e)
+		changed = encodeReceipt(&e, "", "")
 	} else {
 		e, err := decodeEvent(sid, raw)
 		if err != nil {

@@ -3,7 +3,6 @@ package redisstore
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"sync"
 
 	"github.com/redis/go-redis/v9"
@@ -53,8 +52,7 @@ func (v *verifier) check(ctx context.Context, rdb redis.Cmdable, batch []string)
 	rlists := make([]*redis.StringSliceCmd, len(sids))
 	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, sid := range sids {
-			states[i] = p.HMGet(ctx, v.s.keys.state(sid), fieldWrappedKey, fieldSealedAddress, fieldCount,
-				fieldReceipts, fieldPruned, fieldPrunedHead)
+			states[i] = p.HMGet(ctx, v.s.keys.state(sid), fieldWrappedKey, fieldSealedAddress, fieldPruned, fieldPrunedHead)
 			lists[i] = p.LRange(ctx, v.s.keys.events(sid), 0, -1)
 			rlists[i] = p.LRange(ctx, v.s.keys.receipts(sid), 0, -1)
 		}
@@ -71,9 +69,9 @@ func (v *verifier) check(ctx context.Context, rdb redis.Cmdable, batch []string)
 		v.report.Subjects++
 		v.report.Events += len(raws) + len(rraws)
 		v.report.Receipts += len(rraws)
-		at := brokenAt(sid, str(2), raws)
+		at := brokenAt(sid, raws)
 		if at == "" {
-			at = receiptsBrokenAt(sid, str(3), str(4), str(5), rraws)
+			at = receiptsBrokenAt(sid, str(3), rraws, v.s.names.resolver(ctx, v.s))
 		}
 		if at != "" {
 			name := sid
@@ -87,11 +85,10 @@ func (v *verifier) check(ctx context.Context, rdb redis.Cmdable, batch []string)
 }
 
 // brokenAt returns where the main chain of subject sid breaks, "" when
-// it holds: the id of the first event that is not intact, or, when the
-// events hold but the state counts more (events cut off the end) or
-// fewer, a note saying so.
-func brokenAt(sid, count string, raws []string) string {
-	prev, lastID := "", ""
+// it holds: the id of the first event that is not intact (changed,
+// moved, or removed from before it).
+func brokenAt(sid string, raws []string) string {
+	prev := ""
 	for i, raw := range raws {
 		e, err := decodeEvent(sid, raw)
 		if err != nil {
@@ -100,39 +97,24 @@ func brokenAt(sid, count string, raws []string) string {
 		if !e.Intact(prev) {
 			return e.ID
 		}
-		prev, lastID = e.Hash, e.ID
+		prev = e.Hash
 	}
-	if count == "" {
-		count = "0"
-	}
-	switch {
-	case count == strconv.Itoa(len(raws)):
-		return ""
-	case lastID == "":
-		return fmt.Sprintf("count: the state counts %s events, the list is empty", count)
-	}
-	return fmt.Sprintf("count: the state counts %s events, the list holds %d, the last %s", count, len(raws), lastID)
+	return ""
 }
 
 // receiptsBrokenAt is brokenAt for the receipt chain, which starts after
-// its pruned stretch (pruned receipts, the last one's hash prunedHead)
-// and holds count minus pruned receipts.
-func receiptsBrokenAt(sid, count, pruned, prunedHead string, raws []string) string {
-	prev, lastID := hexHash(prunedHead), ""
+// its pruned stretch, whose last receipt's hash is prunedHead (raw).
+func receiptsBrokenAt(sid, prunedHead string, raws []string, resolve func(string) (string, error)) string {
+	prev := hexHash(prunedHead)
 	for i, raw := range raws {
-		e, err := decodeReceipt(sid, raw, prev)
+		e, err := decodeReceipt(sid, raw, prev, resolve)
 		if err != nil {
 			return fmt.Sprintf("receipt #%d (does not decode)", i)
 		}
 		if !e.Intact(prev) {
 			return e.ID
 		}
-		prev, lastID = e.Hash, e.ID
+		prev = e.Hash
 	}
-	n, _ := strconv.Atoi(count)
-	p, _ := strconv.Atoi(pruned)
-	if n-p == len(raws) {
-		return ""
-	}
-	return fmt.Sprintf("count: the state counts %d receipts (%d pruned), the list holds %d, the last %q", n, p, len(raws), lastID)
+	return ""
 }
