@@ -64,7 +64,7 @@ type keys struct{ prefix string }
 
 func (k keys) meta() string { return k.prefix + "meta" }
 
-func (k keys) feed() string { return k.prefix + "events" }
+func (k keys) feed() string  { return k.prefix + "events" }
 func (k keys) supp() string  { return k.prefix + "supp" }
 func (k keys) names() string { return k.prefix + "names" }
 func (k keys) lease(job string) string {
