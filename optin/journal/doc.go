@@ -64,11 +64,20 @@
 //     or more check one after the other, was made under another key:
 //     Open refuses it (optin.ErrBadKey) rather than set everything aside.
 //     (A lone frame that does not open is taken for a torn first write.)
-//   - A frame the store rejects as a bad change (optin.ErrBadInput or
+//   - A change the store cannot take however long the drain waits is set
+//     aside too, alone, so that it does not keep every Lookup failing
+//     closed: one the store refuses as bad (optin.ErrBadInput or
 //     ErrBadAddress, which Apply checks for before it journals, so this
-//     should not happen) is set aside the same way.
+//     should not happen), or one whose subject's stored data does not
+//     decode (optin.ErrCorrupt, which takes repair by hand). The drain
+//     finds it by applying the changes of a failing frame one at a time
+//     (with Once, so those already applied are not applied twice).
+//     Errors of the ledger key (optin.ErrBadKey, ErrKeyGeneration)
+//     concern every subject alike: the drain waits for the operator.
 //
-// The side file is Options.Path with ".damaged" appended: the damaged
-// bytes as they were, appended, synced, mode 0600; still sealed, so it is
-// as unreadable as the journal.
+// The side file is Options.Path with ".damaged" appended: damaged bytes
+// as they were, and changes set aside in frames of their own, appended,
+// synced, mode 0600; still sealed, so it is as unreadable as the
+// journal. A region may appear in it twice when a crash interrupted the
+// drain that set it aside.
 package journal

@@ -1,8 +1,11 @@
 package journal
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"optinproxy/optin"
@@ -150,27 +153,72 @@ func (j *Journal) step(ctx context.Context, end int64) (int, error) {
 		j.done(frames[len(frames)-1].end, n)
 		return n, nil
 	}
-	if !refused(err) {
+	if !stuck(err) {
 		return 0, err
 	}
-	// A change the store refuses (Apply checks for what it can, so
-	// this should not happen): find its frame, set it aside, go on.
+	// A change the store cannot take, however long the drain waits:
+	// find it, set it aside, go on with the others.
 	applied := 0
 	for _, r := range frames {
 		err := j.store(ctx, r.changes)
-		switch {
-		case err == nil:
+		if err == nil {
 			applied += len(r.changes)
 			j.done(r.end, len(r.changes))
-		case refused(err):
-			if err := j.skip(r, "refused by the store", err.Error()); err != nil {
-				return applied, err
-			}
-			j.depth.Add(-int64(len(r.changes)))
-		default:
+			continue
+		}
+		if !stuck(err) {
+			return applied, err
+		}
+		m, err := j.sift(ctx, r)
+		applied += m
+		if err != nil {
 			return applied, err
 		}
 	}
+	return applied, nil
+}
+
+// stuck reports whether the store refuses a change for good: as bad
+// (which Apply checks for before it journals, so this should not
+// happen), or because its subject's stored data does not decode (which
+// takes repair by hand). Waiting for such a change would keep every
+// Lookup failing closed; the drain sets it aside instead. Errors of the
+// ledger key (optin.ErrBadKey, ErrKeyGeneration) concern every subject
+// alike and are waited out: the operator fixes the key file.
+func stuck(err error) bool {
+	return refused(err) || errors.Is(err, optin.ErrCorrupt)
+}
+
+// sift applies the changes of frame r one at a time, sets aside those
+// the store cannot take (in a frame of their own, in the side file), and
+// goes on after r; it returns the changes applied.
+func (j *Journal) sift(ctx context.Context, r region) (int, error) {
+	var bad []optin.Change
+	var why error
+	applied := 0
+	for _, ch := range r.changes {
+		err := j.store(ctx, []optin.Change{ch})
+		switch {
+		case err == nil:
+			applied++
+		case stuck(err):
+			bad, why = append(bad, ch), err
+		default:
+			return applied, err // r is tried again, its changes with Once
+		}
+	}
+	if len(bad) > 0 {
+		frame, err := sealFrame(j.aead, bad)
+		if err == nil {
+			err = j.putAside(bytes.NewReader(frame))
+		}
+		if err != nil {
+			return applied, err
+		}
+		j.log.Error("journaled changes set aside: the store cannot take them", "changes", len(bad), "of", len(r.changes),
+			"why", why.Error(), "side_file", j.side)
+	}
+	j.done(r.end, len(r.changes))
 	return applied, nil
 }
 
@@ -190,7 +238,7 @@ func (j *Journal) done(end int64, n int) {
 
 // skip moves r to the side file, logs it, and goes on after it.
 func (j *Journal) skip(r region, what, why string) error {
-	if err := j.putAside(r); err != nil {
+	if err := j.putAside(io.NewSectionReader(j.f, r.off, r.end-r.off)); err != nil {
 		return err
 	}
 	j.log.Error("journal frame set aside: "+what, "bytes", r.end-r.off, "offset", r.off, "why", why, "side_file", j.side)

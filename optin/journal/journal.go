@@ -133,7 +133,7 @@ func (j *Journal) recover() error {
 	if last.damaged() && last.end == sc.end && sc.end > 0 {
 		// The end of a write that a crash interrupted: never
 		// acknowledged, since Apply waits for the fsync.
-		if err := j.putAside(last); err != nil {
+		if err := j.putAside(io.NewSectionReader(j.f, last.off, last.end-last.off)); err != nil {
 			return err
 		}
 		if err := j.f.Truncate(last.off); err != nil {
@@ -160,13 +160,14 @@ func (j *Journal) recover() error {
 	return nil
 }
 
-// putAside appends a damaged region's bytes to the side file, synced.
-func (j *Journal) putAside(r region) error {
+// putAside appends what r holds (a damaged region, or frames the store
+// cannot take) to the side file, synced.
+func (j *Journal) putAside(r io.Reader) error {
 	side, err := os.OpenFile(j.side, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("journal: side file: %w", err)
 	}
-	_, err = io.Copy(side, io.NewSectionReader(j.f, r.off, r.end-r.off))
+	_, err = io.Copy(side, r)
 	if err == nil {
 		err = side.Sync()
 	}
