@@ -198,8 +198,8 @@ func (j *Journal) SetAside() int64 { return j.setAside.Load() }
 func (j *Journal) empty() bool { return j.depth.Load() == 0 && j.size.Load() == 0 }
 
 // Close stops Run and any drain, waits for writes under way, and closes
-// the file; what it holds stays for the next Open. Apply fails with
-// ErrClosed afterwards.
+// the file (not the store); what it holds stays for the next Open. Apply
+// and Drain fail with ErrClosed afterwards. Close the relay first.
 func (j *Journal) Close() error {
 	j.mu.Lock()
 	if j.closed.Load() {
