@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/emersion/go-message/textproto"
@@ -213,6 +214,11 @@ func (x *session) actor() string {
 	return "smtp"
 }
 
+// receiptTimeout bounds the write of a message's receipts. It does not
+// share the message's deadline: copies that went out must get their
+// receipts, however long the upstream took (SPEC §2).
+const receiptTimeout = 30 * time.Second
+
 // record writes receipts through the batcher, before the client gets its
 // reply (SPEC §2).
 func (s *Server) record(ctx context.Context, log *slog.Logger, receipts []optin.Receipt) error {
@@ -223,6 +229,8 @@ func (s *Server) record(ctx context.Context, log *slog.Logger, receipts []optin.
 	for i, r := range receipts {
 		changes[i] = r.Change()
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), receiptTimeout)
+	defer cancel()
 	if _, err := s.batcher.Apply(ctx, changes); err != nil {
 		s.metrics.receiptErrors.Add(float64(len(receipts)))
 		log.Error("storing receipts failed", "receipts", len(receipts), "err", err)

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"optinproxy/optin"
+	"optinproxy/optin/journal"
 )
 
 // Intervals of the background jobs.
@@ -36,10 +37,12 @@ func (j *jobs) stop() {
 	j.wg.Wait()
 }
 
-// startJobs starts the watch of the store and the pruning of receipts.
-func startJobs(store optin.Store, retention time.Duration, reg prometheus.Registerer, log *slog.Logger) *jobs {
+// startJobs starts the watch of the store, the drainer of the receipt
+// journal and the pruning of receipts.
+func startJobs(store optin.Store, jr *journal.Journal, retention time.Duration, reg prometheus.Registerer, log *slog.Logger) *jobs {
 	ctx, cancel := context.WithCancel(context.Background())
 	j := &jobs{cancel: cancel}
+	j.wg.Go(func() { jr.Run(ctx) })
 	lost := prometheus.NewGauge(prometheus.GaugeOpts{Name: "optinproxy_store_data_lost",
 		Help: "1 once the store lost its data while this instance used it (its marker vanished or changed); restart after restoring a backup."})
 	pruned := prometheus.NewCounter(prometheus.CounterOpts{Name: "optinproxy_receipts_pruned_total",

@@ -17,6 +17,7 @@ import (
 
 	"optinproxy/config"
 	"optinproxy/optin"
+	"optinproxy/optin/journal"
 	"optinproxy/smtpproxy"
 	"optinproxy/upstream"
 )
@@ -78,6 +79,7 @@ type app struct {
 	http     *http.Server
 	upstream upstream.Sender
 	store    optin.Store
+	journal  *journal.Journal
 	jobs     *jobs
 	// smtpAddrs and httpAddr are the bound addresses (":0" resolves).
 	smtpAddrs []string
@@ -118,14 +120,21 @@ func start(ctx context.Context, cfg *config.Config, environ []string, log *slog.
 		users[i] = smtpproxy.User{Name: u.Username, PasswordHash: u.PasswordHash, DefaultPurpose: u.DefaultPurpose,
 			Purposes: u.Purposes, FromDomains: u.FromDomains}
 	}
-	store, _, keySrc, err := openStore(ctx, cfg, environ, log)
+	store, keys, keySrc, err := openStore(ctx, cfg, environ, log)
 	if err != nil {
 		up.Close()
+		return nil, err
+	}
+	jr, err := openJournal(ctx, cfg, store, keys, reg, log)
+	if err != nil {
+		up.Close()
+		store.Close()
 		return nil, err
 	}
 	roles, err := optin.NewRoleAddresses(cfg.Policy.RoleAddresses.Add, cfg.Policy.RoleAddresses.Remove)
 	if err != nil {
 		up.Close()
+		jr.Close()
 		store.Close()
 		return nil, fmt.Errorf("policy.role_addresses: %w", err)
 	}
@@ -140,7 +149,7 @@ func start(ctx context.Context, cfg *config.Config, environ []string, log *slog.
 		WriteTimeout:    time.Duration(cfg.SMTP.WriteTimeout),
 		UpstreamTimeout: 2 * time.Duration(cfg.Upstream.Timeout),
 		Upstream:        up,
-		Ledger:          store,
+		Ledger:          jr,
 		Purposes:        purposes(cfg),
 		DefaultPurpose:  cfg.Policy.DefaultPurpose,
 		Roles:           roles,
@@ -152,11 +161,12 @@ func start(ctx context.Context, cfg *config.Config, environ []string, log *slog.
 	})
 	if err != nil {
 		up.Close()
+		jr.Close()
 		store.Close()
 		return nil, err
 	}
-	a := &app{log: log, smtp: srv, upstream: up, store: store, serveErr: make(chan error, 3),
-		jobs: startJobs(store, time.Duration(cfg.Policy.ReceiptRetention), reg, log)}
+	a := &app{log: log, smtp: srv, upstream: up, store: store, journal: jr, serveErr: make(chan error, 3),
+		jobs: startJobs(store, jr, time.Duration(cfg.Policy.ReceiptRetention), reg, log)}
 	var listeners []net.Listener
 	closeAll := func() {
 		for _, l := range listeners {
@@ -164,6 +174,7 @@ func start(ctx context.Context, cfg *config.Config, environ []string, log *slog.
 		}
 		a.jobs.stop()
 		up.Close()
+		jr.Close()
 		store.Close()
 	}
 	handler, err := newHandler(cfg, reg, store, up, log)
@@ -223,8 +234,9 @@ func (a *app) stop(ctx context.Context) error {
 	errHTTP := a.http.Shutdown(ctx)
 	a.jobs.stop()
 	a.upstream.Close()
+	errJournal := a.journal.Close()
 	errStore := a.store.Close()
-	if err := errors.Join(errSMTP, errHTTP, errStore); err != nil {
+	if err := errors.Join(errSMTP, errHTTP, errJournal, errStore); err != nil {
 		a.log.Error("shutdown incomplete", "err", err)
 		return err
 	}
