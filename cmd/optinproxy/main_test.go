@@ -25,6 +25,12 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	// OPTINPROXY_TEST_BINARY runs the tests against another build, such
+	// as an older version for a before-and-after figure.
+	if b := os.Getenv("OPTINPROXY_TEST_BINARY"); b != "" {
+		binary = b
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "optinproxy-bin-")
 	if err != nil {
 		panic(err)
