@@ -96,6 +96,7 @@ func TestWarnings(t *testing.T) {
 		"smtp: {tls: {cert_file: "+cert+", key_file: "+key+"}, trusted_networks: [10.0.0.0/8]}",
 		"http: {public_url: \"https://optin.example.com\"}",
 		"upstream: {url: smtp://mail.example.net, starttls: required, username: u, password_file: "+pw+"}",
+		"store: {path: /var/lib/optinproxy, key_file: /etc/optinproxy/ledger.key}",
 	)
 	if w := mustLoad(t, quiet).Warnings(); len(w) != 0 {
 		t.Fatalf("a production configuration got warnings: %q", w)
@@ -112,6 +113,8 @@ func TestWarnings(t *testing.T) {
 		{"monitor", "policy: {mode: monitor}\n", "policy.mode is monitor"},
 		{"file upstream", "", "mail is written to ./data/outbox"},
 		{"opportunistic starttls", "upstream: {url: smtp://mail.example.net}\n", "unencrypted if it does not offer STARTTLS"},
+		{"key file beside the store", "", "store.key_file data/ledger.key lies in store.path"},
+		{"key file in the store folder", "store: {path: /srv/opt, key_file: /srv/opt/keys/ledger.key}\n", "lies in store.path"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"path/filepath"
+	"strings"
 )
 
 // Warnings returns advice on a loaded configuration: settings that work
@@ -36,6 +38,11 @@ func (c *Config) Warnings() []string {
 		add("smtp.users are configured but smtp.tls is not: clients can authenticate only from loopback")
 	}
 
+	if !c.Store.UsesRedis() && within(c.Store.KeyPath(), c.Store.Path) {
+		add("store.key_file %s lies in store.path: a backup of %s also carries the key that unlocks it; keep the key file out of the store's backups, or set store.key_file elsewhere",
+			c.Store.KeyPath(), c.Store.Path)
+	}
+
 	if c.Policy.Mode == ModeMonitor {
 		add("policy.mode is monitor: decisions are recorded but every recipient gets the mail")
 	}
@@ -53,6 +60,12 @@ func (c *Config) Warnings() []string {
 		}
 	}
 	return w
+}
+
+// within reports whether path lies in dir (both as given, cleaned).
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(filepath.Clean(dir), filepath.Clean(path))
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
 func isLoopbackHost(host string) bool {

@@ -264,3 +264,27 @@ func TestMemoryPerSubject(t *testing.T) {
 		t.Logf("MEMORY USAGE: %d bytes per subject state", avg)
 	}
 }
+
+// TestLeaseShared: of two instances, one holds a job's lease until it
+// expires; then the other takes it.
+func TestLeaseShared(t *testing.T) {
+	srv := redistest.Start(t)
+	s1, s2 := openOn(t, srv, Options{}), openOn(t, srv, Options{})
+	ctx := context.Background()
+	if held, err := s1.Lease(ctx, "job", 300*time.Millisecond); err != nil || !held {
+		t.Fatalf("first Lease: %v %v", held, err)
+	}
+	if held, err := s2.Lease(ctx, "job", 300*time.Millisecond); err != nil || held {
+		t.Fatalf("the other instance took a held lease: %v %v", held, err)
+	}
+	if held, err := s1.Lease(ctx, "job", 300*time.Millisecond); err != nil || !held {
+		t.Fatalf("the holder's renewal: %v %v", held, err)
+	}
+	time.Sleep(400 * time.Millisecond)
+	if held, err := s2.Lease(ctx, "job", time.Minute); err != nil || !held {
+		t.Fatalf("the other instance after the lease ran out: %v %v", held, err)
+	}
+	if held, _ := s1.Lease(ctx, "job", time.Minute); held {
+		t.Error("the first instance took the lease back from its new holder")
+	}
+}

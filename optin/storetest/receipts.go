@@ -191,3 +191,15 @@ func describeAll(events []optin.Event) string {
 	}
 	return s
 }
+
+// testLease: the lease of a job is this instance's, again and again while
+// it holds it.
+func testLease(t *testing.T, h Harness) {
+	f := openFixture(t, h)
+	for i := range 3 {
+		held, err := f.store.Lease(f.ctx, "prune-receipts", time.Minute)
+		if err != nil || !held {
+			t.Fatalf("Lease %d of an instance alone: %v %v", i, held, err)
+		}
+	}
+}

@@ -114,6 +114,7 @@ var tests = []test{
 	{"RotateUnderLoad", testRotateUnderLoad},
 	{"RetiredGenerationBackup", testRetiredBackup},
 	{"DataLost", testDataLost},
+	{"Lease", testLease},
 }
 
 // Run runs the whole suite against the store h opens.
