@@ -2,28 +2,38 @@
 // no Redis is configured (SPEC §10). One process owns the file at a time
 // (bbolt's file lock); within it every method is safe for concurrent use.
 //
+// # What the file holds, and what it does not
+//
+// Nothing personal can be read from the file, or from a copy of it,
+// without the ledger key, which lives in the key file (optin.Keyring),
+// never in the store: subjects are named by keyed hashes of their
+// addresses, the address is sealed under the subject's own key, which is
+// stored only wrapped under a generation of the ledger key, and evidence
+// and event details are sealed under the subject key too.
+//
 // # Layout
 //
-// The file holds seven top-level buckets:
+// The file holds eight top-level buckets:
 //
-//	meta          "schema"  -> "1"
-//	              "ledger_key" -> 32 random bytes (optin.NewKey), made on
-//	              first open and kept: subject ids depend on it
+//	meta          "schema" -> "2"; "key_check" -> optin.Keyring.Check, so
+//	              that another key is refused
 //	subjects      SubjectID -> the subject record, in a small versioned
-//	              binary form (codec.go): address, the subject's
-//	              key, the head hash, the event count, the consents in
-//	              optin.EncodeConsent form each with the sequence of the
-//	              event that recorded it, and the suppressions with their
-//	              times
-//	events        8-byte big-endian global sequence -> JSON of
-//	              optin.SealedEvent (address and details sealed with the
-//	              subject's key)
-//	chains        SubjectID + 8-byte big-endian index within the subject
-//	              -> 8-byte global sequence, so a subject's history is a
-//	              range scan
-//	suppressions  address + 0x00 + reason -> 8-byte Unix nanoseconds when
-//	              added: the index Suppressions pages through, in address
-//	              order; it mirrors the subject records
+//	              binary form (codec.go): the sealed address, the wrapped
+//	              subject key, the main chain's head and length, the
+//	              receipt chain's head, length and pruned stretch (count
+//	              and last hash), the consents in optin.EncodeConsent form
+//	              each with the sequence of the event that recorded it,
+//	              and the suppressions with their times
+//	events        8-byte big-endian global sequence -> the JSON of
+//	              optin.SealedEvent, with "r": true for a receipt
+//	chains        SubjectID + 8-byte big-endian index within the subject's
+//	              main chain -> 8-byte global sequence
+//	receipt_chains
+//	              the same for its receipt chain (absolute indexes: pruned
+//	              receipts keep theirs)
+//	suppressions  SubjectID + 0x00 + reason -> 8-byte Unix nanoseconds
+//	              when added: the index Suppressions pages through; it
+//	              mirrors the subject records
 //	deliveries    SubjectID + the first 16 bytes of SHA-256 of a message
 //	              key (optin.Delivery.Message) -> 8-byte big-endian Unix
 //	              nanoseconds of its Until: the delivery marks Lookup
@@ -32,24 +42,21 @@
 //	              8-byte big-endian Until + the deliveries key -> empty:
 //	              the marks in the order they expire, for the purge
 //
-// SubjectID is optin.SubjectID under the ledger key. Event cursors are the
-// global sequence in decimal, suppression cursors the last index key in
-// base64; both are opaque to callers.
+// Event cursors are the global sequence in decimal (with a subject: the
+// next index of each chain, "E.R"), suppression and subject cursors the
+// last key in base64; all are opaque to callers.
 //
 // # Writes
 //
 // Apply runs one bbolt write transaction per call: each subject of the
-// batch is loaded once, optin.SubjectState.Apply runs for each change in
-// order, the sealed events are appended, and the records, index and
-// delivery marks are written back before the commit, which syncs the
-// file. A batch therefore commits entirely or not at all, and Apply
-// returns only once it is on disk. Writers take turns (bbolt has one
-// writer at a time); readers run beside them on a snapshot. The
-// free-page list is not written on each commit but rebuilt when the file
-// is opened.
-//
-// Files written before the delivery marks lack their two buckets; Open
-// creates them, and the schema stays "1" (older programs ignore them).
+// batch is loaded once (its key unwrapped), optin.SubjectState.Apply runs
+// for each change in order, the sealed events are appended to the chain
+// of their kind, and the records, index and delivery marks are written
+// back before the commit, which syncs the file. A batch therefore commits
+// entirely or not at all, and Apply returns only once it is on disk.
+// Writers take turns (bbolt has one writer at a time); readers run beside
+// them on a snapshot. The free-page list is not written on each commit
+// but rebuilt when the file is opened.
 //
 // # Delivery marks
 //
@@ -61,10 +68,37 @@
 // to 5000 of them, oldest first (again on the next write when it had
 // more), so the file holds about one dedup window of marks.
 //
+// # Receipts and rotation
+//
+// PruneReceipts deletes the oldest receipts of every chain, a chunk of
+// subjects per write transaction, keeping in each record how many went
+// and the last one's hash. Rotate re-wraps the subject keys under the
+// ledger key's newest generation the same way. Both run beside the
+// relay's writes, in this process: rotate-key, a process of its own,
+// needs the server stopped.
+//
+// # Data loss
+//
+// Ping checks that the path still names the file Open found. Once it does
+// not (the file was deleted or replaced), what this process writes would
+// be lost: Ping, Apply and Lookup fail from then on (optin.ErrDataLost and
+// optin.ErrUnavailable: decisions fail closed) until a restart.
+//
+// # Schema 1
+//
+// Open migrates a file of schema 1 (which kept the ledger key in meta,
+// each subject's key and address in the clear, and the suppression index
+// by address) in one write transaction, when opened with a ledger key
+// whose identity is that key (LegacyKey reads it); then it copies the
+// file into a fresh one, since bbolt keeps freed pages with their old
+// content. Events keep their form: their hashes cover it. Schema 1's
+// receipts stay in the main chain.
+//
 // # Erasure
 //
 // An erased subject has no key: its events open with Erased set and its
-// chain still verifies. bbolt reuses freed pages but does not wipe them,
-// so a destroyed key lingers in free pages until they are overwritten or
-// the file is compacted.
+// chains still verify. bbolt reuses freed pages but does not wipe them, so
+// a destroyed key lingers in free pages until they are overwritten or the
+// file is compacted; it is wrapped, so a copy of the file cannot use it
+// once its generation is retired.
 package filestore

@@ -2,107 +2,161 @@
 // node, Sentinel or Cluster, shared by any number of optinproxy
 // instances. It implements optin.Store and passes optin/storetest.
 //
+// # What Redis holds, and what it does not
+//
+// Nothing personal can be read from Redis, or from its RDB and AOF files
+// or their backups, without the ledger key, which lives in the key file
+// (optin.Keyring), never in Redis. Subjects are named by keyed hashes of
+// their addresses under the key's identity secret, so every instance with
+// the key file computes the same ids, whatever Redis has lost; the
+// address is sealed under the subject's own key, which is stored only
+// wrapped under a generation of the ledger key; evidence and event details
+// are sealed under the subject key too. What is readable: consent states
+// (status, basis, source, times) and suppressions, keyed by pseudonymous
+// ids, and the events' types, purposes, actors and times.
+//
 // # Keys
 //
 // Every key starts with the prefix (Options.Prefix, default "optin:").
-// The keys of one subject carry its subject id (optin.SubjectID, 26
-// base32 characters) as the hash tag {SID}, so Redis Cluster keeps them
-// in one slot and one MULTI can change them together.
+// The keys of one subject carry its subject id (26 base32 characters) as
+// the hash tag {SID}, so Redis Cluster keeps them in one slot and one
+// script can change them together.
 //
-//	{prefix}meta         hash   lk: the ledger key (32 raw bytes), created
-//	                            once with HSETNX and read back by every
-//	                            instance; v: the schema version ("1")
+//	{prefix}meta         hash   v: the schema version ("2"); kc: the key
+//	                            check (optin.Keyring.Check), so that an
+//	                            instance with another key refuses to start;
+//	                            e: the epoch, a random marker made with the
+//	                            hash (see Data loss); g: the key generation
+//	                            new subject keys are wrapped under; pf: how
+//	                            far pruning went through the feed
 //	{prefix}{SID}:s      hash   the subject's current state:
-//	                              a          the normalized address
-//	                              k          the subject key (32 raw bytes);
-//	                                         erasure removes it
-//	                              n          the number of events
+//	                              p          the address, sealed (AES-GCM
+//	                                         under a key derived from the
+//	                                         subject key; 12 bytes longer)
+//	                              w          the subject key, wrapped: the
+//	                                         generation (uvarint) and the
+//	                                         RFC 3394 key wrap (41 bytes)
 //	                              c:PURPOSE  the consent record (compact
 //	                                         binary, see below)
 //	                              x:REASON   a suppression's time (Unix ns)
-//	{prefix}{SID}:e      list   the subject's sealed events in chain order
-//	                            (compact binary, see below); the last
-//	                            one's hash is the chain's head
-//	{prefix}{SID}:d:MARK string a delivery mark: a copy of a message went
-//	                            to the subject (optin.Delivery). MARK is
-//	                            the first 16 bytes of SHA-256 of the
-//	                            message key, in hex (32 characters);
-//	                            the value is its Until in Unix ns, and
-//	                            the key expires then (PXAT)
-//	{prefix}events       stream the global feed: one entry per event, with
-//	                            fields s (the SID) and i (the event's index
-//	                            in the subject's list)
+//	                              ro, rp     receipts pruned from the front
+//	                                         of the receipt list, and the
+//	                                         last one's hash (16 raw bytes)
+//	                              dHHHHHHHH  a delivery mark: "d" and 8
+//	                                         bytes of the SHA-256 of the
+//	                                         message key; the value its
+//	                                         until in Unix ms
+//	{prefix}{SID}:e      list   the main chain: consent, suppression and
+//	                            subject events, sealed, in chain order
+//	{prefix}{SID}:r      list   the receipt chain: message.relayed and
+//	                            message.blocked, sealed, in chain order
+//	{prefix}events       stream the global feed: one entry per write, field
+//	                            r holding packed references (the subject
+//	                            id's 16 raw bytes, then index*2 plus 1 for
+//	                            the receipt chain as a uvarint); schema 1's
+//	                            entries (fields s and i) are read too
 //	{prefix}supp         zset   the SIDs that have suppressions, all with
 //	                            score 0, paged by member (ZRANGE BYLEX)
+//	{prefix}names        hash   3-byte codes of the purposes and actors
+//	                            receipts name (see names.go)
+//	{prefix}lease:JOB    string the instance that runs a periodic job
 //
-// The state hash stays a listpack (Redis's compact encoding) as long as
-// it has at most hash-max-listpack-entries fields and no value longer
-// than hash-max-listpack-value (64 bytes by default). That is why the key
-// is raw and the consent record a compact binary form (about 45 bytes
-// where a text form took about 110, which would
-// turn the hash into a hashtable of over 600 bytes). The head is not kept
-// in the state: Apply reads the list's last event in the same round trip,
-// so the two cannot disagree, and the 35 bytes saved keep the listpack of
-// a subject with one consent and an address of up to about 45 characters
-// in jemalloc's 160-byte class. Such a subject takes about 270 bytes of
-// Redis memory with its key and the keyspace's share, its log excluded
-// (BenchmarkMemoryPerSubject). An address longer than 64 bytes turns its
-// own hash into a hashtable, which costs memory but nothing else.
+// A subject's state stays a listpack (Redis's compact encoding) as long as
+// no value is longer than hash-max-listpack-value (64 bytes by default);
+// the sealed address is 12 bytes longer than the address, so an address of
+// up to 52 bytes keeps it compact. A subject with one consent takes about
+// 280 bytes of Redis memory (BenchmarkMemoryPerSubject).
 //
-// A consent record is: format byte 1; status and basis, each a small
-// code or 0 and the text; the source; updated (Unix ns, zigzag varint);
-// granted and expires as tagged deltas from updated; the event id (16
-// raw bytes when it is a canonical optin.NewEventID, else the text); and
-// the index of its event in the subject's list plus one (0: unknown),
-// which lets Subject fetch the evidence with LINDEX.
+// A consent record is: format byte 2; status and basis, each a small code
+// or 0 and the text; the source; updated (Unix ns, zigzag varint); granted
+// and expires as tagged deltas from updated; the event id (16 raw bytes
+// when it is a canonical optin.NewEventID, else the text); the index of
+// its event in the main list plus one (0: unknown), which lets Subject
+// fetch the evidence with LINDEX; and the proof gaps (a byte). Format 1,
+// schema 1's, has no gaps byte.
 //
-// An event is: format byte 1; id; time (Unix ns); type (a code for the
-// known types, else the text); purpose; actor; the sealed personal data;
-// prev and hash (32 raw bytes each when in the canonical hex form). The
-// subject id is not stored in the event: it is the list's, so an event
+// An event of the main chain is: format byte 1; id; time (Unix ns); type
+// (a code for the known types, else the text); purpose; actor; the sealed
+// personal data; prev and hash (32 raw bytes each when in the canonical
+// hex form). The subject id is not stored: it is the list's, so an event
 // moved to another subject's list fails its hash.
+//
+// A receipt is: format byte 2; its id (16 raw bytes; its time is the
+// id's, to the millisecond); type; purpose and actor, each a 3-byte code
+// or the text; the sealed details (optin.SealReceipt: no nonce stored, a
+// 12-byte tag); and its hash, 16 raw bytes. Its prev is the hash of the
+// entry before it, or rp for the first one left. A receipt takes about
+// 175 bytes of Redis memory with its feed reference
+// (BenchmarkMemoryPerReceipt).
 //
 // # Writes
 //
-// Apply works in batches of up to 500 changes. It WATCHes the state keys
-// of the batch's subjects and reads their states and last events in one
-// pipelined round trip (every append changes the state's n, so watching
-// the state covers the list), applies the changes in order in Go
-// (optin.SubjectState.Apply), then writes states, events, delivery
-// marks, feed entries and the suppression index in one MULTI/EXEC: two
-// round trips per 500 changes. When a watched subject changed meanwhile, the batch is
-// retried; after a few conflicts it falls back to one transaction per
-// subject, each retried with jittered backoff, and optin.ErrConflict is
-// returned only when those run out.
+// Apply works in batches of up to 500 changes. For each subject it needs
+// the state and the heads of its chains: receipts for subjects that a
+// Lookup just read (the relay's case) are built from what the lookup saw
+// (seenCache), anything else from one pipelined read (HGETALL, the last
+// entry and length of both lists). The changes are applied in Go
+// (optin.SubjectState.Apply) and handed to applyScript, which writes the
+// whole batch in one round trip, all or nothing, but only when every
+// subject's chains are still where they were read (the last entry's hash,
+// the state's existence); else it writes nothing and the batch is read
+// and tried again. So the relay's receipts take one round trip per batch,
+// and a busy relay shares a batch among many messages (optin.Batcher).
+// Every change gets its event id before the first try: a try whose reply
+// was lost (go-redis may send the script again) is recognized by the ids
+// in the chains and not appended twice; optin.Change.Once asks the same
+// check of a journal's replay.
 //
-// On Redis Cluster a transaction cannot span slots, so each subject gets
-// its own WATCH/MULTI (several subjects run in parallel), and the feed
-// entries and suppression index entries of a batch are written right
-// after its subjects' transactions, in one pipeline, in the order of the
-// changes. A crash between the two can leave events out of the global
+// On Redis Cluster a script cannot span slots, so each subject gets its
+// own script call (several run in parallel), and the feed entries and the
+// suppression index entries of a batch are written right after, in one
+// pipeline. A crash between the two can leave events out of the global
 // feed (and a suppression out of the Suppressions listing), never out of
 // the subject's chain, which Subject, Events with a subject and Verify
-// read. On one node or Sentinel, everything is in the one MULTI.
+// read. On one node or Sentinel, everything is in the one script.
 //
 // # Delivery marks
 //
-// A change's Delivered mark is SET in the subject's MULTI, with the
-// change's event, so Cluster keeps it in the subject's slot. Redis
-// expires it by itself at its Until (rounded up to the millisecond),
-// judged by the server's clock; Lookup also compares the Until in the
-// value with the store's clock (Options.Now), so a mark never counts
-// past its Until even when the clocks differ. A mark replaces the
-// subject's earlier one for the same message. Nothing else reads or
-// lists the marks; Verify does not see them.
+// A change's Delivered mark is a field of the subject's state, set in the
+// write that applies the change, with the Until in Unix ms, rounded up.
+// Lookup compares it with the store's clock (Options.Now). Expired marks
+// are deleted by the next write that sets a mark on a state holding more
+// than its usual fields.
 //
 // # Reads
 //
-// Lookup is one pipelined round trip of HMGET per address (and, when
-// asked about a message, a GET of its mark), whatever their number;
-// Subject one (two when a consent's recording event is older than the
-// recent events asked for). Events pages over the feed (the cursor a
-// stream id) or, with a subject, over its list (the cursor an index). Verify SCANs the state keys and checks each list's chain and
-// that the state counts as many events as the list holds.
+// Lookup is one pipelined round trip of HMGET, LINDEX and LLEN per
+// address, whatever their number; Subject one (two when a consent's
+// recording event is older than the recent events asked for). Events
+// pages over the feed (the cursor an entry id and a count of its
+// references) or, with a subject, over its two lists merged by time (the
+// cursor "E.R"). Verify SCANs the state keys and checks both chains.
+//
+// # Key rotation
+//
+// Rotate raises meta g to the ledger key's newest generation and
+// re-wraps every subject key that is under another, per SCAN batch, each
+// only when still the one read (rewrapScript), beside the writers. An
+// instance that meets a wrap or a meta g of a generation its key lacks
+// reads its key file again (optin.Keys).
+//
+// # Data loss
+//
+// Ping reads the epoch. When it is gone (Redis lost its data) or another
+// (an instance found it gone and made a new one), Ping reports
+// optin.ErrDataLost from then on, and the marker is made again so that
+// the other instances notice too. Decisions stay fail-closed: a subject
+// that is not found gets no marketing.
+//
+// # Schema 1
+//
+// Open migrates a store of schema 1 (which kept the ledger key in the meta
+// hash, and each subject's key and address in the clear) when opened with
+// a ledger key whose identity is that key (LegacyKey reads it): addresses
+// sealed, keys wrapped, marks moved into the states, the ledger key
+// deleted; then it asks Redis to write its files again (BGSAVE,
+// BGREWRITEAOF) so that the old values leave its disk. Events keep their
+// form: their hashes cover it. Schema 1's receipts stay in the main chain.
 //
 // # Errors
 //
@@ -110,5 +164,6 @@
 // connections, timeouts, a server loading its data, a read-only replica
 // after a failover, a closed client) wrap optin.ErrUnavailable; data that
 // does not decode wraps optin.ErrCorrupt; a missing subject wraps
-// optin.ErrNotFound.
+// optin.ErrNotFound; a key that does not fit optin.ErrBadKey or
+// optin.ErrKeyGeneration.
 package redisstore
