@@ -71,6 +71,27 @@ func TestLedgerKeyFile(t *testing.T) {
 	}
 }
 
+// TestLedgerKeyFileRedis: a proxy on Redis without the key file that
+// made its store refuses to start, as the embedded store's does.
+func TestLedgerKeyFileRedis(t *testing.T) {
+	dir := t.TempDir()
+	env := []string{"OPTINPROXY_STORE_REDIS_URL=" + redistest.Start(t).URL()}
+	s := startServe(t, dir, env...)
+	if r := runCmd(t, dir, "", []string{"OPTINPROXY_ADDR=" + s.httpAddr}, "consent", "grant", "kees@example.com", "newsletter"); r.code != 0 {
+		t.Fatalf("grant: %s", r.stderr)
+	}
+	stopServe(t, s)
+	keyFile := filepath.Join(dir, "data", "ledger.key")
+	os.Remove(keyFile)
+	r := runCmd(t, dir, "", append([]string{"OPTINPROXY_SMTP_LISTEN=127.0.0.1:0", "OPTINPROXY_HTTP_LISTEN=127.0.0.1:0"}, env...), "serve")
+	if r.code != 1 || !strings.Contains(r.stderr, "store.redis") || !strings.Contains(r.stderr, "another ledger key") || !strings.Contains(r.stderr, "restore it") {
+		t.Errorf("serve on Redis without its key file: %d %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(keyFile); err == nil {
+		t.Error("a refused start left a key file behind")
+	}
+}
+
 // TestRotateKey: on Redis, rotate-key runs beside a serving instance,
 // which goes on reading every subject (it reads the key file again);
 // --retire then drops the old generation. On the embedded store, whose
