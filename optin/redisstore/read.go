@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -338,7 +337,3 @@ func hexHash(raw string) string {
 	}
 	return fmt.Sprintf("%x", raw)
 }
-
-// errNoKey is a subject without a key (erased): its events show as
-// erased.
-var errNoKey = errors.New("no key")
