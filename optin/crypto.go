@@ -142,9 +142,15 @@ func OpenAddress(key []byte, sid string, sealed []byte) (Address, error) {
 // addressKey seals the address with a 12-byte tag: with the subject key
 // wrapped, it keeps a subject's state within Redis's 160-byte allocation.
 func addressKey(subjectKey []byte) cipher.AEAD {
-	block, err := aes.NewCipher(derive(subjectKey, "optinproxy address"))
+	return shortGCM(derive(subjectKey, "optinproxy address"))
+}
+
+// shortGCM is AES-GCM with a 12-byte tag, the shortest SP 800-38D allows
+// for general use, for the short values a store keeps many of.
+func shortGCM(key []byte) cipher.AEAD {
+	block, err := aes.NewCipher(key)
 	if err != nil {
-		panic(err)
+		panic(err) // KeySize keys only
 	}
 	aead, err := cipher.NewGCMWithTagSize(block, 12)
 	if err != nil {

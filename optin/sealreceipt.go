@@ -1,7 +1,6 @@
 package optin
 
 import (
-	"crypto/aes"
 	"crypto/cipher"
 	"encoding/binary"
 	"encoding/json"
@@ -20,18 +19,9 @@ import (
 // receiptKey is the key a subject's receipts are sealed under: derived
 // from the subject key, so erasure destroys it too, and used for nothing
 // else, so that the id-derived nonces cannot meet another use's. Its tag
-// is 12 bytes, the shortest SP 800-38D allows for general use: a
-// receipt's sealed details are short and many.
+// is 12 bytes: a receipt's sealed details are short and many.
 func receiptKey(subjectKey []byte) cipher.AEAD {
-	block, err := aes.NewCipher(derive(subjectKey, "optinproxy receipt"))
-	if err != nil {
-		panic(err)
-	}
-	aead, err := cipher.NewGCMWithTagSize(block, 12)
-	if err != nil {
-		panic(err)
-	}
-	return aead
+	return shortGCM(derive(subjectKey, "optinproxy receipt"))
 }
 
 // SealReceipt turns a message.relayed or message.blocked event into its

@@ -135,48 +135,33 @@ func (s *Store) rewriteFiles(ctx context.Context) {
 // ns) into their subjects' states (a field each, 8 bytes of the hash,
 // the until in Unix ms).
 func (s *Store) migrateMarks(ctx context.Context) error {
-	nodes, err := s.nodes(ctx)
-	if err != nil {
-		return err
-	}
-	for _, rdb := range nodes {
-		var cursor uint64
-		for {
-			found, next, err := rdb.Scan(ctx, cursor, s.keys.markV1Pattern(), 200).Result()
-			if err != nil {
-				return err
+	return s.eachKey(ctx, s.keys.markV1Pattern(), 200, func(ctx context.Context, rdb redis.Cmdable, found []string) error {
+		vals := make([]*redis.StringCmd, len(found))
+		piped, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, k := range found {
+				vals[i] = p.Get(ctx, k)
 			}
-			vals := make([]*redis.StringCmd, len(found))
-			piped, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-				for i, k := range found {
-					vals[i] = p.Get(ctx, k)
-				}
-				return nil
-			})
-			if err = pipeErr(piped, err); err != nil {
-				return err
-			}
-			_, err = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-				for i, k := range found {
-					sid, ok := s.keys.sidOf(k)
-					_, mark, _ := strings.Cut(k, "}:d:")
-					raw, herr := hex.DecodeString(mark)
-					ns, nerr := strconv.ParseInt(vals[i].Val(), 10, 64)
-					if ok && herr == nil && len(raw) >= 8 && nerr == nil {
-						p.HSet(ctx, s.keys.state(sid), markPrefix+string(raw[:8]), (ns+999_999)/1_000_000)
-					}
-					p.Del(ctx, k)
-				}
-				return nil
-			})
-			if err != nil && !errors.Is(err, redis.Nil) {
-				return err
-			}
-			if next == 0 {
-				break
-			}
-			cursor = next
+			return nil
+		})
+		if err = pipeErr(piped, err); err != nil {
+			return err
 		}
-	}
-	return nil
+		_, err = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, k := range found {
+				sid, ok := s.keys.sidOf(k)
+				_, mark, _ := strings.Cut(k, "}:d:")
+				raw, herr := hex.DecodeString(mark)
+				ns, nerr := strconv.ParseInt(vals[i].Val(), 10, 64)
+				if ok && herr == nil && len(raw) >= 8 && nerr == nil {
+					p.HSet(ctx, s.keys.state(sid), markPrefix+string(raw[:8]), (ns+999_999)/1_000_000)
+				}
+				p.Del(ctx, k)
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		return nil
+	})
 }

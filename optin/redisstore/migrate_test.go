@@ -12,12 +12,9 @@ import (
 
 	"optinproxy/internal/redistest"
 	"optinproxy/optin"
+	"optinproxy/optin/storetest"
 )
 
-// testdata/v1.rdb was written by the schema 1 store (commit cbfb03e), the
-// same subjects as optin/filestore/testdata/v1.db: see there.
-var v1Secrets = []string{"jan.jansen@example.com", "piet@example.org", "info@bakkerij.example", "kees@example.net",
-	"müller.example", "192.0.2.77", "EvidenceAgent", "Bakkerij newsletter", "spring-sale-evidence"}
 
 // TestMigrateV1: a schema 1 store opens with a key file made from its
 // own ledger key; afterwards everything reads as before, and neither the
@@ -48,7 +45,7 @@ func TestMigrateV1(t *testing.T) {
 
 	keys := optin.StaticKeys(optin.NewKeyringFrom(lk, time.Now()))
 	s := openOn(t, srv, Options{Keys: keys})
-	checkMigrated(t, s)
+	storetest.CheckSchema1(t, s)
 	if lk, err := LegacyKey(ctx, c, ""); err != nil || lk != nil {
 		t.Errorf("LegacyKey after the migration: %d bytes, %v", len(lk), err)
 	}
@@ -67,7 +64,7 @@ func TestMigrateV1(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	all := raw(t, s)
-	for _, secret := range v1Secrets {
+	for _, secret := range storetest.Schema1Secrets {
 		if bytes.Contains(bytes.ToLower(all), bytes.ToLower([]byte(secret))) {
 			t.Errorf("after the migration the store or its files hold %q", secret)
 		}
@@ -76,49 +73,5 @@ func TestMigrateV1(t *testing.T) {
 		t.Error("after the migration the store or its files hold the ledger key")
 	}
 	// Opened again (another instance), nothing more to do.
-	checkMigrated(t, openOn(t, srv, Options{Keys: keys}))
-}
-
-// checkMigrated checks what testdata/v1.rdb held, read through s.
-func checkMigrated(t *testing.T, s optin.Store) {
-	t.Helper()
-	ctx := context.Background()
-	a := func(s string) optin.Address { x, _ := optin.ParseAddress(s); return x }
-	jan := a("jan.jansen@example.com")
-	v, err := s.Subject(ctx, jan, 10)
-	if err != nil {
-		t.Fatalf("Subject after the migration: %v", err)
-	}
-	if len(v.Consents) != 1 || v.Consents[0].Status != optin.StatusWithdrawn || len(v.Events) != 2 ||
-		v.Events[0].Subject != jan || optin.EvidenceOf(v.Events[0]) == nil || optin.EvidenceOf(v.Events[0]).IP != "192.0.2.77" {
-		t.Errorf("jan after the migration: %+v", v)
-	}
-	sts, err := s.Lookup(ctx, optin.LookupQuery{Purpose: "newsletter", Message: "mid:<m1@crm.shop.example>",
-		Addresses: []optin.Address{a("piet@example.org"), a("info@bakkerij.example"), a("kees@example.net"), a("jürgen@müller.example")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c := sts[0].Consent; c == nil || c.Status != optin.StatusGranted || len(sts[0].Suppressions) != 1 {
-		t.Errorf("piet after the migration: %+v", sts[0])
-	}
-	if !sts[1].Delivered || sts[2].Delivered || sts[3].Consent == nil {
-		t.Errorf("marks and consents after the migration: %+v", sts)
-	}
-	page, err := s.Suppressions(ctx, "", 10)
-	if err != nil || len(page.Suppressions) != 1 || page.Suppressions[0].Subject != a("piet@example.org") {
-		t.Errorf("suppressions after the migration: %+v %v", page, err)
-	}
-	events, err := s.Events(ctx, optin.EventQuery{Limit: 100})
-	if err != nil || len(events.Events) != 8 {
-		t.Errorf("the log after the migration: %d events, %v", len(events.Events), err)
-	}
-	for _, e := range events.Events {
-		if e.Subject.IsZero() || e.Erased {
-			t.Errorf("an event does not open after the migration: %+v", e)
-		}
-	}
-	r, err := s.Verify(ctx)
-	if err != nil || r.Subjects != 5 || r.Events != 8 || len(r.Broken) != 0 {
-		t.Errorf("Verify after the migration: %+v %v", r, err)
-	}
+	storetest.CheckSchema1(t, openOn(t, srv, Options{Keys: keys}))
 }

@@ -44,6 +44,14 @@ func (s *Store) nodes(ctx context.Context) ([]redis.Cmdable, error) {
 // eachSubjects SCANs the state keys of every node, about batch at a
 // time, and hands fn each batch's subject ids (SCAN may repeat a key).
 func (s *Store) eachSubjects(ctx context.Context, batch int, fn func(ctx context.Context, rdb redis.Cmdable, sids []string) error) error {
+	return s.eachKey(ctx, s.keys.statePattern(), batch, func(ctx context.Context, rdb redis.Cmdable, keys []string) error {
+		return fn(ctx, rdb, s.sidsOf(keys))
+	})
+}
+
+// eachKey SCANs the keys of every node that match pattern, about batch
+// at a time, and hands fn each batch.
+func (s *Store) eachKey(ctx context.Context, pattern string, batch int, fn func(ctx context.Context, rdb redis.Cmdable, keys []string) error) error {
 	nodes, err := s.nodes(ctx)
 	if err != nil {
 		return err
@@ -51,11 +59,11 @@ func (s *Store) eachSubjects(ctx context.Context, batch int, fn func(ctx context
 	for _, rdb := range nodes {
 		var cursor uint64
 		for {
-			keys, next, err := rdb.Scan(ctx, cursor, s.keys.statePattern(), int64(batch)).Result()
+			keys, next, err := rdb.Scan(ctx, cursor, pattern, int64(batch)).Result()
 			if err != nil {
 				return err
 			}
-			if err := fn(ctx, rdb, s.sidsOf(keys)); err != nil {
+			if err := fn(ctx, rdb, keys); err != nil {
 				return err
 			}
 			if next == 0 {
