@@ -15,7 +15,6 @@ import (
 	"optinproxy/optin/storetest"
 )
 
-
 // TestMigrateV1: a schema 1 store opens with a key file made from its
 // own ledger key; afterwards everything reads as before, and neither the
 // keyspace nor the server's files hold anything personal or the key.
