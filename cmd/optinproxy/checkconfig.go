@@ -2,8 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	iofs "io/fs"
+
+	"optinproxy/config"
+	"optinproxy/optin"
 )
 
 func init() {
@@ -29,6 +34,15 @@ func runCheckConfig(_ context.Context, e *env, args []string) error {
 	}
 	for _, w := range cfg.Warnings() {
 		fmt.Fprintln(e.stdout, "warning:", w)
+	}
+	// The ledger key is read at start; a key file that does not parse is
+	// worth knowing now. A missing one is made on first start.
+	if getenv(e.environ, config.LedgerKeyEnv) != "" {
+		if _, err := optin.ParseKeyring([]byte(getenv(e.environ, config.LedgerKeyEnv))); err != nil {
+			return exitError{msg: fmt.Sprintf("optinproxy: %s: %v", config.LedgerKeyEnv, err), code: 2}
+		}
+	} else if _, err := readKeyFile(cfg.Store.KeyPath()); err != nil && !errors.Is(err, iofs.ErrNotExist) {
+		return exitError{msg: "optinproxy: " + err.Error(), code: 2}
 	}
 	name := *path
 	if name == "" {
