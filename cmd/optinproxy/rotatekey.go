@@ -138,12 +138,12 @@ func runRotateKey(ctx context.Context, e *env, args []string) error {
 // retireGeneration deletes generation n from the key file, once no
 // subject key is wrapped under it.
 func retireGeneration(out interface{ Write([]byte) (int, error) }, keyFile string, ring *optin.Keyring, n uint32, use map[uint32]int) error {
-	if use[n] > 0 {
-		return fmt.Errorf("%d subject keys are still wrapped under generation %d: run rotate-key first (and make sure every instance has its key file)", use[n], n)
-	}
 	retired, err := ring.Retired(n)
 	if err != nil {
 		return err
+	}
+	if use[n] > 0 {
+		return fmt.Errorf("%d subject keys are still wrapped under generation %d: run rotate-key first (and make sure every instance has its key file)", use[n], n)
 	}
 	if err := writeKeyFile(keyFile, retired, false); err != nil {
 		return fmt.Errorf("store.key_file: %w", err)
