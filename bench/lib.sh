@@ -55,9 +55,16 @@ lib_init() {
 # stop ends one process this script started (a timeout wrapper, which
 # passes the signal on) and forgets it.
 stop() {
-  local pid=$1 keep=() p
+  local pid=$1
   kill -TERM "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
+  forget "$pid"
+}
+
+# forget takes a process that has ended (and was waited for) off pids, so
+# that the cleanup does not signal its number again.
+forget() {
+  local pid=$1 keep=() p
   for p in "${pids[@]}"; do
     [[ $p == "$pid" ]] || keep+=("$p")
   done
