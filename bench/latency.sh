@@ -41,7 +41,10 @@
 # (20000), BENCH_PEAK_N (10000), BENCH_PEAK_RUNS (3), BENCH_LOADS ("25 50"),
 # BENCH_RUNS (3), BENCH_DURATION (20), BENCH_WARMUP (2), BENCH_CACHE
 # (bench/.cache), BENCH_OTHER_LIMIT (15: percent of the machine's CPU that
-# other work may take during a run before it is measured again).
+# other work may take during a run before it is measured again),
+# BENCH_RATES (unset; "400 800" offers those rates in msgs/s instead of
+# BENCH_LOADS, the peak still measured and shown: to compare two versions of
+# the code at the same load, since the peak itself varies from run to run).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -72,6 +75,7 @@ subjects=${BENCH_SUBJECTS:-20000}
 peak_n=${BENCH_PEAK_N:-10000}
 peak_runs=${BENCH_PEAK_RUNS:-3}
 loads=${BENCH_LOADS:-25 50}
+fixed_rates=${BENCH_RATES:-}
 runs=${BENCH_RUNS:-3}
 duration=${BENCH_DURATION:-20}
 warmup=${BENCH_WARMUP:-2}
@@ -100,13 +104,24 @@ done
   echo "latency.sh: BENCH_RCPTS ($rcpts) is more than BENCH_SUBJECTS ($subjects)" >&2
   exit 2
 }
-read -r -a load_list <<<"$loads"
+# load_list holds the offered loads: percentages of the peak (BENCH_LOADS),
+# or rates in msgs/s (BENCH_RATES).
+if [[ -n $fixed_rates ]]; then
+  read -r -a load_list <<<"$fixed_rates"
+else
+  read -r -a load_list <<<"$loads"
+fi
 ((${#load_list[@]})) || {
   echo "latency.sh: BENCH_LOADS is empty" >&2
   exit 2
 }
 for l in "${load_list[@]}"; do
-  if ! [[ $l =~ ^[0-9]+$ ]] || ((l < 1 || l > 100)); then
+  if [[ -n $fixed_rates ]]; then
+    if ! [[ $l =~ ^[0-9]+$ ]] || ((l < 1)); then
+      echo "latency.sh: BENCH_RATES: $l is not a positive whole number of messages per second" >&2
+      exit 2
+    fi
+  elif ! [[ $l =~ ^[0-9]+$ ]] || ((l < 1 || l > 100)); then
     echo "latency.sh: BENCH_LOADS: $l is not a percentage from 1 to 100" >&2
     exit 2
   fi
@@ -264,9 +279,25 @@ measure() {
     sleep 0.05
   done
   ((${got:-0} == n)) || die "$label: smtp-sink counted ${got:-0} messages, want $n"
+  m_notes=""
   if [[ $path == proxy ]]; then
     stop "$proxy_pid"
     stop "$redis_pid"
+    # What might explain a stall: Redis waiting on the disk or rewriting
+    # its append-only file, and the proxy's warnings and errors.
+    local slow rewrites warns
+    slow=$(grep -c 'fsync is taking too long' "$redis_dir/redis.log" || true)
+    rewrites=$(grep -c 'Background append only file rewriting started' "$redis_dir/redis.log" || true)
+    # (Leaving out the configuration advice every start gives: this
+    # configuration has no https public_url.)
+    warns=$(grep '"level":"\(WARN\|ERROR\)"' "$proxy_dir/proxy.log" | grep -vc '"msg":"configuration"' || true)
+    ((slow == 0)) || m_notes+="Redis: $slow slow AOF fsyncs; "
+    ((rewrites == 0)) || m_notes+="Redis: $rewrites AOF rewrites; "
+    if ((warns > 0)); then
+      local first
+      first=$(grep '"level":"\(WARN\|ERROR\)"' "$proxy_dir/proxy.log" | grep -v '"msg":"configuration"' | cut -c1-200 | sed -n 1p || true)
+      m_notes+="proxy: $warns warnings or errors ($first); "
+    fi
   fi
   stop "$sink_pid"
 }
@@ -274,15 +305,17 @@ measure() {
 # measure_quiet PATH RATE is measure, repeated (up to five times in all)
 # while more than other_limit percent of the machine went to other work.
 measure_quiet() {
-  local attempt
+  local attempt what="$1 at $2 msgs/s"
+  [[ $2 == 0 ]] && what="$1, closed loop"
   for attempt in 1 2 3 4 5; do
     measure "$1" "$2"
     ((m_other <= other_limit)) && break
-    log "$1 at rate $2: ${m_other} % of the machine's CPU went to other work; measuring again"
+    log "$what: ${m_other} % of the machine's CPU went to other work; measuring again"
     retries=$((retries + 1))
   done
   ((m_other <= other_limit)) || noisy=1
   bases+="$m_base "
+  [[ -z $m_notes ]] || notes+=("$what: ${m_notes%; }")
 }
 
 median() { # numbers on stdin; FORMAT (default %.0f)
@@ -337,6 +370,7 @@ declare -A rates=() p50=() p90=() p99=() p999=() pmax=() lag99=() cpus=() busy=(
 bases=""
 noisy=0
 retries=0
+notes=()
 paths=(direct proxy)
 
 log "peak: closed loop, $conns kept connections, $peak_n messages, $peak_runs runs each of direct and proxy"
@@ -349,20 +383,27 @@ for r in $(seq "$peak_runs"); do
     cpus[peak/$path]+="$m_cpu "
     busy[peak/$path]+="$m_busy "
     others[peak/$path]+="$m_other "
-    log "peak $path run $r: ${res[achieved_rate]} msgs/s (latency p50 ${res[p50_ms]} ms, p99 ${res[p99_ms]} ms; proxy CPU $m_cpu us/msg; machine CPU busy $m_busy %, not by the benchmark $m_other %)"
+    log "peak $path run $r: ${res[achieved_rate]} msgs/s (latency p50 ${res[p50_ms]} ms, p99 ${res[p99_ms]} ms; proxy CPU $m_cpu us/msg; machine CPU busy $m_busy %, not by the benchmark $m_other %)${m_notes:+; ${m_notes%; }}"
   done
 done
 peak=$(med "${rates[peak/proxy]}" '%.1f')
 peak_direct=$(med "${rates[peak/direct]}" '%.1f')
 log "the proxy's peak: $peak msgs/s (direct: $peak_direct msgs/s)"
 
-declare -A offered=()
+# offered: each load's rate in msgs/s; row: how the tables name it.
+declare -A offered=() row=()
 for l in "${load_list[@]}"; do
-  offered[$l]=$(awk -v p="$peak" -v l="$l" 'BEGIN {printf "%.1f", p * l / 100}')
+  if [[ -n $fixed_rates ]]; then
+    offered[$l]=$l
+    row[$l]=$(awk -v r="$l" -v p="$peak" 'BEGIN {printf "%d msgs/s (%.0f %% of peak)", r, 100 * r / p}')
+  else
+    offered[$l]=$(awk -v p="$peak" -v l="$l" 'BEGIN {printf "%.1f", p * l / 100}')
+    row[$l]=$(awk -v r="${offered[$l]}" -v l="$l" 'BEGIN {printf "%d %% of peak, %.0f msgs/s", l, r}')
+  fi
   awk -v r="${offered[$l]}" -v d="$duration" 'BEGIN {exit !(r * d >= 1)}' ||
-    die "$l % of the peak ($peak msgs/s) for $duration s is not one message"
+    die "${row[$l]} for $duration s is not one message"
 done
-log "latency: open loop at ${load_list[*]} % of the proxy's peak, $runs runs each of direct and proxy, ${duration} s measured after ${warmup} s of warm-up"
+log "latency: open loop at $(for l in "${load_list[@]}"; do printf '%s; ' "${row[$l]}"; done)$runs runs each of direct and proxy, ${duration} s measured after ${warmup} s of warm-up"
 for l in "${load_list[@]}"; do
   for r in $(seq "$runs"); do
     for path in "${paths[@]}"; do
@@ -377,7 +418,7 @@ for l in "${load_list[@]}"; do
       cpus[$l/$path]+="$m_cpu "
       busy[$l/$path]+="$m_busy "
       others[$l/$path]+="$m_other "
-      log "$l % ($path, ${offered[$l]} msgs/s) run $r: achieved ${res[achieved_rate]} msgs/s; latency ms p50 ${res[p50_ms]}, p90 ${res[p90_ms]}, p99 ${res[p99_ms]}, p99.9 ${res[p999_ms]}, max ${res[max_ms]} (waiting to be sent: p99 ${res[lag_p99_ms]}); proxy CPU $m_cpu us/msg; machine CPU busy $m_busy %, not by the benchmark $m_other %"
+      log "${row[$l]}, $path, run $r: achieved ${res[achieved_rate]} msgs/s; latency ms p50 ${res[p50_ms]}, p90 ${res[p90_ms]}, p99 ${res[p99_ms]}, p99.9 ${res[p999_ms]}, max ${res[max_ms]} (waiting to be sent: p99 ${res[lag_p99_ms]}); proxy CPU $m_cpu us/msg; machine CPU busy $m_busy %, not by the benchmark $m_other %${m_notes:+; ${m_notes%; }}"
     done
   done
 done
@@ -421,8 +462,8 @@ latency_table() {
     for path in "${paths[@]}"; do
       cpu="–"
       [[ $path == proxy ]] && cpu=$(med "${cpus[$l/$path]}")
-      printf '| %s %% of peak, %s msgs/s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s %% | %s %% |\n' \
-        "$l" "$(printf '%.0f' "${offered[$l]}")" "$(path_name "$path")" "$(med "${rates[$l/$path]}")" \
+      printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s %% | %s %% |\n' \
+        "${row[$l]}" "$(path_name "$path")" "$(med "${rates[$l/$path]}")" \
         "$(med "${p50[$l/$path]}" '%.2f')" "$(med "${p90[$l/$path]}" '%.2f')" "$(med "${p99[$l/$path]}" '%.2f')" \
         "$(med "${p999[$l/$path]}" '%.2f')" \
         "$(tr ' ' '\n' <<<"${pmax[$l/$path]}" | grep . | sort -g | tail -1 | awk '{printf "%.1f", $1}')" \
@@ -441,9 +482,9 @@ added_table() {
     x50=$(med "${p50[$l/proxy]}" '%.3f')
     d99=$(med "${p99[$l/direct]}" '%.3f')
     x99=$(med "${p99[$l/proxy]}" '%.3f')
-    awk -v l="$l" -v r="${offered[$l]}" -v d50="$d50" -v x50="$x50" -v d99="$d99" -v x99="$x99" 'BEGIN {
-      printf "| %s %% of peak, %.0f msgs/s | %.2f ms | %.2f ms | **%+.2f ms** | %.2f ms | %.2f ms | **%+.2f ms** |\n",
-        l, r, d50, x50, x50 - d50, d99, x99, x99 - d99 }'
+    awk -v row="${row[$l]}" -v d50="$d50" -v x50="$x50" -v d99="$d99" -v x99="$x99" 'BEGIN {
+      printf "| %s | %.2f ms | %.2f ms | **%+.2f ms** | %.2f ms | %.2f ms | **%+.2f ms** |\n",
+        row, d50, x50, x50 - d50, d99, x99, x99 - d99 }'
   done
 }
 
@@ -467,6 +508,14 @@ results_md=$(
   echo "Added latency, proxy minus direct, at the same offered rate:"
   echo
   added_table
+  echo
+  if ((${#notes[@]})); then
+    echo "Noted during the runs (Redis's log, the proxy's warnings):"
+    echo
+    printf -- '- %s\n' "${notes[@]}"
+  else
+    echo "Redis logged no slow AOF fsync and no AOF rewrite, and the proxy no warning or error, in any run."
+  fi
 )
 echo
 echo "$results_md"

@@ -12,8 +12,10 @@
 # lib_init, which makes the run folder $work and sets the traps.
 
 log() { printf '%s %s: %s\n' "$(date +%T)" "$prog" "$*" >&2; }
+died=0
 die() {
   log "FAILED: $*"
+  died=1
   exit 1
 }
 
@@ -24,8 +26,10 @@ die() {
 # signal on to the program it runs).
 pids=()
 cleanup() {
-  local rc=$? pid
+  local rc=$? cmd=$BASH_COMMAND pid
   trap - EXIT INT TERM
+  # A command that failed under set -e, rather than a check that said why.
+  ((rc == 0 || rc == 130 || rc == 143 || died)) || log "FAILED: exit status $rc from: $cmd"
   for pid in "${pids[@]}"; do
     kill -TERM "$pid" 2>/dev/null || true
   done
