@@ -73,10 +73,11 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	o, err := parseArgs(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
 	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(stderr, "latency: %v\n", err)
-		}
+		fmt.Fprintf(stderr, "latency: %v\n", err)
 		return 2
 	}
 	rcpts, err := newRecipients(o.pattern, o.rcptStart, o.rcptRange, o.rcpts)
