@@ -420,7 +420,7 @@ func (s *Store) read(ctx context.Context, sids []string, addrs map[string]optin.
 // scriptArgs lays out applyScript's keys and arguments for the dirty
 // subjects, with the feed entries of items in their order.
 func (s *Store) scriptArgs(items []*item, dirty []string, recs map[string]*record, codes map[string]string, now time.Time) ([]string, []any) {
-	keys := make([]string, 0, 3*len(dirty)+3)
+	keys := make([]string, 0, 4*len(dirty)+3)
 	args := make([]any, 4, 5+2*len(codes)+12*len(dirty))
 	indexes := "0"
 	if !s.cluster {
@@ -440,10 +440,16 @@ func (s *Store) scriptArgs(items []*item, dirty []string, recs map[string]*recor
 	if s.cluster {
 		args = append(args, 0) // registered apart: the script cannot reach the names hash
 	} else {
-		args = append(args, len(codes))
+		// Only the codes not known to be in the names hash: the script
+		// checks and registers them.
+		n := len(args)
+		args = append(args, 0)
 		for c, name := range codes {
-			args = append(args, c, name)
+			if !s.names.isRegistered(name) {
+				args = append(args, c, name)
+			}
 		}
+		args[n] = (len(args) - n - 1) / 2
 	}
 	for c, name := range codes {
 		codeOf[name] = c
@@ -451,7 +457,7 @@ func (s *Store) scriptArgs(items []*item, dirty []string, recs map[string]*recor
 	kr := s.ring.Get()
 	for _, sid := range dirty {
 		r := recs[sid]
-		keys = append(keys, s.keys.state(sid), s.keys.events(sid), s.keys.receipts(sid))
+		keys = append(keys, s.keys.state(sid), s.keys.events(sid), s.keys.receipts(sid), s.keys.marks(sid))
 		set, del := r.fields(kr, s.gen.Load(), now)
 		flags := ""
 		if r.exists {
@@ -464,9 +470,6 @@ func (s *Store) scriptArgs(items []*item, dirty []string, recs map[string]*recor
 		}
 		if len(r.receipts) > 0 && r.exists {
 			flags += "R"
-		}
-		if len(r.marks) > 0 {
-			flags += "M"
 		}
 		if r.suppressionsChanged() {
 			if len(r.st.Suppressions) > 0 {
@@ -491,6 +494,10 @@ func (s *Store) scriptArgs(items []*item, dirty []string, recs map[string]*recor
 		for _, e := range r.receipts {
 			args = append(args, encodeReceipt(e, codeOf[e.Purpose], codeOf[e.Actor]))
 		}
+		marks, last := r.markArgs(now)
+		args = append(args, len(marks)/2)
+		args = append(args, marks...)
+		args = append(args, last)
 	}
 	if !s.cluster {
 		keys = append(keys, s.keys.feed(), s.keys.supp(), s.keys.names())

@@ -3,7 +3,6 @@ package redisstore
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,11 +18,11 @@ func marked(a optin.Address, message string, until time.Time) optin.Change {
 	return ch
 }
 
-// TestMarkField: a mark is a field of the subject's state, named by 8
-// bytes of a hash of the message key, holding its until in Unix ms
-// (rounded up); a mark already past is not written, and expired ones go
-// once the state has grown.
-func TestMarkField(t *testing.T) {
+// TestMarkSet: a subject's marks are a sorted set in its slot, members
+// 8 bytes of a hash of the message key, scores the untils in Unix ms
+// (rounded up), which Redis drops whole at the last until; a mark
+// already past is not written, and expired ones go with the next write.
+func TestMarkSet(t *testing.T) {
 	s := openOn(t, redistest.Start(t), Options{})
 	ctx := context.Background()
 	a, b := addr(t, "ttl@example.com"), addr(t, "past@example.com")
@@ -32,16 +31,16 @@ func TestMarkField(t *testing.T) {
 	if _, err := s.Apply(ctx, []optin.Change{marked(a, message, until), marked(b, message, time.Now().Add(-time.Second))}); err != nil {
 		t.Fatal(err)
 	}
-	field := markField(message)
-	if len(field) != 9 || field[0] != 'd' {
-		t.Errorf("mark field %q, want d and 8 bytes", field)
+	key := s.keys.marks(s.sid(a))
+	score, err := s.rdb.ZScore(ctx, key, markMember(message)).Result()
+	if err != nil || int64(score) != until.UnixMilli()+1 {
+		t.Errorf("mark score %v %v, want its until in ms, rounded up (%d)", score, err, until.UnixMilli()+1)
 	}
-	v, err := s.rdb.HGet(ctx, s.keys.state(s.sid(a)), field).Result()
-	if err != nil || v != strconv.FormatInt(until.UnixMilli()+1, 10) {
-		t.Errorf("mark value %q %v, want its until in ms, rounded up (%d)", v, err, until.UnixMilli()+1)
+	if at, err := s.rdb.PExpireTime(ctx, key).Result(); err != nil || at.Milliseconds() != until.UnixMilli()+1 {
+		t.Errorf("the marks expire at %v %v, want the mark's until", at, err)
 	}
-	if n, err := s.rdb.HExists(ctx, s.keys.state(s.sid(b)), field).Result(); err != nil || n {
-		t.Errorf("a mark already past was written: %v %v", n, err)
+	if n, err := s.rdb.Exists(ctx, s.keys.marks(s.sid(b))).Result(); err != nil || n != 0 {
+		t.Errorf("a mark already past was written: %d %v", n, err)
 	}
 	keys, err := s.rdb.Keys(ctx, "*").Result()
 	if err != nil {
@@ -57,8 +56,8 @@ func TestMarkField(t *testing.T) {
 		t.Errorf("Lookup: %+v %v", st, err)
 	}
 
-	// Thirty marks that end at once, then one more write: the state keeps
-	// only the live ones.
+	// Thirty marks that end at once, then one more write: the set keeps
+	// only the live one, and lives as long as it does.
 	c := addr(t, "busy-mark@example.com")
 	var changes []optin.Change
 	for i := range 30 {
@@ -68,21 +67,15 @@ func TestMarkField(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(60 * time.Millisecond)
-	if _, err := s.Apply(ctx, []optin.Change{marked(c, "mid:<last@x>", time.Now().Add(time.Hour))}); err != nil {
+	later := time.Now().Add(time.Hour)
+	if _, err := s.Apply(ctx, []optin.Change{marked(c, "mid:<last@x>", later)}); err != nil {
 		t.Fatal(err)
 	}
-	m, err := s.rdb.HGetAll(ctx, s.keys.state(s.sid(c))).Result()
-	if err != nil {
-		t.Fatal(err)
+	if n, err := s.rdb.ZCard(ctx, s.keys.marks(s.sid(c))).Result(); err != nil || n != 1 {
+		t.Errorf("%d marks kept after 30 expired, %v; want the live one", n, err)
 	}
-	marks := 0
-	for f := range m {
-		if isMarkField(f) {
-			marks++
-		}
-	}
-	if marks != 1 {
-		t.Errorf("%d marks kept after 30 expired, want the live one", marks)
+	if at, _ := s.rdb.PExpireTime(ctx, s.keys.marks(s.sid(c))).Result(); at.Milliseconds() != untilMilli(later) {
+		t.Errorf("the marks expire at %d, want the live one's until %d", at.Milliseconds(), untilMilli(later))
 	}
 }
 

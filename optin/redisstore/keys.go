@@ -26,9 +26,6 @@ const (
 	fieldPrunedHead    = "rp" // the hash of the last pruned receipt, raw
 	consentPrefix      = "c:"
 	suppressPrefix     = "x:"
-	// markPrefix starts a delivery mark's field: "d" and 8 bytes of the
-	// message key's hash (see markField).
-	markPrefix = "d"
 
 	// Fields of schema version 1, read by the migration only.
 	fieldAddressV1 = "a"
@@ -80,6 +77,11 @@ func (k keys) receipts(sid string) string {
 	return k.prefix + "{" + sid + "}:r"
 }
 
+// marks is the sorted set of a subject's delivery marks (see markMember).
+func (k keys) marks(sid string) string {
+	return k.prefix + "{" + sid + "}:d"
+}
+
 // markV1 is schema version 1's key of a delivery mark, read by the
 // migration only.
 func (k keys) markV1Pattern() string {
@@ -101,15 +103,12 @@ func (k keys) sidOf(key string) (string, bool) {
 	return sid, ok && sid != ""
 }
 
-// markField is the state field of a delivery mark for a message: "d"
-// and the first 8 bytes of optin.MessageHash. Per subject, within one
-// dedup window, 64 bits do not collide.
-func markField(message string) string {
-	return markPrefix + string(optin.MessageHash(message)[:8])
+// markMember is a delivery mark's member in its subject's marks: the
+// first 8 bytes of optin.MessageHash. Per subject, within one dedup
+// window, 64 bits do not collide.
+func markMember(message string) string {
+	return string(optin.MessageHash(message)[:8])
 }
-
-// isMarkField tells mark fields from the others by their form.
-func isMarkField(f string) bool { return len(f) == 9 && f[0] == markPrefix[0] }
 
 // globEscape quotes the characters SCAN's MATCH treats specially.
 func globEscape(s string) string {

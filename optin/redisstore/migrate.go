@@ -153,7 +153,11 @@ func (s *Store) migrateMarks(ctx context.Context) error {
 				raw, herr := hex.DecodeString(mark)
 				ns, nerr := strconv.ParseInt(vals[i].Val(), 10, 64)
 				if ok && herr == nil && len(raw) >= 8 && nerr == nil {
-					p.HSet(ctx, s.keys.state(sid), markPrefix+string(raw[:8]), (ns+999_999)/1_000_000)
+					until := (ns + 999_999) / 1_000_000
+					p.ZAdd(ctx, s.keys.marks(sid), redis.Z{Score: float64(until), Member: string(raw[:8])})
+					// Redis drops the set at its last until.
+					p.Do(ctx, "PEXPIREAT", s.keys.marks(sid), until, "NX")
+					p.Do(ctx, "PEXPIREAT", s.keys.marks(sid), until, "GT")
 				}
 				p.Del(ctx, k)
 			}

@@ -56,6 +56,23 @@ func (n *names) use(name string) string {
 	return nameCode(name)
 }
 
+// isRegistered reports whether name is known to have its code in the
+// names hash (or to be written as text).
+func (n *names) isRegistered(name string) bool {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	_, ok := n.code[name]
+	return ok
+}
+
+// forget drops what is known of the names hash: after a loss of the
+// store's data it has to be written again.
+func (n *names) forget() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.code = map[string]string{}
+}
+
 // registered records that name has its code in the names hash.
 func (n *names) registered(name string) {
 	n.mu.Lock()

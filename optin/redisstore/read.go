@@ -37,10 +37,7 @@ func (s *Store) Lookup(ctx context.Context, q optin.LookupQuery) ([]optin.Standi
 	for _, r := range reasons {
 		fields = append(fields, suppressPrefix+string(r))
 	}
-	iMark := len(fields)
-	if q.Message != "" {
-		fields = append(fields, markField(q.Message))
-	}
+
 	sids := make([]string, len(q.Addresses))
 	for i, a := range q.Addresses {
 		if a.IsZero() {
@@ -51,11 +48,18 @@ func (s *Store) Lookup(ctx context.Context, q optin.LookupQuery) ([]optin.Standi
 	states := make([]*redis.SliceCmd, len(sids))
 	tails := make([]*redis.StringCmd, len(sids))
 	lens := make([]*redis.IntCmd, len(sids))
+	var marks []*redis.FloatCmd
+	if q.Message != "" {
+		marks = make([]*redis.FloatCmd, len(sids))
+	}
 	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, sid := range sids {
 			states[i] = p.HMGet(ctx, s.keys.state(sid), fields...)
 			tails[i] = p.LIndex(ctx, s.keys.receipts(sid), -1)
 			lens[i] = p.LLen(ctx, s.keys.receipts(sid))
+			if marks != nil {
+				marks[i] = p.ZScore(ctx, s.keys.marks(sid), markMember(q.Message))
+			}
 		}
 		return nil
 	})
@@ -79,8 +83,8 @@ func (s *Store) Lookup(ctx context.Context, q optin.LookupQuery) ([]optin.Standi
 				out[i].Suppressions = append(out[i].Suppressions, r)
 			}
 		}
-		if q.Message != "" {
-			out[i].Delivered = markHolds(str(iMark), now)
+		if marks != nil {
+			out[i].Delivered = marks[i].Err() == nil && now.UnixMilli() < int64(marks[i].Val())
 		}
 		// A state without a wrapped key (erased) is taken for none: the
 		// write's check then finds it and reads it.
@@ -94,16 +98,6 @@ func (s *Store) Lookup(ctx context.Context, q optin.LookupQuery) ([]optin.Standi
 		s.seen.put(sids[i], sn)
 	}
 	return out, nil
-}
-
-// markHolds reads a mark's value (Unix ms, "" when none) and tells
-// whether it holds at now.
-func markHolds(v string, now time.Time) bool {
-	if v == "" {
-		return false
-	}
-	until, err := strconv.ParseInt(v, 10, 64)
-	return err == nil && now.UnixMilli() < until
 }
 
 // Subject reads the subject's state and the most recent events of its

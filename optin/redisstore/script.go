@@ -13,7 +13,8 @@ import (
 // broken. Any subject whose check fails makes it write nothing and
 // answer {"conflict", i}; otherwise {"ok"}.
 //
-// KEYS: per subject its state hash, main list and receipt list; then,
+// KEYS: per subject its state hash, main list, receipt list and marks;
+// then,
 // when ARGV[2] is "1", the feed and the suppression index (one node; on
 // Cluster those are written apart).
 //
@@ -26,12 +27,13 @@ import (
 // subject id, the main chain's head as read (32 raw bytes or ""), the
 // receipt chain's, the fields to set (a count, then names and values),
 // to delete (a count, then names), the events to append (a count, then
-// entries), the receipts to append (likewise).
+// entries), the receipts to append (likewise), the delivery marks (a
+// count, then each mark's until in Unix ms and member), and the latest
+// of those untils.
 //
 // Flags: N the state must not exist, X it must; E the main chain's head
 // must be the one given (the last event's 32 bytes), R the receipt
-// chain's (the last receipt's 16 bytes, or rp when all are pruned); M marks were set: drop expired ones when
-// the hash holds more than a subject's usual fields and one mark; + and - add the subject to the suppression index
+// chain's (the last receipt's 16 bytes, or rp when all are pruned); + and - add the subject to the suppression index
 // or take it out.
 var applyScript = redis.NewScript(`
 local n = tonumber(ARGV[1])
@@ -42,7 +44,7 @@ local a = 6 + 2*nnames
 local subs = {}
 for j = 0, nnames - 1 do
   local code, name = ARGV[6 + 2*j], ARGV[7 + 2*j]
-  local held = redis.call('HGET', KEYS[3*n+3], code)
+  local held = redis.call('HGET', KEYS[4*n+3], code)
   if held and held ~= name then return {'name', code} end
 end
 local function tail(list, size)
@@ -53,8 +55,8 @@ end
 for i = 1, n do
   local s = {flags = ARGV[a], sid = ARGV[a+1], eh = ARGV[a+2], rh = ARGV[a+3]}
   a = a + 4
-  local k = 3*i - 2
-  s.state, s.e, s.r = KEYS[k], KEYS[k+1], KEYS[k+2]
+  local k = 4*i - 3
+  s.state, s.e, s.r, s.d = KEYS[k], KEYS[k+1], KEYS[k+2], KEYS[k+3]
   local f = s.flags
   local exists = redis.call('EXISTS', s.state) == 1
   if string.find(f, 'N', 1, true) and exists then return {'conflict', tostring(i)} end
@@ -68,6 +70,8 @@ for i = 1, n do
   s.ndel = tonumber(ARGV[a]); s.del = a + 1; a = s.del + s.ndel
   s.ne = tonumber(ARGV[a]); s.ev = a + 1; a = s.ev + s.ne
   s.nr = tonumber(ARGV[a]); s.rc = a + 1; a = s.rc + s.nr
+  s.nm = tonumber(ARGV[a]); s.mk = a + 1; a = s.mk + 2*s.nm
+  s.last = tonumber(ARGV[a]); a = a + 1
   subs[i] = s
 end
 for i = 1, n do
@@ -76,23 +80,22 @@ for i = 1, n do
   if s.ndel > 0 then redis.call('HDEL', s.state, unpack(ARGV, s.del, s.del + s.ndel - 1)) end
   if s.ne > 0 then redis.call('RPUSH', s.e, unpack(ARGV, s.ev, s.ev + s.ne - 1)) end
   if s.nr > 0 then redis.call('RPUSH', s.r, unpack(ARGV, s.rc, s.rc + s.nr - 1)) end
-  if string.find(s.flags, 'M', 1, true) and redis.call('HLEN', s.state) > 6 then
-    local all = redis.call('HGETALL', s.state)
-    for j = 1, #all, 2 do
-      local fld = all[j]
-      if #fld == 9 and string.sub(fld, 1, 1) == 'd' and tonumber(all[j+1]) < now then
-        redis.call('HDEL', s.state, fld)
-      end
+  if s.nm > 0 then
+    -- Marks: a sorted set by until, which Redis drops whole at the last
+    -- until; a set that has grown is trimmed of the expired ones.
+    if redis.call('ZADD', s.d, unpack(ARGV, s.mk, s.mk + 2*s.nm - 1)) > 0 and redis.call('ZCARD', s.d) > 32 then
+      redis.call('ZREMRANGEBYSCORE', s.d, '-inf', now)
     end
+    if redis.call('PEXPIRETIME', s.d) < s.last then redis.call('PEXPIREAT', s.d, s.last) end
   end
   if indexes then
-    if string.find(s.flags, '+', 1, true) then redis.call('ZADD', KEYS[3*n+2], 0, s.sid) end
-    if string.find(s.flags, '-', 1, true) then redis.call('ZREM', KEYS[3*n+2], s.sid) end
+    if string.find(s.flags, '+', 1, true) then redis.call('ZADD', KEYS[4*n+2], 0, s.sid) end
+    if string.find(s.flags, '-', 1, true) then redis.call('ZREM', KEYS[4*n+2], s.sid) end
   end
 end
-if indexes and ARGV[4] ~= '' then redis.call('XADD', KEYS[3*n+1], '*', 'r', ARGV[4]) end
+if indexes and ARGV[4] ~= '' then redis.call('XADD', KEYS[4*n+1], '*', 'r', ARGV[4]) end
 for j = 0, nnames - 1 do
-  redis.call('HSETNX', KEYS[3*n+3], ARGV[6 + 2*j], ARGV[7 + 2*j])
+  redis.call('HSETNX', KEYS[4*n+3], ARGV[6 + 2*j], ARGV[7 + 2*j])
 end
 return {'ok'}
 `)

@@ -149,8 +149,7 @@ func (r *record) apply(ch optin.Change, now time.Time) (optin.Result, error) {
 func (r *record) dirty() bool { return len(r.pending)+len(r.receipts) > 0 }
 
 // fields returns the state fields to set and to delete for the pending
-// events; marks past now are left out. The counts are the script's to
-// raise.
+// events.
 func (r *record) fields(keys *optin.Keyring, gen uint32, now time.Time) (set []string, del []string) {
 	if !r.dirty() {
 		return nil, nil
@@ -179,12 +178,22 @@ func (r *record) fields(keys *optin.Keyring, gen uint32, now time.Time) (set []s
 			del = append(del, suppressPrefix+string(reason))
 		}
 	}
+	return set, del
+}
+
+// markArgs are the marks to write, each its until in Unix ms and its
+// member (marks past now are left out), and the latest until.
+func (r *record) markArgs(now time.Time) ([]any, int64) {
+	var out []any
+	var last int64
 	for _, m := range r.marks {
 		if m.Until.After(now) {
-			set = append(set, markField(m.Message), strconv.FormatInt(untilMilli(m.Until), 10))
+			u := untilMilli(m.Until)
+			out = append(out, u, markMember(m.Message))
+			last = max(last, u)
 		}
 	}
-	return set, del
+	return out, last
 }
 
 // suppressionsChanged reports whether the set of reasons changed.

@@ -238,8 +238,10 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// markLost records, once, when and how the data was lost.
+// markLost records, once, when and how the data was lost, and forgets
+// what this instance knew was stored (the codes of names).
 func (s *Store) markLost(how string) {
+	s.names.forget()
 	msg := fmt.Sprintf("%s (noticed %s): consents and receipts written before are gone unless a backup is restored; decisions fail closed",
 		how, s.now().UTC().Format(time.RFC3339))
 	s.lost.CompareAndSwap(nil, &msg)
