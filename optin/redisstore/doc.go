@@ -42,14 +42,14 @@
 //	                              ro, rp     receipts pruned from the front
 //	                                         of the receipt list, and the
 //	                                         last one's hash (16 raw bytes)
-//	                              dHHHHHHHH  a delivery mark: "d" and 8
-//	                                         bytes of the SHA-256 of the
-//	                                         message key; the value its
-//	                                         until in Unix ms
 //	{prefix}{SID}:e      list   the main chain: consent, suppression and
 //	                            subject events, sealed, in chain order
 //	{prefix}{SID}:r      list   the receipt chain: message.relayed and
 //	                            message.blocked, sealed, in chain order
+//	{prefix}{SID}:d      zset   the subject's delivery marks: members the
+//	                            first 8 bytes of the SHA-256 of a message
+//	                            key, scores their untils in Unix ms; Redis
+//	                            drops the set at the last until
 //	{prefix}events       stream the global feed: one entry per write, field
 //	                            r holding packed references (the subject
 //	                            id's 16 raw bytes, then index*2 plus 1 for
@@ -117,16 +117,18 @@
 //
 // # Delivery marks
 //
-// A change's Delivered mark is a field of the subject's state, set in the
-// write that applies the change, with the Until in Unix ms, rounded up.
-// Lookup compares it with the store's clock (Options.Now). Expired marks
-// are deleted by the next write that sets a mark on a state holding more
-// than its usual fields.
+// A change's Delivered mark is a member of the subject's marks, set in
+// the write that applies the change, scored with the Until in Unix ms,
+// rounded up; the set expires (PEXPIREAT) at its latest Until, so a
+// subject mailed once a week holds no mark most of the time. Lookup reads
+// the score (ZSCORE) and compares it with the store's clock (Options.Now).
+// A set that has grown past 32 marks (a busy role address) is trimmed of
+// the expired ones by the write that adds one.
 //
 // # Reads
 //
-// Lookup is one pipelined round trip of HMGET, LINDEX and LLEN per
-// address, whatever their number; Subject one (two when a consent's
+// Lookup is one pipelined round trip of HMGET, LINDEX, LLEN and (with a
+// message) ZSCORE per address, whatever their number; Subject one (two when a consent's
 // recording event is older than the recent events asked for). Events
 // pages over the feed (the cursor an entry id and a count of its
 // references) or, with a subject, over its two lists merged by time (the
@@ -153,7 +155,7 @@
 // Open migrates a store of schema 1 (which kept the ledger key in the meta
 // hash, and each subject's key and address in the clear) when opened with
 // a ledger key whose identity is that key (LegacyKey reads it): addresses
-// sealed, keys wrapped, marks moved into the states, the ledger key
+// sealed, keys wrapped, marks moved into the marks sets, the ledger key
 // deleted; then it asks Redis to write its files again (BGSAVE,
 // BGREWRITEAOF) so that the old values leave its disk. Events keep their
 // form: their hashes cover it. Schema 1's receipts stay in the main chain.
