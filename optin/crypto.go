@@ -9,10 +9,11 @@ import (
 	"encoding/base32"
 	"encoding/json"
 	"fmt"
-	"strings"
 )
 
-var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
+// b32 is base32 (RFC 4648) in lower case, without padding: the form of
+// subject and event ids.
+var b32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
 // KeySize is the size of the ledger key and of every subject key.
 const KeySize = 32
@@ -30,7 +31,7 @@ func NewKey() []byte {
 func SubjectID(ledgerKey []byte, a Address) string {
 	m := hmac.New(sha256.New, ledgerKey)
 	m.Write([]byte(a.String()))
-	return strings.ToLower(b32.EncodeToString(m.Sum(nil)[:16]))
+	return (b32.EncodeToString(m.Sum(nil)[:16]))
 }
 
 // personal is what an event seals.

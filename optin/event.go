@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -121,5 +120,5 @@ func NewEventID(t time.Time) string {
 	if _, err := rand.Read(b[6:]); err != nil {
 		panic(err) // crypto/rand does not fail on supported platforms
 	}
-	return strings.ToLower(b32.EncodeToString(b[:]))
+	return (b32.EncodeToString(b[:]))
 }

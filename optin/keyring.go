@@ -13,8 +13,10 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"hash"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	josecipher "github.com/go-jose/go-jose/v4/cipher"
@@ -41,6 +43,8 @@ type Keyring struct {
 	gens    map[uint32]keyGen
 	newest  uint32
 	created time.Time
+	// ids are HMACs keyed with id, reused: a relay names every recipient.
+	ids *sync.Pool
 }
 
 type keyGen struct {
@@ -62,7 +66,13 @@ func NewKeyring(now time.Time) *Keyring {
 // random generation.
 func NewKeyringFrom(id []byte, now time.Time) *Keyring {
 	now = now.UTC().Truncate(time.Second)
-	return &Keyring{id: bytes.Clone(id), gens: map[uint32]keyGen{1: {key: NewKey(), created: now}}, newest: 1, created: now}
+	return withIDs(&Keyring{id: bytes.Clone(id), gens: map[uint32]keyGen{1: {key: NewKey(), created: now}}, newest: 1, created: now})
+}
+
+func withIDs(k *Keyring) *Keyring {
+	id := k.id
+	k.ids = &sync.Pool{New: func() any { return hmac.New(sha256.New, id) }}
+	return k
 }
 
 // ParseKeyring reads the text form Marshal writes. Lines may also be
@@ -134,7 +144,7 @@ func ParseKeyring(text []byte) (*Keyring, error) {
 	case len(k.gens) == 0:
 		return nil, bad("no generation")
 	}
-	return k, nil
+	return withIDs(k), nil
 }
 
 func decodeKey(s string) ([]byte, error) {
@@ -211,7 +221,7 @@ func (k *Keyring) generationList() string {
 }
 
 func (k *Keyring) clone() *Keyring {
-	return &Keyring{id: k.id, gens: maps.Clone(k.gens), newest: k.newest, created: k.created}
+	return &Keyring{id: k.id, gens: maps.Clone(k.gens), newest: k.newest, created: k.created, ids: k.ids}
 }
 
 // SameIdentity reports whether o has k's identity secret: the same
@@ -225,7 +235,14 @@ func (k *Keyring) IdentityIs(id []byte) bool { return hmac.Equal(k.id, id) }
 // SubjectID names a subject without its address: the keyed hash of the
 // normalized address under the identity secret, 128 bits in lowercase
 // base32 (26 characters). It survives erasure; the address does not.
-func (k *Keyring) SubjectID(a Address) string { return SubjectID(k.id, a) }
+func (k *Keyring) SubjectID(a Address) string {
+	m := k.ids.Get().(hash.Hash)
+	defer k.ids.Put(m)
+	m.Reset()
+	m.Write([]byte(a.String()))
+	var sum [sha256.Size]byte
+	return b32.EncodeToString(m.Sum(sum[:0])[:16])
+}
 
 // Check is what a store keeps to recognize its key: a keyed hash of a
 // fixed text under the identity secret, in hex. It reveals nothing of
@@ -304,9 +321,11 @@ func wrapCipher(genKey []byte, sid string, gen uint32) cipher.Block {
 	return block
 }
 
-// derive is HKDF-SHA256 of secret for one use.
+// derive is HKDF-Expand (SHA-256) of secret for one use: the secrets are
+// random keys already, so the extract step is not needed (RFC 5869
+// section 3.3), and the relay derives a key per receipt.
 func derive(secret []byte, use string) []byte {
-	k, err := hkdf.Key(sha256.New, secret, nil, use, KeySize)
+	k, err := hkdf.Expand(sha256.New, secret, use, KeySize)
 	if err != nil {
 		panic(err) // only for lengths HKDF cannot give
 	}

@@ -70,5 +70,5 @@ func (r Receipt) Change() Change {
 		e.Time = r.Time.UTC().Truncate(time.Millisecond)
 		e.ID = NewEventID(e.Time)
 	}
-	return Change{Subject: r.Subject, Event: e, Delivered: r.Delivered}
+	return Change{Subject: r.Subject, Event: e, Delivered: r.Delivered, receipt: &d}
 }

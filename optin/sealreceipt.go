@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -29,6 +28,11 @@ func receiptKey(subjectKey []byte) cipher.AEAD {
 // NewEventID (its random part is the nonce) and its Time the one the ID
 // carries; Details must be ReceiptDetails.
 func SealReceipt(key []byte, sid string, e Event) (SealedEvent, error) {
+	return sealReceipt(key, sid, e, nil)
+}
+
+// sealReceipt is SealReceipt with the details given, when d is not nil.
+func sealReceipt(key []byte, sid string, e Event, d *ReceiptDetails) (SealedEvent, error) {
 	raw, ok := eventIDBytes(e.ID)
 	if !ok {
 		return SealedEvent{}, fmt.Errorf("%w: receipt id %q is not an event id", ErrBadInput, e.ID)
@@ -36,9 +40,11 @@ func SealReceipt(key []byte, sid string, e Event) (SealedEvent, error) {
 	if !e.Time.Equal(IDTime(e.ID)) {
 		return SealedEvent{}, fmt.Errorf("%w: receipt %s: time %s is not its id's", ErrBadInput, e.ID, e.Time.Format(time.RFC3339Nano))
 	}
-	var d ReceiptDetails
-	if err := json.Unmarshal(e.Details, &d); err != nil {
-		return SealedEvent{}, fmt.Errorf("%w: receipt %s: details: %v", ErrBadInput, e.ID, err)
+	if d == nil {
+		d = new(ReceiptDetails)
+		if err := json.Unmarshal(e.Details, d); err != nil {
+			return SealedEvent{}, fmt.Errorf("%w: receipt %s: details: %v", ErrBadInput, e.ID, err)
+		}
 	}
 	aead := receiptKey(key)
 	return SealedEvent{
@@ -167,7 +173,7 @@ func decodeReceiptDetails(b []byte) (ReceiptDetails, error) {
 	}
 	switch r.byte() {
 	case 10:
-		d.QueueID = strings.ToLower(b32.EncodeToString(r.take(10)))
+		d.QueueID = (b32.EncodeToString(r.take(10)))
 	case 0:
 		d.QueueID = r.string()
 	default:
@@ -177,7 +183,7 @@ func decodeReceiptDetails(b []byte) (ReceiptDetails, error) {
 	case 16:
 		var raw [16]byte
 		copy(raw[:], r.take(16))
-		d.ConsentEvent = strings.ToLower(b32.EncodeToString(raw[:]))
+		d.ConsentEvent = (b32.EncodeToString(raw[:]))
 	case 0:
 		d.ConsentEvent = r.string()
 	default:
@@ -245,8 +251,8 @@ func queueIDBytes(id string) ([]byte, bool) {
 	if len(id) != 16 {
 		return nil, false
 	}
-	raw, err := b32.DecodeString(strings.ToUpper(id))
-	if err != nil || len(raw) != 10 || strings.ToLower(b32.EncodeToString(raw)) != id {
+	raw, err := b32.DecodeString(id)
+	if err != nil || len(raw) != 10 || (b32.EncodeToString(raw)) != id {
 		return nil, false
 	}
 	return raw, true
@@ -258,8 +264,8 @@ func eventIDBytes(id string) ([16]byte, bool) {
 	if len(id) != 26 {
 		return raw, false
 	}
-	n, err := b32.Decode(raw[:], []byte(strings.ToUpper(id)))
-	if err != nil || n != 16 || strings.ToLower(b32.EncodeToString(raw[:])) != id {
+	n, err := b32.Decode(raw[:], []byte(id))
+	if err != nil || n != 16 || (b32.EncodeToString(raw[:])) != id {
 		return raw, false
 	}
 	return raw, true

@@ -70,6 +70,9 @@ type Change struct {
 	// replays a write whose outcome it did not learn): stores skip it
 	// when the subject's chain holds its Event.ID, which must be set.
 	Once bool
+	// receipt is the details of a receipt as Receipt.Change made them,
+	// so that sealing need not parse them back from Event.Details.
+	receipt *ReceiptDetails
 }
 
 // Result tells what became of one Change.
@@ -113,7 +116,7 @@ func (st *SubjectState) Apply(ch Change, now time.Time) (*SealedEvent, Result, e
 		st.Key = NewKey()
 	}
 	if e.Type.IsReceipt() {
-		return st.applyReceipt(e)
+		return st.applyReceipt(e, ch.receipt)
 	}
 	if c := ch.Consent; c != nil {
 		stored := *c
@@ -148,9 +151,10 @@ func (st *SubjectState) Apply(ch Change, now time.Time) (*SealedEvent, Result, e
 	return &sealed, res, nil
 }
 
-// applyReceipt seals a receipt and appends it to the receipt chain.
-func (st *SubjectState) applyReceipt(e Event) (*SealedEvent, Result, error) {
-	sealed, err := SealReceipt(st.Key, st.ID, e)
+// applyReceipt seals a receipt (with its details d, or those of
+// e.Details when nil) and appends it to the receipt chain.
+func (st *SubjectState) applyReceipt(e Event, d *ReceiptDetails) (*SealedEvent, Result, error) {
+	sealed, err := sealReceipt(st.Key, st.ID, e, d)
 	if err != nil {
 		return nil, Result{}, err
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -552,4 +551,4 @@ func rawHead(h string) string {
 	return string(raw)
 }
 
-func b32lower(raw string) string { return strings.ToLower(b32.EncodeToString([]byte(raw))) }
+func b32lower(raw string) string { return (b32.EncodeToString([]byte(raw))) }

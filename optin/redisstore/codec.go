@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"optinproxy/optin"
@@ -47,7 +46,9 @@ const (
 	tagCode  = 3 // a name as its code
 )
 
-var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
+// b32 is base32 (RFC 4648) in lower case, without padding: the form of
+// subject and event ids.
+var b32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
 var errShort = errors.New("truncated")
 
@@ -200,7 +201,7 @@ func decodeReceipt(sid, s, prev string, resolve func(code string) (string, error
 	}
 	d := decoder{s: s[1 : len(s)-h]}
 	e := optin.SealedEvent{SubjectID: sid, Receipt: true, Prev: prev, Hash: hex.EncodeToString([]byte(s[len(s)-h:]))}
-	e.ID = strings.ToLower(b32.EncodeToString([]byte(d.take(16))))
+	e.ID = (b32.EncodeToString([]byte(d.take(16))))
 	e.Time = optin.IDTime(e.ID)
 	e.Type = optin.EventType(d.coded(typeCodes))
 	var codes [2]string
@@ -255,8 +256,8 @@ func rawID(id string) ([]byte, bool) {
 	if len(id) != 26 {
 		return nil, false
 	}
-	raw, err := b32.DecodeString(strings.ToUpper(id))
-	if err != nil || len(raw) != 16 || strings.ToLower(b32.EncodeToString(raw)) != id {
+	raw, err := b32.DecodeString(id)
+	if err != nil || len(raw) != 16 || (b32.EncodeToString(raw)) != id {
 		return nil, false
 	}
 	return raw, true
@@ -395,7 +396,7 @@ func (d *decoder) id() string {
 	case tagNone:
 		return ""
 	case tagRaw:
-		return strings.ToLower(b32.EncodeToString([]byte(d.take(16))))
+		return (b32.EncodeToString([]byte(d.take(16))))
 	case tagText:
 		return d.string()
 	}

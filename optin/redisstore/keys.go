@@ -140,7 +140,7 @@ type ref struct {
 // index times two plus one for the receipt chain, as a uvarint (18
 // bytes for a chain of up to 8191).
 func appendRef(b []byte, r ref) []byte {
-	raw, err := b32.DecodeString(strings.ToUpper(r.sid))
+	raw, err := b32.DecodeString(r.sid)
 	if err != nil || len(raw) != 16 {
 		panic("redisstore: subject id " + r.sid + " is not 16 bytes of base32")
 	}
@@ -163,7 +163,7 @@ func refs(packed string) ([]ref, bool) {
 		if n <= 0 {
 			return nil, false
 		}
-		r := ref{sid: strings.ToLower(b32.EncodeToString([]byte(packed[:16]))), chain: chainMain, index: int64(v >> 1)}
+		r := ref{sid: (b32.EncodeToString([]byte(packed[:16]))), chain: chainMain, index: int64(v >> 1)}
 		if v&1 == 1 {
 			r.chain = chainReceipt
 		}
