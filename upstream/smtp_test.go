@@ -1,13 +1,16 @@
 package upstream_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -369,4 +372,69 @@ func nonLoopbackIPv4(t *testing.T) string {
 	}
 	t.Skip("no non-loopback IPv4 address on this machine")
 	return ""
+}
+
+// rawSMTP answers a minimal SMTP conversation on c and breaks it: at the
+// DATA command when atData, else after the message's final dot, which it
+// counts, without a reply.
+func rawSMTP(c net.Conn, dots *atomic.Int32, atData bool) {
+	defer c.Close()
+	r := bufio.NewReader(c)
+	io.WriteString(c, "220 raw.example ESMTP\r\n")
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
+		case strings.HasPrefix(cmd, "EHLO"):
+			io.WriteString(c, "250-raw.example\r\n250 8BITMIME\r\n")
+		case cmd == "DATA" && atData:
+			return
+		case cmd == "DATA":
+			io.WriteString(c, "354 go ahead\r\n")
+			for line != ".\r\n" {
+				if line, err = r.ReadString('\n'); err != nil {
+					return
+				}
+			}
+			dots.Add(1)
+			return
+		default:
+			io.WriteString(c, "250 ok\r\n")
+		}
+	}
+}
+
+// The connection breaks after the whole message and its final dot went
+// out: the upstream may have taken it, so Send says the reply was lost
+// (ErrReplyLost, and MaybeDelivered for callers that do not import this
+// package) and does not send it a second time. A break before the
+// message went out is an ordinary failure.
+func TestConnectionDroppedAfterDotIsReplyLost(t *testing.T) {
+	for _, atData := range []bool{false, true} {
+		var dots atomic.Int32
+		addr := rawUpstream(t, func(c net.Conn) { rawSMTP(c, &dots, atData) })
+		s := newSender(t, upstream.Options{URL: "smtp://" + addr})
+		_, err := sendOne(s)
+		if err == nil {
+			t.Fatalf("break at DATA %v: send succeeded", atData)
+		}
+		var md interface{ MaybeDelivered() bool }
+		lost := errors.Is(err, upstream.ErrReplyLost)
+		maybe := errors.As(err, &md) && md.MaybeDelivered()
+		if lost == atData || maybe == atData {
+			t.Errorf("break at DATA %v: %v: reply lost %v, maybe delivered %v; want %v", atData, err, lost, maybe, !atData)
+		}
+		if isSMTPError(err) {
+			t.Errorf("break at DATA %v: error %v is an SMTP reply", atData, err)
+		}
+		want := int32(1)
+		if atData {
+			want = 0
+		}
+		if got := dots.Load(); got != want {
+			t.Errorf("break at DATA %v: the upstream got %d whole messages, want %d", atData, got, want)
+		}
+	}
 }
