@@ -331,15 +331,3 @@ func derive(secret []byte, use string) []byte {
 	}
 	return k
 }
-
-func mustGCM(key []byte) cipher.AEAD {
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		panic(err) // KeySize keys only
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		panic(err)
-	}
-	return aead
-}

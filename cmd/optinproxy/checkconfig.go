@@ -37,8 +37,8 @@ func runCheckConfig(_ context.Context, e *env, args []string) error {
 	}
 	// The ledger key is read at start; a key file that does not parse is
 	// worth knowing now. A missing one is made on first start.
-	if getenv(e.environ, config.LedgerKeyEnv) != "" {
-		if _, err := optin.ParseKeyring([]byte(getenv(e.environ, config.LedgerKeyEnv))); err != nil {
+	if text := e.getenv(config.LedgerKeyEnv); text != "" {
+		if _, err := optin.ParseKeyring([]byte(text)); err != nil {
 			return exitError{msg: fmt.Sprintf("optinproxy: %s: %v", config.LedgerKeyEnv, err), code: 2}
 		}
 	} else if _, err := readKeyFile(cfg.Store.KeyPath()); err != nil && !errors.Is(err, iofs.ErrNotExist) {

@@ -36,7 +36,7 @@ func (k keySource) String() string {
 // key inside (so its subject ids stay), else new. The Keys read the file
 // again when a store meets a generation they lack (rotate-key ran).
 func loadKeys(cfg *config.Config, environ []string, legacy func() ([]byte, error), log *slog.Logger) (*optin.Keys, keySource, error) {
-	if text := getenv(environ, config.LedgerKeyEnv); text != "" {
+	if text := (&env{environ: environ}).getenv(config.LedgerKeyEnv); text != "" {
 		k, err := optin.ParseKeyring([]byte(text))
 		if err != nil {
 			return nil, keySource{}, fmt.Errorf("%s: %w", config.LedgerKeyEnv, err)
@@ -127,9 +127,4 @@ func writeKeyFile(path string, k *optin.Keyring, anew bool) error {
 	}
 	defer d.Close()
 	return d.Sync()
-}
-
-func getenv(environ []string, key string) string {
-	e := &env{environ: environ}
-	return e.getenv(key)
 }

@@ -44,7 +44,7 @@ func runRotateKey(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if getenv(e.environ, config.LedgerKeyEnv) != "" {
+	if e.getenv(config.LedgerKeyEnv) != "" {
 		return fmt.Errorf("the ledger key comes from %s, which rotate-key cannot change: write it to a file, set store.key_file to it, run rotate-key, and put the file's new content into %s of every instance",
 			config.LedgerKeyEnv, config.LedgerKeyEnv)
 	}

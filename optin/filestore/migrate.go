@@ -8,6 +8,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"optinproxy/optin"
 )
@@ -72,7 +73,7 @@ func migrateFile(path string, opts Options) error {
 				return err
 			}
 		}
-		if err := tx.DeleteBucket(bucketSuppressions); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+		if err := tx.DeleteBucket(bucketSuppressions); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 			return err
 		}
 		supp, err := tx.CreateBucket(bucketSuppressions)

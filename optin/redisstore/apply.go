@@ -457,7 +457,7 @@ func (s *Store) scriptArgs(items []*item, dirty []string, recs map[string]*recor
 	for _, sid := range dirty {
 		r := recs[sid]
 		keys = append(keys, s.keys.state(sid), s.keys.events(sid), s.keys.receipts(sid), s.keys.marks(sid))
-		set, del := r.fields(kr, s.gen.Load(), now)
+		set, del := r.fields(kr, s.gen.Load())
 		flags := ""
 		if r.exists {
 			flags += "X"

@@ -309,7 +309,6 @@ func (pg *pager) feed(ctx context.Context) error {
 					pg.page.NextCursor = fmt.Sprintf("%s/%d", chunk[i].entry, chunk[i].k)
 					return nil
 				}
-				pos, took = chunk[i].entry, chunk[i].k+1
 				if se != nil {
 					if err := pg.take(*se); err != nil {
 						return err

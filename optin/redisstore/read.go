@@ -136,7 +136,7 @@ func (s *Store) Subject(ctx context.Context, a optin.Address, recent int) (*opti
 	view := &optin.SubjectView{Address: a}
 	byID := map[string]optin.Event{}
 	if recent > 0 {
-		main, err := s.openEvents(sid, a, r.st.Key, eventCmd.Val())
+		main, err := s.openEvents(sid, r.st.Key, eventCmd.Val())
 		if err != nil {
 			return nil, fmt.Errorf("redisstore: subject: %w", err)
 		}
@@ -169,7 +169,7 @@ func (s *Store) Subject(ctx context.Context, a optin.Address, recent int) (*opti
 }
 
 // openEvents decodes and opens events of a subject's main chain.
-func (s *Store) openEvents(sid string, a optin.Address, key []byte, raws []string) ([]optin.Event, error) {
+func (s *Store) openEvents(sid string, key []byte, raws []string) ([]optin.Event, error) {
 	out := make([]optin.Event, 0, len(raws))
 	for _, raw := range raws {
 		e, err := s.open(sid, key, raw)

@@ -150,7 +150,7 @@ func (r *record) dirty() bool { return len(r.pending)+len(r.receipts) > 0 }
 
 // fields returns the state fields to set and to delete for the pending
 // events.
-func (r *record) fields(keys *optin.Keyring, gen uint32, now time.Time) (set []string, del []string) {
+func (r *record) fields(keys *optin.Keyring, gen uint32) (set []string, del []string) {
 	if !r.dirty() {
 		return nil, nil
 	}
