@@ -77,14 +77,7 @@ func (j *Journal) kick() *flight {
 // hold delivered marks that the decision needs.
 func (j *Journal) Lookup(ctx context.Context, q optin.LookupQuery) ([]optin.Standing, error) {
 	if j.depth.Load() > 0 {
-		f := j.kick()
-		var err error
-		select {
-		case <-f.done:
-			err = f.err
-		case <-ctx.Done():
-			err = ctx.Err()
-		}
+		err := j.Drain(ctx)
 		if n := j.depth.Load(); n > 0 {
 			if err == nil {
 				err = fmt.Errorf("more came while it drained")

@@ -44,8 +44,8 @@ func newNames() *names {
 // use returns the code to write name with: its code unless it is known
 // to be written as text. On one node the write script registers the
 // codes it writes (and answers when one is another name's: then
-// notText); on Cluster, where the script cannot reach the names hash,
-// registered does, once per name.
+// taken); on Cluster, where the script cannot reach the names hash,
+// codeOf does, once per name.
 func (n *names) use(name string) string {
 	n.mu.RLock()
 	c, ok := n.code[name]
