@@ -17,18 +17,18 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"optinproxy/internal/redistest"
+	"optinproxy/internal/teststore"
 	"optinproxy/optin"
-	"optinproxy/optin/redisstore"
 )
 
 // testKeys is the ledger key of the tests' stores.
-var testKeys = optin.StaticKeys(optin.NewKeyring(time.Now()))
+var testKeys = teststore.Keys
 
 // env is a test's world: a redis-server that keeps its data across a
 // restart, the Redis store on it, and where the journal lives.
 type env struct {
 	srv   *redistest.Server
-	store *redisstore.Store
+	store optin.Store
 	path  string
 	key   []byte
 	logs  *syncBuffer
@@ -37,16 +37,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	srv := redistest.StartWith(t, redistest.Options{AppendOnly: true})
-	client, err := redisstore.NewClient(srv.URL(), "", nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := redisstore.Open(context.Background(), redisstore.Options{Client: client, Keys: testKeys})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return &env{srv: srv, store: s, path: filepath.Join(t.TempDir(), "data", "receipts.journal"),
+	return &env{srv: srv, store: teststore.Redis(t, srv), path: filepath.Join(t.TempDir(), "data", "receipts.journal"),
 		key: testKeys.Get().Derive("journal"), logs: &syncBuffer{}}
 }
 

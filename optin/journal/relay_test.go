@@ -15,9 +15,9 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"optinproxy/internal/redistest"
+	"optinproxy/internal/teststore"
 	"optinproxy/optin"
 	"optinproxy/optin/journal"
-	"optinproxy/optin/redisstore"
 	"optinproxy/smtpproxy"
 )
 
@@ -64,17 +64,8 @@ func (m *mailer) Send(ctx context.Context, from string, to []string, msg io.Writ
 // again.
 func TestRelayOutage(t *testing.T) {
 	srv := redistest.StartWith(t, redistest.Options{AppendOnly: true})
-	client, err := redisstore.NewClient(srv.URL(), "", nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := optin.StaticKeys(optin.NewKeyring(time.Now()))
-	store, err := redisstore.Open(context.Background(), redisstore.Options{Client: client, Keys: keys})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	j, err := journal.Open(journal.Options{Path: filepath.Join(t.TempDir(), "receipts.journal"), Key: keys.Get().Derive("journal"),
+	store := teststore.Redis(t, srv)
+	j, err := journal.Open(journal.Options{Path: filepath.Join(t.TempDir(), "receipts.journal"), Key: teststore.Keys.Get().Derive("journal"),
 		Store: store, StoreTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
