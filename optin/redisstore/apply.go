@@ -406,8 +406,8 @@ func (s *Store) read(ctx context.Context, sids []string, addrs map[string]optin.
 				}
 			}
 			for _, raw := range rd.rlist.Val() {
-				if len(raw) > 17 {
-					r.ids[b32lower(raw[1:17])] = true
+				if id := receiptID(raw); id != "" {
+					r.ids[id] = true
 				}
 			}
 		}
@@ -550,5 +550,3 @@ func rawHead(h string) string {
 	}
 	return string(raw)
 }
-
-func b32lower(raw string) string { return (b32.EncodeToString([]byte(raw))) }

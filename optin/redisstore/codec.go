@@ -201,7 +201,8 @@ func decodeReceipt(sid, s, prev string, resolve func(code string) (string, error
 	}
 	d := decoder{s: s[1 : len(s)-h]}
 	e := optin.SealedEvent{SubjectID: sid, Receipt: true, Prev: prev, Hash: hex.EncodeToString([]byte(s[len(s)-h:]))}
-	e.ID = (b32.EncodeToString([]byte(d.take(16))))
+	e.ID = receiptID(s)
+	d.take(16)
 	e.Time = optin.IDTime(e.ID)
 	e.Type = optin.EventType(d.coded(typeCodes))
 	var codes [2]string
@@ -241,6 +242,15 @@ func tailHash(s string) string {
 		return ""
 	}
 	return s[len(s)-32:]
+}
+
+// receiptID is the event id of an encoded receipt (its format byte, then
+// the id's 16 bytes), "" when s is too short to hold one.
+func receiptID(s string) string {
+	if len(s) < 1+16 {
+		return ""
+	}
+	return b32.EncodeToString([]byte(s[1:17]))
 }
 
 // receiptTailHash is tailHash for a receipt, whose hash is shorter.
