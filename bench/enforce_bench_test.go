@@ -86,7 +86,7 @@ func enforce(b *testing.B, store *countingLedger, n int) {
 	}
 	s := startSink(b)
 	p := startProxyWith(b, "smtp://"+s.addr, func(o *smtpproxy.Options) {
-		o.Ledger = store
+		o.Store = store
 		o.Purposes = purposes
 		o.DefaultPurpose = "newsletter"
 	})

@@ -35,6 +35,8 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"optinproxy/internal/teststore"
+	"optinproxy/optin"
 	"optinproxy/smtpproxy"
 	"optinproxy/upstream"
 )
@@ -125,9 +127,14 @@ func startProxyWith(b *testing.B, upstreamURL string, edit func(o *smtpproxy.Opt
 		b.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
+	// Unless edit says otherwise, the proxy decides from an embedded
+	// store, and the mail is transactional, which every recipient may get.
 	opts := smtpproxy.Options{
 		Hostname:        "relay.test",
 		Upstream:        sender,
+		Store:           teststore.File(b, filepath.Join(b.TempDir(), "optinproxy.db")),
+		Purposes:        optin.Purposes{"orders": {Name: "orders", Basis: optin.BasisContract, Category: optin.CategoryTransactional}},
+		DefaultPurpose:  "orders",
 		UpstreamTimeout: 20 * time.Second,
 		Logger:          log,
 		Metrics:         reg,

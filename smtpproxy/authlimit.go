@@ -4,12 +4,7 @@ import (
 	"net/netip"
 	"sync"
 	"time"
-
-	"github.com/emersion/go-smtp"
 )
-
-var errAuthLocked = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0},
-	Message: "Too many failed logins from your address; try again later"}
 
 // authLimiter counts failed logins per client address across
 // connections, so that guessing passwords over many connections is

@@ -10,41 +10,32 @@ import (
 	"unicode"
 
 	"github.com/emersion/go-message/textproto"
-	"github.com/emersion/go-smtp"
 
 	"optinproxy/optin"
 )
 
-// Ledger is what the relay needs of the consent store: one Lookup per
+// Store is what the relay needs of the consent store: one Lookup per
 // message for its decisions, and Apply for the receipts that record
 // them. optin.Store implements it.
-type Ledger interface {
+type Store interface {
 	Lookup(ctx context.Context, q optin.LookupQuery) ([]optin.Standing, error)
 	Apply(ctx context.Context, changes []optin.Change) ([]optin.Result, error)
 }
 
 // Personalize returns the copy of a message for one recipient, whole,
-// when the message's purpose injects personal links (SPEC §5): the proxy
-// then sends a copy per recipient instead of one transaction for all.
-// header is the recipient's own copy of the header, which Personalize may
+// when the message's purpose injects personal links: the proxy then
+// sends a copy per recipient instead of one transaction for all. header
+// is the recipient's own copy of the header, which Personalize may
 // change; body is shared and must not be changed.
 type Personalize func(p optin.Purpose, to optin.Address, header textproto.Header, body []byte) ([]byte, error)
 
 // purposeHeader names the message's purpose; it is removed before relaying.
 const purposeHeader = "X-Optin-Purpose"
 
-var errStoreDown = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
-	Message: "Consent store not reachable; nothing was relayed, try again later"}
-
-// purposeError is the 550 for a purpose the message may not have.
-func purposeError(format string, args ...any) *smtp.SMTPError {
-	return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: fmt.Sprintf(format, args...)}
-}
-
 // purposeOf resolves the message's purpose (SPEC §4): the X-Optin-Purpose
 // header, else the user's default, else the policy's; and removes the
 // header, so that the recipients never see it.
-func (s *Server) purposeOf(x *session, msg *message) (optin.Purpose, error) {
+func (s *Server) purposeOf(sess *session, msg *message) (optin.Purpose, error) {
 	vals := msg.header.Values(purposeHeader)
 	msg.header.Del(purposeHeader)
 	name := ""
@@ -55,8 +46,8 @@ func (s *Server) purposeOf(x *session, msg *message) (optin.Purpose, error) {
 		}
 		name = v
 	}
-	if name == "" && x.user != nil {
-		name = x.user.DefaultPurpose
+	if name == "" && sess.user != nil {
+		name = sess.user.DefaultPurpose
 	}
 	if name == "" {
 		name = s.opts.DefaultPurpose
@@ -68,7 +59,7 @@ func (s *Server) purposeOf(x *session, msg *message) (optin.Purpose, error) {
 	if !ok {
 		return optin.Purpose{}, purposeError("Unknown purpose %s", quoteName(name))
 	}
-	if !x.mayUsePurpose(name) {
+	if !sess.mayUsePurpose(name) {
 		return optin.Purpose{}, purposeError("Purpose %s is not allowed for this user", quoteName(name))
 	}
 	return p, nil
@@ -89,18 +80,18 @@ func quoteName(s string) string {
 	return fmt.Sprintf("%q", s)
 }
 
-func (x *session) mayUsePurpose(name string) bool {
-	return x.user == nil || len(x.user.Purposes) == 0 || slices.Contains(x.user.Purposes, name)
+func (sess *session) mayUsePurpose(name string) bool {
+	return sess.user == nil || len(sess.user.Purposes) == 0 || slices.Contains(sess.user.Purposes, name)
 }
 
 // fixedPurpose is the purpose every message of the session will have,
 // when it is known before the header: the user may use only one. Then
 // recipients are decided at RCPT already (SPEC §4).
-func (s *Server) fixedPurpose(x *session) (optin.Purpose, bool) {
-	if s.opts.Ledger == nil || s.opts.Monitor || x.user == nil || len(x.user.Purposes) != 1 {
+func (s *Server) fixedPurpose(sess *session) (optin.Purpose, bool) {
+	if s.opts.Monitor || sess.user == nil || len(sess.user.Purposes) != 1 {
 		return optin.Purpose{}, false
 	}
-	p, ok := s.opts.Purposes[x.user.Purposes[0]]
+	p, ok := s.opts.Purposes[sess.user.Purposes[0]]
 	return p, ok
 }
 
@@ -114,39 +105,48 @@ type verdict struct {
 	delivered bool
 }
 
-// decide looks every recipient up in one round trip and decides each.
-// Without a ledger every recipient is allowed (pass-through).
-func (s *Server) decide(ctx context.Context, p optin.Purpose, msg *message, rcpts []recipient) ([]verdict, error) {
-	vs := make([]verdict, len(rcpts))
-	addrs := make([]optin.Address, len(rcpts))
-	for i, r := range rcpts {
-		vs[i].rcpt = r
+// fates sorts a message's recipients by what happens to them.
+type fates struct {
+	verdicts []verdict
+	due      []recipient // to relay now
+	blocked  []verdict
+	earlier  int // delivered by an earlier try
+	monitor  int // blocked, but relayed in monitor mode
+}
+
+// decide looks every recipient of tx up in one round trip and decides
+// each.
+func (s *Server) decide(ctx context.Context, tx *transaction) (fates, error) {
+	addrs := make([]optin.Address, len(tx.rcpts))
+	for i, r := range tx.rcpts {
 		addrs[i] = r.addr
 	}
-	if s.opts.Ledger == nil {
-		done, err := s.opts.Deliveries.Delivered(ctx, msg.key, addrs)
-		if err != nil {
-			return nil, err
-		}
-		for i := range vs {
-			vs[i].decision = optin.Decision{Allow: true}
-			vs[i].delivered = done[i]
-		}
-		return vs, nil
-	}
-	sts, err := s.opts.Ledger.Lookup(ctx, optin.LookupQuery{Purpose: p.Name, Addresses: addrs, Message: msg.key})
+	sts, err := s.opts.Store.Lookup(ctx, optin.LookupQuery{Purpose: tx.purpose.Name, Addresses: addrs, Message: tx.msg.key})
 	if err != nil {
-		return nil, err
+		return fates{}, err
 	}
-	if len(sts) != len(rcpts) {
-		return nil, fmt.Errorf("lookup returned %d standings for %d recipients", len(sts), len(rcpts))
+	if len(sts) != len(tx.rcpts) {
+		return fates{}, fmt.Errorf("lookup returned %d standings for %d recipients", len(sts), len(tx.rcpts))
 	}
-	for i := range vs {
-		vs[i].decision, vs[i].consentEvent = s.judge(p, sts[i])
-		s.count(p, vs[i].decision)
-		vs[i].delivered = sts[i].Delivered
+	f := fates{verdicts: make([]verdict, len(sts))}
+	for i, st := range sts {
+		v := verdict{rcpt: tx.rcpts[i], delivered: st.Delivered}
+		v.decision, v.consentEvent = s.judge(tx.purpose, st)
+		s.count(tx.purpose, v.decision)
+		f.verdicts[i] = v
+		switch {
+		case v.delivered:
+			f.earlier++
+		case v.decision.Allow:
+			f.due = append(f.due, v.rcpt)
+		case s.opts.Monitor:
+			f.due = append(f.due, v.rcpt)
+			f.monitor++
+		default:
+			f.blocked = append(f.blocked, v)
+		}
 	}
-	return vs, nil
+	return f, nil
 }
 
 // judge decides one standing and names the consent event it rested on:
@@ -176,16 +176,16 @@ type refusal struct {
 
 // decideRcpt decides one recipient at RCPT when the session's purpose is
 // fixed. It returns nil to accept the recipient.
-func (s *Server) decideRcpt(x *session, r recipient) error {
-	p, ok := s.fixedPurpose(x)
+func (s *Server) decideRcpt(sess *session, r recipient) error {
+	p, ok := s.fixedPurpose(sess)
 	if !ok {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(s.relays, s.opts.UpstreamTimeout)
 	defer cancel()
-	sts, err := s.opts.Ledger.Lookup(ctx, optin.LookupQuery{Purpose: p.Name, Addresses: []optin.Address{r.addr}})
+	sts, err := s.opts.Store.Lookup(ctx, optin.LookupQuery{Purpose: p.Name, Addresses: []optin.Address{r.addr}})
 	if err != nil || len(sts) != 1 {
-		s.log.Error("consent store lookup failed", "user", x.userName(), "err", err)
+		s.log.Error("consent store lookup failed", "user", sess.userName(), "err", err)
 		return errStoreDown
 	}
 	d, ev := s.judge(p, sts[0])
@@ -194,35 +194,80 @@ func (s *Server) decideRcpt(x *session, r recipient) error {
 	}
 	s.count(p, d)
 	f := refusal{addr: r.addr, purpose: p.Name, decision: d, consentEvent: ev}
-	x.tx.refused = append(x.tx.refused, f)
+	sess.tx.refused = append(sess.tx.refused, f)
 	s.metrics.recipients.WithLabelValues("blocked").Inc()
 	return refusalReply(f)
 }
 
-// refusalReply is the 550 to RCPT for a recipient whose fate is known.
-func refusalReply(f refusal) *smtp.SMTPError {
-	return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
-		Message: fmt.Sprintf("Recipient may not receive %s mail: %s", f.purpose, f.decision.Reason)}
-}
-
 // actor names the sender of receipts: the SMTP user, or the trusted
 // network's client.
-func (x *session) actor() string {
-	if x.user != nil {
-		return "smtp:" + x.user.Name
+func (sess *session) actor() string {
+	if sess.user != nil {
+		return "smtp:" + sess.user.Name
 	}
 	return "smtp"
 }
 
+// recordMessage writes the receipts of tx once its fate is final: every
+// recipient blocked or relayed earlier, or copies went out. Every
+// delivered copy is marked with its receipt, in the same write, so that
+// the client's retry (after a partial failure, a reply lost on its way
+// back, or a proxy gone before it) delivers only the rest. When nothing
+// went out, nothing is written: the client retries and the retry decides
+// again. It reports whether the receipts were stored.
+func (s *Server) recordMessage(ctx context.Context, tx *transaction, f fates, out outcome) bool {
+	if len(f.due) > 0 && !out.sent() {
+		return false
+	}
+	receipts := s.refusalReceipts(tx)
+	for _, v := range f.blocked {
+		receipts = append(receipts, s.receipt(tx, v, false, nil))
+	}
+	if out.sent() {
+		mark := &optin.Delivery{Message: tx.msg.key, Until: s.opts.Now().Add(s.opts.DedupWindow)}
+		byAddr := make(map[optin.Address]verdict, len(f.verdicts))
+		for _, v := range f.verdicts {
+			byAddr[v.rcpt.addr] = v
+		}
+		for _, a := range out.accepted {
+			r := s.receipt(tx, byAddr[a], true, mark)
+			r.Details.Uncertain = out.uncertain[a]
+			receipts = append(receipts, r)
+		}
+	}
+	if err := s.record(ctx, tx.log, receipts); err != nil {
+		if out.sent() {
+			tx.log.Error("receipts and delivered marks of relayed copies not stored; the client's retry may send them twice", "relayed", len(out.accepted))
+		}
+		return false
+	}
+	tx.refused = nil
+	if out.sent() && len(out.failed) == 0 && len(f.blocked) > 0 {
+		s.sendDSN(ctx, tx, f.blocked)
+	}
+	return true
+}
+
+// receipt is the receipt of one recipient decided at DATA.
+func (s *Server) receipt(tx *transaction, v verdict, relayed bool, mark *optin.Delivery) optin.Receipt {
+	r := optin.Receipt{Subject: v.rcpt.addr, Purpose: tx.purpose.Name, Actor: tx.actor, Time: s.opts.Now(),
+		Decision: v.decision, Relayed: relayed, Delivered: mark,
+		Details: optin.ReceiptDetails{MessageID: tx.msg.id, QueueID: tx.qid, ConsentEvent: v.consentEvent}}
+	if relayed && !v.decision.Allow {
+		r.Details.Mode = "monitor"
+	}
+	return r
+}
+
 // receiptTimeout bounds the write of a message's receipts. It does not
 // share the message's deadline: copies that went out must get their
-// receipts, however long the upstream took (SPEC §2).
+// receipts, however long the upstream took.
 const receiptTimeout = 30 * time.Second
 
 // record writes receipts through the batcher, before the client gets its
-// reply (SPEC §2).
+// reply.
 func (s *Server) record(ctx context.Context, log *slog.Logger, receipts []optin.Receipt) error {
-	if s.opts.Ledger == nil || len(receipts) == 0 {
+	if len(receipts) == 0 {
 		return nil
 	}
 	changes := make([]optin.Change, len(receipts))
@@ -240,35 +285,29 @@ func (s *Server) record(ctx context.Context, log *slog.Logger, receipts []optin.
 }
 
 // flushRefusals records the receipts of recipients refused at RCPT of a
-// transaction that ended without a message.
-func (s *Server) flushRefusals(x *session) {
-	if len(x.tx.refused) == 0 {
+// transaction that ended without a message that recorded them.
+func (s *Server) flushRefusals(sess *session) {
+	if len(sess.tx.refused) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(s.relays, s.opts.UpstreamTimeout)
 	defer cancel()
-	_ = s.record(ctx, s.log.With("user", x.userName()), s.refusalReceipts(x, "", ""))
-	x.tx.refused = nil
+	_ = s.record(ctx, s.log.With("user", sess.userName()), s.refusalReceipts(&sess.tx))
+	sess.tx.refused = nil
 }
 
-// refusalReceipts are the receipts of the transaction's RCPT refusals.
-func (s *Server) refusalReceipts(x *session, messageID, qid string) []optin.Receipt {
+// refusalReceipts are the receipts of the transaction's RCPT refusals,
+// with the message's ids when it got as far as DATA.
+func (s *Server) refusalReceipts(tx *transaction) []optin.Receipt {
+	var messageID string
+	if tx.msg != nil {
+		messageID = tx.msg.id
+	}
 	now := s.opts.Now()
-	out := make([]optin.Receipt, len(x.tx.refused))
-	for i, f := range x.tx.refused {
-		out[i] = optin.Receipt{Subject: f.addr, Purpose: f.purpose, Actor: x.actor(), Time: now, Decision: f.decision,
-			Details: optin.ReceiptDetails{MessageID: messageID, QueueID: qid, ConsentEvent: f.consentEvent, Stage: "rcpt"}}
+	out := make([]optin.Receipt, len(tx.refused))
+	for i, f := range tx.refused {
+		out[i] = optin.Receipt{Subject: f.addr, Purpose: f.purpose, Actor: tx.actor, Time: now, Decision: f.decision,
+			Details: optin.ReceiptDetails{MessageID: messageID, QueueID: tx.qid, ConsentEvent: f.consentEvent, Stage: "rcpt"}}
 	}
 	return out
-}
-
-// blockedReply is the 550 when every recipient is blocked, with each
-// recipient's reason. The client gave these addresses, so naming them
-// back is no leak.
-func blockedReply(p optin.Purpose, blocked []verdict) *smtp.SMTPError {
-	list := listRecipients(len(blocked), func(i int) string {
-		return fmt.Sprintf("<%s>: %s", blocked[i].rcpt.raw, blocked[i].decision.Reason)
-	})
-	return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
-		Message: fmt.Sprintf("No recipient may receive this %s message: %s", p.Name, list)}
 }

@@ -75,7 +75,7 @@ func enforcing(t *testing.T, up *recorder, store optin.Store, edit func(o *smtpp
 		up = newRecorder(t)
 	}
 	return startProxyTo(t, up, func(o *smtpproxy.Options) {
-		o.Ledger = store
+		o.Store = store
 		o.Purposes = testPurposes
 		o.DefaultPurpose = "newsletter"
 		if edit != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"optinproxy/internal/testcert"
+	"optinproxy/internal/teststore"
 	"optinproxy/smtpproxy"
 	"optinproxy/upstream"
 )
@@ -39,7 +41,9 @@ func startProxy(t *testing.T, edit func(o *smtpproxy.Options)) *proxy {
 }
 
 // startProxyTo starts a proxy that relays to up, which other proxies may
-// share.
+// share. Unless edit says otherwise, it decides from a fresh embedded
+// store, and its messages are transactional, which every recipient may
+// get: the tests of the relay itself see every copy go out.
 func startProxyTo(t *testing.T, up *recorder, edit func(o *smtpproxy.Options)) *proxy {
 	t.Helper()
 	sender, err := upstream.New(upstream.Options{URL: "smtp://" + up.addr, Timeout: 2 * time.Second, PoolSize: 20})
@@ -51,6 +55,9 @@ func startProxyTo(t *testing.T, up *recorder, edit func(o *smtpproxy.Options)) *
 	opts := smtpproxy.Options{
 		Hostname:        "relay.test",
 		Upstream:        sender,
+		Store:           teststore.File(t, filepath.Join(t.TempDir(), "optinproxy.db")),
+		Purposes:        testPurposes,
+		DefaultPurpose:  "transactional",
 		UpstreamTimeout: 5 * time.Second,
 		Metrics:         reg,
 		Logger:          slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),

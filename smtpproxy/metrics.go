@@ -6,6 +6,7 @@ import (
 
 type metrics struct {
 	connections prometheus.Gauge
+	inflight    prometheus.Gauge
 	messages    *prometheus.CounterVec
 	recipients  *prometheus.CounterVec
 	replies     *prometheus.CounterVec
@@ -21,6 +22,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "optinproxy_smtp_connections",
 			Help: "SMTP client connections open now.",
+		}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "optinproxy_smtp_inflight_bytes",
+			Help: "Message bytes held by transactions now, against smtp.max_inflight_bytes.",
 		}),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "optinproxy_smtp_messages_total",
@@ -41,7 +46,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"result"}),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "optinproxy_decisions_total",
-			Help: "Decisions on recipients (SPEC §3), by purpose, decision (allow, block) and reason; counted in monitor mode too.",
+			Help: "Decisions on recipients, by purpose, decision (allow, block) and reason; counted in monitor mode too.",
 		}, []string{"purpose", "decision", "reason"}),
 		receiptErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "optinproxy_receipt_errors_total",
@@ -53,7 +58,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"result"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.connections, m.messages, m.recipients, m.replies, m.upstream, m.decisions, m.receiptErrors, m.dsns} {
+		for _, c := range []prometheus.Collector{m.connections, m.inflight, m.messages, m.recipients, m.replies, m.upstream, m.decisions, m.receiptErrors, m.dsns} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

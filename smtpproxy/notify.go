@@ -2,25 +2,23 @@ package smtpproxy
 
 import (
 	"context"
-	"log/slog"
 
 	"github.com/emersion/go-smtp"
-
-	"optinproxy/optin"
 )
 
 // sendDSN tells the envelope sender which recipients of a relayed
-// message were blocked, when smtp.blocked_dsn is on (SPEC §4). It goes
+// message were blocked, when smtp.blocked_dsn is on. It goes
 // through the upstream with the null reverse path, so that it can never
 // bounce back (RFC 3464, RFC 5321 section 4.5.5). Failing to send it
 // changes nothing for the message, which is relayed: it is logged and
 // counted.
-func (s *Server) sendDSN(ctx context.Context, log *slog.Logger, x *session, p optin.Purpose, msg *message, qid string, blocked []verdict) {
-	if !s.opts.BlockedDSN || x.tx.from == "" || s.opts.Monitor {
+func (s *Server) sendDSN(ctx context.Context, tx *transaction, blocked []verdict) {
+	log, msg := tx.log, tx.msg
+	if !s.opts.BlockedDSN || tx.from == "" || s.opts.Monitor {
 		return
 	}
-	in := dsnInput{Hostname: s.opts.Hostname, QueueID: qid, Arrival: s.opts.Now(), Now: s.opts.Now(),
-		Sender: x.tx.from, MessageID: msg.id, Purpose: p.Name, Header: msg.header}
+	in := dsnInput{Hostname: s.opts.Hostname, QueueID: tx.qid, Arrival: s.opts.Now(), Now: s.opts.Now(),
+		Sender: tx.from, MessageID: msg.id, Purpose: tx.purpose.Name, Header: msg.header}
 	for _, v := range blocked {
 		in.Blocked = append(in.Blocked, dsnRecipient{Address: v.rcpt.raw, Reason: string(v.decision.Reason)})
 	}
@@ -30,7 +28,7 @@ func (s *Server) sendDSN(ctx context.Context, log *slog.Logger, x *session, p op
 		s.metrics.dsns.WithLabelValues("failed").Inc()
 		return
 	}
-	to, utf8 := wireAddress(x.tx.from)
+	to, utf8 := wireAddress(tx.from)
 	utf8 = utf8 || hasNonASCII(string(raw))
 	rcptErrs, err := s.opts.Upstream.Send(ctx, "", []string{to}, bytesWriter(raw), &smtp.MailOptions{UTF8: utf8, Size: int64(len(raw))})
 	if err == nil && len(rcptErrs) > 0 && rcptErrs[0] != nil {

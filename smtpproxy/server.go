@@ -53,16 +53,17 @@ type Options struct {
 	TrustedNetworks []netip.Prefix
 	MaxMessageBytes int64
 	MaxRecipients   int
+	// MaxInflightBytes bounds the message bytes held by all transactions
+	// at once; a message that would pass it is refused with 452 4.3.1.
+	MaxInflightBytes int64
 	ReadTimeout     time.Duration
 	WriteTimeout    time.Duration
 	// UpstreamTimeout bounds the whole upstream hand-off of one message.
 	UpstreamTimeout time.Duration
 	Upstream        Upstream
-	// Ledger decides every recipient from the consent store and records
-	// each decision (and, on a partial failure, the delivered copies) in
-	// it. Nil relays to every recipient without deciding: pass-through,
-	// for the relay's own tests and benchmarks; the binary always sets it.
-	Ledger Ledger
+	// Store decides every recipient and records each decision (and the
+	// delivered copies) in the consent ledger. Required.
+	Store Store
 	// Purposes are the configured purposes; a message's purpose must be
 	// one of them.
 	Purposes optin.Purposes
@@ -80,10 +81,8 @@ type Options struct {
 	// Personalize, when set, makes a copy per recipient for purposes
 	// that inject unsubscribe links.
 	Personalize Personalize
-	// Deliveries remembers copies the upstream accepted when a message
-	// was only partly relayed, in pass-through mode only (with a Ledger,
-	// the store remembers them); nil keeps them in memory.
-	Deliveries  Deliveries
+	// DedupWindow is how long the store remembers a delivered copy, so
+	// that a client's retry does not send it again.
 	DedupWindow time.Duration
 	Logger      *slog.Logger
 	// Metrics registers the proxy's collectors; nil registers nowhere.
@@ -97,6 +96,8 @@ type Server struct {
 	opts    Options
 	roles   *optin.RoleAddresses
 	batcher *optin.Batcher
+	// inflight is the budget of message bytes held at once.
+	inflight *budget
 	auth    *authLimiter
 	users   map[string]*User
 	log     *slog.Logger
@@ -120,6 +121,9 @@ func New(opts Options) (*Server, error) {
 	if opts.Upstream == nil {
 		return nil, errors.New("smtpproxy: no upstream")
 	}
+	if opts.Store == nil {
+		return nil, errors.New("smtpproxy: no consent store")
+	}
 	if opts.Hostname == "" {
 		opts.Hostname = "localhost"
 	}
@@ -128,6 +132,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.MaxMessageBytes <= 0 {
 		opts.MaxMessageBytes = 25 << 20
+	}
+	if opts.MaxInflightBytes <= 0 {
+		opts.MaxInflightBytes = 1 << 30
 	}
 	if opts.MaxRecipients <= 0 {
 		opts.MaxRecipients = 1000
@@ -156,17 +163,12 @@ func New(opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.Deliveries == nil {
-		opts.Deliveries = NewMemoryDeliveries(opts.Now)
-	}
 	users, err := indexUsers(opts.Users)
 	if err != nil {
 		return nil, err
 	}
-	if opts.Ledger != nil {
-		if err := checkPurposes(opts); err != nil {
-			return nil, err
-		}
+	if err := checkPurposes(opts); err != nil {
+		return nil, err
 	}
 	if opts.Roles == nil {
 		if opts.Roles, err = optin.NewRoleAddresses(nil, nil); err != nil {
@@ -183,12 +185,11 @@ func New(opts Options) (*Server, error) {
 		conns:    make(map[net.Conn]struct{}),
 	}
 	s.relays, s.stopRelays = context.WithCancel(context.Background())
-	if opts.Ledger != nil {
-		s.batcher = optin.NewBatcher(opts.Ledger, 0, opts.UpstreamTimeout)
-	}
+	s.batcher = optin.NewBatcher(opts.Store, 0, opts.UpstreamTimeout)
 	if s.metrics, err = newMetrics(opts.Metrics); err != nil {
 		return nil, err
 	}
+	s.inflight = newBudget(opts.MaxInflightBytes, s.metrics.inflight)
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.Domain = opts.Hostname
 	srv.TLSConfig = opts.TLSConfig

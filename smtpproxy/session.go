@@ -1,14 +1,13 @@
 package smtpproxy
 
 import (
-	"bytes"
 	"crypto/tls"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"github.com/emersion/go-sasl"
@@ -35,14 +34,26 @@ type session struct {
 	tx transaction
 }
 
-// transaction is the envelope of the message being received.
+// transaction is one message on its way through the relay: the
+// envelope that MAIL and RCPT gather, and, from DATA on, the message and
+// what the relay needs to decide, send, record and answer for it.
 type transaction struct {
 	from     string
 	mailOpts smtp.MailOptions
-	rcpts    []recipient
+	// actor names the sender in receipts: the SMTP user, or "smtp" for a
+	// client trusted by its network.
+	actor string
+	user  *User
+	rcpts []recipient
 	// refused are the recipients refused at RCPT, whose receipts wait
 	// for the message's.
 	refused []refusal
+
+	// Set at DATA by open.
+	msg     *message
+	purpose optin.Purpose
+	qid     string
+	log     *slog.Logger
 }
 
 // recipient keeps the address as the client wrote it, which is what goes
@@ -72,192 +83,176 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 	return sess, nil
 }
 
-func (x *session) Logout() error {
-	x.srv.flushRefusals(x)
-	x.srv.track(x, false)
-	x.srv.metrics.connections.Dec()
+func (sess *session) Logout() error {
+	sess.srv.flushRefusals(sess)
+	sess.srv.track(sess, false)
+	sess.srv.metrics.connections.Dec()
 	return nil
 }
 
-func (x *session) Reset() {
-	x.srv.flushRefusals(x)
-	x.tx = transaction{}
-	x.busy.Store(false)
+func (sess *session) Reset() {
+	sess.srv.flushRefusals(sess)
+	sess.tx = transaction{}
+	sess.busy.Store(false)
 }
 
 // AuthMechanisms is what EHLO offers. Without TLS, off loopback, it
 // offers none: a client told of AUTH PLAIN would send its password in
 // the clear before learning that it is refused.
-func (x *session) AuthMechanisms() []string {
-	if !x.mayAuth() {
+func (sess *session) AuthMechanisms() []string {
+	if !sess.mayAuth() {
 		return nil
 	}
 	return []string{sasl.Plain, sasl.Login}
 }
 
 // mayAuth reports whether a password may be sent on this connection.
-func (x *session) mayAuth() bool {
-	_, isTLS := x.conn.TLSConnectionState()
-	return isTLS || x.remote.IsLoopback()
+func (sess *session) mayAuth() bool {
+	_, isTLS := sess.conn.TLSConnectionState()
+	return isTLS || sess.remote.IsLoopback()
 }
 
-func (x *session) Auth(mech string) (sasl.Server, error) {
-	if !x.mayAuth() {
-		return nil, x.srv.reply(errEncryptionRequired)
+func (sess *session) Auth(mech string) (sasl.Server, error) {
+	if !sess.mayAuth() {
+		return nil, sess.srv.reply(errEncryptionRequired)
 	}
 	check := func(username, password string) error {
-		if x.srv.auth.locked(x.remote, x.srv.opts.Now()) {
-			x.srv.log.Warn("auth refused: too many failures from this address", "remote", x.remote.String())
-			x.hangUp()
-			return x.srv.reply(errAuthLocked)
+		if sess.srv.auth.locked(sess.remote, sess.srv.opts.Now()) {
+			sess.srv.log.Warn("auth refused: too many failures from this address", "remote", sess.remote.String())
+			sess.hangUp()
+			return sess.srv.reply(errAuthLocked)
 		}
-		u := x.srv.authenticate(username, password)
+		u := sess.srv.authenticate(username, password)
 		if u == nil {
-			x.srv.auth.failed(x.remote, x.srv.opts.Now())
-			x.fails++
-			x.srv.log.Warn("auth failed", "remote", x.remote.String(), "user", username, "failures", x.fails)
-			if x.fails >= maxAuthFailures {
-				x.hangUp()
+			sess.srv.auth.failed(sess.remote, sess.srv.opts.Now())
+			sess.fails++
+			sess.srv.log.Warn("auth failed", "remote", sess.remote.String(), "user", username, "failures", sess.fails)
+			if sess.fails >= maxAuthFailures {
+				sess.hangUp()
 			}
-			return x.srv.reply(errAuthFailed)
+			return sess.srv.reply(errAuthFailed)
 		}
-		x.srv.auth.succeeded(x.remote)
-		x.user = u
-		x.srv.log.Info("auth ok", "remote", x.remote.String(), "user", u.Name)
+		sess.srv.auth.succeeded(sess.remote)
+		sess.user = u
+		sess.srv.log.Info("auth ok", "remote", sess.remote.String(), "user", u.Name)
 		return nil
 	}
 	switch mech {
 	case sasl.Plain:
 		return sasl.NewPlainServer(func(identity, username, password string) error {
 			if identity != "" && identity != username {
-				return x.srv.reply(errAuthFailed)
+				return sess.srv.reply(errAuthFailed)
 			}
 			return check(username, password)
 		}), nil
 	case sasl.Login:
 		return &loginServer{check: check}, nil
 	}
-	return nil, x.srv.reply(errAuthMechanism)
+	return nil, sess.srv.reply(errAuthMechanism)
 }
 
 // hangUp ends the connection once the reply being prepared is written:
 // it shuts the reading side, so go-smtp writes the reply and then its next
 // read ends the connection. Closing the connection here would race the
 // reply, which go-smtp writes only after Auth returns.
-func (x *session) hangUp() {
-	nc := x.raw
+func (sess *session) hangUp() {
+	nc := sess.raw
 	if tc, ok := nc.(*trackedConn); ok {
 		nc = tc.Conn
 	}
 	if cr, ok := nc.(interface{ CloseRead() error }); ok && cr.CloseRead() == nil {
 		return
 	}
-	go x.conn.Close()
+	go sess.conn.Close()
 }
 
-func (x *session) Mail(from string, opts *smtp.MailOptions) error {
-	if x.srv.isDraining() {
-		return x.srv.reply(errShuttingDown)
+func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
+	if sess.srv.isDraining() {
+		return sess.srv.reply(errShuttingDown)
 	}
-	if x.user == nil && !x.trusted {
-		return x.srv.reply(errAuthRequired)
+	if sess.user == nil && !sess.trusted {
+		return sess.srv.reply(errAuthRequired)
 	}
 	if from != "" {
 		if _, err := optin.ParseAddress(from); err != nil {
-			return x.srv.reply(errBadSender)
+			return sess.srv.reply(errBadSender)
 		}
 	}
-	if x.user != nil && !x.user.mayUseFrom(from) {
-		return x.srv.reply(errSenderDomain)
+	if sess.user != nil && !sess.user.mayUseFrom(from) {
+		return sess.srv.reply(errSenderDomain)
 	}
-	x.busy.Store(true)
-	x.srv.flushRefusals(x)
-	x.tx = transaction{from: from}
+	if opts != nil && opts.Size > 0 && !sess.srv.inflight.fits(opts.Size) {
+		return sess.srv.reply(errBusy)
+	}
+	sess.busy.Store(true)
+	sess.srv.flushRefusals(sess)
+	sess.tx = transaction{from: from, actor: sess.actor(), user: sess.user}
 	if opts != nil {
-		x.tx.mailOpts = *opts
+		sess.tx.mailOpts = *opts
 	}
-	return x.srv.reply(nil)
+	return sess.srv.reply(nil)
 }
 
-func (x *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+func (sess *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	addr, err := optin.ParseAddress(to)
 	if err != nil {
-		return x.srv.reply(errBadRecipient)
+		return sess.srv.reply(errBadRecipient)
 	}
-	if len(x.tx.rcpts) >= x.srv.opts.MaxRecipients {
-		return x.srv.reply(errTooManyRecipients)
+	if len(sess.tx.rcpts) >= sess.srv.opts.MaxRecipients {
+		return sess.srv.reply(errTooManyRecipients)
 	}
-	for _, r := range x.tx.rcpts {
+	for _, r := range sess.tx.rcpts {
 		if r.addr == addr {
-			return x.srv.reply(nil) // a repeated RCPT gets one copy
+			return sess.srv.reply(nil) // a repeated RCPT gets one copy
 		}
 	}
 	r := recipient{raw: to, addr: addr}
-	for _, f := range x.tx.refused {
+	for _, f := range sess.tx.refused {
 		if f.addr == addr {
-			return x.srv.reply(refusalReply(f))
+			return sess.srv.reply(refusalReply(f))
 		}
 	}
-	if err := x.srv.decideRcpt(x, r); err != nil {
-		return x.srv.reply(err)
+	if err := sess.srv.decideRcpt(sess, r); err != nil {
+		return sess.srv.reply(err)
 	}
-	x.tx.rcpts = append(x.tx.rcpts, r)
-	return x.srv.reply(nil)
+	sess.tx.rcpts = append(sess.tx.rcpts, r)
+	return sess.srv.reply(nil)
 }
 
-func (x *session) Data(r io.Reader) error {
-	buf := getBuffer()
-	defer putBuffer(buf)
-	if _, err := buf.ReadFrom(r); err != nil {
-		if errors.Is(err, smtp.ErrDataTooLarge) {
-			return x.srv.reply(errTooLarge)
+func (sess *session) Data(r io.Reader) error {
+	srv := sess.srv
+	raw, held, err := srv.inflight.read(r, sess.tx.mailOpts.Size, srv.opts.MaxMessageBytes)
+	if err != nil {
+		if errors.Is(err, errOverBudget) {
+			srv.log.Warn("message refused: the in-flight byte budget is used up", "remote", sess.remote.String(), "limit", srv.opts.MaxInflightBytes)
 		}
-		if errors.Is(err, smtp.ErrTooLongLine) {
-			return x.srv.reply(errLineTooLong)
-		}
-		// The client went away or timed out mid-message: nothing relayed.
-		var ne net.Error
-		if errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return x.srv.reply(errClientGone)
-		}
-		return x.srv.reply(err)
+		// The client went away, timed out, or sent too much: nothing
+		// relayed.
+		return srv.reply(readError(err))
 	}
-	return x.srv.relay(x, buf.Bytes())
+	defer srv.inflight.release(raw, held)
+	return srv.relay(sess, raw)
 }
 
 // tlsName names the protocol for the Received: header (RFC 3848).
-func (x *session) protocol() string {
+func (sess *session) protocol() string {
 	p := "ESMTP"
-	if _, ok := x.conn.TLSConnectionState(); ok {
+	if _, ok := sess.conn.TLSConnectionState(); ok {
 		p += "S"
 	}
-	if x.user != nil {
+	if sess.user != nil {
 		p += "A"
 	}
 	return p
 }
 
-var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-func getBuffer() *bytes.Buffer { return buffers.Get().(*bytes.Buffer) }
-
-// putBuffer keeps buffers up to 1 MiB for reuse; bigger ones would pin
-// memory after one large message.
-func putBuffer(b *bytes.Buffer) {
-	if b.Cap() > 1<<20 {
-		return
-	}
-	b.Reset()
-	buffers.Put(b)
-}
-
 // userName is the SMTP user for logs and events, or "" when trusted by
 // network.
-func (x *session) userName() string {
-	if x.user == nil {
+func (sess *session) userName() string {
+	if sess.user == nil {
 		return ""
 	}
-	return x.user.Name
+	return sess.user.Name
 }
 
 func hasNonASCII(s string) bool {

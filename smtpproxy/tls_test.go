@@ -124,16 +124,12 @@ func TestStartTLSWithoutCertificate(t *testing.T) {
 		t.Error("DialStartTLS succeeded against a proxy without a certificate")
 	}
 	// And implicit TLS needs a certificate.
-	srv, err := smtpproxy.New(smtpproxy.Options{Upstream: p.sender})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	if err := srv.ServeTLS(ln); err == nil {
+	if err := p.srv.ServeTLS(ln); err == nil {
 		t.Error("ServeTLS without a certificate returned nil")
 	}
 }

@@ -149,7 +149,7 @@ func start(ctx context.Context, cfg *config.Config, environ []string, log *slog.
 		WriteTimeout:    time.Duration(cfg.SMTP.WriteTimeout),
 		UpstreamTimeout: 2 * time.Duration(cfg.Upstream.Timeout),
 		Upstream:        up,
-		Ledger:          jr,
+		Store:           jr,
 		Purposes:        purposes(cfg),
 		DefaultPurpose:  cfg.Policy.DefaultPurpose,
 		Roles:           roles,

@@ -38,5 +38,5 @@ func Example() {
 		log.Warn("the receipt journal waits for the store", "changes", j.Depth(), "err", err)
 	}
 	go j.Run(ctx)
-	// smtpproxy.Options{Ledger: j, ...}; a gauge of j.Depth().
+	// smtpproxy.Options{Store: j, ...}; a gauge of j.Depth().
 }

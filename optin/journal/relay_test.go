@@ -75,7 +75,7 @@ func TestRelayOutage(t *testing.T) {
 	sending, release := make(chan struct{}), make(chan struct{})
 	up := &mailer{got: map[string]int{}, refuse: map[string]bool{"b@example.com": true}, sending: sending, release: release}
 	relay, err := smtpproxy.New(smtpproxy.Options{
-		Hostname: "relay.test", Upstream: up, UpstreamTimeout: 5 * time.Second, Ledger: j,
+		Hostname: "relay.test", Upstream: up, UpstreamTimeout: 5 * time.Second, Store: j,
 		Purposes:       optin.Purposes{"orders": {Name: "orders", Basis: optin.BasisContract, Category: optin.CategoryTransactional}},
 		DefaultPurpose: "orders",
 		Logger:         slog.New(slog.NewTextHandler(t.Output(), nil)),
