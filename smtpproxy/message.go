@@ -7,8 +7,10 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -40,6 +42,11 @@ func parseMessage(raw []byte) (*message, error) {
 	}
 	// The body is what neither reader has handed out yet.
 	body := raw[len(raw)-r.Len()-br.Buffered():]
+	// go-message skips a field with an empty name; relayed, it would
+	// vanish from a message the proxy claims to pass on as received.
+	if hdr := raw[:len(raw)-len(body)]; bytes.HasPrefix(hdr, []byte(":")) || bytes.Contains(hdr, []byte("\n:")) {
+		return nil, errors.New("header field without a name")
+	}
 	m := &message{header: h, body: body}
 	if id := strings.TrimSpace(h.Get("Message-Id")); id != "" {
 		m.id = id
@@ -94,10 +101,48 @@ func (m *message) stamp(qid, hostname, helo, remote, protocol string, now time.T
 		m.id = "<" + qid + "@" + hostname + ">"
 		m.header.Add("Message-Id", m.id)
 	}
-	from := helo
-	if from == "" {
-		from = "unknown"
+	from := "unknown"
+	if validHelo(helo) {
+		from = helo
 	}
 	m.header.Add("Received", fmt.Sprintf("from %s ([%s]) by %s (optinproxy) with %s id %s; %s",
 		from, remote, hostname, protocol, qid, now.Format(time.RFC1123Z)))
+}
+
+// validHelo reports whether a HELO name may go into Received:: a domain
+// of LDH labels (RFC 5321 section 4.1.2) or an address literal. Anything
+// else is the client's own text, which could carry control characters or
+// a CR that starts a header field of its own.
+func validHelo(name string) bool {
+	if lit, ok := strings.CutPrefix(name, "["); ok {
+		lit, ok = strings.CutSuffix(lit, "]")
+		if v6, isV6 := strings.CutPrefix(lit, "IPv6:"); isV6 {
+			a, err := netip.ParseAddr(v6)
+			return ok && err == nil && a.Is6()
+		}
+		a, err := netip.ParseAddr(lit)
+		return ok && err == nil && a.Is4()
+	}
+	if name == "" || len(name) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(name, ".") {
+		if !ldhLabel(label) {
+			return false
+		}
+	}
+	return true
+}
+
+func ldhLabel(l string) bool {
+	if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(l); i++ {
+		c := l[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
