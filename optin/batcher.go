@@ -2,6 +2,7 @@ package optin
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 )
@@ -24,7 +25,13 @@ type Batcher struct {
 	mu      sync.Mutex
 	pending []*batchCall
 	running bool
+	closed  bool
+	// flushing is done while a flush runs, so that Close can wait for it.
+	flushing sync.WaitGroup
 }
+
+// ErrBatcherClosed is Apply's error after Close.
+var ErrBatcherClosed = errors.New("optin: batcher closed")
 
 type batchCall struct {
 	changes []Change
@@ -55,9 +62,14 @@ func (b *Batcher) Apply(ctx context.Context, changes []Change) ([]Result, error)
 	}
 	c := &batchCall{changes: changes, done: make(chan struct{})}
 	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil, ErrBatcherClosed
+	}
 	b.pending = append(b.pending, c)
 	if !b.running {
 		b.running = true
+		b.flushing.Add(1)
 		go b.flush()
 	}
 	b.mu.Unlock()
@@ -69,8 +81,19 @@ func (b *Batcher) Apply(ctx context.Context, changes []Change) ([]Result, error)
 	}
 }
 
+// Close refuses further changes and waits for the batches already taken,
+// which each end within the batch timeout: the store may be closed once
+// it returns.
+func (b *Batcher) Close() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.flushing.Wait()
+}
+
 // flush applies pending batches until none is left.
 func (b *Batcher) flush() {
+	defer b.flushing.Done()
 	for {
 		b.mu.Lock()
 		if len(b.pending) == 0 {

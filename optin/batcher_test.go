@@ -101,3 +101,44 @@ func TestBatcherPassesErrors(t *testing.T) {
 		t.Errorf("empty apply: %v %v", rs, err)
 	}
 }
+
+// gatedApplier holds each Apply until released.
+type gatedApplier struct {
+	started, release chan struct{}
+	finished         bool
+}
+
+func (g *gatedApplier) Apply(_ context.Context, changes []optin.Change) ([]optin.Result, error) {
+	g.started <- struct{}{}
+	<-g.release
+	g.finished = true
+	return make([]optin.Result, len(changes)), nil
+}
+
+// Close waits for a write in flight, even one whose caller gave up, so
+// that the store is not closed under it; after Close, Apply refuses.
+func TestBatcherCloseWaitsForFlush(t *testing.T) {
+	g := &gatedApplier{started: make(chan struct{}), release: make(chan struct{})}
+	b := optin.NewBatcher(g, 0, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	gaveUp := make(chan error)
+	go func() {
+		_, err := b.Apply(ctx, []optin.Change{change("a")})
+		gaveUp <- err
+	}()
+	<-g.started
+	cancel()
+	if err := <-gaveUp; !errors.Is(err, context.Canceled) {
+		t.Fatalf("caller: %v", err)
+	}
+	closed := make(chan struct{})
+	go func() { b.Close(); close(closed) }()
+	close(g.release)
+	<-closed
+	if !g.finished {
+		t.Fatal("Close returned before the write in flight finished")
+	}
+	if _, err := b.Apply(context.Background(), []optin.Change{change("b")}); !errors.Is(err, optin.ErrBatcherClosed) {
+		t.Fatalf("Apply after Close: %v", err)
+	}
+}

@@ -114,6 +114,11 @@ type Server struct {
 	// them when Shutdown runs out of time.
 	relays     context.Context
 	stopRelays context.CancelFunc
+	// relaying counts messages between their last byte and their reply,
+	// so that Shutdown closes the batcher only after their receipts.
+	relaying sync.WaitGroup
+	// stopped is set, under mu, once Shutdown waits for relaying.
+	stopped bool
 }
 
 // New validates opts and builds a Server.
@@ -257,8 +262,20 @@ func (s *Server) serve(l net.Listener) error {
 
 // Shutdown stops accepting, lets transactions in flight finish, closes
 // idle connections, and returns when all are gone or ctx ends; then it
-// closes what is left and returns ctx's error.
+// closes what is left and returns ctx's error. Either way, the receipts
+// of every message relayed are written (or journaled) before it returns,
+// so the store may be closed after it.
 func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.shutdown(ctx)
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+	s.relaying.Wait()
+	s.batcher.Close()
+	return err
+}
+
+func (s *Server) shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	done := make(chan error, 1)
 	go func() { done <- s.smtp.Shutdown(ctx) }()
@@ -345,6 +362,18 @@ func (s *Server) track(sess *session, add bool) {
 	} else {
 		delete(s.sessions, sess)
 	}
+}
+
+// startRelay counts a message into relaying, unless Shutdown is past
+// waiting for them.
+func (s *Server) startRelay() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return false
+	}
+	s.relaying.Add(1)
+	return true
 }
 
 func (s *Server) isDraining() bool { return s.draining.Load() }

@@ -231,6 +231,10 @@ func (sess *session) Data(r io.Reader) error {
 		return srv.reply(readError(err))
 	}
 	defer srv.inflight.release(raw, held)
+	if !srv.startRelay() {
+		return srv.reply(errShuttingDown)
+	}
+	defer srv.relaying.Done()
 	return srv.relay(sess, raw)
 }
 
