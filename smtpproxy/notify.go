@@ -35,7 +35,7 @@ func (s *Server) sendDSN(ctx context.Context, tx *transaction, blocked []verdict
 		err = rcptErrs[0]
 	}
 	if err != nil {
-		log.Warn("sending a DSN for blocked recipients failed", "blocked", len(blocked), "err", err)
+		log.Warn("sending a DSN for blocked recipients failed", "blocked", len(blocked), "err", logText(err.Error()))
 		s.metrics.dsns.WithLabelValues("failed").Inc()
 		return
 	}

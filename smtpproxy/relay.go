@@ -122,7 +122,7 @@ func (s *Server) sendCopies(ctx context.Context, tx *transaction, due []recipien
 			defer func() { <-sem }()
 			body, err := s.opts.Personalize(tx.purpose, r.addr, tx.msg.header.Copy(), tx.msg.body)
 			if err != nil {
-				tx.log.Error("personalizing a copy failed", "err", err)
+				tx.log.Error("personalizing a copy failed", "err", logText(err.Error()))
 				outs[i] = outcome{err: errInternal}
 				return
 			}
@@ -184,7 +184,7 @@ func (s *Server) send(ctx context.Context, tx *transaction, body io.WriterTo, du
 	switch {
 	case errors.As(err, &md) && md.MaybeDelivered():
 		observe("reply_lost")
-		tx.log.Warn("the upstream's reply to a sent message was lost; treating the copies as delivered", "recipients", len(due), "err", err)
+		tx.log.Warn("the upstream's reply to a sent message was lost; treating the copies as delivered", "recipients", len(due), "err", logText(err.Error()))
 		out := outcome{uncertain: map[optin.Address]bool{}}
 		for _, r := range due {
 			out.accepted = append(out.accepted, r.addr)
@@ -196,12 +196,12 @@ func (s *Server) send(ctx context.Context, tx *transaction, body io.WriterTo, du
 		// Every recipient refused at RCPT: report them one by one below.
 	case errors.As(err, &se) && se.Code >= 500:
 		observe("permfail")
-		tx.log.Warn("upstream refused message", "code", se.Code, "detail", oneLine(se.Message))
+		tx.log.Warn("upstream refused message", "code", se.Code, "detail", logText(se.Message))
 		s.metrics.recipients.WithLabelValues("refused").Add(float64(len(due)))
 		return outcome{err: upstreamRefused(se)}
 	case errors.As(err, &se):
 		observe("tempfail")
-		tx.log.Warn("upstream deferred message", "code", se.Code, "detail", oneLine(se.Message))
+		tx.log.Warn("upstream deferred message", "code", se.Code, "detail", logText(se.Message))
 		return outcome{err: upstreamDeferred(se)}
 	case errors.As(err, &lacks):
 		observe("permfail")
@@ -209,7 +209,7 @@ func (s *Server) send(ctx context.Context, tx *transaction, body io.WriterTo, du
 		return outcome{err: upstreamLacks(lacks.Lacks())}
 	default:
 		observe("tempfail")
-		tx.log.Warn("upstream unreachable", "err", err)
+		tx.log.Warn("upstream unreachable", "err", logText(err.Error()))
 		return outcome{err: errUpstreamDown}
 	}
 

@@ -392,7 +392,7 @@ func (s *Server) trusted(ip netip.Addr) bool {
 type slogPrinter struct{ log *slog.Logger }
 
 func (p slogPrinter) Printf(format string, v ...any) {
-	p.log.Warn("smtp server", "detail", fmt.Sprintf(format, v...))
+	p.log.Warn("smtp server", "detail", logText(fmt.Sprintf(format, v...)))
 }
 
-func (p slogPrinter) Println(v ...any) { p.log.Warn("smtp server", "detail", fmt.Sprint(v...)) }
+func (p slogPrinter) Println(v ...any) { p.log.Warn("smtp server", "detail", logText(fmt.Sprint(v...))) }
