@@ -22,10 +22,6 @@ import (
 	"optinproxy/upstream"
 )
 
-func init() {
-	register("serve", command{summary: "run the SMTP relay and the HTTP service", run: runServe})
-}
-
 // shutdownGrace bounds how long SIGTERM waits for transactions in flight.
 const shutdownGrace = 30 * time.Second
 
