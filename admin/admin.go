@@ -31,7 +31,8 @@ type Options struct {
 	MaxBodyBytes   int64
 	MaxImportBytes int64
 	// LongTimeout is how long an import or a verify may take to read
-	// its request and write its answer (default 15 minutes). They
+	// its request, and then again to write its answer (default 15
+	// minutes). They
 	// outlast the HTTP server's own read and write timeouts, so the API
 	// moves the connection's deadlines for them, once the token is
 	// checked: strangers still get the server's short ones.
@@ -150,14 +151,16 @@ func (a *API) bodyLimit(rt route) int64 {
 	return a.opts.MaxBodyBytes
 }
 
-// extendDeadlines gives the request LongTimeout from now to be read and
-// answered. Deadlines are wall-clock times of the connection, so this
+// extendDeadlines gives the request LongTimeout from now to be read, and
+// as long again after that to be answered: an import applies its last
+// rows after the last byte, and a body that came too late still gets
+// its 408. Deadlines are wall-clock times of the connection, so this
 // uses the real clock, not opts.Now. A writer without deadlines (not a
 // network connection) keeps none.
 func (a *API) extendDeadlines(w http.ResponseWriter) {
 	rc := http.NewResponseController(w)
-	at := time.Now().Add(a.opts.LongTimeout)
-	if err := rc.SetReadDeadline(at); err == nil {
-		rc.SetWriteDeadline(at)
+	read := time.Now().Add(a.opts.LongTimeout)
+	if err := rc.SetReadDeadline(read); err == nil {
+		rc.SetWriteDeadline(read.Add(a.opts.LongTimeout))
 	}
 }

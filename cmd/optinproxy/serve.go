@@ -173,7 +173,7 @@ func start(ctx context.Context, cfg *config.Config, environ []string, log *slog.
 		jr.Close()
 		store.Close()
 	}
-	handler, err := newHandler(cfg, reg, store, up, log)
+	handler, err := newHandler(cfg, reg, store, up, log, defaultHTTPTimeouts.long)
 	if err != nil {
 		closeAll()
 		return nil, err
@@ -204,11 +204,7 @@ func start(ctx context.Context, cfg *config.Config, environ []string, log *slog.
 		return nil, err
 	}
 	a.httpAddr = hl.Addr().String()
-	a.http = &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn),
-	}
+	a.http = newHTTPServer(handler, defaultHTTPTimeouts, log)
 	go func() { a.serveErr <- srv.Serve(sl) }()
 	if tl != nil {
 		go func() { a.serveErr <- srv.ServeTLS(tl) }()
