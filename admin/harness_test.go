@@ -44,13 +44,13 @@ type apiServer struct {
 	ledger *optin.Ledger
 }
 
-func newAPI(t *testing.T, store optin.Store) *apiServer {
+func newAPI(t testing.TB, store optin.Store) *apiServer {
 	t.Helper()
 	return newAPIWith(t, store, nil)
 }
 
 // newAPIWith is newAPI with options changed by adjust before New.
-func newAPIWith(t *testing.T, store optin.Store, adjust func(*admin.Options)) *apiServer {
+func newAPIWith(t testing.TB, store optin.Store, adjust func(*admin.Options)) *apiServer {
 	t.Helper()
 	ledger, err := optin.NewLedger(optin.LedgerOptions{
 		Store: store,
