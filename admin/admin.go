@@ -32,10 +32,9 @@ type Options struct {
 	MaxImportBytes int64
 	// LongTimeout is how long an import or a verify may take to read
 	// its request, and then again to write its answer (default 15
-	// minutes). They
-	// outlast the HTTP server's own read and write timeouts, so the API
-	// moves the connection's deadlines for them, once the token is
-	// checked: strangers still get the server's short ones.
+	// minutes). They outlast the HTTP server's own read and write
+	// timeouts, so the API moves the connection's deadlines for them
+	// once the token is checked: strangers keep the server's short ones.
 	LongTimeout time.Duration
 	Now         func() time.Time
 }

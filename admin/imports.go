@@ -214,13 +214,13 @@ func parseImportTime(s string) (time.Time, error) {
 }
 
 // failImport answers a body that could not be read to its end. The
-// batches applied before stay applied; stored says how many rows they
+// batches sent to the store before stay; stored says how many rows they
 // held, so that the client knows the import was cut, not refused.
 func (a *API) failImport(w http.ResponseWriter, r *http.Request, err error, stored int) {
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		tooLarge(w, mbe.Limit, fmt.Sprintf("; %d rows before it were stored", stored))
+		tooLarge(w, mbe.Limit, fmt.Sprintf("; the %d rows before it were applied or already stored", stored))
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		a.fail(w, r, err)
 	default:
