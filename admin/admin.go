@@ -25,11 +25,18 @@ type Options struct {
 	Ledger *optin.Ledger
 	Tokens []Token
 	Logger *slog.Logger
-	// MaxBodyBytes bounds JSON request bodies (default 1 MiB);
-	// MaxImportBytes bounds a CSV import (default 256 MiB).
+	// MaxBodyBytes bounds the request body of every route (default
+	// 1 MiB) but the import; MaxImportBytes bounds a CSV import
+	// (default 256 MiB).
 	MaxBodyBytes   int64
 	MaxImportBytes int64
-	Now            func() time.Time
+	// LongTimeout is how long an import or a verify may take to read
+	// its request, and then again to write its answer (default 15
+	// minutes). They outlast the HTTP server's own read and write
+	// timeouts, so the API moves the connection's deadlines for them
+	// once the token is checked: strangers keep the server's short ones.
+	LongTimeout time.Duration
+	Now         func() time.Time
 }
 
 // API serves /api/v1. Safe for concurrent use.
@@ -77,6 +84,9 @@ func New(opts Options) (*API, error) {
 	if opts.MaxImportBytes <= 0 {
 		opts.MaxImportBytes = 256 << 20
 	}
+	if opts.LongTimeout <= 0 {
+		opts.LongTimeout = 15 * time.Minute
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -112,11 +122,44 @@ func (a *API) guard(rt route) http.Handler {
 			writeError(w, http.StatusForbidden, "forbidden", "token "+p.name+" lacks the "+rt.scope+" scope")
 			return
 		}
-		limit := a.opts.MaxBodyBytes
-		if rt.path == "/api/v1/imports" {
-			limit = a.opts.MaxImportBytes
+		limit := a.bodyLimit(rt)
+		if r.ContentLength > limit {
+			// Refused unread: the client learns the limit at once.
+			tooLarge(w, limit, "")
+			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		if rt.long() {
+			a.extendDeadlines(w)
+		}
 		rt.handle(a, w, r, p)
 	})
+}
+
+// long tells the routes that may outlast the server's timeouts: an
+// import reads up to MaxImportBytes and applies it, a verify reads every
+// subject.
+func (rt route) long() bool {
+	return rt.path == "/api/v1/imports" || rt.path == "/api/v1/verify"
+}
+
+func (a *API) bodyLimit(rt route) int64 {
+	if rt.path == "/api/v1/imports" {
+		return a.opts.MaxImportBytes
+	}
+	return a.opts.MaxBodyBytes
+}
+
+// extendDeadlines gives the request LongTimeout from now to be read, and
+// as long again after that to be answered: an import applies its last
+// rows after the last byte, and a body that came too late still gets
+// its 408. Deadlines are wall-clock times of the connection, so this
+// uses the real clock, not opts.Now. A writer without deadlines (not a
+// network connection) keeps none.
+func (a *API) extendDeadlines(w http.ResponseWriter) {
+	rc := http.NewResponseController(w)
+	read := time.Now().Add(a.opts.LongTimeout)
+	if err := rc.SetReadDeadline(read); err == nil {
+		rc.SetWriteDeadline(read.Add(a.opts.LongTimeout))
+	}
 }

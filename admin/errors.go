@@ -3,7 +3,9 @@ package admin
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"os"
 
 	"optinproxy/optin"
 )
@@ -38,7 +40,10 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "request body over the limit")
+		tooLarge(w, mbe.Limit, "")
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The connection's read deadline passed: the body came too slowly.
+		writeError(w, http.StatusRequestTimeout, "request_timeout", "the request body did not arrive in time")
 	case errors.Is(err, optin.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not_found", "nothing is stored for this address")
 	case errors.Is(err, optin.ErrUnknownPurpose):
@@ -54,6 +59,12 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		a.log.Error("request failed", "method", r.Method, "route", r.Pattern, "err", err)
 		writeError(w, http.StatusInternalServerError, "internal", "internal error")
 	}
+}
+
+// tooLarge answers a body over limit; more adds to the message.
+func tooLarge(w http.ResponseWriter, limit int64, more string) {
+	writeError(w, http.StatusRequestEntityTooLarge, "too_large",
+		fmt.Sprintf("the request body is over the limit of %d bytes for this endpoint%s", limit, more))
 }
 
 // badRequest is for input the handler itself refuses.

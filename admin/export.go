@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/xuri/excelize/v2"
@@ -48,7 +49,7 @@ func (a *API) exportSubject(w http.ResponseWriter, r *http.Request, _ principal)
 		w.Header().Set("Cache-Control", "no-store")
 		cw := csv.NewWriter(w)
 		for _, row := range ex.rows() {
-			cw.Write(row)
+			cw.Write(csvRow(row))
 		}
 		cw.Flush()
 	case "xlsx":
@@ -179,6 +180,28 @@ func (ex *export) workbook() (*excelize.File, error) {
 		}
 	}
 	return f, nil
+}
+
+// csvRow neutralises every cell of row for a spreadsheet (see csvCell).
+func csvRow(row []string) []string {
+	out := make([]string, len(row))
+	for i, v := range row {
+		out[i] = csvCell(v)
+	}
+	return out
+}
+
+// csvCell keeps a spreadsheet that opens the export from running a cell
+// as a formula: an address may start with = + or -, so a cell starting
+// with one of the characters OWASP lists (= + - @ tab CR) gets a leading
+// single quote. Every column is treated alike, negative-looking numbers
+// too: the export writes no numbers, only text, times, ids and JSON. The
+// XLSX export needs none of this, its cells are typed as text.
+func csvCell(v string) string {
+	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+		return "'" + v
+	}
+	return v
 }
 
 func stamp(t time.Time) string {

@@ -44,7 +44,13 @@ type apiServer struct {
 	ledger *optin.Ledger
 }
 
-func newAPI(t *testing.T, store optin.Store) *apiServer {
+func newAPI(t testing.TB, store optin.Store) *apiServer {
+	t.Helper()
+	return newAPIWith(t, store, nil)
+}
+
+// newAPIWith is newAPI with options changed by adjust before New.
+func newAPIWith(t testing.TB, store optin.Store, adjust func(*admin.Options)) *apiServer {
 	t.Helper()
 	ledger, err := optin.NewLedger(optin.LedgerOptions{
 		Store: store,
@@ -58,7 +64,7 @@ func newAPI(t *testing.T, store optin.Store) *apiServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, err := admin.New(admin.Options{
+	opts := admin.Options{
 		Ledger: ledger,
 		Tokens: []admin.Token{
 			{Name: "admin", SHA256: admin.HashToken(adminToken), Scopes: []string{"read", "write", "erase"}},
@@ -66,7 +72,11 @@ func newAPI(t *testing.T, store optin.Store) *apiServer {
 		},
 		Logger:       slog.New(slog.NewTextHandler(t.Output(), nil)),
 		MaxBodyBytes: 4096,
-	})
+	}
+	if adjust != nil {
+		adjust(&opts)
+	}
+	api, err := admin.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

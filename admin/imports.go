@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -50,7 +51,7 @@ func (a *API) importCSV(w http.ResponseWriter, r *http.Request, p principal) {
 	cr.ReuseRecord = true
 	head, err := cr.Read()
 	if err != nil {
-		a.failImport(w, r, fmt.Errorf("reading the header row: %w", err))
+		a.failImport(w, r, fmt.Errorf("reading the header row: %w", err), 0)
 		return
 	}
 	col := map[string]int{}
@@ -115,7 +116,7 @@ func (a *API) importCSV(w http.ResponseWriter, r *http.Request, p principal) {
 			continue
 		}
 		if err != nil {
-			a.failImport(w, r, err)
+			a.failImport(w, r, err, ans.Applied+ans.Ignored)
 			return
 		}
 		ans.Rows++
@@ -212,11 +213,17 @@ func parseImportTime(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("granted_at %q: want an RFC 3339 time such as 2026-01-31T09:00:00Z", s)
 }
 
-func (a *API) failImport(w http.ResponseWriter, r *http.Request, err error) {
+// failImport answers a body that could not be read to its end. The
+// batches sent to the store before stay; stored says how many rows they
+// held, so that the client knows the import was cut, not refused.
+func (a *API) failImport(w http.ResponseWriter, r *http.Request, err error, stored int) {
 	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
+	switch {
+	case errors.As(err, &mbe):
+		tooLarge(w, mbe.Limit, fmt.Sprintf("; the %d rows before it were applied or already stored", stored))
+	case errors.Is(err, os.ErrDeadlineExceeded):
 		a.fail(w, r, err)
-		return
+	default:
+		badRequest(w, "not a CSV import: "+err.Error())
 	}
-	badRequest(w, "not a CSV import: "+err.Error())
 }

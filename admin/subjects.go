@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"time"
 
 	"optinproxy/optin"
@@ -150,7 +151,7 @@ func decodeOptional(r *http.Request, v any) error {
 // failDecode answers a body that does not decode.
 func (a *API) failDecode(w http.ResponseWriter, r *http.Request, err error) {
 	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) || errors.Is(err, optin.ErrBadInput) {
+	if errors.As(err, &mbe) || errors.Is(err, optin.ErrBadInput) || errors.Is(err, os.ErrDeadlineExceeded) {
 		a.fail(w, r, err)
 		return
 	}

@@ -11,10 +11,6 @@ import (
 	"optinproxy/optin"
 )
 
-func init() {
-	register("check-config", command{summary: "validate the configuration and print every problem", run: runCheckConfig})
-}
-
 func runCheckConfig(_ context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	path := fs.String("config", e.getenv("OPTINPROXY_CONFIG"), "configuration file")

@@ -14,11 +14,6 @@ import (
 	"optinproxy/optin"
 )
 
-func init() {
-	register("consent", command{summary: "grant|withdraw|show: change or show a subject's consents", run: runConsent})
-	register("verify", command{summary: "check every subject's hash-chained history", run: runVerify})
-}
-
 func runConsent(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
 		return usagef("want grant, withdraw or show")

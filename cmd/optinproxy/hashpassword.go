@@ -12,10 +12,6 @@ import (
 	"golang.org/x/term"
 )
 
-func init() {
-	register("hash-password", command{summary: "print the bcrypt hash of a password (from stdin or the argument)", run: runHashPassword})
-}
-
 func runHashPassword(_ context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("hash-password", flag.ContinueOnError)
 	cost := fs.Int("cost", bcrypt.DefaultCost, "bcrypt cost")

@@ -79,9 +79,50 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
+// httpTimeouts bound how long one client may hold a connection of the
+// HTTP listener. Without them a client that announces a body and sends
+// none, or keeps a connection open and idle, holds it for ever.
+type httpTimeouts struct {
+	header time.Duration // the request line and headers
+	read   time.Duration // the whole request, body included
+	write  time.Duration // from the end of the request to the end of the answer
+	idle   time.Duration // a kept-alive connection waiting for its next request
+	long   time.Duration // reading and answering an import or a verify, once its token is checked
+}
+
+// defaultHTTPTimeouts: a body other than an import is at most 1 MiB, so
+// a minute to read it and a minute to answer is plenty even on a slow
+// link. Idle connections stay two minutes, longer than the 60 s after
+// which load balancers commonly drop theirs, so that the proxy is not
+// the one to close a connection a balancer is about to reuse. An import
+// (up to 256 MiB, applied while it is read) and a verify (every subject)
+// get 15 minutes.
+var defaultHTTPTimeouts = httpTimeouts{
+	header: 10 * time.Second,
+	read:   time.Minute,
+	write:  time.Minute,
+	idle:   2 * time.Minute,
+	long:   15 * time.Minute,
+}
+
+// newHTTPServer is the HTTP listener's server. It has its own listener
+// and shares no limit with the SMTP side, so a flood of SMTP clients
+// leaves it serving.
+func newHTTPServer(handler http.Handler, t httpTimeouts, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: t.header,
+		ReadTimeout:       t.read,
+		WriteTimeout:      t.write,
+		IdleTimeout:       t.idle,
+		ErrorLog:          slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn),
+	}
+}
+
 // newHandler mounts everything the HTTP listener serves: the operational
-// endpoints and the admin API.
-func newHandler(cfg *config.Config, reg *prometheus.Registry, store optin.Store, up upstream.Sender, log *slog.Logger) (http.Handler, error) {
+// endpoints and the admin API. long is how long an import or a verify may
+// take (httpTimeouts.long).
+func newHandler(cfg *config.Config, reg *prometheus.Registry, store optin.Store, up upstream.Sender, log *slog.Logger, long time.Duration) (http.Handler, error) {
 	ledger, err := optin.NewLedger(optin.LedgerOptions{Store: store, Purposes: purposes(cfg), PolicyVersion: cfg.Policy.CurrentVersion})
 	if err != nil {
 		return nil, err
@@ -90,7 +131,7 @@ func newHandler(cfg *config.Config, reg *prometheus.Registry, store optin.Store,
 	if err != nil {
 		return nil, err
 	}
-	api, err := admin.New(admin.Options{Ledger: ledger, Tokens: tokens, Logger: log})
+	api, err := admin.New(admin.Options{Ledger: ledger, Tokens: tokens, Logger: log, LongTimeout: long})
 	if err != nil {
 		return nil, err
 	}

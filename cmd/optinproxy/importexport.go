@@ -11,12 +11,6 @@ import (
 	"time"
 )
 
-func init() {
-	register("import", command{summary: "import consents from a CSV file", run: runImport})
-	register("export", command{summary: "export everything stored about a subject (json, csv, xlsx)", run: runExport})
-	register("suppress", command{summary: "add|remove|list address-level suppressions", run: runSuppress})
-}
-
 func runImport(_ context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("import", flag.ContinueOnError)
 	cf := addClientFlags(fs, e)

@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"sort"
 	"strings"
 	"syscall"
 )
@@ -19,8 +18,36 @@ import (
 // command is one subcommand. run gets the arguments after the command name
 // and returns an error; a usageError exits 2 with one line.
 type command struct {
+	name    string
 	summary string
 	run     func(ctx context.Context, env *env, args []string) error
+}
+
+// commands is every subcommand, in one place and in the order help lists
+// them, so that what the binary can do is read here and not gathered from
+// init functions across the package.
+var commands = []command{
+	{"check-config", "validate the configuration and print every problem", runCheckConfig},
+	{"consent", "grant|withdraw|show: change or show a subject's consents", runConsent},
+	{"export", "export everything stored about a subject (json, csv, xlsx)", runExport},
+	{"hash-password", "print the bcrypt hash of a password (from stdin or the argument)", runHashPassword},
+	{"import", "import consents from a CSV file", runImport},
+	{"report", "no-proof: list consents whose proof lacks something", runReport},
+	{"rotate-key", "re-wrap every subject key under a new ledger key generation, or --retire one", runRotateKey},
+	{"serve", "run the SMTP relay and the HTTP service", runServe},
+	{"suppress", "add|remove|list address-level suppressions", runSuppress},
+	{"verify", "check every subject's hash-chained history", runVerify},
+	{"version", "print the version", runVersion},
+}
+
+// lookup finds the command called name.
+func lookup(name string) (command, bool) {
+	for _, c := range commands {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
 }
 
 // env is what a command may touch of the process, so tests can run
@@ -40,10 +67,6 @@ func (e *env) getenv(key string) string {
 	}
 	return ""
 }
-
-var commands = map[string]command{}
-
-func register(name string, c command) { commands[name] = c }
 
 // usageError is a wrong invocation: printed as one line, exit status 2.
 type usageError struct{ msg string }
@@ -68,7 +91,7 @@ func run(ctx context.Context, e *env, args []string) int {
 		}
 		return 0
 	}
-	c, ok := commands[args[0]]
+	c, ok := lookup(args[0])
 	if !ok {
 		fmt.Fprintf(e.stderr, "optinproxy: unknown command %q (see optinproxy help)\n", args[0])
 		return 2
@@ -106,13 +129,8 @@ func (e exitError) Error() string { return e.msg }
 func printUsage(w io.Writer) {
 	fmt.Fprintln(w, "usage: optinproxy <command> [flags] [args]")
 	fmt.Fprintln(w, "\ncommands:")
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-14s %s\n", n, commands[n].summary)
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-14s %s\n", c.name, c.summary)
 	}
 }
 

@@ -11,10 +11,6 @@ import (
 	"time"
 )
 
-func init() {
-	register("report", command{summary: "no-proof: list consents whose proof lacks something", run: runReport})
-}
-
 // noProofPage is one page of GET /api/v1/reports/no-proof.
 type noProofPage struct {
 	Consents []struct {

@@ -17,10 +17,6 @@ import (
 	"optinproxy/optin"
 )
 
-func init() {
-	register("rotate-key", command{summary: "re-wrap every subject key under a new ledger key generation, or --retire one", run: runRotateKey})
-}
-
 // runRotateKey works on the store and key file of a --config (SPEC §8),
 // not through a server: it needs the key file, which the API never
 // hands out. On Redis it is safe while the servers run; the embedded

@@ -22,10 +22,6 @@ import (
 	"optinproxy/upstream"
 )
 
-func init() {
-	register("serve", command{summary: "run the SMTP relay and the HTTP service", run: runServe})
-}
-
 // shutdownGrace bounds how long SIGTERM waits for transactions in flight.
 const shutdownGrace = 30 * time.Second
 
@@ -177,7 +173,7 @@ func start(ctx context.Context, cfg *config.Config, environ []string, log *slog.
 		jr.Close()
 		store.Close()
 	}
-	handler, err := newHandler(cfg, reg, store, up, log)
+	handler, err := newHandler(cfg, reg, store, up, log, defaultHTTPTimeouts.long)
 	if err != nil {
 		closeAll()
 		return nil, err
@@ -208,11 +204,7 @@ func start(ctx context.Context, cfg *config.Config, environ []string, log *slog.
 		return nil, err
 	}
 	a.httpAddr = hl.Addr().String()
-	a.http = &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn),
-	}
+	a.http = newHTTPServer(handler, defaultHTTPTimeouts, log)
 	go func() { a.serveErr <- srv.Serve(sl) }()
 	if tl != nil {
 		go func() { a.serveErr <- srv.ServeTLS(tl) }()

@@ -10,10 +10,6 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = ""
 
-func init() {
-	register("version", command{summary: "print the version", run: runVersion})
-}
-
 func runVersion(_ context.Context, e *env, args []string) error {
 	if pos, err := parseFlags(flag.NewFlagSet("version", flag.ContinueOnError), args); err != nil {
 		return err
