@@ -53,6 +53,13 @@ type Options struct {
 	TrustedNetworks []netip.Prefix
 	MaxMessageBytes int64
 	MaxRecipients   int
+	ReadTimeout     time.Duration
+	WriteTimeout    time.Duration
+	// FirstCommandTimeout bounds the wait from the connection to the
+	// client's EHLO or HELO (ReadTimeout, the wait for each command
+	// after it), so that a client that connects and stays silent is
+	// dropped early. Default: 30 seconds, and never more than ReadTimeout.
+	FirstCommandTimeout time.Duration
 	// MaxConnections and MaxConnectionsPerIP bound the connections open
 	// at once over all listeners, in all and per client (an IPv4 address,
 	// or an IPv6 /64). Beyond either, a new connection is answered 421
@@ -63,15 +70,6 @@ type Options struct {
 	// MaxInflightBytes bounds the message bytes held at once over all
 	// connections. Default: 1 GiB.
 	MaxInflightBytes int64
-	// ReadTimeout bounds the wait for each command, and WriteTimeout
-	// each reply. Defaults: 5 and 1 minutes.
-	ReadTimeout  time.Duration
-	WriteTimeout time.Duration
-	// FirstCommandTimeout bounds the wait from the connection to the
-	// client's EHLO or HELO, so that a client that connects and stays
-	// silent is dropped well before ReadTimeout. Default: 30 seconds, and
-	// never more than ReadTimeout.
-	FirstCommandTimeout time.Duration
 	// UpstreamTimeout bounds the whole upstream hand-off of one message.
 	UpstreamTimeout time.Duration
 	Upstream        Upstream
