@@ -27,7 +27,13 @@ type SMTP struct {
 	TrustedNetworks []string `yaml:"trusted_networks"`
 	MaxMessageBytes int64    `yaml:"max_message_bytes"`
 	MaxRecipients   int      `yaml:"max_recipients"`
-	BlockedDSN      bool     `yaml:"blocked_dsn"`
+	// MaxConnections and MaxConnectionsPerIP bound the SMTP connections
+	// open at once, in all and per client address (IPv6: per /64).
+	MaxConnections      int `yaml:"max_connections"`
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
+	// MaxInflightBytes bounds the message bytes held at once.
+	MaxInflightBytes int64 `yaml:"max_inflight_bytes"`
+	BlockedDSN       bool  `yaml:"blocked_dsn"`
 	// ReadTimeout and WriteTimeout bound each SMTP command read and reply
 	// written; not in the SPEC's example but every relay needs them.
 	ReadTimeout  Duration `yaml:"read_timeout"`

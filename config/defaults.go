@@ -12,14 +12,17 @@ import (
 func Default() *Config {
 	return &Config{
 		SMTP: SMTP{
-			Listen:          "127.0.0.1:2525",
-			Hostname:        defaultHostname(),
-			TrustedNetworks: []string{"127.0.0.0/8", "::1/128"},
-			MaxMessageBytes: 25 << 20,
-			MaxRecipients:   1000,
-			ReadTimeout:     Duration(5 * time.Minute),
-			WriteTimeout:    Duration(time.Minute),
-			Users:           []User{},
+			Listen:              "127.0.0.1:2525",
+			Hostname:            defaultHostname(),
+			TrustedNetworks:     []string{"127.0.0.0/8", "::1/128"},
+			MaxMessageBytes:     25 << 20,
+			MaxRecipients:       1000,
+			MaxConnections:      1000,
+			MaxConnectionsPerIP: 100,
+			MaxInflightBytes:    1 << 30,
+			ReadTimeout:         Duration(5 * time.Minute),
+			WriteTimeout:        Duration(time.Minute),
+			Users:               []User{},
 		},
 		Upstream: Upstream{
 			URL:         "file://./data/outbox",

@@ -32,6 +32,21 @@ func TestEnvOverrides(t *testing.T) {
 			},
 		},
 		{
+			name: "keys that start alike (max_connections, max_connections_per_ip)",
+			env: []string{"OPTINPROXY_SMTP_MAX_CONNECTIONS=300", "OPTINPROXY_SMTP_MAX_CONNECTIONS_PER_IP=30",
+				"OPTINPROXY_SMTP_MAX_INFLIGHT_BYTES=1048576"},
+			check: func(t *testing.T, c *Config) {
+				eq(t, c.SMTP.MaxConnections, 300)
+				eq(t, c.SMTP.MaxConnectionsPerIP, 30)
+				eq(t, c.SMTP.MaxInflightBytes, int64(1<<20))
+			},
+		},
+		{
+			name:    "bad value of a key that starts like another",
+			env:     []string{"OPTINPROXY_SMTP_MAX_CONNECTIONS_PER_IP=0"},
+			wantKey: "smtp.max_connections_per_ip", wantEnv: "OPTINPROXY_SMTP_MAX_CONNECTIONS_PER_IP",
+		},
+		{
 			name: "duration",
 			env:  []string{"OPTINPROXY_UPSTREAM_DEDUP_WINDOW=2d"},
 			check: func(t *testing.T, c *Config) {

@@ -70,6 +70,9 @@ func (l *loader) checkSMTP(c *Config) {
 	}
 	l.checkPositive("smtp.max_message_bytes", s.MaxMessageBytes)
 	l.checkPositive("smtp.max_recipients", int64(s.MaxRecipients))
+	l.checkPositive("smtp.max_connections", int64(s.MaxConnections))
+	l.checkPositive("smtp.max_connections_per_ip", int64(s.MaxConnectionsPerIP))
+	l.checkPositive("smtp.max_inflight_bytes", s.MaxInflightBytes)
 	l.checkPositive("smtp.read_timeout", int64(s.ReadTimeout))
 	l.checkPositive("smtp.write_timeout", int64(s.WriteTimeout))
 

@@ -7,11 +7,13 @@ import (
 type metrics struct {
 	connections prometheus.Gauge
 	inflight    prometheus.Gauge
-	messages    *prometheus.CounterVec
-	recipients  *prometheus.CounterVec
-	replies     *prometheus.CounterVec
-	upstream    *prometheus.HistogramVec
-	decisions   *prometheus.CounterVec
+	// refused counts connections refused over the limits, by reason.
+	refused    *prometheus.CounterVec
+	messages   *prometheus.CounterVec
+	recipients *prometheus.CounterVec
+	replies    *prometheus.CounterVec
+	upstream   *prometheus.HistogramVec
+	decisions  *prometheus.CounterVec
 	// receiptErrors counts receipts the store could not take.
 	receiptErrors prometheus.Counter
 	dsns          *prometheus.CounterVec
@@ -27,6 +29,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "optinproxy_smtp_inflight_bytes",
 			Help: "Message bytes held by transactions now, against smtp.max_inflight_bytes.",
 		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "optinproxy_smtp_connections_refused_total",
+			Help: "SMTP connections refused with 421 over the connection limits, by reason: global, per_ip.",
+		}, []string{"reason"}),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "optinproxy_smtp_messages_total",
 			Help: "Messages received, by outcome: relayed, partial, blocked, tempfail, rejected.",
@@ -57,8 +63,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Delivery status notifications for blocked recipients, by result: sent, failed.",
 		}, []string{"result"}),
 	}
+	for _, reason := range []string{refusedGlobal, refusedPerIP} {
+		m.refused.WithLabelValues(reason) // shown at 0 before the first refusal
+	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.connections, m.inflight, m.messages, m.recipients, m.replies, m.upstream, m.decisions, m.receiptErrors, m.dsns} {
+		for _, c := range []prometheus.Collector{m.connections, m.inflight, m.refused, m.messages, m.recipients, m.replies, m.upstream, m.decisions, m.receiptErrors, m.dsns} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

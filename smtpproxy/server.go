@@ -56,8 +56,20 @@ type Options struct {
 	// MaxInflightBytes bounds the message bytes held by all transactions
 	// at once; a message that would pass it is refused with 452 4.3.1.
 	MaxInflightBytes int64
-	ReadTimeout     time.Duration
-	WriteTimeout    time.Duration
+	ReadTimeout      time.Duration
+	WriteTimeout     time.Duration
+	// FirstCommandTimeout bounds the wait from the connection to the
+	// client's EHLO or HELO (ReadTimeout, the wait for each command
+	// after it), so that a client that connects and stays silent is
+	// dropped early. Default: 30 seconds, and never more than ReadTimeout.
+	FirstCommandTimeout time.Duration
+	// MaxConnections and MaxConnectionsPerIP bound the connections open
+	// at once over all listeners, in all and per client (an IPv4 address,
+	// or an IPv6 /64). Beyond either, a new connection is answered 421
+	// 4.7.0 and closed without a session; a tenth of MaxConnections is
+	// kept for trusted networks. Defaults: 1000 and 100.
+	MaxConnections      int
+	MaxConnectionsPerIP int
 	// UpstreamTimeout bounds the whole upstream hand-off of one message.
 	UpstreamTimeout time.Duration
 	Upstream        Upstream
@@ -98,11 +110,12 @@ type Server struct {
 	batcher *optin.Batcher
 	// inflight is the budget of message bytes held at once.
 	inflight *budget
-	auth    *authLimiter
-	users   map[string]*User
-	log     *slog.Logger
-	metrics *metrics
-	smtp    *smtp.Server
+	auth     *authLimiter
+	users    map[string]*User
+	log      *slog.Logger
+	metrics  *metrics
+	smtp     *smtp.Server
+	limits   *connLimits
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
@@ -144,9 +157,19 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxRecipients <= 0 {
 		opts.MaxRecipients = 1000
 	}
+	if opts.MaxConnections <= 0 {
+		opts.MaxConnections = 1000
+	}
+	if opts.MaxConnectionsPerIP <= 0 {
+		opts.MaxConnectionsPerIP = 100
+	}
 	if opts.ReadTimeout <= 0 {
 		opts.ReadTimeout = 5 * time.Minute
 	}
+	if opts.FirstCommandTimeout <= 0 {
+		opts.FirstCommandTimeout = 30 * time.Second
+	}
+	opts.FirstCommandTimeout = min(opts.FirstCommandTimeout, opts.ReadTimeout)
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = time.Minute
 	}
@@ -188,6 +211,7 @@ func New(opts Options) (*Server, error) {
 		log:      opts.Logger.With("component", "smtp"),
 		sessions: make(map[*session]struct{}),
 		conns:    make(map[net.Conn]struct{}),
+		limits:   newConnLimits(opts.MaxConnections, opts.MaxConnectionsPerIP),
 	}
 	s.relays, s.stopRelays = context.WithCancel(context.Background())
 	s.batcher = optin.NewBatcher(opts.Store, 0, opts.UpstreamTimeout)
@@ -195,7 +219,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.inflight = newBudget(opts.MaxInflightBytes, s.metrics.inflight)
-	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
+	srv := smtp.NewServer(smtp.BackendFunc(s.openSession))
 	srv.Domain = opts.Hostname
 	srv.TLSConfig = opts.TLSConfig
 	srv.MaxMessageBytes = opts.MaxMessageBytes
@@ -237,10 +261,27 @@ func checkPurposes(opts Options) error {
 	return nil
 }
 
+// openSession is go-smtp's backend. go-smtp calls it at the client's first
+// EHLO or HELO, which ends the shorter wait for the first command.
+func (s *Server) openSession(c *smtp.Conn) (smtp.Session, error) {
+	sess, err := s.newSession(c)
+	if err != nil {
+		return nil, err
+	}
+	nc := c.Conn()
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	if tc, ok := nc.(*trackedConn); ok {
+		tc.greeted.Store(true)
+	}
+	return sess, nil
+}
+
 // Serve accepts SMTP on l, offering STARTTLS when a TLS config was given.
 // It returns nil after Shutdown.
 func (s *Server) Serve(l net.Listener) error {
-	return s.serve(trackingListener{l, s})
+	return s.serve(trackingListener{Listener: l, srv: s})
 }
 
 // ServeTLS accepts implicit-TLS SMTP on l (as on port 465).
@@ -249,7 +290,7 @@ func (s *Server) ServeTLS(l net.Listener) error {
 		return errors.New("smtpproxy: implicit TLS needs a certificate")
 	}
 	// TLS goes outside the tracking, so that go-smtp sees a *tls.Conn.
-	return s.serve(tls.NewListener(trackingListener{l, s}, s.opts.TLSConfig))
+	return s.serve(tls.NewListener(trackingListener{Listener: l, srv: s, implicitTLS: true}, s.opts.TLSConfig))
 }
 
 func (s *Server) serve(l net.Listener) error {
@@ -323,34 +364,85 @@ func (s *Server) closeConns(all bool) {
 	}
 }
 
-// trackingListener records the connections it accepts in srv.conns until
-// they are closed.
+// trackingListener admits the connections it accepts within the
+// connection limits, refusing the others, and records them in srv.conns
+// until they are closed.
 type trackingListener struct {
 	net.Listener
 	srv *Server
+	// implicitTLS: the connections are wrapped in TLS after Accept.
+	implicitTLS bool
 }
 
+// Accept returns the next connection admitted; refused ones are answered
+// and closed here, so go-smtp never sees them.
 func (l trackingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if tc := l.srv.admit(c, l.implicitTLS); tc != nil {
+			return tc, nil
+		}
 	}
-	tc := &trackedConn{Conn: c, srv: l.srv}
-	l.srv.mu.Lock()
-	l.srv.conns[tc] = struct{}{}
-	l.srv.mu.Unlock()
-	return tc, nil
 }
 
+// admit counts c in and tracks it, or refuses it and returns nil.
+func (s *Server) admit(c net.Conn, implicitTLS bool) *trackedConn {
+	ip := remoteIP(c.RemoteAddr())
+	client := clientOf(ip)
+	if reason := s.limits.admit(client, s.trusted(ip)); reason != "" {
+		s.metrics.refused.WithLabelValues(reason).Inc()
+		refuse(c, implicitTLS)
+		return nil
+	}
+	tc := &trackedConn{Conn: c, srv: s, client: client, firstBy: time.Now().Add(s.opts.FirstCommandTimeout)}
+	s.mu.Lock()
+	s.conns[tc] = struct{}{}
+	s.mu.Unlock()
+	return tc
+}
+
+// trackedConn is an admitted connection. Until the client's EHLO or HELO
+// (greeted), no read waits past firstBy: go-smtp sets a deadline of
+// ReadTimeout before each command, and this keeps the earlier one.
 type trackedConn struct {
 	net.Conn
-	srv *Server
+	srv     *Server
+	client  netip.Prefix
+	firstBy time.Time
+	greeted atomic.Bool
+	closed  sync.Once
 }
 
+func (c *trackedConn) SetReadDeadline(t time.Time) error {
+	return c.Conn.SetReadDeadline(c.clamp(t))
+}
+
+func (c *trackedConn) SetDeadline(t time.Time) error {
+	if err := c.Conn.SetWriteDeadline(t); err != nil {
+		return err
+	}
+	return c.Conn.SetReadDeadline(c.clamp(t))
+}
+
+// clamp returns the read deadline to set instead of t.
+func (c *trackedConn) clamp(t time.Time) time.Time {
+	if c.greeted.Load() || (!t.IsZero() && t.Before(c.firstBy)) {
+		return t
+	}
+	return c.firstBy
+}
+
+// Close counts the connection out, once, before closing it.
 func (c *trackedConn) Close() error {
-	c.srv.mu.Lock()
-	delete(c.srv.conns, c)
-	c.srv.mu.Unlock()
+	c.closed.Do(func() {
+		c.srv.mu.Lock()
+		delete(c.srv.conns, c)
+		c.srv.mu.Unlock()
+		c.srv.limits.release(c.client)
+	})
 	return c.Conn.Close()
 }
 
@@ -395,4 +487,6 @@ func (p slogPrinter) Printf(format string, v ...any) {
 	p.log.Warn("smtp server", "detail", logText(fmt.Sprintf(format, v...)))
 }
 
-func (p slogPrinter) Println(v ...any) { p.log.Warn("smtp server", "detail", logText(fmt.Sprint(v...))) }
+func (p slogPrinter) Println(v ...any) {
+	p.log.Warn("smtp server", "detail", logText(fmt.Sprint(v...)))
+}

@@ -43,6 +43,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	for _, w := range cfg.Warnings() {
 		log.Warn("configuration", "advice", w)
 	}
+	// An SMTP client may hold an upstream connection while its message is
+	// relayed; the rest is for HTTP, the store and the process itself.
+	ensureFileLimit(2*uint64(cfg.SMTP.MaxConnections)+256, log)
 	a, err := start(ctx, cfg, e.environ, log)
 	if err != nil {
 		return err
@@ -154,6 +157,10 @@ func start(ctx context.Context, cfg *config.Config, environ []string, log *slog.
 		DedupWindow:     time.Duration(cfg.Upstream.DedupWindow),
 		Logger:          log,
 		Metrics:         reg,
+
+		MaxConnections:      cfg.SMTP.MaxConnections,
+		MaxConnectionsPerIP: cfg.SMTP.MaxConnectionsPerIP,
+		MaxInflightBytes:    cfg.SMTP.MaxInflightBytes,
 	})
 	if err != nil {
 		up.Close()
