@@ -2,7 +2,6 @@ package upstream
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -349,54 +348,18 @@ func (c *conn) reset(res result, err error) result {
 	return res
 }
 
-// writeMessage writes msg dot-stuffed (RFC 5321 section 4.5.2), with
-// bare LF made CRLF, then the terminating dot, and flushes.
+// writeMessage writes msg for DATA with its terminating dot, and
+// flushes.
 func (c *conn) writeMessage(msg io.WriterTo) error {
 	c.nc.SetDeadline(time.Now().Add(c.timeout))
-	dw := &dotWriter{w: c.w, bol: true}
+	dw := newDotWriter(c.w)
 	if _, err := msg.WriteTo(dw); err != nil {
 		return err
 	}
-	if !dw.bol {
-		c.w.WriteString("\r\n")
+	if err := dw.Finish(); err != nil {
+		return err
 	}
-	c.w.WriteString(".\r\n")
 	return c.w.Flush()
-}
-
-// dotWriter dot-stuffs what it is given, a line at a time rather than a
-// byte at a time.
-type dotWriter struct {
-	w      *bufio.Writer
-	bol    bool // at the beginning of a line
-	lastCR bool // the last byte written was CR
-}
-
-func (d *dotWriter) Write(p []byte) (int, error) {
-	n := len(p)
-	for len(p) > 0 {
-		if d.bol && p[0] == '.' {
-			d.w.WriteByte('.')
-		}
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			d.w.Write(p)
-			d.bol = false
-			d.lastCR = p[len(p)-1] == '\r'
-			break
-		}
-		line := p[:i]
-		cr := (i > 0 && line[i-1] == '\r') || (i == 0 && d.lastCR)
-		if cr {
-			d.w.Write(p[:i+1])
-		} else {
-			d.w.Write(line)
-			d.w.WriteString("\r\n")
-		}
-		p = p[i+1:]
-		d.bol, d.lastCR = true, false
-	}
-	return n, nil
 }
 
 // ErrReplyLost means the connection broke after the whole message and
