@@ -21,29 +21,66 @@ import (
 // answered. It records the raw DATA it receives.
 type lockstepServer struct {
 	addr string
-	mu   sync.Mutex
-	data [][]byte
-	errs []string
+	// hook, when set, sees every command of connection n (counted from
+	// 1) before it is answered: the upper-cased line without CRLF, "."
+	// for the end of a message, "EOF" when the client has gone. It may
+	// block, to stall the reply, and a reply it returns replaces the
+	// usual one; hangUp closes the connection instead.
+	hook func(n int, cmd string) string
+
+	mu    sync.Mutex
+	data  [][]byte
+	errs  []string
+	conns int
 }
 
-func startLockstep(t *testing.T) *lockstepServer {
+// hangUp, returned by a hook, closes the connection without a reply.
+const hangUp = "<hang up>"
+
+func startLockstep(t *testing.T, hook func(n int, cmd string) string) *lockstepServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	s := &lockstepServer{addr: ln.Addr().String()}
+	s := &lockstepServer{addr: ln.Addr().String(), hook: hook}
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			go s.serve(c)
+			s.mu.Lock()
+			s.conns++
+			n := s.conns
+			s.mu.Unlock()
+			go s.serve(c, n)
 		}
 	}()
 	return s
+}
+
+func (s *lockstepServer) connCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns
+}
+
+func (s *lockstepServer) messages() [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([][]byte(nil), s.data...)
+}
+
+// answer gives the hook's reply to cmd, or def.
+func (s *lockstepServer) answer(n int, cmd, def string) string {
+	if s.hook != nil {
+		if r := s.hook(n, cmd); r != "" {
+			return r
+		}
+	}
+	return def
 }
 
 func (s *lockstepServer) fail(msg string) {
@@ -52,15 +89,22 @@ func (s *lockstepServer) fail(msg string) {
 	s.mu.Unlock()
 }
 
-func (s *lockstepServer) serve(c net.Conn) {
+func (s *lockstepServer) serve(c net.Conn, n int) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	r := bufio.NewReader(c)
-	say := func(line string) { c.Write([]byte(line + "\r\n")) }
+	say := func(line string) {
+		if line == hangUp {
+			c.Close() // the next read fails and ends the loop
+			return
+		}
+		c.Write([]byte(line + "\r\n"))
+	}
 	say("220 lockstep ESMTP")
 	for {
 		line, err := r.ReadString('\n')
 		if err != nil {
+			s.answer(n, "EOF", "")
 			return
 		}
 		if r.Buffered() > 0 {
@@ -70,15 +114,19 @@ func (s *lockstepServer) serve(c net.Conn) {
 		switch {
 		case strings.HasPrefix(cmd, "EHLO"):
 			say("250-lockstep")
-			say("250 8BITMIME")
+			say(s.answer(n, cmd, "250 8BITMIME"))
 		case strings.HasPrefix(cmd, "MAIL FROM:"), cmd == "RSET", cmd == "NOOP":
-			say("250 2.0.0 ok")
+			say(s.answer(n, cmd, "250 2.0.0 ok"))
 		case strings.HasPrefix(cmd, "RCPT TO:<BAD@"):
-			say("550 5.1.1 no such user")
+			say(s.answer(n, cmd, "550 5.1.1 no such user"))
 		case strings.HasPrefix(cmd, "RCPT TO:"):
-			say("250 2.1.5 ok")
+			say(s.answer(n, cmd, "250 2.1.5 ok"))
 		case cmd == "DATA":
-			say("354 go ahead")
+			reply := s.answer(n, cmd, "354 go ahead")
+			say(reply)
+			if !strings.HasPrefix(reply, "354") {
+				continue
+			}
 			var data bytes.Buffer
 			for {
 				l, err := r.ReadString('\n')
@@ -93,12 +141,11 @@ func (s *lockstepServer) serve(c net.Conn) {
 			s.mu.Lock()
 			s.data = append(s.data, data.Bytes())
 			s.mu.Unlock()
-			say("250 2.0.0 queued")
+			say(s.answer(n, ".", "250 2.0.0 queued"))
 		case cmd == "QUIT":
-			say("221 bye")
-			return
+			say(s.answer(n, cmd, "221 bye")) // and wait for the client to close
 		default:
-			say("500 5.5.1 what?")
+			say(s.answer(n, cmd, "500 5.5.1 what?"))
 		}
 	}
 }
@@ -107,7 +154,7 @@ func (s *lockstepServer) serve(c net.Conn) {
 // dot-stuffed and bare LF becomes CRLF; a refused recipient is reported
 // while the others get the message.
 func TestLockstepUpstream(t *testing.T) {
-	srv := startLockstep(t)
+	srv := startLockstep(t, nil)
 	s, err := upstream.New(upstream.Options{URL: "smtp://" + srv.addr, Timeout: 3 * time.Second})
 	if err != nil {
 		t.Fatal(err)

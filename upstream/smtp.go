@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -26,13 +28,19 @@ type SMTP struct {
 	user, pass  string
 	localName   string
 	timeout     time.Duration
+	dotTimeout  time.Duration
 	maxIdle     time.Duration
 	log         *slog.Logger
 
 	idle   chan *conn
 	mu     sync.Mutex
 	closed bool
+	quits  sync.WaitGroup // QUITs in the background; Close waits for them
 }
+
+// quitTimeout bounds a QUIT, and with it Close: shutdown must not wait
+// on a slow upstream's goodbye.
+const quitTimeout = 5 * time.Second
 
 // NewSMTP builds the pooled sender for an smtp:// or smtps:// URL.
 func NewSMTP(u *url.URL, opts Options) (*SMTP, error) {
@@ -44,6 +52,7 @@ func NewSMTP(u *url.URL, opts Options) (*SMTP, error) {
 		implicitTLS: u.Scheme == "smtps",
 		localName:   opts.LocalName,
 		timeout:     opts.Timeout,
+		dotTimeout:  opts.DotTimeout,
 		maxIdle:     opts.MaxIdle,
 		log:         opts.Logger,
 	}
@@ -60,6 +69,10 @@ func NewSMTP(u *url.URL, opts Options) (*SMTP, error) {
 	if s.timeout <= 0 {
 		s.timeout = time.Minute
 	}
+	if s.dotTimeout <= 0 {
+		s.dotTimeout = 10 * time.Minute
+	}
+	s.dotTimeout = max(s.dotTimeout, s.timeout)
 	if s.maxIdle <= 0 {
 		s.maxIdle = 30 * time.Second
 	}
@@ -86,23 +99,29 @@ func NewSMTP(u *url.URL, opts Options) (*SMTP, error) {
 // (the connection breaks after the message was sent) the copy may or may
 // not have been delivered; Send then reports an error and does not retry,
 // so the proxy never sends a copy twice by its own doing.
+//
+// Each command and its reply, and each buffer of the message, must
+// progress within the timeout, and the reply to the final dot within the
+// dot timeout; ctx bounds the whole of it, and its end interrupts the
+// conversation (the error then wraps ctx.Err()).
 func (s *SMTP) Send(ctx context.Context, from string, to []string, msg io.WriterTo, opts *smtp.MailOptions) ([]error, error) {
 	for attempt := 0; ; attempt++ {
 		c, reused, err := s.get(ctx)
 		if err != nil {
 			return nil, err
 		}
-		// A cancelled context (shutdown, client gone) breaks the
-		// conversation rather than leaving it to the timeout.
-		stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(time.Now()) })
+		stop := c.watch(ctx)
 		res := c.send(from, to, msg, opts)
-		stop()
-		if res.healthy {
+		interrupted := stop()
+		if res.healthy && !interrupted {
 			s.put(c)
 		} else {
 			c.nc.Close()
 		}
-		if res.err != nil && reused && !res.replied && !isReply(res.err) && !errors.Is(res.err, ErrNoSMTPUTF8) && attempt == 0 {
+		if interrupted && res.err != nil && !isReply(res.err) {
+			res.err = fmt.Errorf("%w (%w)", res.err, ctx.Err())
+		}
+		if attempt == 0 && reused && !res.replied && !interrupted && isStale(res.err) {
 			// The upstream had closed the idle connection; nothing of
 			// the message reached it. Once more on a fresh one.
 			s.log.Debug("pooled upstream connection was stale", "err", res.err)
@@ -112,18 +131,16 @@ func (s *SMTP) Send(ctx context.Context, from string, to []string, msg io.Writer
 	}
 }
 
-func isReply(err error) bool {
-	var se *smtp.SMTPError
-	return errors.As(err, &se)
-}
-
-func firstErr(errs []error) error {
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
+// isStale tells a connection the upstream closed (the first read finds
+// its end, the first write a reset) from one that is slow: a timeout
+// fails the attempt, else a stalling upstream would get a second
+// timeout's worth on a fresh connection.
+func isStale(err error) bool {
+	switch {
+	case err == nil, errors.Is(err, os.ErrDeadlineExceeded):
+		return false
 	}
-	return nil
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // get takes an idle connection or dials a new one.
@@ -143,21 +160,26 @@ func (s *SMTP) get(ctx context.Context) (*conn, bool, error) {
 	}
 }
 
-// put returns p to the pool, or closes it when the pool is full or closed.
+// put returns c to the pool. When the pool is full c says QUIT in the
+// background; once the pool is closed it is just closed, as Close may
+// have returned.
 func (s *SMTP) put(c *conn) {
 	c.lastUsed = time.Now()
 	c.nc.SetDeadline(time.Time{})
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.closed {
-		select {
-		case s.idle <- c:
-			return
-		default:
-		}
+	if s.closed {
+		c.nc.Close()
+		return
 	}
-	go c.quit()
+	select {
+	case s.idle <- c:
+	default:
+		s.quits.Go(func() { c.quit(s.quitTimeout()) })
+	}
 }
+
+func (s *SMTP) quitTimeout() time.Duration { return min(s.timeout, quitTimeout) }
 
 // dial connects, greets, upgrades to TLS and authenticates. A failure
 // here is the connection's, not a verdict on a message, so it is never
@@ -185,12 +207,11 @@ func (s *SMTP) dial(ctx context.Context) (*conn, error) {
 		}
 		nc = tc
 	}
-	c := newConn(nc, s.timeout)
+	c := newConn(nc, s.timeout, s.dotTimeout)
 	fail := func(what string, err error) (*conn, error) {
 		raw.Close()
 		return nil, s.dialErr(ctx, what, err)
 	}
-	c.deadline()
 	if _, err := c.expect(220); err != nil {
 		return fail("greeting", err)
 	}
@@ -204,7 +225,8 @@ func (s *SMTP) dial(ctx context.Context) (*conn, error) {
 				return fail("starttls", err)
 			}
 		case s.requireTLS:
-			return fail("starttls", errors.New("STARTTLS required but not offered"))
+			raw.Close()
+			return nil, fmt.Errorf("%w by %s", ErrNoStartTLS, s.addr)
 		}
 	}
 	if s.user != "" {
@@ -228,10 +250,13 @@ func (s *SMTP) dial(ctx context.Context) (*conn, error) {
 // dialErr describes a failure while connecting, keeping the text of an
 // upstream's reply but not its type (see dial).
 func (s *SMTP) dialErr(ctx context.Context, what string, err error) error {
-	if ctx.Err() != nil {
+	switch {
+	case ctx.Err() != nil:
 		return fmt.Errorf("upstream: %s: %s: %w (%v)", s.addr, what, ctx.Err(), err)
+	case isReply(err):
+		return fmt.Errorf("upstream: %s: %s: %v", s.addr, what, err)
 	}
-	return fmt.Errorf("upstream: %s: %s: %v", s.addr, what, err)
+	return fmt.Errorf("upstream: %s: %s: %w", s.addr, what, err)
 }
 
 // Ping checks that the upstream answers: NOOP on an idle connection, or a
@@ -241,31 +266,45 @@ func (s *SMTP) Ping(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.cmd(250, "NOOP"); err != nil {
+	stop := c.watch(ctx)
+	_, err = c.cmd(250, "NOOP")
+	interrupted := stop()
+	switch {
+	case err == nil && !interrupted:
+		s.put(c)
+		return nil
+	case err == nil:
 		c.nc.Close()
-		if reused {
-			return s.Ping(ctx)
-		}
-		return fmt.Errorf("upstream: %w", err)
+		return nil
 	}
-	s.put(c)
-	return nil
+	c.nc.Close()
+	if reused && !interrupted && !errors.Is(err, os.ErrDeadlineExceeded) {
+		return s.Ping(ctx) // that one had gone stale; the next may not have
+	}
+	return fmt.Errorf("upstream: ping: %w", err)
 }
 
-// Close says QUIT on every idle connection. Sends in flight finish; their
-// connections are closed instead of pooled.
+// Close says QUIT on every idle connection, all at once, and waits for
+// those and the QUITs already under way, each bounded by the timeout
+// (at most five seconds). Sends in flight finish; their connections are
+// closed instead of pooled.
 func (s *SMTP) Close() error {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
+	var idle sync.WaitGroup
+drain:
 	for {
 		select {
 		case c := <-s.idle:
-			c.quit()
+			idle.Go(func() { c.quit(s.quitTimeout()) })
 		default:
-			return nil
+			break drain
 		}
 	}
+	idle.Wait()
+	s.quits.Wait()
+	return nil
 }
 
 func isLoopback(hostport string) bool {

@@ -23,9 +23,14 @@ import (
 // Sender is what both upstreams do. Send delivers one copy of a message to
 // the recipients in to. A non-nil err means no recipient got the copy:
 // an *smtp.SMTPError when the upstream answered, any other error when it
-// could not be reached or the conversation broke. With err nil, rcptErrs
-// (nil or one entry per recipient, in order) names the recipients the
-// upstream refused at RCPT while it accepted the copy for the others.
+// could not be reached or the conversation broke. Two kinds of the latter
+// carry a method, for callers that do not import this package:
+// MaybeDelivered() bool when the reply to the whole message was lost (the
+// copy may have been delivered), and Lacks() string naming the extension
+// ("STARTTLS", "SMTPUTF8", "REQUIRETLS") the upstream does not offer and
+// the message or the configuration needs. With err nil, rcptErrs (nil or
+// one entry per recipient, in order) names the recipients the upstream
+// refused at RCPT while it accepted the copy for the others.
 type Sender interface {
 	Send(ctx context.Context, from string, to []string, msg io.WriterTo, opts *smtp.MailOptions) (rcptErrs []error, err error)
 	// Ping reports whether the upstream can take mail now (for /readyz).
@@ -45,8 +50,13 @@ type Options struct {
 	TLSConfig *tls.Config
 	// LocalName is said in EHLO.
 	LocalName string
-	// Timeout bounds dialing and every command; default one minute.
+	// Timeout bounds dialing, and then each command and its reply and
+	// each buffer of a message written; default one minute.
 	Timeout time.Duration
+	// DotTimeout bounds the wait for the reply to a message's final dot,
+	// when the upstream may be scanning it; default ten minutes (RFC
+	// 5321 section 4.5.3.2.6), never shorter than Timeout.
+	DotTimeout time.Duration
 	// PoolSize is how many idle connections are kept; default 20.
 	PoolSize int
 	// MaxIdle is how long an idle connection is kept; default 30s, below
