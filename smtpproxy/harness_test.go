@@ -46,7 +46,7 @@ func startProxy(t *testing.T, edit func(o *smtpproxy.Options)) *proxy {
 // get: the tests of the relay itself see every copy go out.
 func startProxyTo(t *testing.T, up *recorder, edit func(o *smtpproxy.Options)) *proxy {
 	t.Helper()
-	sender, err := upstream.New(upstream.Options{URL: "smtp://" + up.addr, Timeout: 2 * time.Second, PoolSize: 20})
+	sender, err := upstream.New(upstream.Options{URL: "smtp://" + up.addr, Timeout: 2 * time.Second, DotTimeout: 2 * time.Second, PoolSize: 20})
 	if err != nil {
 		t.Fatal(err)
 	}

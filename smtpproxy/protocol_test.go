@@ -349,3 +349,24 @@ func (s *optsSession) Data(r io.Reader) error {
 	s.u.mu.Unlock()
 	return nil
 }
+
+// An upstream that must speak TLS (starttls: required) but does not
+// offer STARTTLS: the client hears that, not that the upstream is
+// unreachable, and nothing is relayed.
+func TestUpstreamWithoutRequiredStartTLS(t *testing.T) {
+	up := newRecorder(t)
+	sender, err := upstream.New(upstream.Options{URL: "smtp://" + up.addr, StartTLS: "required", Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sender.Close() })
+	p := startProxyTo(t, up, func(o *smtpproxy.Options) { o.Upstream = sender })
+	_, err = send(p.dial(t), "crm@shop.example", []string{"jan@example.com"}, plainMsg)
+	se := wantCode(t, err, 451)
+	if se.EnhancedCode != (smtp.EnhancedCode{4, 7, 5}) || !strings.Contains(se.Message, "STARTTLS") {
+		t.Errorf("reply: %v %s", se.EnhancedCode, se.Message)
+	}
+	if n := len(up.deliveries()); n != 0 {
+		t.Errorf("upstream got %d messages", n)
+	}
+}

@@ -33,6 +33,7 @@ var (
 	errUpstreamDown       = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 1}, Message: "Upstream mailer not reachable; nothing was relayed, try again later"}
 	errNoSMTPUTF8         = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7}, Message: "Upstream mailer does not support SMTPUTF8 addresses; nothing was relayed"}
 	errUpstreamNoTLS      = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 5}, Message: "Upstream mailer does not offer STARTTLS, which this relay is configured to require; nothing was relayed, try again later"}
+	errNoRequireTLS       = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 30}, Message: "REQUIRETLS was asked for, and the upstream mailer does not support it; nothing was relayed"}
 	errShuttingDown       = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Service shutting down, try again later"}
 	errInternal           = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Internal error; nothing was relayed, try again later"}
 )
@@ -164,6 +165,8 @@ func upstreamLacks(ext string) *smtp.SMTPError {
 		return errNoSMTPUTF8
 	case "STARTTLS":
 		return errUpstreamNoTLS
+	case "REQUIRETLS":
+		return errNoRequireTLS
 	}
 	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
 		Message: "Upstream mailer lacks " + quoteName(ext) + "; nothing was relayed, try again later"}

@@ -25,6 +25,11 @@ import (
 // shutdownGrace bounds how long SIGTERM waits for transactions in flight.
 const shutdownGrace = 30 * time.Second
 
+// dotTimeout bounds the upstream's reply to a message's final dot: the
+// ten minutes RFC 5321 section 4.5.3.2.6 asks a client to wait, since the
+// upstream may check the whole message before it answers.
+const dotTimeout = 10 * time.Minute
+
 func runServe(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	path := fs.String("config", e.getenv("OPTINPROXY_CONFIG"), "configuration file (default: none, the built-in defaults)")
@@ -100,14 +105,15 @@ func start(ctx context.Context, cfg *config.Config, environ []string, log *slog.
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	up, err := upstream.New(upstream.Options{
-		URL:       cfg.Upstream.URL,
-		Username:  cfg.Upstream.Username,
-		Password:  cfg.Upstream.Password,
-		StartTLS:  cfg.Upstream.StartTLS,
-		LocalName: cfg.SMTP.Hostname,
-		Timeout:   time.Duration(cfg.Upstream.Timeout),
-		PoolSize:  cfg.Upstream.PoolSize,
-		Logger:    log.With("component", "upstream"),
+		URL:        cfg.Upstream.URL,
+		Username:   cfg.Upstream.Username,
+		Password:   cfg.Upstream.Password,
+		StartTLS:   cfg.Upstream.StartTLS,
+		LocalName:  cfg.SMTP.Hostname,
+		Timeout:    time.Duration(cfg.Upstream.Timeout),
+		DotTimeout: dotTimeout,
+		PoolSize:   cfg.Upstream.PoolSize,
+		Logger:     log.With("component", "upstream"),
 	})
 	if err != nil {
 		return nil, err
@@ -146,7 +152,9 @@ func start(ctx context.Context, cfg *config.Config, environ []string, log *slog.
 		MaxRecipients:   cfg.SMTP.MaxRecipients,
 		ReadTimeout:     time.Duration(cfg.SMTP.ReadTimeout),
 		WriteTimeout:    time.Duration(cfg.SMTP.WriteTimeout),
-		UpstreamTimeout: 2 * time.Duration(cfg.Upstream.Timeout),
+		// The hand-off may take a few commands and the wait for the
+		// final dot's reply.
+		UpstreamTimeout: dotTimeout + 4*time.Duration(cfg.Upstream.Timeout),
 		Upstream:        up,
 		Store:           jr,
 		Purposes:        purposes(cfg),
