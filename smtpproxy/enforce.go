@@ -42,7 +42,7 @@ func (s *Server) purposeOf(sess *session, msg *message) (optin.Purpose, error) {
 	for _, v := range vals {
 		v = strings.TrimSpace(v)
 		if name != "" && v != name {
-			return optin.Purpose{}, purposeError("Conflicting %s headers: %s and %s", purposeHeader, quoteName(name), quoteName(v))
+			return optin.Purpose{}, errConflictingPurposes(name, v)
 		}
 		name = v
 	}
@@ -53,14 +53,14 @@ func (s *Server) purposeOf(sess *session, msg *message) (optin.Purpose, error) {
 		name = s.opts.DefaultPurpose
 	}
 	if name == "" {
-		return optin.Purpose{}, purposeError("No purpose: add an %s header naming one", purposeHeader)
+		return optin.Purpose{}, errNoPurpose
 	}
 	p, ok := s.opts.Purposes[name]
 	if !ok {
-		return optin.Purpose{}, purposeError("Unknown purpose %s", quoteName(name))
+		return optin.Purpose{}, errUnknownPurpose(name)
 	}
 	if !sess.mayUsePurpose(name) {
-		return optin.Purpose{}, purposeError("Purpose %s is not allowed for this user", quoteName(name))
+		return optin.Purpose{}, errPurposeNotAllowed(name)
 	}
 	return p, nil
 }

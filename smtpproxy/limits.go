@@ -6,15 +6,7 @@ import (
 	"net/netip"
 	"sync"
 	"time"
-
-	"github.com/emersion/go-smtp"
 )
-
-// errTooManyConnections is the opening reply to a connection over
-// MaxConnections or MaxConnectionsPerIP: 421 tells the client to come back
-// later, 4.7.0 that it was refused by policy.
-var errTooManyConnections = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0},
-	Message: "Too many connections, try again later"}
 
 // refuseWriteTimeout bounds writing the refusal. It fits in the send
 // buffer of a new socket, so the write does not wait in practice; the

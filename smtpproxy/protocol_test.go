@@ -370,3 +370,30 @@ func TestUpstreamWithoutRequiredStartTLS(t *testing.T) {
 		t.Errorf("upstream got %d messages", n)
 	}
 }
+
+// SMTP smuggling: a message whose body holds "\r.\n" followed by a second
+// envelope reaches the upstream as one message, every line ending in
+// CRLF, so no upstream sees a second, undecided transaction.
+func TestBareLineEndsDoNotSmuggle(t *testing.T) {
+	p := startProxy(t, nil)
+	c := dialRaw(t, p.addr)
+	c.must(250, "EHLO crm.test")
+	c.must(250, "MAIL FROM:<crm@shop.example>")
+	c.must(250, "RCPT TO:<jan@example.com>")
+	c.must(354, "DATA")
+	c.writeRaw("Subject: hi\r\nMessage-ID: <smuggle@shop.example>\r\n\r\nbody\r.\nMAIL FROM:<evil@attacker.example>\r\nRCPT TO:<victim@example.org>\r\nDATA\r\nSubject: smuggled\r\n\r\nbare\nlf\r\n.\r\n")
+	if code, msg, err := c.read(); err != nil || code != 250 {
+		t.Fatalf("DATA: %d %s %v", code, msg, err)
+	}
+	d := p.up.deliveries()
+	if len(d) != 1 || len(d[0].to) != 1 || d[0].to[0] != "jan@example.com" {
+		t.Fatalf("upstream got %+v", d)
+	}
+	data := string(d[0].data)
+	if strings.Contains(strings.ReplaceAll(data, "\r\n", ""), "\r") || strings.Contains(strings.ReplaceAll(data, "\r\n", ""), "\n") {
+		t.Errorf("a bare CR or LF reached the upstream: %q", data)
+	}
+	if !strings.Contains(data, "body\r\n.\r\nMAIL FROM:<evil@attacker.example>\r\n") { // un-stuffed by the receiver
+		t.Errorf("the smuggled lines are not the body of the one message: %q", data)
+	}
+}

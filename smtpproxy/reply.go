@@ -34,6 +34,10 @@ var (
 	errNoSMTPUTF8         = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7}, Message: "Upstream mailer does not support SMTPUTF8 addresses; nothing was relayed"}
 	errUpstreamNoTLS      = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 5}, Message: "Upstream mailer does not offer STARTTLS, which this relay is configured to require; nothing was relayed, try again later"}
 	errNoRequireTLS       = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 30}, Message: "REQUIRETLS was asked for, and the upstream mailer does not support it; nothing was relayed"}
+	// errTooManyConnections opens a connection over MaxConnections or
+	// MaxConnectionsPerIP: 421 tells the client to come back later, 4.7.0
+	// that it was refused by policy.
+	errTooManyConnections = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many connections, try again later"}
 	errShuttingDown       = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Service shutting down, try again later"}
 	errInternal           = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Internal error; nothing was relayed, try again later"}
 )
@@ -62,6 +66,20 @@ func (s *Server) reply(err error) error {
 // purposeError is the 550 for a purpose the message may not have.
 func purposeError(format string, args ...any) *smtp.SMTPError {
 	return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: fmt.Sprintf(format, args...)}
+}
+
+func errConflictingPurposes(a, b string) *smtp.SMTPError {
+	return purposeError("Conflicting %s headers: %s and %s", purposeHeader, quoteName(a), quoteName(b))
+}
+
+var errNoPurpose = purposeError("No purpose: add an %s header naming one", purposeHeader)
+
+func errUnknownPurpose(name string) *smtp.SMTPError {
+	return purposeError("Unknown purpose %s", quoteName(name))
+}
+
+func errPurposeNotAllowed(name string) *smtp.SMTPError {
+	return purposeError("Purpose %s is not allowed for this user", quoteName(name))
 }
 
 // refusalReply is the 550 to RCPT for a recipient whose fate is known.
