@@ -244,7 +244,10 @@ func parseLocal(raw string) (string, error) {
 			return "", bad("empty local part")
 		}
 	}
-	text = norm.NFC.String(strings.ToLower(text))
+	text, odd := normalizeLocal(text)
+	if odd != 0 {
+		return "", bad("local part contains U+%04X, which normalization would turn into ASCII", odd)
+	}
 	var local string
 	switch {
 	case dotAtomError(text) == "":
@@ -263,6 +266,48 @@ func parseLocal(raw string) (string, error) {
 		return "", bad("local part longer than %d octets", maxLocalOctets)
 	}
 	return local, nil
+}
+
+// normalizeLocal lowercases a local part and puts it in NFC, without ever
+// turning a non-ASCII character into ASCII: Go's lowercase of İ (U+0130) is
+// i, and of the Kelvin sign K, so İnfo@ would become the role address info@
+// while the upstream gets İnfo@ (a different mailbox to whoever does not
+// fold Unicode case). Such characters are kept as they are. A character
+// that NFC itself maps to ASCII (the Kelvin sign to K, and two Greek
+// punctuation marks) cannot be kept in an NFC address: it is returned as
+// odd and the local part is refused. For every other input the result is
+// what it always was, lowercase then NFC, so stored subjects keep their ids.
+func normalizeLocal(s string) (folded string, odd rune) {
+	ascii := true
+	for _, r := range s {
+		if r >= utf8.RuneSelf {
+			ascii = false
+			if nfcToASCII(r) {
+				return "", r
+			}
+		}
+	}
+	if ascii {
+		return strings.ToLower(s), 0
+	}
+	// NFC first, so that I + U+0307 is İ as well.
+	return norm.NFC.String(strings.Map(lowerInPlace, norm.NFC.String(s))), 0
+}
+
+// lowerInPlace lowercases r unless that would make a non-ASCII r ASCII.
+func lowerInPlace(r rune) rune {
+	l := unicode.ToLower(r)
+	if r >= utf8.RuneSelf && l < utf8.RuneSelf {
+		return r
+	}
+	return l
+}
+
+// nfcToASCII reports whether NFC turns r into (or into something holding)
+// ASCII.
+func nfcToASCII(r rune) bool {
+	n := norm.NFC.String(string(r))
+	return strings.IndexFunc(n, func(c rune) bool { return c < utf8.RuneSelf }) >= 0
 }
 
 // dotAtomError returns why s is not a dot-atom (rfc/5322:3.2.3, with the
