@@ -115,7 +115,7 @@ func (x *session) Auth(mech string) (sasl.Server, error) {
 		if u == nil {
 			x.srv.auth.failed(x.remote, x.srv.opts.Now())
 			x.fails++
-			x.srv.log.Warn("auth failed", "remote", x.remote.String(), "user", username, "failures", x.fails)
+			x.srv.log.Warn("auth failed", "remote", x.remote.String(), "user_hash", userHash(username), "failures", x.fails)
 			if x.fails >= maxAuthFailures {
 				x.hangUp()
 			}
