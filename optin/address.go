@@ -36,11 +36,13 @@ var domainProfile = idna.New(
 
 // Address is a normalized email address, the identity of a subject (SPEC §2).
 // The local part is lowercased and in NFC, and quoted only when it is not a
-// dot-atom; plus-tags are kept. The domain is lowercased, in Unicode (xn--
-// labels decoded) and NFC; an IP literal is kept as a literal. Two Addresses
-// are == exactly when they name the same subject, so Address is usable as a
-// map key. The zero Address is "no address"; every other value comes from
-// ParseAddress. Values are immutable and safe for concurrent use.
+// dot-atom; plus-tags are kept. Lowercasing never turns a non-ASCII
+// character into ASCII (İ stays İ; see normalizeLocal). The domain is
+// lowercased, in Unicode (xn-- labels decoded) and NFC; an IP literal is
+// kept as a literal. Two Addresses are == exactly when they name the same
+// subject, so Address is usable as a map key. The zero Address is "no
+// address"; every other value comes from ParseAddress. Values are
+// immutable and safe for concurrent use.
 type Address struct {
 	local, domain string
 }
@@ -275,8 +277,9 @@ func parseLocal(raw string) (string, error) {
 // fold Unicode case). Such characters are kept as they are. A character
 // that NFC itself maps to ASCII (the Kelvin sign to K, and two Greek
 // punctuation marks) cannot be kept in an NFC address: it is returned as
-// odd and the local part is refused. For every other input the result is
-// what it always was, lowercase then NFC, so stored subjects keep their ids.
+// odd and the local part is refused. Any other input, but I + U+0307 (now
+// İ, like its composed form), gets what it always got, lowercase then NFC,
+// so that stored subjects keep their ids.
 func normalizeLocal(s string) (folded string, odd rune) {
 	ascii := true
 	for _, r := range s {
