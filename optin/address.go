@@ -36,11 +36,13 @@ var domainProfile = idna.New(
 
 // Address is a normalized email address, the identity of a subject (SPEC §2).
 // The local part is lowercased and in NFC, and quoted only when it is not a
-// dot-atom; plus-tags are kept. The domain is lowercased, in Unicode (xn--
-// labels decoded) and NFC; an IP literal is kept as a literal. Two Addresses
-// are == exactly when they name the same subject, so Address is usable as a
-// map key. The zero Address is "no address"; every other value comes from
-// ParseAddress. Values are immutable and safe for concurrent use.
+// dot-atom; plus-tags are kept. Lowercasing never turns a non-ASCII
+// character into ASCII (İ stays İ; see normalizeLocal). The domain is
+// lowercased, in Unicode (xn-- labels decoded) and NFC; an IP literal is
+// kept as a literal. Two Addresses are == exactly when they name the same
+// subject, so Address is usable as a map key. The zero Address is "no
+// address"; every other value comes from ParseAddress. Values are
+// immutable and safe for concurrent use.
 type Address struct {
 	local, domain string
 }
@@ -244,7 +246,10 @@ func parseLocal(raw string) (string, error) {
 			return "", bad("empty local part")
 		}
 	}
-	text = norm.NFC.String(strings.ToLower(text))
+	text, odd := normalizeLocal(text)
+	if odd != 0 {
+		return "", bad("local part contains U+%04X, which normalization would turn into ASCII", odd)
+	}
 	var local string
 	switch {
 	case dotAtomError(text) == "":
@@ -263,6 +268,49 @@ func parseLocal(raw string) (string, error) {
 		return "", bad("local part longer than %d octets", maxLocalOctets)
 	}
 	return local, nil
+}
+
+// normalizeLocal lowercases a local part and puts it in NFC, without ever
+// turning a non-ASCII character into ASCII: Go's lowercase of İ (U+0130) is
+// i, and of the Kelvin sign K, so İnfo@ would become the role address info@
+// while the upstream gets İnfo@ (a different mailbox to whoever does not
+// fold Unicode case). Such characters are kept as they are. A character
+// that NFC itself maps to ASCII (the Kelvin sign to K, and two Greek
+// punctuation marks) cannot be kept in an NFC address: it is returned as
+// odd and the local part is refused. Any other input, but I + U+0307 (now
+// İ, like its composed form), gets what it always got, lowercase then NFC,
+// so that stored subjects keep their ids.
+func normalizeLocal(s string) (folded string, odd rune) {
+	ascii := true
+	for _, r := range s {
+		if r >= utf8.RuneSelf {
+			ascii = false
+			if nfcToASCII(r) {
+				return "", r
+			}
+		}
+	}
+	if ascii {
+		return strings.ToLower(s), 0
+	}
+	// NFC first, so that I + U+0307 is İ as well.
+	return norm.NFC.String(strings.Map(lowerInPlace, norm.NFC.String(s))), 0
+}
+
+// lowerInPlace lowercases r unless that would make a non-ASCII r ASCII.
+func lowerInPlace(r rune) rune {
+	l := unicode.ToLower(r)
+	if r >= utf8.RuneSelf && l < utf8.RuneSelf {
+		return r
+	}
+	return l
+}
+
+// nfcToASCII reports whether NFC turns r into (or into something holding)
+// ASCII.
+func nfcToASCII(r rune) bool {
+	n := norm.NFC.String(string(r))
+	return strings.IndexFunc(n, func(c rune) bool { return c < utf8.RuneSelf }) >= 0
 }
 
 // dotAtomError returns why s is not a dot-atom (rfc/5322:3.2.3, with the

@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"unicode"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 func TestParseAddressNormalizes(t *testing.T) {
@@ -328,4 +331,91 @@ func long(local, domain int) string {
 		}
 	}
 	return strings.Repeat("l", local) + "@" + strings.Join(labels, ".")
+}
+
+// TestParseAddressNoFoldOntoASCII: a non-ASCII character is never folded
+// onto ASCII, so that no address becomes another one, a role address
+// above all, on its way through normalization, and the address relayed
+// (as the client wrote it) names the subject decided.
+func TestParseAddressNoFoldOntoASCII(t *testing.T) {
+	tests := []struct{ in, want string }{
+		// Capital I with dot (U+0130) lowercases to plain i in Go's simple
+		// mapping: it stays itself.
+		{"\u0130nfo@example.com", "\u0130nfo@example.com"},
+		// The ASCII letters around it are lowercased as always.
+		{"\u0130NFO@example.com", "\u0130nfo@example.com"},
+		// The decomposed spelling (I + U+0307) is the same subject.
+		{"I\u0307NFO@example.com", "\u0130nfo@example.com"},
+		// Dotless ı (U+0131) was never ASCII and is not now.
+		{"\u0131nfo@example.com", "\u0131nfo@example.com"},
+		// In quotes too.
+		{"\"\u0130 nfo\"@example.com", "\"\u0130 nfo\"@example.com"},
+	}
+	for _, tt := range tests {
+		a, err := ParseAddress(tt.in)
+		if err != nil {
+			t.Errorf("ParseAddress(%q): %v", tt.in, err)
+			continue
+		}
+		if got := a.String(); got != tt.want {
+			t.Errorf("ParseAddress(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	if mustParse(t, "\u0130nfo@example.com") == mustParse(t, "info@example.com") {
+		t.Error("\u0130nfo@ is the subject info@")
+	}
+	// Characters that canonical normalization itself turns into ASCII are
+	// refused: kept, the address would not be NFC; mapped, it would be
+	// another address than the one relayed.
+	for _, in := range []string{
+		"\u212Aantoor@example.com",   // KELVIN SIGN -> K
+		"info\u1FEF@example.com",     // GREEK VARIA -> `
+		"\"info\u037E\"@example.com", // GREEK QUESTION MARK -> ;
+		"\u212Aantoor+x@example.com", // before a tag as well
+	} {
+		a, err := ParseAddress(in)
+		if err == nil {
+			t.Errorf("ParseAddress(%q) = %q, want an error", in, a)
+			continue
+		}
+		if !errors.Is(err, ErrBadAddress) || !strings.Contains(err.Error(), "U+") {
+			t.Errorf("ParseAddress(%q): %v, want ErrBadAddress naming the character", in, err)
+		}
+	}
+}
+
+// TestParseAddressKeepsSubjects: for every other character the local part
+// is normalized as before (lowercase, then NFC), so that the subject ids of
+// addresses already in a ledger do not change.
+func TestParseAddressKeepsSubjects(t *testing.T) {
+	// The characters that lowercasing or NFC turns into ASCII: İ and the
+	// Kelvin sign (lowercase), the Kelvin sign, Greek question mark and
+	// varia (NFC). They are the ones whose handling changed.
+	const ontoASCII = "\u0130\u212A\u037E\u1FEF"
+	before := func(s string) string { return norm.NFC.String(strings.ToLower(s)) }
+	checked := 0
+	for r := rune(0x80); r <= 0x2FFFF; r++ {
+		// Only characters with a case, a decomposition or a combining
+		// class can fare differently; the others are skipped for speed.
+		cased := unicode.ToLower(r) != r || unicode.ToUpper(r) != r
+		if !cased && !unicode.IsMark(r) && norm.NFD.String(string(r)) == string(r) || strings.ContainsRune(ontoASCII, r) {
+			continue
+		}
+		for _, local := range []string{"A" + string(r), "a" + string(r) + "\u0301", "I" + string(r) + "\u0323"} {
+			if strings.ContainsRune(norm.NFC.String(local), '\u0130') {
+				continue // I + U+0307: the dotted capital I, changed on purpose
+			}
+			a, err := ParseAddress(local + "@example.com")
+			if err != nil {
+				continue // refused before as well: a mark cannot lead, a letter may be invisible
+			}
+			checked++
+			if want := before(local); a.Local() != want {
+				t.Fatalf("local part %q: %q, before %q", local, a.Local(), want)
+			}
+		}
+	}
+	if checked < 10000 {
+		t.Errorf("only %d local parts checked", checked)
+	}
 }

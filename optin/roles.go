@@ -89,7 +89,8 @@ func NewRoleAddresses(add, remove []string) (*RoleAddresses, error) {
 			errs = append(errs, fmt.Errorf("%w: policy.role_addresses.%s[%d]: %q %s", ErrBadInput, side, i, s, problem))
 			return "", false
 		}
-		return roleKey(s), true
+		folded, _ := normalizeLocal(s)
+		return roleKey(folded), true
 	}
 
 	added := map[string]string{}
@@ -146,7 +147,9 @@ func (r *RoleAddresses) Is(a Address) bool {
 	if base == "" || strings.HasPrefix(base, `"`) {
 		return false
 	}
-	k := roleKey(strings.ToLower(base))
+	// The local part is normalized already; lowercasing it again would
+	// turn İnfo into info.
+	k := roleKey(base)
 	if k == "" {
 		return false
 	}
@@ -172,7 +175,7 @@ func (r *RoleAddresses) List() []string {
 // '_' and '.' read as '-'. The separators are made alike, not dropped:
 // dropping them would make h.r@ (a person's initials) the role address
 // hr@, and the allowance is a legal one, so it errs on the narrow side.
-// Callers lowercase first.
+// Callers normalize first (normalizeLocal).
 func roleKey(s string) string {
 	k := strings.Map(func(r rune) rune {
 		if r == '_' || r == '.' {
@@ -198,7 +201,11 @@ func roleEntryProblem(s string) string {
 		return "must not be quoted: a quoted local part is never a role address"
 	case strings.Contains(s, "+"):
 		return "must not contain '+': role addresses are matched before any +tag"
-	case strings.ToLower(s) != s:
+	}
+	if _, odd := normalizeLocal(s); odd != 0 {
+		return fmt.Sprintf("contains U+%04X, which normalization would turn into ASCII", odd)
+	}
+	if strings.ToLower(s) != s {
 		return fmt.Sprintf("must be lowercase (%q)", strings.ToLower(s))
 	}
 	if problem := dotAtomError(norm.NFC.String(s)); problem != "" {

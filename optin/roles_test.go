@@ -32,6 +32,11 @@ func TestNewRoleAddressesRejects(t *testing.T) {
 		{nil, []string{"infoo"}, []string{"policy.role_addresses.remove[0]", `"infoo" is not a built-in role address`}},
 		// One mailbox both added and removed, here as separator variants.
 		{[]string{"verkoop-nl"}, []string{"verkoop_nl"}, []string{"policy.role_addresses.remove[0]", "is also added"}},
+		// A character that normalization would turn into ASCII: the
+		// Kelvin sign is no K.
+		{[]string{"\u212Aantoor-nl"}, nil, []string{"policy.role_addresses.add[0]", "U+212A"}},
+		// İ is not lowercase i: the entry would match only İ.
+		{[]string{"\u0130nkoop"}, nil, []string{"must be lowercase"}},
 		// Bad entries on the remove side are checked too.
 		{nil, []string{"Info"}, []string{"policy.role_addresses.remove[0]", "must be lowercase"}},
 		// Every problem is reported at once.
@@ -136,6 +141,12 @@ func TestRoleAddressesIs(t *testing.T) {
 		// "work" and "werk" are not in the conservative core.
 		{"work@example.com", false},
 		{"werk@example.nl", false},
+		// A look-alike that Unicode case mapping turns into ASCII is
+		// not the role address: İ (U+0130) is no i.
+		{"\u0130nfo@example.com", false},
+		{"\u0130NFO@example.com", false},
+		{"I\u0307nfo@example.com", false},
+		{"adm\u0130n+x@example.com", false},
 	}
 	for _, tt := range tests {
 		a, err := ParseAddress(tt.addr)

@@ -75,6 +75,13 @@ func (u *User) mayUseFrom(from string) bool {
 	return false
 }
 
+// mayGetDSN reports whether from, the envelope sender of u's message, may
+// be sent a DSN: only when u is a user (not a client trusted by network)
+// whose from_domains name its domain.
+func (u *User) mayGetDSN(from string) bool {
+	return u != nil && len(u.FromDomains) > 0 && u.mayUseFrom(from)
+}
+
 // loginServer is the server side of the AUTH LOGIN exchange
 // (draft-murchison-sasl-login), which go-sasl does not provide: it asks
 // for the user name, then the password, each in a 334 challenge.

@@ -17,8 +17,12 @@ import (
 
 // Delivery status notifications for blocked recipients (SPEC §4,
 // smtp.blocked_dsn): a multipart/report (rfc/6522:3) of a note for people,
-// the machine-readable status (rfc/3464:2) and the original header. The
-// body of the original is never echoed.
+// the machine-readable status (rfc/3464:2) and the original header, cut
+// to dsnHeaderCap. The body of the original is never echoed.
+
+// dsnHeaderCap bounds the original header a DSN carries: enough for every
+// header a CRM writes, and a DSN stays small whatever the client sent.
+const dsnHeaderCap = 16 << 10
 
 // errDSNInput marks a dsnInput that cannot become a DSN: nothing was
 // blocked, or a field that goes into a header is empty or holds a control
@@ -103,7 +107,13 @@ func buildDSN(in dsnInput) ([]byte, error) {
 		return nil, err
 	}
 
-	text := dsnText(in, msgID)
+	orig, err := headerBytes(in.Header)
+	if err != nil {
+		return nil, err
+	}
+	orig, cut := capHeader(orig, dsnHeaderCap)
+
+	text := dsnText(in, msgID, cut)
 	textEnc := "7bit"
 	if hasNonASCII(text) || longestLine([]byte(text)) > 998 {
 		textEnc = "quoted-printable"
@@ -124,10 +134,6 @@ func buildDSN(in dsnInput) ([]byte, error) {
 		return nil, err
 	}
 
-	orig, err := headerBytes(in.Header)
-	if err != nil {
-		return nil, err
-	}
 	if len(orig) > 0 { // the third part is optional (rfc/6522:3)
 		origType, origEnc := headersPartType(orig)
 		if err := writePart(w, origType, origEnc, orig); err != nil {
@@ -163,8 +169,9 @@ func checkDSNInput(in dsnInput) error {
 	return nil
 }
 
-// dsnText is the first part: what happened, in plain words.
-func dsnText(in dsnInput, msgID string) string {
+// dsnText is the first part: what happened, in plain words. cut says the
+// original header was cut to dsnHeaderCap.
+func dsnText(in dsnInput, msgID string, cut bool) string {
 	var b strings.Builder
 	line := func(s string) { b.WriteString(s + "\r\n") }
 
@@ -185,6 +192,11 @@ func dsnText(in dsnInput, msgID string) string {
 	line("The message was relayed to its other recipients as usual. Nothing is to")
 	line("be retried: write to the recipients above again only once they have")
 	line("given their consent.")
+	if cut {
+		line("")
+		line(fmt.Sprintf("The header of your message was cut to its first %d KiB: only the", dsnHeaderCap>>10))
+		line("fields that fit whole are attached.")
+	}
 	if msgID != "" || in.QueueID != "" {
 		line("")
 	}
@@ -282,6 +294,26 @@ func headerBytes(h textproto.Header) ([]byte, error) {
 	b := bytes.ReplaceAll(buf.Bytes(), []byte("\r\n"), []byte("\n"))
 	b = bytes.TrimSuffix(b, []byte("\n")) // the empty line ending the header
 	return bytes.ReplaceAll(b, []byte("\n"), []byte("\r\n")), nil
+}
+
+// capHeader cuts h, a header as headerBytes writes it, after its last
+// whole field within max octets (a field with its continuation lines),
+// and reports whether anything was cut.
+func capHeader(h []byte, max int) ([]byte, bool) {
+	if len(h) <= max {
+		return h, false
+	}
+	end, pos := 0, 0
+	for l := range bytes.Lines(h) {
+		if pos > max {
+			break
+		}
+		if l[0] != ' ' && l[0] != '\t' { // a field starts: the one before ended
+			end = pos
+		}
+		pos += len(l)
+	}
+	return h[:end], true
 }
 
 // headersPartType chooses the type of the third part: text/rfc822-headers

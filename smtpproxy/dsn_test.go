@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net/mail"
 	"strings"
@@ -456,6 +457,96 @@ func TestDSNReasonPhrase(t *testing.T) {
 	} {
 		if got := reasonPhrase(c.code); got != c.want {
 			t.Errorf("reasonPhrase(%q) = %q, want %q", c.code, got, c.want)
+		}
+	}
+}
+
+// A header over 16 KiB goes into the DSN only up to the last whole field
+// that fits, and the text says that it was cut; a header within the cap
+// goes whole, and the text says nothing of cutting.
+func TestBuildDSNHeaderCapped(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("Subject: Our spring offers\r\nMessage-ID: <spring-1@crm.example>\r\n")
+	for i := 0; b.Len() < 20<<10; i++ {
+		// Folded fields: a cut must not fall between a field's lines.
+		fmt.Fprintf(&b, "X-Filler-%03d: %s\r\n\t%s\r\n", i, strings.Repeat("a", 100), strings.Repeat("b", 100))
+	}
+	in := dsnTestInput(t, b.String()+"\r\nSECRET-BODY-MARKER\r\n", dsnRecipient{Address: "bob@example.com", Reason: "no_consent"})
+	raw := buildDSNOK(t, in)
+	_, parts := parseDSN(t, raw)
+	if len(parts) != 3 {
+		t.Fatalf("%d parts, want 3", len(parts))
+	}
+	hdr := parts[2].body
+	if len(hdr) > dsnHeaderCap || len(hdr) < dsnHeaderCap-250 {
+		t.Errorf("headers part of %d octets, want the whole fields that fit in %d", len(hdr), dsnHeaderCap)
+	}
+	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(hdr)))
+	if err != nil && err != io.EOF {
+		t.Fatal(err)
+	}
+	if h.Get("Subject") != "Our spring offers" {
+		t.Error("the cut header lost its first fields")
+	}
+	fields := h.Fields()
+	var last string
+	for fields.Next() {
+		last = fields.Value()
+	}
+	if !strings.HasSuffix(last, strings.Repeat("b", 100)) {
+		t.Errorf("the last field kept is not whole: %q", last)
+	}
+	if text := string(parts[0].body); !strings.Contains(text, "header") || !strings.Contains(text, "cut") {
+		t.Errorf("the text does not say the header was cut:\n%s", text)
+	}
+	if bytes.Contains(raw, []byte("SECRET-BODY-MARKER")) {
+		t.Error("the DSN echoes the original body")
+	}
+
+	_, parts = parseDSN(t, buildDSNOK(t, dsnTestInput(t, dsnOriginal, dsnRecipient{Address: "bob@example.com", Reason: "no_consent"})))
+	if strings.Contains(string(parts[0].body), "cut") {
+		t.Errorf("a short header is said to be cut:\n%s", parts[0].body)
+	}
+}
+
+// A first field alone over the cap leaves no header to attach: the DSN
+// has no third part, and says why.
+func TestBuildDSNHeaderFirstFieldTooLong(t *testing.T) {
+	huge := "X-Huge: " + strings.Repeat(strings.Repeat("h", 99)+"\r\n ", 170) + "end\r\n"
+	in := dsnTestInput(t, huge+dsnOriginal, dsnRecipient{Address: "bob@example.com", Reason: "no_consent"})
+	raw := buildDSNOK(t, in)
+	_, parts := parseDSN(t, raw)
+	if len(parts) != 2 {
+		t.Fatalf("%d parts, want the text and the status only", len(parts))
+	}
+	if !strings.Contains(string(parts[0].body), "cut") {
+		t.Errorf("the text does not say the header was left out:\n%s", parts[0].body)
+	}
+	if bytes.Contains(raw, []byte("hhhhhhhhhh")) {
+		t.Error("the DSN holds part of the oversized field")
+	}
+}
+
+// capHeader cuts only at field boundaries, never inside a folded field.
+func TestCapHeader(t *testing.T) {
+	h := []byte("A: 1\r\nB: 2\r\n 2b\r\nC: 3\r\n")
+	for _, c := range []struct {
+		max  int
+		want string
+		cut  bool
+	}{
+		{len(h), string(h), false},
+		{100, string(h), false},
+		{len(h) - 1, "A: 1\r\nB: 2\r\n 2b\r\n", true},
+		{17, "A: 1\r\nB: 2\r\n 2b\r\n", true},
+		{16, "A: 1\r\n", true},
+		{6, "A: 1\r\n", true},
+		{5, "", true},
+		{0, "", true},
+	} {
+		got, cut := capHeader(h, c.max)
+		if string(got) != c.want || cut != c.cut {
+			t.Errorf("capHeader(%d) = %q, %v; want %q, %v", c.max, got, cut, c.want, c.cut)
 		}
 	}
 }

@@ -396,8 +396,15 @@ func TestRcptTimeRefusal(t *testing.T) {
 func TestBlockedDSN(t *testing.T) {
 	eachStore(t, func(t *testing.T, ls *ledgerStore) {
 		ls.grant(t, "jan@example.com", "newsletter")
-		p := enforcing(t, nil, ls.store, func(o *smtpproxy.Options) { o.BlockedDSN = true })
-		if _, err := send(p.dial(t), "bounces@shop.example", []string{"jan@example.com", "piet@example.com"}, msgWith("dsn", "newsletter")); err != nil {
+		p := enforcing(t, nil, ls.store, func(o *smtpproxy.Options) {
+			o.BlockedDSN = true
+			o.Users = []smtpproxy.User{{Name: "crm", PasswordHash: hash(t, "pw"), FromDomains: []string{"shop.example"}}}
+		})
+		c := p.dial(t)
+		if err := c.Auth(sasl.NewPlainClient("", "crm", "pw")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := send(c, "bounces@shop.example", []string{"jan@example.com", "piet@example.com"}, msgWith("dsn", "newsletter")); err != nil {
 			t.Fatal(err)
 		}
 		got := p.up.deliveries()

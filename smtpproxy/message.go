@@ -32,20 +32,21 @@ type message struct {
 }
 
 // parseMessage splits raw into header and body. raw must stay unchanged
-// while the message is used: the body is not copied.
+// while the message is used: the body is not copied. An error is a
+// headerError.
 func parseMessage(raw []byte) (*message, error) {
 	r := bytes.NewReader(raw)
 	br := bufio.NewReader(r)
 	h, err := textproto.ReadHeader(br)
 	if err != nil {
-		return nil, err
+		return nil, headerFault(err)
 	}
 	// The body is what neither reader has handed out yet.
 	body := raw[len(raw)-r.Len()-br.Buffered():]
 	// go-message skips a field with an empty name; relayed, it would
 	// vanish from a message the proxy claims to pass on as received.
 	if hdr := raw[:len(raw)-len(body)]; bytes.HasPrefix(hdr, []byte(":")) || bytes.Contains(hdr, []byte("\n:")) {
-		return nil, errors.New("header field without a name")
+		return nil, headerError{"a field without a name"}
 	}
 	m := &message{header: h, body: body}
 	if id := strings.TrimSpace(h.Get("Message-Id")); id != "" {
@@ -56,6 +57,30 @@ func parseMessage(raw []byte) (*message, error) {
 		m.key = "sha256:" + hex.EncodeToString(sum[:])
 	}
 	return m, nil
+}
+
+// headerError says what kind of fault made a header unreadable, and no
+// more: go-message's errors quote the offending line, which may hold an
+// address or other content of the message, and this one is logged.
+type headerError struct{ kind string }
+
+func (e headerError) Error() string { return "malformed header: " + e.kind }
+
+// headerFault turns an error of textproto.ReadHeader into a headerError,
+// keeping none of its text.
+func headerFault(err error) error {
+	msg := err.Error()
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return headerError{"the message ends inside its header"}
+	case strings.HasPrefix(msg, "message: malformed MIME header initial line"):
+		return headerError{"it starts with a continuation line"}
+	case strings.HasPrefix(msg, "message: malformed MIME header line"):
+		return headerError{"a line without a colon"}
+	case strings.HasPrefix(msg, "message: malformed MIME header key"):
+		return headerError{"a field name with characters a field name cannot have"}
+	}
+	return headerError{"unreadable"}
 }
 
 // WriteTo writes the header and the body.

@@ -12,9 +12,17 @@ import (
 // bounce back (RFC 3464, RFC 5321 section 4.5.5). Failing to send it
 // changes nothing for the message, which is relayed: it is logged and
 // counted.
+//
+// Only a sender in the authenticated user's from_domains gets one: the
+// proxy would otherwise mail, unasked, whatever address a client names,
+// and tell it which recipients lack consent.
 func (s *Server) sendDSN(ctx context.Context, tx *transaction, blocked []verdict) {
 	log, msg := tx.log, tx.msg
 	if !s.opts.BlockedDSN || tx.from == "" || s.opts.Monitor {
+		return
+	}
+	if !tx.user.mayGetDSN(tx.from) {
+		log.Info("no DSN for blocked recipients: the client has no from_domains to send one to", "message_id", msg.id, "blocked", len(blocked))
 		return
 	}
 	in := dsnInput{Hostname: s.opts.Hostname, QueueID: tx.qid, Arrival: s.opts.Now(), Now: s.opts.Now(),

@@ -49,8 +49,8 @@ func (s *Server) open(sess *session, raw []byte) error {
 	tx := &sess.tx
 	msg, err := parseMessage(raw)
 	if err != nil {
-		// The error quotes the offending line, which may hold an address.
-		s.log.Info("malformed message header", "remote", sess.remote.String())
+		// A headerError names the fault, never the line.
+		s.log.Info("malformed message", "remote", sess.remote.String(), "err", err)
 		return errBadMessage
 	}
 	p, err := s.purposeOf(sess, msg)

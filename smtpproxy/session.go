@@ -126,7 +126,7 @@ func (sess *session) Auth(mech string) (sasl.Server, error) {
 		if u == nil {
 			sess.srv.auth.failed(sess.remote, sess.srv.opts.Now())
 			sess.fails++
-			sess.srv.log.Warn("auth failed", "remote", sess.remote.String(), "user", username, "failures", sess.fails)
+			sess.srv.log.Warn("auth failed", "remote", sess.remote.String(), "user_hash", userHash(username), "failures", sess.fails)
 			if sess.fails >= maxAuthFailures {
 				sess.hangUp()
 			}

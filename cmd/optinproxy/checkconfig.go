@@ -28,7 +28,7 @@ func runCheckConfig(_ context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	for _, w := range cfg.Warnings() {
+	for _, w := range append(cfg.Warnings(), dsnWarnings(cfg)...) {
 		fmt.Fprintln(e.stdout, "warning:", w)
 	}
 	// The ledger key is read at start; a key file that does not parse is
@@ -46,4 +46,24 @@ func runCheckConfig(_ context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "%s: ok\n", name)
 	return nil
+}
+
+// dsnWarnings names the clients that smtp.blocked_dsn leaves without a
+// DSN: a DSN goes only to a sender in the user's from_domains, so users
+// without that list, and clients trusted by network (which have no user),
+// never get one.
+func dsnWarnings(cfg *config.Config) []string {
+	if !cfg.SMTP.BlockedDSN {
+		return nil
+	}
+	var w []string
+	for _, u := range cfg.SMTP.Users {
+		if len(u.FromDomains) == 0 {
+			w = append(w, fmt.Sprintf("smtp.blocked_dsn is on but user %q has no from_domains: its messages get no DSN", u.Username))
+		}
+	}
+	if len(cfg.SMTP.TrustedPrefixes()) > 0 {
+		w = append(w, "smtp.blocked_dsn is on but smtp.trusted_networks is not empty: clients relaying without AUTH get no DSN")
+	}
+	return w
 }
