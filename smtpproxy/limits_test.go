@@ -8,12 +8,12 @@ import (
 	"net/netip"
 	"net/textproto"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
 
+	"optinproxy/internal/testtools"
 	"optinproxy/smtpproxy"
 )
 
@@ -22,7 +22,7 @@ import (
 // address, answers the rest with 421 4.7.0 and closes them at once, and
 // lets clients in again as the held connections go away.
 func TestConnectionLimits(t *testing.T) {
-	raiseFileLimit(t, 3500)
+	testtools.RaiseFileLimit(t, 3500)
 	p := startProxy(t, func(o *smtpproxy.Options) {
 		o.MaxConnections, o.MaxConnectionsPerIP = 200, 50
 		o.FirstCommandTimeout, o.ReadTimeout = time.Hour, time.Hour
@@ -236,29 +236,4 @@ func goAway(t *testing.T, conns []net.Conn) {
 		}
 		c.Close()
 	}
-}
-
-// raiseFileLimit makes room for n open files in this process, or skips
-// the test when the hard limit does not allow it.
-func raiseFileLimit(t *testing.T, n uint64) {
-	t.Helper()
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	if lim.Cur >= n {
-		return
-	}
-	if lim.Max < n {
-		t.Skipf("needs %d open files, the hard limit (ulimit -Hn) is %d", n, lim.Max)
-	}
-	old := lim.Cur
-	lim.Cur = n
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		lim.Cur = old
-		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
-	})
 }

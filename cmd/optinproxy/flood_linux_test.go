@@ -5,12 +5,13 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
 	"golang.org/x/sys/unix"
+
+	"optinproxy/internal/testtools"
 )
 
 // TestSMTPFloodLeavesHTTP: thousands of idle connections to the SMTP port
@@ -18,7 +19,7 @@ import (
 // 1024, holds only smtp.max_connections of them, answers the rest 421
 // 4.7.0, and /healthz keeps answering while the flood is held.
 func TestSMTPFloodLeavesHTTP(t *testing.T) {
-	raiseFileLimit(t, 4000)
+	testtools.RaiseFileLimit(t, 4000)
 	s := startServe(t, t.TempDir(), "OPTINPROXY_SMTP_MAX_CONNECTIONS=200", "OPTINPROXY_SMTP_MAX_CONNECTIONS_PER_IP=100")
 	// The limit of many hosts, lowered in the running server rather than
 	// in this test, which needs more for its own end of the flood.
@@ -97,29 +98,4 @@ func flood(t *testing.T, addr string, n int) (held []net.Conn, refused int) {
 		c.Close()
 	}
 	return held, refused
-}
-
-// raiseFileLimit makes room for n open files in this process, or skips
-// the test when the hard limit does not allow it.
-func raiseFileLimit(t *testing.T, n uint64) {
-	t.Helper()
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	if lim.Cur >= n {
-		return
-	}
-	if lim.Max < n {
-		t.Skipf("needs %d open files, the hard limit (ulimit -Hn) is %d", n, lim.Max)
-	}
-	old := lim.Cur
-	lim.Cur = n
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		lim.Cur = old
-		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
-	})
 }
