@@ -16,11 +16,17 @@ import (
 // buffer is what reaches the socket.
 type dotWriter struct {
 	w      *bufio.Writer
+	stuff  bool // dot-stuff lines; false for a file, which has no DATA
 	bol    bool // at the beginning of a line
 	skipLF bool // the last byte was a CR, already written as CRLF
 }
 
-func newDotWriter(w *bufio.Writer) *dotWriter { return &dotWriter{w: w, bol: true} }
+func newDotWriter(w *bufio.Writer) *dotWriter { return &dotWriter{w: w, stuff: true, bol: true} }
+
+// newLineWriter writes lines ending in CRLF, as newDotWriter does, but
+// without dot-stuffing: for the file upstream, whose .eml files a pickup
+// mailer may read as loosely as an SMTP receiver.
+func newLineWriter(w *bufio.Writer) *dotWriter { return &dotWriter{w: w, bol: true} }
 
 func (d *dotWriter) Write(p []byte) (int, error) {
 	n := len(p)
@@ -36,7 +42,7 @@ func (d *dotWriter) Write(p []byte) (int, error) {
 	// no more than one of CRLFs.
 	start, lf := 0, -1
 	for off := 0; off < len(p); {
-		if d.bol && p[off] == '.' {
+		if d.stuff && d.bol && p[off] == '.' {
 			d.w.Write(p[start:off])
 			d.w.WriteByte('.')
 			start = off
@@ -82,13 +88,16 @@ func indexFrom(p []byte, off int, c byte) int {
 	return len(p)
 }
 
-// Finish ends the last line and writes the terminating ".\r\n"; it does
-// not flush.
+// Finish ends the last line and, when dot-stuffing, writes the
+// terminating ".\r\n"; it does not flush.
 func (d *dotWriter) Finish() error {
+	var err error
 	if !d.bol {
-		d.w.WriteString("\r\n")
+		_, err = d.w.WriteString("\r\n")
 	}
-	_, err := d.w.WriteString(".\r\n")
+	if d.stuff {
+		_, err = d.w.WriteString(".\r\n")
+	}
 	d.bol, d.skipLF = true, false
 	return err
 }

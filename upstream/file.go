@@ -75,7 +75,11 @@ func (f *File) Send(ctx context.Context, from string, to []string, msg io.Writer
 	for _, rcpt := range to {
 		fmt.Fprintf(w, "X-Optinproxy-Envelope-To: <%s>\r\n", rcpt)
 	}
-	_, err = msg.WriteTo(w)
+	lw := newLineWriter(w)
+	_, err = msg.WriteTo(lw)
+	if err == nil {
+		err = lw.Finish()
+	}
 	if err == nil {
 		err = w.Flush()
 	}

@@ -154,3 +154,28 @@ func TestFileRelativeToWorkingDirectory(t *testing.T) {
 		t.Errorf("%d files in ./outbox2/sub, want 1", n)
 	}
 }
+
+// The file upstream writes every line ending in CRLF, like the SMTP one,
+// without dot-stuffing: a bare CR or LF in a message does not reach a
+// pickup mailer that might read it as a line end.
+func TestFileWritesCRLFLines(t *testing.T) {
+	dir := t.TempDir()
+	s := newSender(t, upstream.Options{URL: "file://" + dir})
+	m := msg("Subject: hi\r\n\r\nbody\r.\nMAIL FROM:<e@x>\nlast")
+	if _, err := s.Send(context.Background(), "crm@shop.example", []string{"jan@example.com"}, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	files := emlFiles(t, dir)
+	if len(files) != 1 {
+		t.Fatalf("%d .eml files", len(files))
+	}
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "X-Optinproxy-Envelope-From: <crm@shop.example>\r\nX-Optinproxy-Envelope-To: <jan@example.com>\r\n" +
+		"Subject: hi\r\n\r\nbody\r\n.\r\nMAIL FROM:<e@x>\r\nlast\r\n"
+	if string(b) != want {
+		t.Errorf("file:\n%q\nwant\n%q", b, want)
+	}
+}
