@@ -34,7 +34,7 @@ func TestEnvOverrides(t *testing.T) {
 		{
 			name: "keys that start alike (max_connections, max_connections_per_ip)",
 			env: []string{"OPTINPROXY_SMTP_MAX_CONNECTIONS=300", "OPTINPROXY_SMTP_MAX_CONNECTIONS_PER_IP=30",
-				"OPTINPROXY_SMTP_MAX_INFLIGHT_BYTES=1048576"},
+				"OPTINPROXY_SMTP_MAX_INFLIGHT_BYTES=1048576", "OPTINPROXY_SMTP_MAX_MESSAGE_BYTES=524288"},
 			check: func(t *testing.T, c *Config) {
 				eq(t, c.SMTP.MaxConnections, 300)
 				eq(t, c.SMTP.MaxConnectionsPerIP, 30)

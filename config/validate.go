@@ -73,6 +73,10 @@ func (l *loader) checkSMTP(c *Config) {
 	l.checkPositive("smtp.max_connections", int64(s.MaxConnections))
 	l.checkPositive("smtp.max_connections_per_ip", int64(s.MaxConnectionsPerIP))
 	l.checkPositive("smtp.max_inflight_bytes", s.MaxInflightBytes)
+	// A message is read into a buffer a little larger than itself.
+	if need := s.MaxMessageBytes + 64<<10; s.MaxMessageBytes > 0 && s.MaxInflightBytes > 0 && s.MaxInflightBytes < need {
+		l.invalid("smtp.max_inflight_bytes", fmt.Sprintf("must be at least smtp.max_message_bytes plus 64 KiB (%d): a message of the largest size could never be relayed", need))
+	}
 	l.checkPositive("smtp.read_timeout", int64(s.ReadTimeout))
 	l.checkPositive("smtp.write_timeout", int64(s.WriteTimeout))
 

@@ -31,6 +31,7 @@ func TestValidationProblems(t *testing.T) {
 		{"max_connections zero", "smtp:\n  max_connections: 0\n", "smtp.max_connections", 2},
 		{"max_connections_per_ip negative", "smtp:\n  max_connections_per_ip: -1\n", "smtp.max_connections_per_ip", 2},
 		{"max_inflight_bytes zero", "smtp:\n  max_inflight_bytes: 0\n", "smtp.max_inflight_bytes", 2},
+		{"max_inflight_bytes below a message", "smtp:\n  max_inflight_bytes: 200000\n", "smtp.max_inflight_bytes", 2},
 		{"read_timeout zero", "smtp:\n  read_timeout: 0s\n", "smtp.read_timeout", 2},
 		{"username empty", "smtp:\n  users:\n    - password_hash: HASH\n", "smtp.users[0].username", 3},
 		{"username repeated", "smtp:\n  users:\n    - {username: a, password_hash: HASH}\n    - {username: a, password_hash: HASH}\n", "smtp.users[1].username", 4},
