@@ -414,6 +414,17 @@ type trackedConn struct {
 	firstBy time.Time
 	greeted atomic.Bool
 	closed  sync.Once
+	// closeAfterWrite closes the connection after its next write: the
+	// reply that ends a session (see session.hangUp).
+	closeAfterWrite atomic.Bool
+}
+
+func (c *trackedConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if c.closeAfterWrite.Load() {
+		c.Close()
+	}
+	return n, err
 }
 
 func (c *trackedConn) SetReadDeadline(t time.Time) error {

@@ -152,15 +152,12 @@ func (sess *session) Auth(mech string) (sasl.Server, error) {
 }
 
 // hangUp ends the connection once the reply being prepared is written:
-// it shuts the reading side, so go-smtp writes the reply and then its next
-// read ends the connection. Closing the connection here would race the
-// reply, which go-smtp writes only after Auth returns.
+// closing it here would race the reply, which go-smtp writes only after
+// Auth returns, and shutting its reading side is not enough on Linux,
+// where data that arrives afterwards can still be read.
 func (sess *session) hangUp() {
-	nc := sess.raw
-	if tc, ok := nc.(*trackedConn); ok {
-		nc = tc.Conn
-	}
-	if cr, ok := nc.(interface{ CloseRead() error }); ok && cr.CloseRead() == nil {
+	if tc, ok := sess.raw.(*trackedConn); ok {
+		tc.closeAfterWrite.Store(true)
 		return
 	}
 	go sess.conn.Close()
