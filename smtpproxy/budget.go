@@ -59,7 +59,8 @@ const (
 	sizeHintPad = 64 << 10
 )
 
-// read reads r whole into a buffer whose capacity it holds in the budget.
+// read reads r whole, up to limit bytes, into a buffer whose capacity it
+// holds in the budget.
 // It returns the message and the bytes held, to give back with release
 // once the message is done; on an error, nothing stays held.
 func (b *budget) read(r io.Reader, hint, limit int64) ([]byte, int64, error) {
@@ -84,6 +85,9 @@ func (b *budget) read(r io.Reader, hint, limit int64) ([]byte, int64, error) {
 		}
 		n, err := r.Read(buf[len(buf):min(cap(buf), len(buf)+readChunk)])
 		buf = buf[:len(buf)+n]
+		if int64(len(buf)) > limit {
+			err = smtp.ErrDataTooLarge
+		}
 		if err == io.EOF {
 			return buf, held, nil
 		}

@@ -3,6 +3,7 @@ package smtpproxy
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -22,12 +23,15 @@ type Store interface {
 	Apply(ctx context.Context, changes []optin.Change) ([]optin.Result, error)
 }
 
-// Personalize returns the copy of a message for one recipient, whole,
-// when the message's purpose injects personal links: the proxy then
-// sends a copy per recipient instead of one transaction for all. header
-// is the recipient's own copy of the header, which Personalize may
-// change; body is shared and must not be changed.
-type Personalize func(p optin.Purpose, to optin.Address, header textproto.Header, body []byte) ([]byte, error)
+// Personalize returns the copy of a message for one recipient, when the
+// message's purpose injects personal links: the proxy then sends a copy
+// per recipient instead of one transaction for all. The copy is written
+// as it is sent, and may be written twice (a retry on a stale upstream
+// connection), so it must be built from its inputs each time, never held
+// whole. message is the message's key across retries (its Message-ID, or
+// a hash); header is the recipient's own copy of the header, which
+// Personalize may change; body is shared and must not be changed.
+type Personalize func(p optin.Purpose, to optin.Address, message string, header textproto.Header, body []byte) (io.WriterTo, error)
 
 // purposeHeader names the message's purpose; it is removed before relaying.
 const purposeHeader = "X-Optin-Purpose"

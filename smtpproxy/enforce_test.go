@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"path/filepath"
 	"slices"
 	"sync/atomic"
@@ -717,12 +718,20 @@ func TestPersonalizedPartialFailure(t *testing.T) {
 
 // tagCopy personalizes a copy by naming its recipient in a header, so
 // that a test can tell the copies apart.
-func tagCopy(_ optin.Purpose, to optin.Address, h textproto.Header, body []byte) ([]byte, error) {
+func tagCopy(_ optin.Purpose, to optin.Address, _ string, h textproto.Header, body []byte) (io.WriterTo, error) {
 	h.Add("X-Test-For", to.String())
 	var b bytes.Buffer
 	if err := textproto.WriteHeader(&b, h); err != nil {
 		return nil, err
 	}
 	b.Write(body)
-	return b.Bytes(), nil
+	return copyBytes(b.Bytes()), nil
+}
+
+// copyBytes writes the same bytes each time it is written.
+type copyBytes []byte
+
+func (c copyBytes) WriteTo(w io.Writer) (int64, error) {
+	n, err := w.Write(c)
+	return int64(n), err
 }

@@ -19,6 +19,12 @@ import (
 // store cannot be asked, nothing is relayed (fail closed).
 func (s *Server) relay(sess *session, raw []byte) error {
 	tx := &sess.tx
+	if err := s.applyUnsubscribes(tx); err != nil {
+		return s.reply(err)
+	}
+	if len(tx.rcpts) == 0 {
+		return s.reply(unsubscribed(len(tx.unsubscribes)))
+	}
 	if err := s.open(sess, raw); err != nil {
 		s.metrics.messages.WithLabelValues(resultRejected).Inc()
 		return s.reply(err)
@@ -120,13 +126,13 @@ func (s *Server) sendCopies(ctx context.Context, tx *transaction, due []recipien
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			body, err := s.opts.Personalize(tx.purpose, r.addr, tx.msg.header.Copy(), tx.msg.body)
+			body, err := s.opts.Personalize(tx.purpose, r.addr, tx.msg.key, tx.msg.header.Copy(), tx.msg.body)
 			if err != nil {
 				tx.log.Error("personalizing a copy failed", "err", logText(err.Error()))
 				outs[i] = outcome{err: errInternal}
 				return
 			}
-			outs[i] = s.send(ctx, tx, bytesWriter(body), []recipient{r})
+			outs[i] = s.send(ctx, tx, body, []recipient{r})
 		})
 	}
 	wg.Wait()

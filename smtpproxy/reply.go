@@ -38,6 +38,7 @@ var (
 	// MaxConnectionsPerIP: 421 tells the client to come back later, 4.7.0
 	// that it was refused by policy.
 	errTooManyConnections = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many connections, try again later"}
+	errBadUnsubscribe     = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such unsubscribe address: the link may be mistyped or too old"}
 	errShuttingDown       = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Service shutting down, try again later"}
 	errInternal           = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Internal error; nothing was relayed, try again later"}
 )
@@ -132,6 +133,15 @@ func answer(tx *transaction, f fates, out outcome, stored bool) (string, *smtp.S
 		text += fmt.Sprintf("; monitor mode: %d would have been blocked", f.monitor)
 	}
 	return resultRelayed, ok(text)
+}
+
+// unsubscribed answers a message that went only to unsubscribe
+// addresses.
+func unsubscribed(n int) *smtp.SMTPError {
+	if n == 1 {
+		return ok("Unsubscribed: you will get no more of this mail")
+	}
+	return ok(fmt.Sprintf("Unsubscribed: %d subscriptions ended", n))
 }
 
 func ok(text string) *smtp.SMTPError {

@@ -93,6 +93,12 @@ type Options struct {
 	// Personalize, when set, makes a copy per recipient for purposes
 	// that inject unsubscribe links.
 	Personalize Personalize
+	// MailtoDomain and Unsubscriber, when both set, accept mail to
+	// unsubscribe+TOKEN@MailtoDomain from any client, without AUTH, and
+	// apply the token; every other recipient still needs AUTH or a
+	// trusted network.
+	MailtoDomain string
+	Unsubscriber Unsubscriber
 	// DedupWindow is how long the store remembers a delivered copy, so
 	// that a client's retry does not send it again.
 	DedupWindow time.Duration

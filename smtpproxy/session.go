@@ -48,6 +48,10 @@ type transaction struct {
 	// refused are the recipients refused at RCPT, whose receipts wait
 	// for the message's.
 	refused []refusal
+	// unsubscribes are the tokens of the unsubscribe addresses named;
+	// anonymous is set when the client may name nothing else.
+	unsubscribes []string
+	anonymous    bool
 
 	// Set at DATA by open.
 	msg     *message
@@ -167,7 +171,10 @@ func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
 	if sess.srv.isDraining() {
 		return sess.srv.reply(errShuttingDown)
 	}
-	if sess.user == nil && !sess.trusted {
+	// A client that may not relay may still mail an unsubscribe address:
+	// RCPT lets it name nothing else.
+	anonymous := sess.user == nil && !sess.trusted
+	if anonymous && (sess.srv.opts.MailtoDomain == "" || sess.srv.opts.Unsubscriber == nil) {
 		return sess.srv.reply(errAuthRequired)
 	}
 	if from != "" {
@@ -183,7 +190,7 @@ func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
 	}
 	sess.busy.Store(true)
 	sess.srv.flushRefusals(sess)
-	sess.tx = transaction{from: from, actor: sess.actor(), user: sess.user}
+	sess.tx = transaction{from: from, actor: sess.actor(), user: sess.user, anonymous: anonymous}
 	if opts != nil {
 		sess.tx.mailOpts = *opts
 	}
@@ -195,8 +202,18 @@ func (sess *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if err != nil {
 		return sess.srv.reply(errBadRecipient)
 	}
-	if len(sess.tx.rcpts) >= sess.srv.opts.MaxRecipients {
+	if len(sess.tx.rcpts)+len(sess.tx.unsubscribes) >= sess.srv.opts.MaxRecipients {
 		return sess.srv.reply(errTooManyRecipients)
+	}
+	if token, ok := sess.srv.unsubscribeToken(to); ok {
+		if err := sess.srv.opts.Unsubscriber.Check(token); err != nil {
+			return sess.srv.reply(errBadUnsubscribe)
+		}
+		sess.tx.unsubscribes = append(sess.tx.unsubscribes, token)
+		return sess.srv.reply(nil)
+	}
+	if sess.tx.anonymous {
+		return sess.srv.reply(errAuthRequired)
 	}
 	for _, r := range sess.tx.rcpts {
 		if r.addr == addr {
@@ -218,7 +235,11 @@ func (sess *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 
 func (sess *session) Data(r io.Reader) error {
 	srv := sess.srv
-	raw, held, err := srv.inflight.read(r, sess.tx.mailOpts.Size, srv.opts.MaxMessageBytes)
+	limit := srv.opts.MaxMessageBytes
+	if sess.tx.anonymous {
+		limit = min(limit, maxUnsubscribeMessage)
+	}
+	raw, held, err := srv.inflight.read(r, sess.tx.mailOpts.Size, limit)
 	if err != nil {
 		if errors.Is(err, errOverBudget) {
 			srv.log.Warn("message refused: the in-flight byte budget is used up", "remote", sess.remote.String(), "limit", srv.opts.MaxInflightBytes)
