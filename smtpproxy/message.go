@@ -93,10 +93,18 @@ func (m *message) WriteTo(w io.Writer) (int64, error) {
 	return cw.n, err
 }
 
-// sizeOf is the number of bytes w writes, for MAIL FROM's SIZE=.
+// sizeOf is the number of bytes w writes, for MAIL FROM's SIZE=, or 0
+// (no SIZE=) for a personal copy, which would have to be built once more
+// only to be counted.
 func sizeOf(w io.WriterTo) int64 {
-	n, _ := w.WriteTo(io.Discard)
-	return n
+	switch w := w.(type) {
+	case *message:
+		n, _ := w.WriteTo(io.Discard)
+		return n
+	case bytesWriter:
+		return int64(len(w))
+	}
+	return 0
 }
 
 type countingWriter struct {
