@@ -2,10 +2,13 @@ package unsubscribe
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"testing"
 )
+
+func encodeStd(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
 func sha256Hex(s string) string {
 	sum := sha256.Sum256([]byte(s))

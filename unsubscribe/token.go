@@ -123,8 +123,9 @@ func (t *Tokens) Parse(s string) (Claim, error) {
 	if len(s) > maxTokenChars {
 		return Claim{}, fmt.Errorf("%w: malformed: too long", ErrBadToken)
 	}
+	// The decoder skips CR and LF; a token has one spelling only.
 	raw, err := encoding.DecodeString(s)
-	if err != nil {
+	if err != nil || !urlSafe(s) {
 		return Claim{}, fmt.Errorf("%w: malformed: not base64url", ErrBadToken)
 	}
 	if len(raw) < headerSize+tagSize+fixedPlain {
@@ -234,6 +235,17 @@ func issuedSeconds(t time.Time) uint32 {
 		return math.MaxUint32
 	}
 	return uint32(s)
+}
+
+// urlSafe reports whether s holds only base64url characters.
+func urlSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func isZero(b []byte) bool {

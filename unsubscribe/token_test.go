@@ -116,7 +116,7 @@ func TestTokenTamperedFails(t *testing.T) {
 			}
 		}
 	}
-	for _, bad := range []string{"", "x", s[:len(s)-1], s + "A", s[:10], strings.Repeat("A", 2000), "!" + s[1:], s + "="} {
+	for _, bad := range []string{"", "x", s[:len(s)-1], s + "A", s[:10], strings.Repeat("A", 2000), "!" + s[1:], s + "=", s[:20] + "\n" + s[20:], s[:20] + "\r\n" + s[20:]} {
 		if _, err := tk.Parse(bad); !errors.Is(err, ErrBadToken) {
 			t.Errorf("Parse(%q): %v, want ErrBadToken", bad, err)
 		}
