@@ -14,6 +14,7 @@ import (
 	"optinproxy/admin"
 	"optinproxy/config"
 	"optinproxy/optin"
+	"optinproxy/unsubscribe"
 	"optinproxy/upstream"
 )
 
@@ -120,7 +121,7 @@ func newHTTPServer(handler http.Handler, t httpTimeouts, log *slog.Logger) *http
 }
 
 // newHandler mounts everything the HTTP listener serves: the operational
-// endpoints and the admin API. long is how long an import or a verify may
+// endpoints, the admin API and the unsubscribe pages. long is how long an import or a verify may
 // take (httpTimeouts.long).
 func newHandler(cfg *config.Config, reg *prometheus.Registry, store optin.Store, up upstream.Sender, log *slog.Logger, long time.Duration) (http.Handler, error) {
 	ledger, err := optin.NewLedger(optin.LedgerOptions{Store: store, Purposes: purposes(cfg), PolicyVersion: cfg.Policy.CurrentVersion})
@@ -135,7 +136,29 @@ func newHandler(cfg *config.Config, reg *prometheus.Registry, store optin.Store,
 	if err != nil {
 		return nil, err
 	}
+	unsub, err := newUnsubscribeHandler(cfg, ledger, reg, log)
+	if err != nil {
+		return nil, err
+	}
 	mux := newHTTPHandler(reg, []check{{name: "upstream", fn: up.Ping}, {name: "store", fn: store.Ping}})
 	mux.Handle("/api/v1/", api.Handler())
+	mux.Handle("/u/", unsub)
 	return mux, nil
+}
+
+// newUnsubscribeHandler builds the pages of /u/TOKEN. The body cap and
+// method checks are the handler's own.
+func newUnsubscribeHandler(cfg *config.Config, ledger *optin.Ledger, reg prometheus.Registerer, log *slog.Logger) (*unsubscribe.Handler, error) {
+	tokens, err := unsubscribeTokens(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return unsubscribe.NewHandler(unsubscribe.HandlerOptions{
+		Tokens:   tokens,
+		Ledger:   ledger,
+		Purposes: ledger.Purposes(),
+		Language: cfg.Unsubscribe.Language,
+		Logger:   log,
+		Metrics:  reg,
+	})
 }

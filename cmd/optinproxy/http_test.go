@@ -43,6 +43,10 @@ func startHTTP(t *testing.T, to httpTimeouts, wrap func(net.Listener) net.Listen
 	dir := t.TempDir()
 	cfg := config.Default()
 	cfg.Store.Path = dir
+	cfg.Unsubscribe.SecretFile = filepath.Join(dir, "unsubscribe.key")
+	if _, err := ensureSecret(cfg.Unsubscribe.SecretFile); err != nil {
+		t.Fatal(err)
+	}
 	cfg.Admin.Tokens = []config.Token{{Name: "admin", Token: httpTestToken, Scopes: []string{"read", "write"}}}
 	store := teststore.File(t, filepath.Join(dir, "optinproxy.db"))
 	up, err := upstream.New(upstream.Options{URL: "file://" + filepath.Join(dir, "outbox")})

@@ -36,6 +36,7 @@ var commands = []command{
 	{"rotate-key", "re-wrap every subject key under a new ledger key generation, or --retire one", runRotateKey},
 	{"serve", "run the SMTP relay and the HTTP service", runServe},
 	{"suppress", "add|remove|list address-level suppressions", runSuppress},
+	{"unsubscribe-url", "print the unsubscribe link of an address and a purpose (offline)", runUnsubscribeURL},
 	{"verify", "check every subject's hash-chained history", runVerify},
 	{"version", "print the version", runVersion},
 }

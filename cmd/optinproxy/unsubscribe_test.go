@@ -1,0 +1,103 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// The unsubscribe link as support makes it, followed as a recipient
+// would: the page asks and changes nothing, the one-click POST
+// withdraws, and the ledger shows it.
+func TestUnsubscribeURLEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	public := "OPTINPROXY_HTTP_PUBLIC_URL=http://" + addr + "/"
+	s := startServe(t, dir, "OPTINPROXY_HTTP_LISTEN="+addr, public)
+	cli := func(args ...string) result {
+		return runCmd(t, dir, "", []string{"OPTINPROXY_ADDR=" + s.httpAddr, public}, args...)
+	}
+	r := cli("unsubscribe-url", "Jan@Example.com", "--purpose", "newsletter")
+	link := strings.TrimSpace(r.stdout)
+	if r.code != 0 || !strings.HasPrefix(link, "http://"+addr+"/u/") || strings.Contains(link, "jan") {
+		t.Fatalf("unsubscribe-url: exit %d, %q %s", r.code, r.stdout, r.stderr)
+	}
+
+	get := func(path string) string {
+		t.Helper()
+		resp, err := http.Get(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %d\n%s", path, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	if page := get(link); !strings.Contains(page, "Our monthly newsletter") || !strings.Contains(page, `lang="nl"`) {
+		t.Errorf("page:\n%s", page)
+	}
+	if r := cli("consent", "show", "jan@example.com"); strings.Contains(r.stdout, "withdrawn") {
+		t.Fatalf("GET withdrew:\n%s", r.stdout)
+	}
+
+	resp, err := http.PostForm(link, url.Values{"List-Unsubscribe": {"One-Click"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("one-click POST: %d", resp.StatusCode)
+	}
+	r = cli("consent", "show", "jan@example.com")
+	for _, want := range []string{"newsletter  withdrawn  consent  unsubscribe", `"channel":"one-click"`, "consent.withdrawn  newsletter  unsubscribe"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("consent show lacks %q:\n%s%s", want, r.stdout, r.stderr)
+		}
+	}
+	if m := get("http://" + s.httpAddr + "/metrics"); !strings.Contains(m, `optinproxy_unsubscribes_total{channel="one-click",purpose="newsletter"} 1`) {
+		t.Errorf("metrics do not count the unsubscribe")
+	}
+	// A tampered link: 400, and the server logs no address.
+	resp, err = http.Get(link[:len(link)-2] + "xx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Errorf("tampered link: %d, want 400", resp.StatusCode)
+	}
+}
+
+func TestUnsubscribeURLErrors(t *testing.T) {
+	dir := t.TempDir()
+	startServe(t, dir) // makes the secret file
+	for _, tt := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"jan@example.com"}, 2, "--purpose is required"},
+		{[]string{"jan@example.com", "--purpose", "nope"}, 2, `purpose "nope" is not configured`},
+		{[]string{"jan@example.com", "--purpose", "transactional"}, 2, "no unsubscribe links"},
+		{[]string{"not-an-address", "--purpose", "newsletter"}, 2, "optinproxy unsubscribe-url:"},
+		{[]string{"--purpose", "newsletter"}, 2, "want one EMAIL"},
+	} {
+		r := runCmd(t, dir, "", nil, append([]string{"unsubscribe-url"}, tt.args...)...)
+		if r.code != tt.code || !strings.Contains(r.stderr, tt.want) || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+			t.Errorf("%q: exit %d, stderr %q; want %d and %q on one line", tt.args, r.code, r.stderr, tt.code, tt.want)
+		}
+	}
+	// Without the secret file (no server ever started here) it says so.
+	r := runCmd(t, t.TempDir(), "", nil, "unsubscribe-url", "jan@example.com", "--purpose", "newsletter")
+	if r.code != 1 || !strings.Contains(r.stderr, "made when optinproxy serve first starts") {
+		t.Errorf("no secret file: exit %d, %q", r.code, r.stderr)
+	}
+	if r := runCmd(t, dir, "", nil, "unsubscribe-url", "--help"); r.code != 0 {
+		t.Errorf("--help: exit %d", r.code)
+	}
+}
