@@ -198,19 +198,21 @@ func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
 }
 
 func (sess *session) Rcpt(to string, _ *smtp.RcptOptions) error {
-	addr, err := optin.ParseAddress(to)
-	if err != nil {
-		return sess.srv.reply(errBadRecipient)
-	}
 	if len(sess.tx.rcpts)+len(sess.tx.unsubscribes) >= sess.srv.opts.MaxRecipients {
 		return sess.srv.reply(errTooManyRecipients)
 	}
+	// An unsubscribe address comes first: its token makes the local part
+	// longer than the 64 octets ParseAddress allows.
 	if token, ok := sess.srv.unsubscribeToken(to); ok {
 		if err := sess.srv.opts.Unsubscriber.Check(token); err != nil {
 			return sess.srv.reply(errBadUnsubscribe)
 		}
 		sess.tx.unsubscribes = append(sess.tx.unsubscribes, token)
 		return sess.srv.reply(nil)
+	}
+	addr, err := optin.ParseAddress(to)
+	if err != nil {
+		return sess.srv.reply(errBadRecipient)
 	}
 	if sess.tx.anonymous {
 		return sess.srv.reply(errAuthRequired)

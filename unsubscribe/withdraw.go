@@ -22,6 +22,14 @@ var channels = []string{ChannelOneClick, ChannelPage, ChannelMailto}
 // actor names the unsubscribe door in the events it records.
 const actor = "unsubscribe"
 
+// Check reports whether token is one this proxy issued, with one of its
+// secrets; the SMTP side asks it before it accepts mail to the mailto
+// address.
+func (h *Handler) Check(token string) error {
+	_, err := h.tokens.Parse(token)
+	return err
+}
+
 // Apply withdraws the consent of a token's claim for its purpose, as the
 // one-click POST does: the SMTP side calls it for mail to the mailto
 // address, with ChannelMailto. Repeating it records nothing new. Errors

@@ -123,27 +123,29 @@ func newHTTPServer(handler http.Handler, t httpTimeouts, log *slog.Logger) *http
 // newHandler mounts everything the HTTP listener serves: the operational
 // endpoints, the admin API and the unsubscribe pages. long is how long an import or a verify may
 // take (httpTimeouts.long).
-func newHandler(cfg *config.Config, reg *prometheus.Registry, store optin.Store, up upstream.Sender, log *slog.Logger, long time.Duration) (http.Handler, error) {
+// It returns the unsubscribe pages' handler too, which the SMTP side
+// uses for mail to the mailto address.
+func newHandler(cfg *config.Config, reg *prometheus.Registry, store optin.Store, up upstream.Sender, log *slog.Logger, long time.Duration) (http.Handler, *unsubscribe.Handler, error) {
 	ledger, err := optin.NewLedger(optin.LedgerOptions{Store: store, Purposes: purposes(cfg), PolicyVersion: cfg.Policy.CurrentVersion})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	tokens, err := adminTokens(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	api, err := admin.New(admin.Options{Ledger: ledger, Tokens: tokens, Logger: log, LongTimeout: long})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	unsub, err := newUnsubscribeHandler(cfg, ledger, reg, log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mux := newHTTPHandler(reg, []check{{name: "upstream", fn: up.Ping}, {name: "store", fn: store.Ping}})
 	mux.Handle("/api/v1/", api.Handler())
 	mux.Handle("/u/", unsub)
-	return mux, nil
+	return mux, unsub, nil
 }
 
 // newUnsubscribeHandler builds the pages of /u/TOKEN. The body cap and

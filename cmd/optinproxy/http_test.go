@@ -55,7 +55,7 @@ func startHTTP(t *testing.T, to httpTimeouts, wrap func(net.Listener) net.Listen
 	}
 	t.Cleanup(func() { up.Close() })
 	log := slog.New(slog.NewTextHandler(t.Output(), nil))
-	handler, err := newHandler(cfg, prometheus.NewRegistry(), store, up, log, to.long)
+	handler, _, err := newHandler(cfg, prometheus.NewRegistry(), store, up, log, to.long)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -143,6 +143,13 @@ func start(ctx context.Context, cfg *config.Config, environ []string, log *slog.
 		store.Close()
 		return nil, fmt.Errorf("policy.role_addresses: %w", err)
 	}
+	handler, unsub, err := newHandler(cfg, reg, store, up, log, defaultHTTPTimeouts.long)
+	if err != nil {
+		up.Close()
+		jr.Close()
+		store.Close()
+		return nil, err
+	}
 	srv, err := smtpproxy.New(smtpproxy.Options{
 		Hostname:        cfg.SMTP.Hostname,
 		TLSConfig:       tlsConfig,
@@ -166,6 +173,9 @@ func start(ctx context.Context, cfg *config.Config, environ []string, log *slog.
 		Logger:          log,
 		Metrics:         reg,
 
+		MailtoDomain: cfg.Unsubscribe.MailtoDomain,
+		Unsubscriber: unsub,
+
 		MaxConnections:      cfg.SMTP.MaxConnections,
 		MaxConnectionsPerIP: cfg.SMTP.MaxConnectionsPerIP,
 		MaxInflightBytes:    cfg.SMTP.MaxInflightBytes,
@@ -187,11 +197,6 @@ func start(ctx context.Context, cfg *config.Config, environ []string, log *slog.
 		up.Close()
 		jr.Close()
 		store.Close()
-	}
-	handler, err := newHandler(cfg, reg, store, up, log, defaultHTTPTimeouts.long)
-	if err != nil {
-		closeAll()
-		return nil, err
 	}
 	listen := func(what, addr string) (net.Listener, error) {
 		l, err := net.Listen("tcp", addr)

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"optinproxy/internal/testtools"
 )
 
 // The unsubscribe link as support makes it, followed as a recipient
@@ -99,5 +101,38 @@ func TestUnsubscribeURLErrors(t *testing.T) {
 	}
 	if r := runCmd(t, dir, "", nil, "unsubscribe-url", "--help"); r.code != 0 {
 		t.Errorf("--help: exit %d", r.code)
+	}
+}
+
+// A mail client's List-Unsubscribe mailto: a client that may not relay
+// (no trusted network here) mails unsubscribe+TOKEN@mailto_domain, with
+// swaks, and the withdrawal is in the history; that client still cannot
+// mail anyone else.
+func TestUnsubscribeByMail(t *testing.T) {
+	dir := t.TempDir()
+	env := []string{"OPTINPROXY_UNSUBSCRIBE_MAILTO_DOMAIN=unsub.shop.example", "OPTINPROXY_SMTP_TRUSTED_NETWORKS="}
+	s := startServe(t, dir, env...)
+	cli := func(args ...string) result {
+		return runCmd(t, dir, "", append([]string{"OPTINPROXY_ADDR=" + s.httpAddr}, env...), args...)
+	}
+	r := cli("unsubscribe-url", "jan@example.com", "--purpose", "newsletter")
+	link := strings.TrimSpace(r.stdout)
+	token := link[strings.LastIndex(link, "/u/")+3:]
+	if r.code != 0 || token == "" {
+		t.Fatalf("unsubscribe-url: %d %q %s", r.code, r.stdout, r.stderr)
+	}
+	code, out := testtools.Swaks(t, "--server", s.smtpAddr, "--helo", "mua.example", "--timeout", "10s",
+		"--from", "jan@example.com", "--to", "unsubscribe+"+token+"@unsub.shop.example", "--body", "unsubscribe")
+	if code != 0 || !strings.Contains(out, "250 2.0.0 Unsubscribed") {
+		t.Fatalf("swaks: %d\n%s", code, out)
+	}
+	r = cli("consent", "show", "jan@example.com")
+	if !strings.Contains(r.stdout, "newsletter  withdrawn  consent  unsubscribe") || !strings.Contains(r.stdout, `"channel":"mailto"`) {
+		t.Errorf("consent show:\n%s%s", r.stdout, r.stderr)
+	}
+	code, out = testtools.Swaks(t, "--server", s.smtpAddr, "--helo", "mua.example", "--timeout", "10s",
+		"--from", "jan@example.com", "--to", "piet@example.com")
+	if code == 0 || !strings.Contains(out, "530 5.7.0") {
+		t.Errorf("a client that may not relay mailed piet: %d\n%s", code, out)
 	}
 }
