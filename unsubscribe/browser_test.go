@@ -1,0 +1,109 @@
+package unsubscribe
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"optinproxy/internal/testtools"
+	"optinproxy/optin"
+)
+
+// browser starts a headless Debian chromium (installing it when missing)
+// whose requests ask for lang, and returns a context that drives it.
+func browser(t *testing.T, lang string) context.Context {
+	t.Helper()
+	bin := testtools.Need(t, "chromium", "chromium")
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(bin),
+		chromedp.NoSandbox, // tests may run as root
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("accept-lang", lang),
+	)
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+	// The first run starts the browser, for as long as ctx lives.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	return ctx
+}
+
+// bodyText opens link and returns the page's text.
+func bodyText(t *testing.T, ctx context.Context, link string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate(link)); err != nil {
+		t.Fatal(err)
+	}
+	body, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
+}
+
+// A recipient in a real browser: the link shows the page in Dutch to a
+// Dutch browser and in English to an English one, opening it changes
+// nothing, and the confirm button, pressed from the keyboard, withdraws,
+// which the ledger shows.
+func TestBrowserUnsubscribe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("drives chromium")
+	}
+	p := filePages(t)
+	link := p.link("newsletter")
+
+	if body := bodyText(t, browser(t, "nl-NL,nl"), link); !strings.Contains(body, "Afmelden bevestigen") {
+		t.Errorf("Dutch page: %q", body)
+	}
+	en := browser(t, "en-GB,en")
+	if body := bodyText(t, en, link); !strings.Contains(body, "Confirm unsubscribe") {
+		t.Errorf("English page: %q", body)
+	}
+	if !p.decide("newsletter").Allow {
+		t.Fatal("opening the page withdrew")
+	}
+
+	ctx, cancel := context.WithTimeout(en, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx,
+		chromedp.Focus(chromedp.CSS("button[type=submit]")),
+		chromedp.KeyEvent("\r"),
+	); err != nil {
+		t.Fatalf("confirming: %v", err)
+	}
+	// The answer is a new page: wait for its title, a bounded while.
+	var title string
+	for range 100 {
+		if title, _ = chromedp.Run(ctx, chromedp.Title()); title == "You are unsubscribed" {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if title != "You are unsubscribed" {
+		body, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+		t.Fatalf("after confirming: title %q, page %q", title, body)
+	}
+	if p.decide("newsletter").Allow {
+		t.Fatal("the button did not withdraw")
+	}
+	found := false
+	for _, e := range p.view().Events {
+		if e.Type == optin.EventConsentWithdrawn && e.Actor == "unsubscribe" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no withdrawal by unsubscribe in the history")
+	}
+	if n := p.counted("newsletter", ChannelPage); n != 1 {
+		t.Errorf("page unsubscribes counted: %v", n)
+	}
+}
