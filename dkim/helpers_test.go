@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -139,3 +140,14 @@ var errWrite = errors.New("connection lost")
 type failingWriter struct{}
 
 func (failingWriter) Write([]byte) (int, error) { return 0, errWrite }
+
+// limitedCounter is a hash.Hash that only counts what is written.
+type limitedCounter struct{ n int64 }
+
+func (c *limitedCounter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+func (c *limitedCounter) Sum(b []byte) []byte         { return b }
+func (c *limitedCounter) Reset()                      { c.n = 0 }
+func (c *limitedCounter) Size() int                   { return 0 }
+func (c *limitedCounter) BlockSize() int              { return 1 }
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
