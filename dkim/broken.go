@@ -22,8 +22,8 @@ const signatureField = "DKIM-Signature"
 // that cannot be checked this way (malformed, or of an unknown algorithm)
 // are not counted. Names compare case-insensitively.
 func BrokenSignatures(msg []byte, changed ...string) int {
-	fields, body, _ := split(msg)
-	return len(brokenFields(msg, fields, body, changed))
+	h := split(msg)
+	return len(brokenFields(msg, h.fields, h.body, changed))
 }
 
 // brokenFields returns the indexes in fields of the broken signatures.

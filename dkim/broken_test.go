@@ -137,10 +137,10 @@ func TestBrokenSignaturesCount(t *testing.T) {
 // The b= no longer verifies, but the DNS-free check reads only bh= and l=.
 func withLength(t testing.TB, msg []byte) []byte {
 	t.Helper()
-	fields, body, _ := split(msg)
+	h := split(msg)
 	var c limitedCounter
-	canonicalize(&limited{w: &c, left: -1}, msg[body:], true)
-	for _, f := range fields {
+	canonicalize(&limited{w: &c, left: -1}, msg[h.body:], true)
+	for _, f := range h.fields {
 		if strings.EqualFold(f.name, signatureField) {
 			sig := string(msg[f.start:f.end])
 			sig = strings.Replace(sig, "bh=", "l="+itoa(c.n)+"; bh=", 1)
@@ -154,6 +154,6 @@ func withLength(t testing.TB, msg []byte) []byte {
 // respace doubles the spaces in the body: relaxed canonicalization does
 // not see it, simple does.
 func respace(msg []byte) []byte {
-	_, body, _ := split(msg)
+	body := split(msg).body
 	return append(bytes.Clone(msg[:body]), bytes.ReplaceAll(msg[body:], []byte(" "), []byte("  "))...)
 }

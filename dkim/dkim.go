@@ -93,7 +93,8 @@ type Result struct {
 	Broken int
 }
 
-// Sign writes msg to w, signed when there is a key for its From domain:
+// Sign writes msg to w, signed when there is a key for its From domain
+// and its header is well formed:
 // first a DKIM-Signature per key of that domain, then msg without the
 // signatures that no longer verify. Without a key, msg goes to w as it
 // is. changed names the header fields the caller added, replaced or
@@ -104,15 +105,18 @@ type Result struct {
 // holds one copy. An error is a key that failed to sign or a failed write;
 // w may then have part of the message.
 func (s *Signer) Sign(w io.Writer, msg []byte, changed ...string) (Result, error) {
-	fields, body, blank := split(msg)
-	broken := brokenFields(msg, fields, body, changed)
-	keys := s.keys[fromDomain(msg, fields)]
+	h := split(msg)
+	broken := brokenFields(msg, h.fields, h.body, changed)
+	var keys []Key
+	if !h.malformed {
+		keys = s.keys[fromDomain(msg, h.fields)]
+	}
 	if len(keys) == 0 {
 		_, err := w.Write(msg)
 		return Result{Broken: len(broken)}, err
 	}
-	parts := keep(msg, fields, broken, blank)
-	headers := s.headerKeys(fields)
+	parts := keep(msg, h.fields, broken, h.blank)
+	headers := s.headerKeys(h.fields)
 	sigs := make([]string, 0, len(keys))
 	for _, k := range keys {
 		sig, err := sign(k, headers, parts)

@@ -17,10 +17,22 @@ type field struct {
 	start, end int
 }
 
+// header is what split finds of a message.
+type header struct {
+	fields []field
+	body   int  // where the body starts; len(msg) when there is none
+	blank  bool // whether the blank line that ends the header is there
+	// malformed is set when a line of the header is no field: it starts
+	// with white space before any field, or has no name and colon.
+	// Signing such a header is not safe: a field put before it would
+	// absorb the stray line.
+	malformed bool
+}
+
 // split finds the header fields of msg and where its body starts. A
-// message without the blank line that ends the header is all header;
-// blank then reports false.
-func split(msg []byte) (fields []field, body int, blank bool) {
+// message without the blank line that ends the header is all header.
+func split(msg []byte) header {
+	var h header
 	pos := 0
 	for pos < len(msg) {
 		end := len(msg)
@@ -30,16 +42,26 @@ func split(msg []byte) (fields []field, body int, blank bool) {
 		line := msg[pos:end]
 		switch {
 		case string(line) == "\r\n" || string(line) == "\n":
-			return fields, end, true
-		case (line[0] == ' ' || line[0] == '\t') && len(fields) > 0:
-			fields[len(fields)-1].end = end
+			h.body, h.blank = end, true
+			return h
+		case line[0] == ' ' || line[0] == '\t':
+			if len(h.fields) == 0 {
+				h.malformed = true
+				h.fields = append(h.fields, field{start: pos})
+			}
+			h.fields[len(h.fields)-1].end = end
 		default:
-			name, _, _ := bytes.Cut(line, []byte(":"))
-			fields = append(fields, field{name: string(bytes.TrimSpace(name)), start: pos, end: end})
+			name, _, colon := bytes.Cut(line, []byte(":"))
+			name = bytes.TrimSpace(name)
+			if !colon || len(name) == 0 {
+				h.malformed = true
+			}
+			h.fields = append(h.fields, field{name: string(name), start: pos, end: end})
 		}
 		pos = end
 	}
-	return fields, len(msg), false
+	h.body = len(msg)
+	return h
 }
 
 // value returns a field's unfolded value, without its name and colon.

@@ -84,6 +84,9 @@ func TestSignNeedsKeyOfFromDomain(t *testing.T) {
 		{"two mailboxes", message([]string{"From: a@shop.example, b@shop.example"}, "x\r\n")},
 		{"no address", message([]string{"From: Shop"}, "x\r\n")},
 		{"empty message", nil},
+		{"header starts with white space", []byte(" stray\r\nFrom: a@shop.example\r\n\r\nx\r\n")},
+		{"header line without colon", []byte("From: a@shop.example\r\nstray\r\n\r\nx\r\n")},
+		{"field without name", []byte("From: a@shop.example\r\n: x\r\n\r\nx\r\n")},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			out, res := signed(t, s, tt.msg)
