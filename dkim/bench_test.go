@@ -33,7 +33,7 @@ func BenchmarkSign(b *testing.B) {
 				b.SetBytes(int64(len(msg)))
 				b.ReportAllocs()
 				for b.Loop() {
-					if _, err := s.Sign(io.Discard, msg, "List-Unsubscribe"); err != nil {
+					if _, _, err := s.Sign(io.Discard, msg, "List-Unsubscribe"); err != nil {
 						b.Fatal(err)
 					}
 				}

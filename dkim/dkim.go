@@ -83,16 +83,6 @@ func New(keys []Key, opts Options) (*Signer, error) {
 	return s, nil
 }
 
-// Result tells what Sign did.
-type Result struct {
-	// Signed is true when the message got signatures of ours.
-	Signed bool
-	// Broken counts the message's DKIM signatures that no longer verify
-	// (see BrokenSignatures): removed when Signed, left in place (and
-	// harmless: a receiver treats them as absent) when not.
-	Broken int
-}
-
 // Sign writes msg to w, signed when there is a key for its From domain
 // and its header is well formed:
 // first a DKIM-Signature per key of that domain, then msg without the
@@ -104,38 +94,45 @@ type Result struct {
 // keep it and writes its unchanged parts straight from it, so the caller
 // holds one copy. An error is a key that failed to sign or a failed write;
 // w may then have part of the message.
-func (s *Signer) Sign(w io.Writer, msg []byte, changed ...string) (Result, error) {
+//
+// signed reports whether the message got signatures of ours. broken
+// counts the message's signatures that no longer verify (see
+// BrokenSignatures): removed when signed, left in place (harmless: a
+// receiver treats them as absent) when not. The results are plain values
+// so that the relay can declare the interface it signs through without
+// importing this package.
+func (s *Signer) Sign(w io.Writer, msg []byte, changed ...string) (signed bool, broken int, err error) {
 	h := split(msg)
-	broken := brokenFields(msg, h.fields, h.body, changed)
+	bad := brokenFields(msg, h.fields, h.body, changed)
 	var keys []Key
 	if !h.malformed {
 		keys = s.keys[fromDomain(msg, h.fields)]
 	}
 	if len(keys) == 0 {
 		_, err := w.Write(msg)
-		return Result{Broken: len(broken)}, err
+		return false, len(bad), err
 	}
-	parts := keep(msg, h.fields, broken, h.blank)
+	parts := keep(msg, h.fields, bad, h.blank)
 	headers := s.headerKeys(h.fields)
 	sigs := make([]string, 0, len(keys))
 	for _, k := range keys {
 		sig, err := sign(k, headers, parts)
 		if err != nil {
-			return Result{Broken: len(broken)}, err
+			return false, len(bad), err
 		}
 		sigs = append(sigs, sig)
 	}
 	for _, sig := range sigs {
 		if _, err := io.WriteString(w, sig); err != nil {
-			return Result{Broken: len(broken)}, err
+			return false, len(bad), err
 		}
 	}
 	for _, p := range parts {
 		if _, err := w.Write(p); err != nil {
-			return Result{Broken: len(broken)}, err
+			return false, len(bad), err
 		}
 	}
-	return Result{Signed: true, Broken: len(broken)}, nil
+	return true, len(bad), nil
 }
 
 // sign returns the DKIM-Signature field of key over the message in parts.

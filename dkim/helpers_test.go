@@ -110,14 +110,20 @@ func newSigner(t testing.TB, keys ...Key) *Signer {
 	return s
 }
 
-func signed(t testing.TB, s *Signer, msg []byte, changed ...string) ([]byte, Result) {
+// result is what Sign returned besides the message and the error.
+type result struct {
+	Signed bool
+	Broken int
+}
+
+func signed(t testing.TB, s *Signer, msg []byte, changed ...string) ([]byte, result) {
 	t.Helper()
 	var out bytes.Buffer
-	res, err := s.Sign(&out, msg, changed...)
+	ok, broken, err := s.Sign(&out, msg, changed...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out.Bytes(), res
+	return out.Bytes(), result{ok, broken}
 }
 
 func ecKey(t testing.TB) crypto.Signer {

@@ -3,6 +3,7 @@ package dkim
 import (
 	"bytes"
 	"errors"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -175,7 +176,7 @@ func TestNewRefuses(t *testing.T) {
 func TestSignKeyFails(t *testing.T) {
 	s := newSigner(t, Key{Domain: "shop.example", Selector: "s1", Signer: failingSigner{edKey()}})
 	var out bytes.Buffer
-	if _, err := s.Sign(&out, newsletter("a@shop.example")); err == nil {
+	if _, _, err := s.Sign(&out, newsletter("a@shop.example")); err == nil {
 		t.Fatal("no error from a key that cannot sign")
 	}
 	if out.Len() != 0 {
@@ -187,8 +188,14 @@ func TestSignKeyFails(t *testing.T) {
 func TestSignWriteFails(t *testing.T) {
 	s := newSigner(t, Key{Domain: "shop.example", Selector: "s1", Signer: edKey()})
 	for _, msg := range [][]byte{newsletter("a@shop.example"), newsletter("a@other.example")} {
-		if _, err := s.Sign(failingWriter{}, msg); !errors.Is(err, errWrite) {
+		if _, _, err := s.Sign(failingWriter{}, msg); !errors.Is(err, errWrite) {
 			t.Errorf("Sign: %v, want the write error", err)
 		}
 	}
 }
+
+// The relay declares the interface it signs through with plain types;
+// a Signer satisfies it.
+var _ interface {
+	Sign(w io.Writer, msg []byte, changed ...string) (bool, int, error)
+} = (*Signer)(nil)
