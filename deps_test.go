@@ -21,8 +21,8 @@ var doors = []string{"smtpproxy", "unsubscribe", "webhooks", "admin"}
 
 // TestDependencyDirection keeps the shape of STYLE.md true for the packages
 // that exist: optin imports nothing of the project; the doors import no other
-// door; config is imported only by cmd; the stores (optin/...) and upstream
-// are imported only by cmd. Only non-test imports count: tests may import
+// door; config is imported only by cmd; the stores (optin/...), upstream
+// and dkim are imported only by cmd, and dkim imports only optin. Only non-test imports count: tests may import
 // anything.
 func TestDependencyDirection(t *testing.T) {
 	graph := loadImports(t)
@@ -43,8 +43,9 @@ func TestDependencyRules(t *testing.T) {
 	}{
 		// The intended shape: no problem.
 		{map[string][]string{
-			"cmd/optinproxy":     {"config", "optin", "optin/redisstore", "smtpproxy", "unsubscribe", "upstream", "webhooks"},
+			"cmd/optinproxy":     {"config", "dkim", "optin", "optin/redisstore", "smtpproxy", "unsubscribe", "upstream", "webhooks"},
 			"config":             {"optin"},
+			"dkim":               {"optin"},
 			"optin":              nil,
 			"optin/redisstore":   {"optin"},
 			"smtpproxy":          {"optin", "internal/textproto"},
@@ -76,6 +77,10 @@ func TestDependencyRules(t *testing.T) {
 		{map[string][]string{"smtpproxy": {"upstream"}, "upstream": nil}, "smtpproxy imports upstream"},
 		// A test helper opens the stores and uses another helper.
 		{map[string][]string{"internal/teststore": {"optin/filestore", "internal/redistest"}, "optin/filestore": {"optin"}, "internal/redistest": nil, "optin": nil}, ""},
+		// A door imports dkim.
+		{map[string][]string{"smtpproxy": {"dkim"}, "dkim": nil}, "smtpproxy imports dkim"},
+		// dkim imports a project package other than optin.
+		{map[string][]string{"dkim": {"internal/x"}, "internal/x": nil}, "dkim imports internal/x"},
 		// Product code imports a test helper.
 		{map[string][]string{"admin": {"internal/teststore"}, "internal/teststore": nil}, "admin imports internal/teststore"},
 	}
@@ -187,6 +192,10 @@ func forbidden(from, to string) string {
 		return "the stores (optin/...) are imported only by cmd/... and tests"
 	case under(to, "upstream") && !under(from, "cmd") && !under(from, "upstream"):
 		return "upstream is imported only by cmd/... and tests"
+	case under(to, "dkim") && !under(from, "cmd") && !under(from, "dkim"):
+		return "dkim is imported only by cmd/... and tests: the relay signs through an interface of its own"
+	case under(from, "dkim") && to != "optin" && !under(to, "dkim"):
+		return "dkim imports nothing of the project but optin"
 	}
 	return ""
 }

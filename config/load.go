@@ -16,10 +16,15 @@ import (
 // unsubscribe.secret_file is not read: the server creates it on first
 // start. Relative paths are relative to the working directory.
 //
+// checks run after validation, for what config cannot judge itself (a
+// DKIM key file is read by a package config may not import); their
+// problems are reported with the others.
+//
 // On any problem Load returns a nil Config and an *Errors holding every
 // problem found, each naming its key and the line or variable it came
-// from. Load has no side effects and is safe to call concurrently.
-func Load(path string, environ []string) (*Config, error) {
+// from. Load has no side effects of its own and is safe to call
+// concurrently.
+func Load(path string, environ []string, checks ...Check) (*Config, error) {
 	l := &loader{
 		env:     map[*yaml.Node]string{},
 		origins: map[string]origin{},
@@ -43,11 +48,21 @@ func Load(path string, environ []string) (*Config, error) {
 	l.value(root, reflect.ValueOf(cfg).Elem(), "", root)
 	l.readSecrets(cfg)
 	l.validate(cfg)
+	for _, check := range checks {
+		check(cfg, l.invalid)
+	}
 	if err := l.err(path); err != nil {
 		return nil, err
 	}
 	return cfg, nil
 }
+
+// Check is a validation that Load runs after its own, given the decoded
+// configuration. It reports each problem by calling invalid with the key
+// path ("dkim[0].key_file") and what is wrong; Load places it at the line
+// (or variable) the key came from. A key that failed to decode is not
+// reported again.
+type Check func(c *Config, invalid func(key, msg string))
 
 // loader holds the state of one Load.
 type loader struct {

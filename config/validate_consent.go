@@ -149,9 +149,18 @@ func (l *loader) checkWebhooks(c *Config) {
 
 var selectorRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$`)
 
+// checkDKIM checks the entries' form; the key files are read by the
+// dkim package, through a Check that cmd gives Load.
 func (l *loader) checkDKIM(keys []DKIM) {
+	seen := map[[2]string]int{}
 	for i, d := range keys {
 		key := index("dkim", i)
+		pair := [2]string{strings.ToLower(d.Domain), strings.ToLower(d.Selector)}
+		if j, dup := seen[pair]; dup && d.Domain != "" && d.Selector != "" {
+			l.invalid(key+".selector", fmt.Sprintf("selector %q of %s is already used by dkim[%d]", d.Selector, d.Domain, j))
+		} else if !dup {
+			seen[pair] = i
+		}
 		if !isDomain(d.Domain) {
 			l.invalid(key+".domain", fmt.Sprintf("want the signing domain, such as example.com, got %q", d.Domain))
 		}

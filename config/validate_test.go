@@ -101,6 +101,7 @@ func TestValidationProblems(t *testing.T) {
 		{"dkim domain", "dkim:\n  - {selector: s1, key_file: k.pem}\n", "dkim[0].domain", 2},
 		{"dkim selector", "dkim:\n  - {domain: example.com, key_file: k.pem}\n", "dkim[0].selector", 2},
 		{"dkim key_file", "dkim:\n  - domain: example.com\n    selector: s1\n", "dkim[0].key_file", 2},
+		{"dkim pair repeated", "dkim:\n  - {domain: example.com, selector: s1, key_file: a.pem}\n  - domain: Example.COM\n    selector: S1\n    key_file: b.pem\n", "dkim[1].selector", 4},
 		// secrets
 		{"password_file missing", "upstream:\n  url: smtp://mail\n  username: u\n  password_file: DIR/none\n", "upstream.password_file", 4},
 		{"token_file missing", "admin:\n  tokens:\n    - name: a\n      token_file: DIR/none\n      scopes: [read]\n", "admin.tokens[0].token_file", 4},

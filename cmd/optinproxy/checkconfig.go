@@ -24,11 +24,12 @@ func runCheckConfig(_ context.Context, e *env, args []string) error {
 	case len(pos) > 0:
 		return usagef("takes at most one argument, the configuration file")
 	}
-	cfg, err := loadConfig(*path, e.environ)
+	var keys dkimKeys
+	cfg, err := loadConfigWith(*path, e.environ, keys.check)
 	if err != nil {
 		return err
 	}
-	for _, w := range append(cfg.Warnings(), dsnWarnings(cfg)...) {
+	for _, w := range append(append(cfg.Warnings(), dsnWarnings(cfg)...), keys.warnings...) {
 		fmt.Fprintln(e.stdout, "warning:", w)
 	}
 	// The ledger key is read at start; a key file that does not parse is

@@ -47,8 +47,20 @@ type install struct {
 // t.Fatal, naming the package to install by hand. Safe for concurrent use.
 func Need(t testing.TB, binary, debianPackage string) string {
 	t.Helper()
+	path, err := Find(t, binary, debianPackage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Find is Need returning the problem instead of failing the test, for a
+// test that may skip when the program cannot be had (a second opinion
+// rather than the thing tested).
+func Find(t testing.TB, binary, debianPackage string) (string, error) {
+	t.Helper()
 	if path, err := lookPath(binary); err == nil {
-		return path
+		return path, nil
 	}
 	installsMu.Lock()
 	in, ok := installs[debianPackage]
@@ -63,13 +75,13 @@ func Need(t testing.TB, binary, debianPackage string) string {
 		in.err = aptInstall(binary, debianPackage)
 	})
 	if in.err != nil {
-		t.Fatalf("testtools: need %s: %v\n(install it with: apt-get install -y %s)", binary, in.err, debianPackage)
+		return "", fmt.Errorf("testtools: need %s: %w\n(install it with: apt-get install -y %s)", binary, in.err, debianPackage)
 	}
 	path, err := lookPath(binary)
 	if err != nil {
-		t.Fatalf("testtools: Debian package %s installed, but still no %s: %v", debianPackage, binary, err)
+		return "", fmt.Errorf("testtools: Debian package %s installed, but still no %s: %w", debianPackage, binary, err)
 	}
-	return path
+	return path, nil
 }
 
 // lookPath finds binary on PATH or in the sbin directories.
