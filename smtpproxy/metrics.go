@@ -17,6 +17,8 @@ type metrics struct {
 	// receiptErrors counts receipts the store could not take.
 	receiptErrors prometheus.Counter
 	dsns          *prometheus.CounterVec
+	// brokenSignatures counts sender DKIM signatures a copy broke.
+	brokenSignatures prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -58,6 +60,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "optinproxy_receipt_errors_total",
 			Help: "Receipts (message.relayed, message.blocked) the consent store failed to record.",
 		}),
+		brokenSignatures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "optinproxy_dkim_broken_signatures_total",
+			Help: "Sender DKIM signatures that no longer verify after the relay changed a copy (removed when the proxy signs).",
+		}),
 		dsns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "optinproxy_dsn_total",
 			Help: "Delivery status notifications for blocked recipients, by result: sent, failed.",
@@ -67,7 +73,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.refused.WithLabelValues(reason) // shown at 0 before the first refusal
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.connections, m.inflight, m.refused, m.messages, m.recipients, m.replies, m.upstream, m.decisions, m.receiptErrors, m.dsns} {
+		for _, c := range []prometheus.Collector{m.connections, m.inflight, m.refused, m.messages, m.recipients, m.replies, m.upstream, m.decisions, m.receiptErrors, m.dsns, m.brokenSignatures} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -117,16 +117,30 @@ type failure struct {
 // (at most copyParallel at once), whose outcomes are merged.
 func (s *Server) sendCopies(ctx context.Context, tx *transaction, due []recipient) outcome {
 	if s.opts.Personalize == nil || !tx.purpose.Unsubscribe {
-		return s.send(ctx, tx, tx.msg, due)
+		body, err := s.finish(tx, tx.msg, false, false)
+		if err != nil {
+			tx.log.Error("preparing the message failed", "err", logText(err.Error()))
+			return outcome{err: errInternal}
+		}
+		return s.send(ctx, tx, body, due)
 	}
 	outs := make([]outcome, len(due))
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, copyParallel)
+	// A large message's copies go one at a time, so that memory stays
+	// within a few times its size however many recipients it has.
+	parallel := copyParallel
+	if len(tx.msg.body) > largeMessage {
+		parallel = 1
+	}
+	sem := make(chan struct{}, parallel)
 	for i, r := range due {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
 			body, err := s.opts.Personalize(tx.purpose, r.addr, tx.msg.key, tx.msg.header.Copy(), tx.msg.body)
+			if err == nil {
+				body, err = s.finish(tx, body, true, i == 0)
+			}
 			if err != nil {
 				tx.log.Error("personalizing a copy failed", "err", logText(err.Error()))
 				outs[i] = outcome{err: errInternal}
@@ -162,8 +176,12 @@ func (b bytesWriter) WriteTo(w io.Writer) (int64, error) {
 	return int64(n), err
 }
 
-// copyParallel bounds the per-recipient copies of one message in flight.
-const copyParallel = 8
+// copyParallel bounds the per-recipient copies of one message in flight;
+// a message over largeMessage bytes has one in flight.
+const (
+	copyParallel = 8
+	largeMessage = 1 << 20
+)
 
 // send hands body to the upstream in one transaction for the due
 // recipients of tx.

@@ -99,6 +99,11 @@ type Options struct {
 	// trusted network.
 	MailtoDomain string
 	Unsubscriber Unsubscriber
+	// Signer, when set, DKIM-signs every copy whose From domain has a
+	// key. Without it, BrokenSignatures (when set) counts the sender's
+	// signatures that a personal copy broke.
+	Signer           Signer
+	BrokenSignatures func(msg []byte, changed ...string) int
 	// DedupWindow is how long the store remembers a delivered copy, so
 	// that a client's retry does not send it again.
 	DedupWindow time.Duration
