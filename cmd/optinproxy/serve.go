@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"optinproxy/config"
+	"optinproxy/dkim"
 	"optinproxy/optin"
 	"optinproxy/optin/journal"
 	"optinproxy/smtpproxy"
@@ -40,18 +41,19 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if len(pos) > 0 {
 		return usagef("takes no arguments, got %q", pos[0])
 	}
-	cfg, err := loadConfig(*path, e.environ)
+	var dk dkimKeys
+	cfg, err := loadConfigWith(*path, e.environ, dk.check)
 	if err != nil {
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(e.stderr, nil))
-	for _, w := range cfg.Warnings() {
+	for _, w := range append(cfg.Warnings(), dk.warnings...) {
 		log.Warn("configuration", "advice", w)
 	}
 	// An SMTP client may hold an upstream connection while its message is
 	// relayed; the rest is for HTTP, the store and the process itself.
 	ensureFileLimit(2*uint64(cfg.SMTP.MaxConnections)+256, log)
-	a, err := start(ctx, cfg, e.environ, log)
+	a, err := start(ctx, cfg, dk.keys, e.environ, log)
 	if err != nil {
 		return err
 	}
@@ -92,9 +94,19 @@ type app struct {
 }
 
 // start opens everything cfg asks for and serves in the background.
-func start(ctx context.Context, cfg *config.Config, environ []string, log *slog.Logger) (*app, error) {
+func start(ctx context.Context, cfg *config.Config, dkimKeys []dkim.Key, environ []string, log *slog.Logger) (*app, error) {
 	if err := bootstrap(cfg, log); err != nil {
 		return nil, err
+	}
+	// Copies are signed only with keys configured; without, the sender's
+	// signatures a footer broke are counted.
+	var signer smtpproxy.Signer
+	if len(dkimKeys) > 0 {
+		s, err := dkim.New(dkimKeys, dkim.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("dkim: %w", err)
+		}
+		signer = s
 	}
 	var tlsConfig *tls.Config
 	if cfg.SMTP.TLS.CertFile != "" {
@@ -173,8 +185,10 @@ func start(ctx context.Context, cfg *config.Config, environ []string, log *slog.
 		Logger:          log,
 		Metrics:         reg,
 
-		MailtoDomain: cfg.Unsubscribe.MailtoDomain,
-		Unsubscriber: unsub,
+		MailtoDomain:     cfg.Unsubscribe.MailtoDomain,
+		Unsubscriber:     unsub,
+		Signer:           signer,
+		BrokenSignatures: dkim.BrokenSignatures,
 
 		MaxConnections:      cfg.SMTP.MaxConnections,
 		MaxConnectionsPerIP: cfg.SMTP.MaxConnectionsPerIP,
