@@ -64,7 +64,7 @@ func TestListID(t *testing.T) {
 		{"Product_News 2", `Say "hi"`, "x.example", `"Say \"hi\"" <product-news-2.x.example>`},
 		{"nieuwsbrief", "Één keer per maand", "x.example", "=?utf-8?q?=C3=89=C3=A9n_keer_per_maand?= <nieuwsbrief.x.example>"},
 		{"a", "two\r\nlines", "x.example", `"two lines" <a.x.example>`},
-		{"---", "", "::1", "<list.invalid>"},   // nothing left of the name; an address literal
+		{"---", "", "::1", "<list.invalid>"},    // nothing left of the name; an address literal
 		{"n", "", "127.0.0.1", "<n.127.0.0.1>"}, // dot-atom still
 		{"n", "", "", "<n.invalid>"},
 	}
