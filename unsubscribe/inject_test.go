@@ -382,3 +382,17 @@ func TestQuotedPrintableStaysShort(t *testing.T) {
 		}
 	}
 }
+
+func TestQPCanWrite(t *testing.T) {
+	for b, want := range map[string]bool{
+		"----=_NextPart_000_0001": false, // Outlook: "=" before "_"
+		"Apple-Mail=_6A1B":        false,
+		"000000000000d4f1a2":      false, // no "=" at all
+		"a=3Db":                   true,  // an escape
+		"ends=":                   true,  // a soft line break
+	} {
+		if got := qpCanWrite(b); got != want {
+			t.Errorf("qpCanWrite(%q) = %v, want %v", b, got, want)
+		}
+	}
+}

@@ -13,12 +13,16 @@ import (
 
 var placeholder = []byte(Placeholder)
 
-// keep is longer than any pattern searched for.
+// keep is what a replacer carries: the placeholder but one byte.
 const keep = len(Placeholder) - 1
 
 // scan is the first look at a text part: how many placeholders it holds,
-// where its last </body> starts, and its line ending.
+// where its last </body> starts, its line ending, and whether it holds
+// one of the boundaries of the enclosing multiparts.
 type scan struct {
+	bounds       [][]byte
+	keep         int // longer than any pattern searched for
+	hasBound     bool
 	carry        []byte
 	n            int64 // bytes seen
 	placeholders int
@@ -28,7 +32,14 @@ type scan struct {
 	prev         byte // the byte before p[0] in Write
 }
 
-func newScan() *scan { return &scan{bodyEnd: -1} }
+func newScan(bounds []string) *scan {
+	s := &scan{bodyEnd: -1, keep: keep}
+	for _, b := range bounds {
+		s.bounds = append(s.bounds, []byte(b))
+		s.keep = max(s.keep, len(b))
+	}
+	return s
+}
 
 func (s *scan) Write(p []byte) (int, error) {
 	if len(p) == 0 {
@@ -60,9 +71,12 @@ func (s *scan) Write(p []byte) (int, error) {
 			s.bodyEnd = base + int64(i)
 		}
 	}
+	for _, b := range s.bounds {
+		s.hasBound = s.hasBound || bytes.Contains(data, b)
+	}
 	s.n += int64(len(p))
 	s.last = p[len(p)-1]
-	s.carry = append(s.carry[:0], data[max(done, len(data)-keep):]...)
+	s.carry = append(s.carry[:0], data[max(done, len(data)-s.keep):]...)
 	return len(p), nil
 }
 

@@ -111,12 +111,12 @@ func (in *injector) text(h textproto.Header, isHTML bool, charsetName string, bo
 	if !csOK || !teOK {
 		return in.skip(body)
 	}
-	s := newScan()
+	s := newScan(in.bounds)
 	if err := te.decode(body, s); err != nil {
 		return in.skip(body)
 	}
 	e := in.plan(s, isHTML, cs, te)
-	if te.kind != base64Kind && len(in.bounds) > 0 {
+	if in.mayFormDelimiter(s, te, e) {
 		if err := in.emit(newLineGuard(in.bounds), body, te, e); err != nil {
 			return in.skip(body)
 		}
@@ -137,6 +137,44 @@ func (in *injector) text(h textproto.Header, isHTML bool, charsetName string, bo
 	}
 	return nil
 }
+
+// mayFormDelimiter reports whether the edited part could hold a line
+// starting with an enclosing delimiter, so that it must be checked before
+// it is written. Base64 has no "-". Otherwise new lines come only from the
+// footer or the link, and in quoted-printable also from re-wrapping the
+// text: a boundary without "=" then appears only if the text holds it,
+// and one whose every "=" is followed by something other than a hex digit
+// or a line break never appears.
+func (in *injector) mayFormDelimiter(s *scan, te transfer, e edit) bool {
+	if te.kind == base64Kind {
+		return false
+	}
+	for _, b := range in.bounds {
+		if bytes.Contains(e.extra, []byte(b)) || bytes.Contains(e.link, []byte(b)) {
+			return true
+		}
+		if te.kind == quotedPrintable && (s.hasBound || qpCanWrite(b)) {
+			return true
+		}
+	}
+	return false
+}
+
+// qpCanWrite reports whether a quoted-printable encoder could write the
+// "=" signs of b: it writes "=" only before two hex digits or a line break.
+func qpCanWrite(b string) bool {
+	for i := 0; i < len(b); i++ {
+		if b[i] != '=' {
+			continue
+		}
+		if i+1 == len(b) || isHex(b[i+1]) {
+			return true
+		}
+	}
+	return false
+}
+
+func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'A' && c <= 'F' }
 
 // emit writes body with e applied, encoded as te, to dst.
 func (in *injector) emit(dst io.Writer, body []byte, te transfer, e edit) error {
