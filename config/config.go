@@ -123,6 +123,18 @@ type Unsubscribe struct {
 	PreviousSecrets []string `yaml:"previous_secrets"`
 	MailtoDomain    string   `yaml:"mailto_domain"`
 	Language        string   `yaml:"language"`
+	// Footer puts the link into every text body part of a marketing copy;
+	// false adds the list headers only and leaves the body as it came.
+	Footer bool `yaml:"footer"`
+	// Templates override the built-in footers, by language.
+	Templates map[string]FooterTemplate `yaml:"templates"`
+}
+
+// FooterTemplate is one language's footer; each text set must hold
+// {{unsubscribe_url}}, and an empty one keeps the built-in text.
+type FooterTemplate struct {
+	Text string `yaml:"text"`
+	HTML string `yaml:"html"`
 }
 
 type Admin struct {

@@ -66,6 +66,8 @@ func Default() *Config {
 			SecretFile:      "./data/unsubscribe.key",
 			PreviousSecrets: []string{},
 			Language:        "nl",
+			Footer:          true,
+			Templates:       map[string]FooterTemplate{},
 		},
 		Admin: Admin{Tokens: []Token{}},
 		Webhooks: Webhooks{

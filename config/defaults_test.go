@@ -51,7 +51,8 @@ func TestDefaultMatchesSpec(t *testing.T) {
 				DoubleOptIn: false, Description: "Our monthly newsletter"},
 			"transactional": {Basis: "contract", Category: "transactional"},
 		}},
-		{"unsubscribe", d.Unsubscribe, Unsubscribe{SecretFile: "./data/unsubscribe.key", PreviousSecrets: []string{}, Language: "nl"}},
+		{"unsubscribe", d.Unsubscribe, Unsubscribe{SecretFile: "./data/unsubscribe.key", PreviousSecrets: []string{}, Language: "nl",
+			Footer: true, Templates: map[string]FooterTemplate{}}},
 		{"admin.tokens", d.Admin.Tokens, []Token{}},
 		{"webhooks", d.Webhooks, Webhooks{
 			Mailchimp:    Mailchimp{Lists: map[string]string{}},

@@ -61,6 +61,14 @@ func TestEnvOverrides(t *testing.T) {
 			},
 		},
 		{
+			name: "footer off, a template by map key",
+			env:  []string{"OPTINPROXY_UNSUBSCRIBE_FOOTER=false", "OPTINPROXY_UNSUBSCRIBE_TEMPLATES_EN_TEXT=Bye {{unsubscribe_url}}"},
+			check: func(t *testing.T, c *Config) {
+				eq(t, c.Unsubscribe.Footer, false)
+				eq(t, c.Unsubscribe.Templates["en"].Text, "Bye {{unsubscribe_url}}")
+			},
+		},
+		{
 			name: "nested key, longest tag wins (tls_listen over tls)",
 			file: "smtp: {tls: {cert_file: \"CERT\", key_file: \"KEY\"}}\n",
 			env:  []string{"OPTINPROXY_SMTP_TLS_LISTEN=:465"},

@@ -86,6 +86,38 @@ func (l *loader) checkUnsubscribe(u *Unsubscribe) {
 	if !oneOf(u.Language, languages) {
 		l.invalid("unsubscribe.language", mustBeOneOf(u.Language, languages))
 	}
+	for _, lang := range slices.Sorted(maps.Keys(u.Templates)) {
+		key := "unsubscribe.templates." + lang
+		if !oneOf(lang, languages) {
+			l.invalid(key, mustBeOneOf(lang, languages))
+		}
+		t := u.Templates[lang]
+		l.checkFooter(key+".text", t.Text)
+		l.checkFooter(key+".html", t.HTML)
+	}
+}
+
+// unsubscribeURL marks the link's place in a footer template.
+const unsubscribeURL = "{{unsubscribe_url}}"
+
+// maxFooterLine keeps a footer line, link included, well under the 998
+// bytes a mail line may hold.
+const maxFooterLine = 800
+
+// checkFooter checks a footer template; empty keeps the built-in one.
+func (l *loader) checkFooter(key, text string) {
+	if text == "" {
+		return
+	}
+	if !strings.Contains(text, unsubscribeURL) {
+		l.invalid(key, "must hold "+unsubscribeURL+", where the link goes")
+	}
+	for line := range strings.Lines(text) {
+		if len(line) > maxFooterLine {
+			l.invalid(key, fmt.Sprintf("has a line longer than %d bytes", maxFooterLine))
+			return
+		}
+	}
 }
 
 func (l *loader) checkAdmin(tokens []Token) {

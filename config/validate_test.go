@@ -82,6 +82,10 @@ func TestValidationProblems(t *testing.T) {
 		{"language", "unsubscribe:\n  language: de\n", "unsubscribe.language", 2},
 		{"mailto_domain", "unsubscribe:\n  mailto_domain: localhost\n", "unsubscribe.mailto_domain", 2},
 		{"secret_file empty", "unsubscribe:\n  secret_file: \"\"\n", "unsubscribe.secret_file", 2},
+		{"template language", "unsubscribe:\n  templates:\n    de: {text: \"{{unsubscribe_url}}\"}\n", "unsubscribe.templates.de", 3},
+		{"template text without link", "unsubscribe:\n  templates:\n    nl:\n      text: \"Afmelden\"\n", "unsubscribe.templates.nl.text", 4},
+		{"template html without link", "unsubscribe:\n  templates:\n    en:\n      html: \"<a href=x>Unsubscribe</a>\"\n", "unsubscribe.templates.en.html", 4},
+		{"template line too long", "unsubscribe:\n  templates:\n    en:\n      text: \"{{unsubscribe_url}} " + strings.Repeat("x", 800) + "\"\n", "unsubscribe.templates.en.text", 4},
 		// admin
 		{"token name empty", "admin:\n  tokens:\n    - {token_sha256: SHA, scopes: [read]}\n", "admin.tokens[0].name", 3},
 		{"token name repeated", "admin:\n  tokens:\n    - {name: a, token_sha256: SHA, scopes: [read]}\n    - {name: a, token_sha256: SHA, scopes: [read]}\n", "admin.tokens[1].name", 4},

@@ -49,7 +49,7 @@ const (
 // used elsewhere yields unrelated keys.
 const hkdfInfo = "optinproxy unsubscribe token v1"
 
-var encoding = base64.RawURLEncoding.Strict()
+var tokenEncoding = base64.RawURLEncoding.Strict()
 
 // Tokens issues and parses unsubscribe tokens. It issues under the current
 // secret and parses under it and every previous one, so that links in mail
@@ -115,7 +115,7 @@ func (t *Tokens) Issue(c Claim) string {
 	out[0], out[1] = tokenVersion, k.id
 	copy(out[2:], nonce)
 	out = k.aead.Seal(out, nonce, plain, out[:2])
-	return encoding.EncodeToString(out)
+	return tokenEncoding.EncodeToString(out)
 }
 
 // Parse opens a token. Every error wraps ErrBadToken.
@@ -124,7 +124,7 @@ func (t *Tokens) Parse(s string) (Claim, error) {
 		return Claim{}, fmt.Errorf("%w: malformed: too long", ErrBadToken)
 	}
 	// The decoder skips CR and LF; a token has one spelling only.
-	raw, err := encoding.DecodeString(s)
+	raw, err := tokenEncoding.DecodeString(s)
 	if err != nil || !urlSafe(s) {
 		return Claim{}, fmt.Errorf("%w: malformed: not base64url", ErrBadToken)
 	}
