@@ -22,6 +22,9 @@ var channels = []string{ChannelOneClick, ChannelPage, ChannelMailto}
 // actor names the unsubscribe door in the events it records.
 const actor = "unsubscribe"
 
+// Tokens are the tokens the handler reads, for making links that it will.
+func (h *Handler) Tokens() *Tokens { return h.tokens }
+
 // Check reports whether token is one this proxy issued, with one of its
 // secrets; the SMTP side asks it before it accepts mail to the mailto
 // address.

@@ -156,6 +156,10 @@ func start(ctx context.Context, cfg *config.Config, dkimKeys []dkim.Key, environ
 		return nil, fmt.Errorf("policy.role_addresses: %w", err)
 	}
 	handler, unsub, err := newHandler(cfg, reg, store, up, log, defaultHTTPTimeouts.long)
+	var personal *personalizer
+	if err == nil {
+		personal, err = newPersonalizer(cfg, unsub.Tokens(), reg)
+	}
 	if err != nil {
 		up.Close()
 		jr.Close()
@@ -185,6 +189,7 @@ func start(ctx context.Context, cfg *config.Config, dkimKeys []dkim.Key, environ
 		Logger:          log,
 		Metrics:         reg,
 
+		Personalize:      personal.copy,
 		MailtoDomain:     cfg.Unsubscribe.MailtoDomain,
 		Unsubscriber:     unsub,
 		Signer:           signer,

@@ -1,12 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"io"
 	"net/http"
+	"net/mail"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"optinproxy/internal/redistest"
 	"optinproxy/internal/testtools"
 )
 
@@ -134,5 +139,87 @@ func TestUnsubscribeByMail(t *testing.T) {
 		"--from", "jan@example.com", "--to", "piet@example.com")
 	if code == 0 || !strings.Contains(out, "530 5.7.0") {
 		t.Errorf("a client that may not relay mailed piet: %d\n%s", code, out)
+	}
+}
+
+// The whole way, on one Redis shared by two proxies: a newsletter relayed
+// through the first carries List-Unsubscribe, List-Unsubscribe-Post and
+// the link in its body; a scanner's GET of the link changes nothing; the
+// mail client's one-click POST withdraws; the next newsletter, sent
+// through the second proxy, is blocked, and the history shows it.
+func TestUnsubscribeLinkInRelayedMail(t *testing.T) {
+	redis := "OPTINPROXY_STORE_REDIS_URL=" + redistest.Start(t).URL()
+	dirA, dirB := t.TempDir(), t.TempDir()
+	// Both proxies share the ledger key and the unsubscribe secret.
+	a := startServe(t, dirA, redis)
+	for _, f := range []string{"ledger.key", "unsubscribe.key"} {
+		b, err := os.ReadFile(filepath.Join(dirA, "data", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(filepath.Join(dirB, "data"), 0o700)
+		if err := os.WriteFile(filepath.Join(dirB, "data", f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := startServe(t, dirB, redis)
+	cli := func(args ...string) result {
+		return runCmd(t, dirA, "", []string{"OPTINPROXY_ADDR=" + a.httpAddr}, args...)
+	}
+	if r := cli("consent", "grant", "jan@example.com", "newsletter", "--source", "form"); r.code != 0 {
+		t.Fatalf("grant: %s%s", r.stdout, r.stderr)
+	}
+	newsletter := []string{"--header", "Subject: Lente", "--header", "X-Optin-Purpose: newsletter", "--body", "Beste Jan,\nonze lente-aanbieding."}
+	if code, out := swaksSend(t, a.smtpAddr, "jan@example.com", newsletter...); code != 0 {
+		t.Fatalf("newsletter: %d\n%s", code, out)
+	}
+	files, _ := filepath.Glob(filepath.Join(dirA, "data/outbox/*.eml"))
+	if len(files) != 1 {
+		t.Fatalf("%d copies in the outbox", len(files))
+	}
+	raw, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lu := m.Header.Get("List-Unsubscribe")
+	link := strings.Trim(lu, "<>")
+	if !strings.Contains(link, "/u/") || m.Header.Get("List-Unsubscribe-Post") != "List-Unsubscribe=One-Click" || m.Header.Get("List-Id") == "" {
+		t.Fatalf("list headers: %q %q %q", lu, m.Header.Get("List-Unsubscribe-Post"), m.Header.Get("List-Id"))
+	}
+	body, _ := io.ReadAll(m.Body)
+	if strings.Count(string(body), link) != 1 || m.Header.Get("X-Optin-Purpose") != "" {
+		t.Errorf("the body holds the link %d times:\n%s", strings.Count(string(body), link), body)
+	}
+	// The link is served by either proxy; the public URL names the first.
+	link = "http://" + b.httpAddr + link[strings.Index(link, "/u/"):]
+	resp, err := http.Get(link) // a scanner following links
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if code, out := swaksSend(t, b.smtpAddr, "jan@example.com", newsletter...); code != 0 {
+		t.Fatalf("the GET withdrew: %d\n%s", code, out)
+	}
+	resp, err = http.Post(link, "application/x-www-form-urlencoded", strings.NewReader("List-Unsubscribe=One-Click"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("one-click: %d", resp.StatusCode)
+	}
+	code, out := swaksSend(t, b.smtpAddr, "jan@example.com", newsletter...)
+	if code == 0 || !strings.Contains(out, "withdrawn") {
+		t.Fatalf("newsletter after one-click, through the second proxy: %d\n%s", code, out)
+	}
+	show := cli("consent", "show", "jan@example.com").stdout
+	for _, want := range []string{"consent.withdrawn  newsletter  unsubscribe", "message.blocked"} {
+		if !strings.Contains(show, want) {
+			t.Errorf("history lacks %q:\n%s", want, show)
+		}
 	}
 }

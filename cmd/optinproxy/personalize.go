@@ -1,0 +1,95 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-message/textproto"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"optinproxy/config"
+	"optinproxy/optin"
+	"optinproxy/unsubscribe"
+)
+
+// personalizer makes each recipient's copy of marketing mail: a token of
+// its own in the List-Unsubscribe headers and in the footer.
+type personalizer struct {
+	tokens    *unsubscribe.Tokens
+	base      string // http.public_url without its trailing slash
+	host      string // its host, for List-Id
+	mailto    string // unsubscribe.mailto_domain
+	lang      string
+	footer    bool
+	templates *unsubscribe.Templates
+	skipped   prometheus.Counter
+}
+
+func newPersonalizer(cfg *config.Config, tokens *unsubscribe.Tokens, reg prometheus.Registerer) (*personalizer, error) {
+	u, err := url.Parse(cfg.HTTP.PublicURL)
+	if err != nil {
+		return nil, fmt.Errorf("http.public_url: %w", err)
+	}
+	over := map[string]unsubscribe.Footer{}
+	for lang, t := range cfg.Unsubscribe.Templates {
+		over[lang] = unsubscribe.Footer{Text: t.Text, HTML: t.HTML}
+	}
+	templates, err := unsubscribe.NewTemplates(over)
+	if err != nil {
+		return nil, fmt.Errorf("unsubscribe.templates: %w", err)
+	}
+	p := &personalizer{tokens: tokens, base: strings.TrimRight(cfg.HTTP.PublicURL, "/"), host: u.Hostname(),
+		mailto: cfg.Unsubscribe.MailtoDomain, lang: cfg.Unsubscribe.Language, footer: cfg.Unsubscribe.Footer, templates: templates,
+		skipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "optinproxy_unsubscribe_parts_skipped_total",
+			Help: "Text parts of marketing copies that got no unsubscribe link because they could not be read (broken MIME, unknown charset); the List-Unsubscribe headers were still added.",
+		})}
+	if err := reg.Register(p.skipped); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// copy is a smtpproxy.Personalize.
+func (p *personalizer) copy(purpose optin.Purpose, to optin.Address, message string, h textproto.Header, body []byte) (io.WriterTo, error) {
+	token := p.tokens.Issue(unsubscribe.Claim{Subject: to, Purpose: purpose.Name, Message: message, Issued: time.Now()})
+	c := unsubscribe.Copy{URL: p.base + "/u/" + token, ListID: unsubscribe.ListID(purpose.Name, purpose.Description, p.host),
+		Lang: p.lang, Footer: p.footer, Templates: p.templates}
+	if p.mailto != "" {
+		c.Mailto = "unsubscribe+" + token + "@" + p.mailto
+	}
+	return &personalCopy{p: p, h: h, body: body, c: c}, nil
+}
+
+// personalCopy is written as it is sent, each time from the shared body.
+type personalCopy struct {
+	p       *personalizer
+	h       textproto.Header
+	body    []byte
+	c       unsubscribe.Copy
+	counted bool
+}
+
+func (pc *personalCopy) WriteTo(w io.Writer) (int64, error) {
+	cw := &countWriter{w: w}
+	out, err := unsubscribe.WriteCopy(cw, pc.h.Copy(), pc.body, pc.c)
+	if !pc.counted && out.Skipped > 0 {
+		pc.p.skipped.Add(float64(out.Skipped))
+	}
+	pc.counted = true
+	return cw.n, err
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
+}
