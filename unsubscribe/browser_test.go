@@ -12,28 +12,6 @@ import (
 	"optinproxy/optin"
 )
 
-// browser starts a headless Debian chromium (installing it when missing)
-// whose requests ask for lang, and returns a context that drives it.
-func browser(t *testing.T, lang string) context.Context {
-	t.Helper()
-	bin := testtools.Need(t, "chromium", "chromium")
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(bin),
-		chromedp.NoSandbox, // tests may run as root
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("accept-lang", lang),
-	)
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancel)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(cancel)
-	// The first run starts the browser, for as long as ctx lives.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
-	return ctx
-}
-
 // bodyText opens link and returns the page's text.
 func bodyText(t *testing.T, ctx context.Context, link string) string {
 	t.Helper()
@@ -60,10 +38,10 @@ func TestBrowserUnsubscribe(t *testing.T) {
 	p := filePages(t)
 	link := p.link("newsletter")
 
-	if body := bodyText(t, browser(t, "nl-NL,nl"), link); !strings.Contains(body, "Afmelden bevestigen") {
+	if body := bodyText(t, testtools.Browser(t, "nl-NL,nl"), link); !strings.Contains(body, "Afmelden bevestigen") {
 		t.Errorf("Dutch page: %q", body)
 	}
-	en := browser(t, "en-GB,en")
+	en := testtools.Browser(t, "en-GB,en")
 	if body := bodyText(t, en, link); !strings.Contains(body, "Confirm unsubscribe") {
 		t.Errorf("English page: %q", body)
 	}
