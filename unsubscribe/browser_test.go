@@ -57,18 +57,8 @@ func TestBrowserUnsubscribe(t *testing.T) {
 	); err != nil {
 		t.Fatalf("confirming: %v", err)
 	}
-	// The answer is a new page: wait for its title, a bounded while.
-	var title string
-	for range 100 {
-		if title, _ = chromedp.Run(ctx, chromedp.Title()); title == "You are unsubscribed" {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if title != "You are unsubscribed" {
-		body, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
-		t.Fatalf("after confirming: title %q, page %q", title, body)
-	}
+	// The answer is a new page.
+	testtools.WaitTitle(t, ctx, "You are unsubscribed")
 	if p.decide("newsletter").Allow {
 		t.Fatal("the button did not withdraw")
 	}

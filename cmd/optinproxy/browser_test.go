@@ -1,11 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"net/mail"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -32,18 +28,7 @@ func TestBrowserUnsubscribeFromRelayedMail(t *testing.T) {
 	if code, out := swaksSend(t, s.smtpAddr, "jan@example.com", newsletter...); code != 0 {
 		t.Fatalf("newsletter: %d\n%s", code, out)
 	}
-	files, _ := filepath.Glob(filepath.Join(dir, "data/outbox/*.eml"))
-	if len(files) != 1 {
-		t.Fatalf("%d copies", len(files))
-	}
-	raw, err := os.ReadFile(files[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := mail.ReadMessage(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, m := onlyCopy(t, dir)
 	link := strings.Trim(m.Header.Get("List-Unsubscribe"), "<>")
 
 	ctx, cancel := context.WithTimeout(testtools.Browser(t, "en-GB,en"), 60*time.Second)
@@ -58,16 +43,7 @@ func TestBrowserUnsubscribeFromRelayedMail(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Focus(chromedp.CSS("button[type=submit]")), chromedp.KeyEvent("\r")); err != nil {
 		t.Fatal(err)
 	}
-	var title string
-	for range 100 {
-		if title, _ = chromedp.Run(ctx, chromedp.Title()); title == "You are unsubscribed" {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if title != "You are unsubscribed" {
-		t.Fatalf("after confirming: %q", title)
-	}
+	testtools.WaitTitle(t, ctx, "You are unsubscribed")
 	code, out := swaksSend(t, s.smtpAddr, "jan@example.com", newsletter...)
 	if code == 0 || !strings.Contains(out, "withdrawn") {
 		t.Fatalf("newsletter after unsubscribing: %d\n%s", code, out)

@@ -173,18 +173,7 @@ func TestUnsubscribeLinkInRelayedMail(t *testing.T) {
 	if code, out := swaksSend(t, a.smtpAddr, "jan@example.com", newsletter...); code != 0 {
 		t.Fatalf("newsletter: %d\n%s", code, out)
 	}
-	files, _ := filepath.Glob(filepath.Join(dirA, "data/outbox/*.eml"))
-	if len(files) != 1 {
-		t.Fatalf("%d copies in the outbox", len(files))
-	}
-	raw, err := os.ReadFile(files[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := mail.ReadMessage(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, m := onlyCopy(t, dirA)
 	lu := m.Header.Get("List-Unsubscribe")
 	link := strings.Trim(lu, "<>")
 	if !strings.Contains(link, "/u/") || m.Header.Get("List-Unsubscribe-Post") != "List-Unsubscribe=One-Click" || m.Header.Get("List-Id") == "" {
@@ -222,4 +211,26 @@ func TestUnsubscribeLinkInRelayedMail(t *testing.T) {
 			t.Errorf("history lacks %q:\n%s", want, show)
 		}
 	}
+}
+
+// onlyCopy reads the one copy in dir's outbox, without the file
+// upstream's envelope lines, and parses it.
+func onlyCopy(t *testing.T, dir string) ([]byte, *mail.Message) {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "data/outbox/*.eml"))
+	if len(files) != 1 {
+		t.Fatalf("%d copies in the outbox, want 1", len(files))
+	}
+	raw, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for bytes.HasPrefix(raw, []byte("X-Optinproxy-Envelope-")) {
+		raw = raw[bytes.Index(raw, []byte("\r\n"))+2:]
+	}
+	m, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw, m
 }

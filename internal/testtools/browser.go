@@ -3,6 +3,7 @@ package testtools
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -28,4 +29,19 @@ func Browser(t testing.TB, lang string) context.Context {
 		t.Fatalf("starting chromium: %v", err)
 	}
 	return ctx
+}
+
+// WaitTitle waits, a bounded while, for the page in ctx to have title: a
+// form's answer is a new page, which chromedp does not wait for.
+func WaitTitle(t testing.TB, ctx context.Context, title string) {
+	t.Helper()
+	var got string
+	for range 100 {
+		if got, _ = chromedp.Run(ctx, chromedp.Title()); got == title {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	body, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+	t.Fatalf("the page's title is %q, want %q; page: %q", got, title, body)
 }
