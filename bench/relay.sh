@@ -16,6 +16,9 @@
 #   redis   smtp-source -> optinproxy (upstream.url smtp://, store.redis.url: a private
 #           redis-server with appendonly yes, appendfsync everysec) -> smtp-sink
 #   file    smtp-source -> optinproxy (upstream.url file://DIR, DIR on the disk of bench/.cache)
+#   inject  as smtp, but the mail is a newsletter to a recipient who consented
+#           beforehand: every copy gets its own unsubscribe link (headers and
+#           footer); not measured unless BENCH_PATHS names it
 # Every measurement starts a fresh sink, Redis and proxy on free loopback
 # ports and checks afterwards that every message arrived (smtp-sink's
 # counter, the proxy's optinproxy_smtp_messages_total{result="relayed"},
@@ -115,6 +118,14 @@ measure() {
       start_proxy "file://$outbox"
       target=$proxy_port
       ;;
+    inject)
+      # Marketing mail: smtp-source's recipient consented beforehand, and
+      # each copy gets its own unsubscribe link in headers and body.
+      start_sink
+      start_proxy "smtp://127.0.0.1:$sink_port" "" newsletter
+      grant_rcpt
+      target=$proxy_port
+      ;;
   esac
   [[ $path == direct ]] || cpu0=$(metric_float "$http_port" process_cpu_seconds_total)
   settle
@@ -153,6 +164,10 @@ measure() {
     ((got == n)) || die "$mode/$path: the proxy counted $got relayed, want $n"
     got=$(metric "$http_port" optinproxy_receipt_errors_total)
     ((got == 0)) || die "$mode/$path: the proxy failed to store $got receipts (optinproxy_receipt_errors_total)"
+    if [[ $path == inject ]]; then
+      got=$(metric "$http_port" 'optinproxy_decisions_total{decision="allow",purpose="newsletter",reason="consent"}')
+      ((got == n)) || die "$mode/$path: the proxy allowed $got newsletter copies by consent, want $n"
+    fi
     cpu1=$(metric_float "$http_port" process_cpu_seconds_total)
     cpu_us=$(awk -v a="$cpu0" -v b="$cpu1" -v n="$n" 'BEGIN {printf "%.0f", (b - a) * 1e6 / n}')
   fi
@@ -176,7 +191,7 @@ measure() {
   [[ $path == direct ]] || stop "$proxy_pid"
   [[ $path == redis ]] && stop "$redis_pid"
   m_up="-"
-  if [[ $path == smtp || $path == redis ]]; then
+  if [[ $path == smtp || $path == redis || $path == inject ]]; then
     # The sink counts a session when it ends: after the proxy's shutdown
     # closed its pool, sess= is how many upstream connections it opened.
     sleep 0.2
@@ -191,6 +206,16 @@ measure() {
     die "$mode/$path: the wall clock ($t0 to $t1) and /proc/uptime ($u0 to $u1) disagree; clock stepped?"
   m_rate=$(awk -v t0="$t0" -v t1="$t1" -v n="$n" 'BEGIN {printf "%.1f", n / (t1 - t0)}')
   m_cpu=$cpu_us
+}
+
+# grant_rcpt grants smtp-source's recipient the newsletter in the running
+# proxy's store, through its admin API and the token it generated.
+grant_rcpt() {
+  local out
+  printf 'email,purpose,status,basis,source\nrcpt@bench.test,newsletter,granted,consent,import\n' >"$work/consents.csv"
+  out=$(cd "$proxy_dir" && OPTINPROXY_TOKEN=$(<"$proxy_dir/store/admin.token") timeout 60 "$work/optinproxy" import \
+    --addr "127.0.0.1:$http_port" "$work/consents.csv" 2>&1) || die "optinproxy import failed: $out"
+  [[ $out == "1 rows: 1 applied, "* || $out == "1 row: 1 applied, "* ]] || die "optinproxy import: want 1 row applied, got: $out"
 }
 
 median() { # numbers on stdin
@@ -224,8 +249,8 @@ read -r -a paths <<<"${BENCH_PATHS:-direct smtp redis file}"
 [[ ${paths[0]:-} == direct ]] || die "BENCH_PATHS must start with direct (the reference), got: ${paths[*]}"
 for path in "${paths[@]}"; do
   case $path in
-    direct | smtp | redis | file) ;;
-    *) die "BENCH_PATHS: unknown path $path (direct, smtp, redis, file)" ;;
+    direct | smtp | redis | file | inject) ;;
+    *) die "BENCH_PATHS: unknown path $path (direct, smtp, redis, file, inject)" ;;
   esac
 done
 if [[ " ${paths[*]} " == *" redis "* ]]; then
@@ -301,6 +326,7 @@ table() {
         smtp) label="proxy, \`smtp://\` upstream → smtp-sink" ;;
         redis) label="proxy, \`smtp://\` upstream, Redis store → smtp-sink" ;;
         file) label="proxy, \`file://\` upstream ($outbox_fs)" ;;
+        inject) label="proxy, \`smtp://\` upstream, newsletter with unsubscribe links → smtp-sink" ;;
       esac
       printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s %% | %s %% |\n' "$(mode_name "$mode")" "$label" "${nmsgs[$mode]}" \
         "$(echo ${results[$mode/$path]} | awk '{for (i = 1; i <= NF; i++) printf "%s%.0f", (i > 1 ? ", " : ""), $i}')" \
