@@ -5,7 +5,7 @@
 # unsubscribe link, through the file upstream. Prints the server's
 # resident memory before, its peak (VmHWM) during, and the peak over the
 # message size. Needs swaks (installed when missing) and ~1.3 GB of free
-# disk under $TMPDIR for the 50 copies.
+# disk under bench/.cache (BENCH_CACHE) for the 50 copies.
 #
 #   bench/memory.sh [RECIPIENTS]     default 50
 set -euo pipefail
@@ -13,35 +13,34 @@ set -euo pipefail
 rcpts=${1:-50}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+prog=memory.sh
+cache=${BENCH_CACHE:-$here/.cache}
+life_limit=900
+sessions=20
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
+lib_init
 
 command -v swaks >/dev/null || {
-  echo "memory.sh: installing swaks" >&2
+  log "installing swaks"
   apt-get install -y -q swaks >/dev/null || { apt-get update -q && apt-get install -y -q swaks >/dev/null; }
 }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 status() { awk -v f="$2:" '$1 == f { print $2 * 1024 }' "/proc/$1/status"; }
 
-(cd "$root" && go build -o "$work/optinproxy" ./cmd/optinproxy)
-smtp=127.0.0.1:$(free_port) http=127.0.0.1:$(free_port)
-(cd "$work" && exec env OPTINPROXY_SMTP_LISTEN=$smtp OPTINPROXY_HTTP_LISTEN=$http \
-  timeout 900 "$work/optinproxy" serve 2>"$work/serve.log") &
-pids+=($!)
-for _ in $(seq 100); do curl -sf "http://$http/healthz" >/dev/null && break; sleep 0.1; done
-server=$(pgrep -f "^$work/optinproxy serve" | head -1)
+(cd "$root" && go build -o "$work/optinproxy" ./cmd/optinproxy) || die "go build failed"
+smtp_port=$(free_port) http_port=$(free_port)
+# exec: $! is the server itself, whose memory is read below.
+(cd "$work" && exec env OPTINPROXY_SMTP_LISTEN=127.0.0.1:$smtp_port OPTINPROXY_HTTP_LISTEN=127.0.0.1:$http_port \
+  "$work/optinproxy" serve 2>"$work/serve.log") &
+server=$!
+pids+=("$server")
+wait_listen "$http_port" "$server" || die "optinproxy did not start: $(tail -3 "$work/serve.log")"
 
 {
   echo "email,purpose,status,basis,source"
   for i in $(seq 0 $((rcpts - 1))); do echo "r$i@example.com,newsletter,granted,consent,import"; done
 } >"$work/grants.csv"
-(cd "$work" && OPTINPROXY_ADDR=$http "$work/optinproxy" import "$work/grants.csv" >/dev/null)
+(cd "$work" && OPTINPROXY_ADDR=127.0.0.1:$http_port "$work/optinproxy" import "$work/grants.csv" >/dev/null)
 
 python3 - "$work/message.eml" <<'PY'
 import base64, os, sys
@@ -61,13 +60,10 @@ to=$(seq -s, -f "r%g@example.com" 0 $((rcpts - 1)))
 before=$(status "$server" VmRSS)
 echo 5 >"/proc/$server/clear_refs" 2>/dev/null || true # VmHWM from here on
 start=$(date +%s.%N)
-out=$(swaks --server "$smtp" --from news@shop.example --to "$to" --data "@$work/message.eml" --timeout 600 2>&1) || {
-  echo "memory.sh: swaks failed:" >&2
-  echo "$out" | tail -5 >&2
-  exit 1
-}
+out=$(swaks --server "127.0.0.1:$smtp_port" --from news@shop.example --to "$to" --data "@$work/message.eml" --timeout 600 2>&1) ||
+  die "swaks failed: $(echo "$out" | tail -5)"
 end=$(date +%s.%N)
-echo "$out" | grep -q "relayed $rcpts, blocked 0" || { echo "memory.sh: unexpected reply: $(echo "$out" | grep '^<-  250 2.0.0 Ok' || echo "$out" | tail -3)" >&2; exit 1; }
+echo "$out" | grep -q "relayed $rcpts, blocked 0" || die "unexpected reply: $(echo "$out" | tail -3)"
 peak=$(status "$server" VmHWM)
 copies=$(ls "$work/data/outbox" | wc -l)
 awk -v s="$size" -v b="$before" -v p="$peak" -v n="$rcpts" -v c="$copies" -v t0="$start" -v t1="$end" 'BEGIN {
