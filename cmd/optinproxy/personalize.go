@@ -19,9 +19,9 @@ import (
 // its own in the List-Unsubscribe headers and in the footer.
 type personalizer struct {
 	tokens    *unsubscribe.Tokens
-	base      string // http.public_url without its trailing slash
-	host      string // its host, for List-Id
-	mailto    string // unsubscribe.mailto_domain
+	base      string            // http.public_url without its trailing slash
+	listIDs   map[string]string // List-Id by purpose, made once
+	mailto    string            // unsubscribe.mailto_domain
 	lang      string
 	footer    bool
 	templates *unsubscribe.Templates
@@ -41,7 +41,11 @@ func newPersonalizer(cfg *config.Config, tokens *unsubscribe.Tokens, reg prometh
 	if err != nil {
 		return nil, fmt.Errorf("unsubscribe.templates: %w", err)
 	}
-	p := &personalizer{tokens: tokens, base: strings.TrimRight(cfg.HTTP.PublicURL, "/"), host: u.Hostname(),
+	listIDs := map[string]string{}
+	for name, pur := range purposes(cfg) {
+		listIDs[name] = unsubscribe.ListID(name, pur.Description, u.Hostname())
+	}
+	p := &personalizer{tokens: tokens, base: strings.TrimRight(cfg.HTTP.PublicURL, "/"), listIDs: listIDs,
 		mailto: cfg.Unsubscribe.MailtoDomain, lang: cfg.Unsubscribe.Language, footer: cfg.Unsubscribe.Footer, templates: templates,
 		skipped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "optinproxy_unsubscribe_parts_skipped_total",
@@ -56,7 +60,7 @@ func newPersonalizer(cfg *config.Config, tokens *unsubscribe.Tokens, reg prometh
 // copy is a smtpproxy.Personalize.
 func (p *personalizer) copy(purpose optin.Purpose, to optin.Address, message string, h textproto.Header, body []byte) (io.WriterTo, error) {
 	token := p.tokens.Issue(unsubscribe.Claim{Subject: to, Purpose: purpose.Name, Message: message, Issued: time.Now()})
-	c := unsubscribe.Copy{URL: p.base + "/u/" + token, ListID: unsubscribe.ListID(purpose.Name, purpose.Description, p.host),
+	c := unsubscribe.Copy{URL: p.base + "/u/" + token, ListID: p.listIDs[purpose.Name],
 		Lang: p.lang, Footer: p.footer, Templates: p.templates}
 	if p.mailto != "" {
 		c.Mailto = "unsubscribe+" + token + "@" + p.mailto
