@@ -25,7 +25,7 @@ func runCheckConfig(_ context.Context, e *env, args []string) error {
 		return usagef("takes at most one argument, the configuration file")
 	}
 	var keys dkimKeys
-	cfg, err := loadConfigWith(*path, e.environ, keys.check)
+	cfg, err := loadConfig(*path, e.environ, keys.check)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 
 	"optinproxy/config"
@@ -35,14 +34,4 @@ func (d *dkimKeys) check(c *config.Config, invalid func(key, msg string)) {
 		}
 		d.keys = append(d.keys, dkim.Key{Domain: e.Domain, Selector: e.Selector, Signer: signer})
 	}
-}
-
-// loadConfigWith is loadConfig with checks of its own.
-func loadConfigWith(path string, environ []string, checks ...config.Check) (*config.Config, error) {
-	cfg, err := config.Load(path, environ, checks...)
-	var ce *config.Errors
-	if errors.As(err, &ce) {
-		return nil, exitError{msg: "optinproxy: configuration has problems:\n" + ce.Error(), code: 2}
-	}
-	return cfg, err
 }

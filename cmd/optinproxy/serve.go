@@ -42,7 +42,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return usagef("takes no arguments, got %q", pos[0])
 	}
 	var dk dkimKeys
-	cfg, err := loadConfigWith(*path, e.environ, dk.check)
+	cfg, err := loadConfig(*path, e.environ, dk.check)
 	if err != nil {
 		return err
 	}
@@ -69,8 +69,10 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	return a.stop(sctx)
 }
 
-func loadConfig(path string, environ []string) (*config.Config, error) {
-	cfg, err := config.Load(path, environ)
+// loadConfig reads the configuration; checks of its own (the dkim keys)
+// report their problems at their lines with the rest.
+func loadConfig(path string, environ []string, checks ...config.Check) (*config.Config, error) {
+	cfg, err := config.Load(path, environ, checks...)
 	var ce *config.Errors
 	if errors.As(err, &ce) {
 		return nil, exitError{msg: "optinproxy: configuration has problems:\n" + ce.Error(), code: 2}
