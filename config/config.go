@@ -151,37 +151,71 @@ type Token struct {
 }
 
 type Webhooks struct {
+	// DedupWindow is how long an inbound delivery's id is remembered, so
+	// that a sender's retry is not applied twice.
+	DedupWindow  Duration     `yaml:"dedup_window"`
 	Mailchimp    Mailchimp    `yaml:"mailchimp"`
 	Mandrill     Mandrill     `yaml:"mandrill"`
 	CRM          CRM          `yaml:"crm"`
 	Outbound     []Outbound   `yaml:"outbound"`
+	Outbox       Outbox       `yaml:"outbox"`
 	MailchimpAPI MailchimpAPI `yaml:"mailchimp_api"`
+	MandrillAPI  MandrillAPI  `yaml:"mandrill_api"`
 }
 
 type Mailchimp struct {
-	Secret string            `yaml:"secret"`
-	Lists  map[string]string `yaml:"lists"`
+	// Secret is the last path segment of the URL registered at
+	// Mailchimp; SecretFile may hold it instead.
+	Secret     string            `yaml:"secret"`
+	SecretFile string            `yaml:"secret_file"`
+	Lists      map[string]string `yaml:"lists"`
 }
 
 type Mandrill struct {
-	Key string `yaml:"key"`
-	URL string `yaml:"url"`
+	Key     string `yaml:"key"`
+	KeyFile string `yaml:"key_file"`
+	URL     string `yaml:"url"`
 }
 
 type CRM struct {
-	Secret string `yaml:"secret"`
+	Secret     string `yaml:"secret"`
+	SecretFile string `yaml:"secret_file"`
+	// Tolerance is how far a delivery's webhook-timestamp may be from now.
+	Tolerance Duration `yaml:"tolerance"`
 }
 
 type Outbound struct {
-	URL    string   `yaml:"url"`
-	Secret string   `yaml:"secret"`
-	Events []string `yaml:"events"`
+	URL        string   `yaml:"url"`
+	Secret     string   `yaml:"secret"`
+	SecretFile string   `yaml:"secret_file"`
+	Events     []string `yaml:"events"`
+}
+
+// Outbox tunes the outbound dispatcher.
+type Outbox struct {
+	// DeadAfter is how long a delivery is retried before it goes to the
+	// dead-letter list.
+	DeadAfter Duration `yaml:"dead_after"`
+	// RetiredFor is how long delivered and dead records are kept.
+	RetiredFor Duration `yaml:"retired_for"`
 }
 
 type MailchimpAPI struct {
 	APIKeyFile string `yaml:"api_key_file"`
 	ListID     string `yaml:"list_id"`
 	Purpose    string `yaml:"purpose"`
+	// BaseURL overrides the API's address, which is otherwise taken from
+	// the key's data centre (a key ending in -us6: us6.api.mailchimp.com).
+	BaseURL string `yaml:"base_url"`
+	// APIKey is read from APIKeyFile by Load; never in YAML.
+	APIKey string `yaml:"-"`
+}
+
+// MandrillAPI keeps Mandrill's rejection list in step with the
+// suppressions, when APIKeyFile is set.
+type MandrillAPI struct {
+	APIKeyFile string `yaml:"api_key_file"`
+	BaseURL    string `yaml:"base_url"`
 	// APIKey is read from APIKeyFile by Load; never in YAML.
 	APIKey string `yaml:"-"`
 }

@@ -71,8 +71,11 @@ func Default() *Config {
 		},
 		Admin: Admin{Tokens: []Token{}},
 		Webhooks: Webhooks{
-			Mailchimp: Mailchimp{Lists: map[string]string{}},
-			Outbound:  []Outbound{},
+			DedupWindow: Duration(72 * time.Hour),
+			Mailchimp:   Mailchimp{Lists: map[string]string{}},
+			CRM:         CRM{Tolerance: Duration(5 * time.Minute)},
+			Outbound:    []Outbound{},
+			Outbox:      Outbox{DeadAfter: Duration(72 * time.Hour), RetiredFor: Duration(7 * 24 * time.Hour)},
 			// SPEC §9 shows purpose: newsletter as the default; it only
 			// matters once api_key_file is set.
 			MailchimpAPI: MailchimpAPI{Purpose: "newsletter"},

@@ -55,8 +55,11 @@ func TestDefaultMatchesSpec(t *testing.T) {
 			Footer: true, Templates: map[string]FooterTemplate{}}},
 		{"admin.tokens", d.Admin.Tokens, []Token{}},
 		{"webhooks", d.Webhooks, Webhooks{
+			DedupWindow:  Duration(72 * time.Hour),
 			Mailchimp:    Mailchimp{Lists: map[string]string{}},
+			CRM:          CRM{Tolerance: Duration(5 * time.Minute)},
 			Outbound:     []Outbound{},
+			Outbox:       Outbox{DeadAfter: Duration(72 * time.Hour), RetiredFor: Duration(7 * 24 * time.Hour)},
 			MailchimpAPI: MailchimpAPI{Purpose: "newsletter"},
 		}},
 		{"dkim", d.DKIM, []DKIM{}},

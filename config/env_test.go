@@ -143,7 +143,7 @@ func TestEnvOverrides(t *testing.T) {
 		},
 		{
 			name: "map of plain values",
-			env:  []string{"OPTINPROXY_WEBHOOKS_MAILCHIMP_LISTS_ABC123=newsletter"},
+			env:  []string{"OPTINPROXY_WEBHOOKS_MAILCHIMP_LISTS_ABC123=newsletter", "OPTINPROXY_WEBHOOKS_MAILCHIMP_SECRET=abcdefghijklmnopqrstuvwxyz"},
 			check: func(t *testing.T, c *Config) {
 				eq(t, c.Webhooks.Mailchimp.Lists, map[string]string{"abc123": "newsletter"})
 			},

@@ -24,8 +24,28 @@ func (l *loader) readSecrets(c *Config) {
 			c.Admin.Tokens[i].Token = l.secret("admin.tokens["+strconv.Itoa(i)+"].token_file", f)
 		}
 	}
-	if f := c.Webhooks.MailchimpAPI.APIKeyFile; f != "" {
-		c.Webhooks.MailchimpAPI.APIKey = l.secret("webhooks.mailchimp_api.api_key_file", f)
+	w := &c.Webhooks
+	if f := w.MailchimpAPI.APIKeyFile; f != "" {
+		w.MailchimpAPI.APIKey = l.secret("webhooks.mailchimp_api.api_key_file", f)
+	}
+	if f := w.MandrillAPI.APIKeyFile; f != "" {
+		w.MandrillAPI.APIKey = l.secret("webhooks.mandrill_api.api_key_file", f)
+	}
+	// A *_file beside its inline key is refused by validation; here the
+	// file, when given, fills the key.
+	if f := w.Mailchimp.SecretFile; f != "" && w.Mailchimp.Secret == "" {
+		w.Mailchimp.Secret = l.secret("webhooks.mailchimp.secret_file", f)
+	}
+	if f := w.Mandrill.KeyFile; f != "" && w.Mandrill.Key == "" {
+		w.Mandrill.Key = l.secret("webhooks.mandrill.key_file", f)
+	}
+	if f := w.CRM.SecretFile; f != "" && w.CRM.Secret == "" {
+		w.CRM.Secret = l.secret("webhooks.crm.secret_file", f)
+	}
+	for i := range w.Outbound {
+		if f := w.Outbound[i].SecretFile; f != "" && w.Outbound[i].Secret == "" {
+			w.Outbound[i].Secret = l.secret(index("webhooks.outbound", i)+".secret_file", f)
+		}
 	}
 }
 

@@ -153,32 +153,6 @@ func (l *loader) checkAdmin(tokens []Token) {
 	}
 }
 
-func (l *loader) checkWebhooks(c *Config) {
-	w := &c.Webhooks
-	for _, id := range slices.Sorted(maps.Keys(w.Mailchimp.Lists)) {
-		l.checkPurposeName("webhooks.mailchimp.lists."+id, w.Mailchimp.Lists[id], c.Purposes)
-	}
-	if w.Mandrill.URL != "" {
-		if err := checkHTTPURL(w.Mandrill.URL); err != nil {
-			l.invalid("webhooks.mandrill.url", err.Error())
-		}
-	}
-	for i, o := range w.Outbound {
-		if o.URL == "" {
-			continue
-		}
-		if err := checkHTTPURL(o.URL); err != nil {
-			l.invalid(index("webhooks.outbound", i)+".url", err.Error())
-		}
-	}
-	if api := &w.MailchimpAPI; api.APIKeyFile != "" {
-		l.checkPurposeName("webhooks.mailchimp_api.purpose", api.Purpose, c.Purposes)
-		if api.ListID == "" {
-			l.invalid("webhooks.mailchimp_api.list_id", "must be set when api_key_file is")
-		}
-	}
-}
-
 var selectorRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$`)
 
 // checkDKIM checks the entries' form; the key files are read by the
