@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/mail"
 	"net/netip"
 	"strings"
 	"time"
@@ -178,4 +179,19 @@ func ldhLabel(l string) bool {
 		}
 	}
 	return true
+}
+
+// fromDomain is the domain of the message's From: field, lowercased: the
+// domain mailbox providers hold to account for complaints. The envelope
+// sender's stands in when From: names no single readable address.
+func (tx *transaction) fromDomain() string {
+	if list, err := mail.ParseAddressList(tx.msg.header.Get("From")); err == nil && len(list) == 1 {
+		if i := strings.LastIndexByte(list[0].Address, '@'); i >= 0 {
+			return strings.ToLower(list[0].Address[i+1:])
+		}
+	}
+	if i := strings.LastIndexByte(tx.from, '@'); i >= 0 {
+		return strings.ToLower(tx.from[i+1:])
+	}
+	return ""
 }

@@ -77,6 +77,9 @@ func (s *Server) account(tx *transaction, f fates, out outcome, result string, s
 	s.metrics.recipients.WithLabelValues("duplicate").Add(float64(f.earlier))
 	s.metrics.recipients.WithLabelValues("relayed").Add(float64(len(out.accepted)))
 	s.metrics.recipients.WithLabelValues("failed").Add(float64(len(out.failed)))
+	if s.opts.Sent != nil && len(out.accepted) > 0 {
+		s.opts.Sent(tx.fromDomain(), len(out.accepted))
+	}
 	args := []any{"message_id", tx.msg.id, "purpose", tx.purpose.Name, "result", result,
 		"relayed", len(out.accepted), "blocked", len(f.blocked), "earlier", f.earlier, "size", size}
 	if f.monitor > 0 {

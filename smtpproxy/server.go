@@ -104,6 +104,9 @@ type Options struct {
 	// signatures that a personal copy broke.
 	Signer           Signer
 	BrokenSignatures func(msg []byte, changed ...string) int
+	// Sent, when set, is told how many copies went out for a From
+	// domain, after each message: the complaint rate's denominator.
+	Sent func(fromDomain string, copies int)
 	// DedupWindow is how long the store remembers a delivered copy, so
 	// that a client's retry does not send it again.
 	DedupWindow time.Duration
