@@ -36,7 +36,11 @@ type Options struct {
 	// timeouts, so the API moves the connection's deadlines for them
 	// once the token is checked: strangers keep the server's short ones.
 	LongTimeout time.Duration
-	Now         func() time.Time
+	// Outbox, when set, serves /api/v1/outbox; MailchimpSync, when set,
+	// /api/v1/sync/mailchimp. Without them those answer 409.
+	Outbox        Outbox
+	MailchimpSync Syncer
+	Now           func() time.Time
 }
 
 // API serves /api/v1. Safe for concurrent use.
@@ -68,6 +72,9 @@ var routes = []route{
 	{"DELETE", "/api/v1/suppressions/{email}", ScopeWrite, (*API).removeSuppression},
 	{"POST", "/api/v1/imports", ScopeWrite, (*API).importCSV},
 	{"GET", "/api/v1/reports/no-proof", ScopeRead, (*API).reportNoProof},
+	{"GET", "/api/v1/outbox/{status}", ScopeRead, (*API).listOutbox},
+	{"POST", "/api/v1/outbox/dead/{id}/replay", ScopeWrite, (*API).replayDead},
+	{"POST", "/api/v1/sync/mailchimp", ScopeWrite, (*API).syncMailchimp},
 }
 
 // New validates opts and builds the API.
@@ -138,9 +145,9 @@ func (a *API) guard(rt route) http.Handler {
 
 // long tells the routes that may outlast the server's timeouts: an
 // import reads up to MaxImportBytes and applies it, a verify reads every
-// subject.
+// subject, a Mailchimp sync pages through a whole audience.
 func (rt route) long() bool {
-	return rt.path == "/api/v1/imports" || rt.path == "/api/v1/verify"
+	return rt.path == "/api/v1/imports" || rt.path == "/api/v1/verify" || rt.path == "/api/v1/sync/mailchimp"
 }
 
 func (a *API) bodyLimit(rt route) int64 {
