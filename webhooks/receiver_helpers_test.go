@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"optinproxy/internal/redistest"
 	"optinproxy/internal/teststore"
 	"optinproxy/optin"
 )
@@ -51,6 +52,13 @@ type fixture struct {
 // fileStore opens the embedded store in the test's folder.
 func fileStore(t *testing.T) optin.Store {
 	return teststore.File(t, filepath.Join(t.TempDir(), "ledger.db"))
+}
+
+// storeOpeners open each real store: the embedded one, and Redis on a
+// redis-server of the test's own.
+var storeOpeners = map[string]func(t *testing.T) optin.Store{
+	"file":  fileStore,
+	"redis": func(t *testing.T) optin.Store { return teststore.Redis(t, redistest.Start(t)) },
 }
 
 // newFixture serves a receiver on store, with every sender configured;
