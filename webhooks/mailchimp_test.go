@@ -237,3 +237,30 @@ func TestStoreUnavailable(t *testing.T) {
 		t.Errorf("%d events recorded", n)
 	}
 }
+
+// TestMailchimpDuplicate delivers each sample twice, as Mailchimp's retry
+// would, on the file store and on Redis: the second delivery records
+// nothing.
+func TestMailchimpDuplicate(t *testing.T) {
+	for name, open := range storeOpeners {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, open(t), nil)
+			for _, s := range []string{"subscribe", "unsubscribe_abuse", "cleaned", "upemail"} {
+				body := sample(t, "mailchimp/"+s+".txt")
+				if r := f.do(http.MethodPost, testMailchimpPath, formType, body, nil); r.status != http.StatusOK {
+					t.Fatalf("%s: %d %s", s, r.status, r.body)
+				}
+				before := f.eventCount()
+				if r := f.do(http.MethodPost, testMailchimpPath, formType, body, nil); r.status != http.StatusOK {
+					t.Fatalf("%s again: %d %s", s, r.status, r.body)
+				}
+				if n := f.eventCount() - before; n != 0 {
+					t.Errorf("%s again: %d events recorded", s, n)
+				}
+			}
+			if got := f.metric("optinproxy_webhook_events_total", map[string]string{"source": "mailchimp", "outcome": "duplicate"}); got != 4 {
+				t.Errorf("duplicates counted %v, want 4", got)
+			}
+		})
+	}
+}

@@ -79,8 +79,7 @@ type CRMOptions struct {
 // ReceiverOptions configure NewReceiver.
 type ReceiverOptions struct {
 	Ledger Ledger // required
-	// Marks remembers applied deliveries (required): the store, which
-	// implements optin.Outbox.
+	// Marks remembers applied deliveries; the ledger's store when nil.
 	Marks     Marks
 	Mailchimp MailchimpOptions
 	Mandrill  MandrillOptions
@@ -136,8 +135,9 @@ func NewReceiver(opts ReceiverOptions) (*Receiver, error) {
 	switch {
 	case opts.Ledger == nil:
 		return nil, errors.New("webhooks: receiver without a ledger")
-	case opts.Marks == nil:
-		return nil, errors.New("webhooks: receiver without dedup marks")
+	}
+	if opts.Marks == nil {
+		opts.Marks = opts.Ledger.Store()
 	}
 	purposes := opts.Ledger.Purposes()
 	for list, purpose := range opts.Mailchimp.Lists {

@@ -69,7 +69,7 @@ func newFixture(t *testing.T, store optin.Store, mod func(*ReceiverOptions)) *fi
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, store: store, ledger: ledger, marks: marksOf(store), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	f := &fixture{t: t, store: store, ledger: ledger, marks: store, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
 	srv := httptest.NewServer(http.NotFoundHandler())
 	t.Cleanup(srv.Close)
 	f.url = srv.URL
@@ -91,35 +91,6 @@ func newFixture(t *testing.T, store optin.Store, mod func(*ReceiverOptions)) *fi
 	}
 	srv.Config.Handler = f.rc.Handler()
 	return f
-}
-
-// marksOf is the store's own dedup marks when it has them, else marks in
-// memory (for a store without them yet).
-func marksOf(s optin.Store) Marks {
-	if m, ok := s.(Marks); ok {
-		return m
-	}
-	return &memMarks{marks: map[string]time.Time{}}
-}
-
-// memMarks keeps marks in memory.
-type memMarks struct {
-	mu    sync.Mutex
-	marks map[string]time.Time
-}
-
-func (m *memMarks) Seen(ctx context.Context, key string) (bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	until, ok := m.marks[key]
-	return ok && time.Now().Before(until), nil
-}
-
-func (m *memMarks) Mark(ctx context.Context, key string, until time.Time) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.marks[key] = until
-	return nil
 }
 
 // failingMarks fails every call, as a store that cannot be reached.
