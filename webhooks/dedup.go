@@ -28,7 +28,7 @@ func dedupKey(source, id string) string {
 // once applies a delivery exactly once: it returns (false, nil) when key
 // is marked already, else calls apply and, when apply succeeds, marks key
 // for the dedup window. A failure of Seen or Mark is returned wrapped in
-// errMarks, so that the sender is asked to retry (the ledger's ordering
+// a *marksError, so that the sender is asked to retry (the ledger's ordering
 // makes a second application of the same change record nothing).
 func (rc *Receiver) once(ctx context.Context, key string, apply func() error) (applied bool, err error) {
 	seen, err := rc.marks.Seen(ctx, key)
