@@ -1,0 +1,19 @@
+package webhooks
+
+import "errors"
+
+// Sentinel errors of package webhooks. Functions wrap them with %w and a
+// detail; callers compare with errors.Is.
+var (
+	// ErrBadSignature means a Standard Webhooks request is unsigned, its
+	// headers are malformed, or no signature matches the body.
+	ErrBadSignature = errors.New("webhooks: bad signature")
+
+	// ErrStale means a Standard Webhooks timestamp is further from now
+	// than the tolerance, in either direction: a replay or a bad clock.
+	ErrStale = errors.New("webhooks: timestamp outside tolerance")
+
+	// ErrBadSecret means a signing secret is not "whsec_" followed by
+	// base64 of enough bytes.
+	ErrBadSecret = errors.New("webhooks: bad secret")
+)
