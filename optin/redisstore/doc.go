@@ -149,7 +149,9 @@
 // events out of the global feed and the outbox (so a webhook would not
 // send them; and a suppression out of the Suppressions listing), never
 // out of the subject's chain, which Subject, Events with a subject and
-// Verify read. On one node or Sentinel, everything is in the one script.
+// Verify read; and two batches written at once can queue one subject's
+// events in the other order than its chain has them. On one node or
+// Sentinel, everything is in the one script.
 //
 // # Delivery marks
 //
