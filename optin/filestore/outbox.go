@@ -47,6 +47,9 @@ func (s *Store) OutboxRead(ctx context.Context, after string, limit int) (optin.
 	limit = optin.PageSize(limit)
 	page := optin.OutboxPage{Next: after}
 	err = s.view(ctx, func(tx *bolt.Tx) error {
+		if from == ^uint64(0) {
+			return nil // nothing can follow
+		}
 		sc := &scan{s: s, tx: tx, subjects: map[string]*opened{}}
 		c := tx.Bucket(bucketOutbox).Cursor()
 		for k, _ := c.Seek(seqKey(from + 1)); k != nil && len(page.Items) < limit; k, _ = c.Next() {

@@ -514,8 +514,9 @@ func (s *Store) scriptArgs(items []*item, dirty []string, recs map[string]*recor
 	return keys, args
 }
 
-// writeIndexes writes, on Cluster, the feed entries and suppression index
-// entries of a batch's applied changes, which live in other slots. The
+// writeIndexes writes, on Cluster, the feed entries, suppression index
+// entries and outbox entries of a batch's applied changes, which live in
+// other slots. The
 // index only gains members here: a stale member (a subject whose
 // suppressions are gone) lists nothing, since Suppressions reads the
 // state, whereas a lost one would hide a suppression.
