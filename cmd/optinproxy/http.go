@@ -121,11 +121,11 @@ func newHTTPServer(handler http.Handler, t httpTimeouts, log *slog.Logger) *http
 }
 
 // newHandler mounts everything the HTTP listener serves: the operational
-// endpoints, the admin API and the unsubscribe pages. long is how long an import or a verify may
+// endpoints, the admin API, the unsubscribe pages and the inbound webhooks. long is how long an import or a verify may
 // take (httpTimeouts.long).
 // It returns the unsubscribe pages' handler too, which the SMTP side
 // uses for mail to the mailto address.
-func newHandler(cfg *config.Config, reg *prometheus.Registry, store optin.Store, up upstream.Sender, log *slog.Logger, long time.Duration) (http.Handler, *unsubscribe.Handler, error) {
+func newHandler(cfg *config.Config, reg *prometheus.Registry, store optin.Store, up upstream.Sender, rates *optin.DomainRates, log *slog.Logger, long time.Duration) (http.Handler, *unsubscribe.Handler, error) {
 	ledger, err := optin.NewLedger(optin.LedgerOptions{Store: store, Purposes: purposes(cfg), PolicyVersion: cfg.Policy.CurrentVersion})
 	if err != nil {
 		return nil, nil, err
@@ -142,9 +142,14 @@ func newHandler(cfg *config.Config, reg *prometheus.Registry, store optin.Store,
 	if err != nil {
 		return nil, nil, err
 	}
+	hooks, err := newReceiver(cfg, ledger, rates, reg, log)
+	if err != nil {
+		return nil, nil, err
+	}
 	mux := newHTTPHandler(reg, []check{{name: "upstream", fn: up.Ping}, {name: "store", fn: store.Ping}})
 	mux.Handle("/api/v1/", api.Handler())
 	mux.Handle("/u/", unsub)
+	mux.Handle("/webhooks/", hooks.Handler())
 	return mux, unsub, nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"optinproxy/config"
+	"optinproxy/optin"
 	"optinproxy/internal/teststore"
 	"optinproxy/upstream"
 )
@@ -55,7 +56,7 @@ func startHTTP(t *testing.T, to httpTimeouts, wrap func(net.Listener) net.Listen
 	}
 	t.Cleanup(func() { up.Close() })
 	log := slog.New(slog.NewTextHandler(t.Output(), nil))
-	handler, _, err := newHandler(cfg, prometheus.NewRegistry(), store, up, log, to.long)
+	handler, _, err := newHandler(cfg, prometheus.NewRegistry(), store, up, optin.NewDomainRates(nil), log, to.long)
 	if err != nil {
 		t.Fatal(err)
 	}

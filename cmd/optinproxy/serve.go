@@ -157,7 +157,8 @@ func start(ctx context.Context, cfg *config.Config, dkimKeys []dkim.Key, environ
 		store.Close()
 		return nil, fmt.Errorf("policy.role_addresses: %w", err)
 	}
-	handler, unsub, err := newHandler(cfg, reg, store, up, log, defaultHTTPTimeouts.long)
+	rates := optin.NewDomainRates(nil)
+	handler, unsub, err := newHandler(cfg, reg, store, up, rates, log, defaultHTTPTimeouts.long)
 	var personal *personalizer
 	if err == nil {
 		personal, err = newPersonalizer(cfg, unsub.Tokens(), reg)
@@ -188,6 +189,7 @@ func start(ctx context.Context, cfg *config.Config, dkimKeys []dkim.Key, environ
 		Monitor:         cfg.Policy.Mode == config.ModeMonitor,
 		BlockedDSN:      cfg.SMTP.BlockedDSN,
 		DedupWindow:     time.Duration(cfg.Upstream.DedupWindow),
+		Sent:            rates.Sent,
 		Logger:          log,
 		Metrics:         reg,
 
