@@ -17,8 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"optinproxy/config"
-	"optinproxy/optin"
 	"optinproxy/internal/teststore"
+	"optinproxy/optin"
 	"optinproxy/upstream"
 )
 
