@@ -77,6 +77,10 @@ type Store interface {
 	// store one does it; the holder renews it by asking again.
 	Lease(ctx context.Context, job string, ttl time.Duration) (bool, error)
 
+	// Outbox keeps what the outbound webhooks and the list sync must
+	// still send.
+	Outbox
+
 	// Ping reports whether the store is reachable now and still holds
 	// its data: an error wrapping ErrDataLost once its marker vanished or
 	// changed while this instance used it (then for as long as this

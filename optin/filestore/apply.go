@@ -69,6 +69,7 @@ type writer struct {
 	ring                           *optin.Keyring
 	events, chains, receipts, supp *bolt.Bucket
 	marks, expiry                  *bolt.Bucket
+	outbox                         *bolt.Bucket
 	subjects                       map[string]*loaded
 	order                          []*loaded // first-load order, so writes are deterministic
 }
@@ -88,11 +89,13 @@ func newWriter(tx *bolt.Tx, keys *optin.Keys) *writer {
 		tx: tx, keys: keys, ring: keys.Get(),
 		events: tx.Bucket(bucketEvents), chains: tx.Bucket(bucketChains), receipts: tx.Bucket(bucketReceipts),
 		supp: tx.Bucket(bucketSuppressions), marks: tx.Bucket(bucketDeliveries), expiry: tx.Bucket(bucketDeliveryExpiry),
+		outbox:   tx.Bucket(bucketOutbox),
 		subjects: map[string]*loaded{},
 	}
 	// Event keys only grow: fill pages completely instead of splitting
 	// them in half.
 	w.events.FillPercent = 1
+	w.outbox.FillPercent = 1
 	return w
 }
 
@@ -113,6 +116,11 @@ func (w *writer) apply(ch optin.Change, now time.Time) (optin.Result, error) {
 	seq, err := w.append(sub, sealed)
 	if err != nil {
 		return res, err
+	}
+	if !sealed.Receipt {
+		if err := w.queue(seq, now); err != nil {
+			return res, err
+		}
 	}
 	if ch.Consent != nil {
 		if sub.rec.Recorded == nil {

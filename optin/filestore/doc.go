@@ -13,7 +13,7 @@
 //
 // # Layout
 //
-// The file holds eight top-level buckets:
+// The file holds fourteen top-level buckets:
 //
 //	meta          "schema" -> "2"; "key_check" -> optin.Keyring.Check, so
 //	              that another key is refused
@@ -41,6 +41,21 @@
 //	delivery_expiry
 //	              8-byte big-endian Until + the deliveries key -> empty:
 //	              the marks in the order they expire, for the purge
+//	outbox        8-byte global sequence of an event of a main chain ->
+//	              8-byte big-endian Unix nanoseconds when it was queued
+//	              (the store's clock): what the webhooks and the list
+//	              sync must still send; the key is the reference
+//	outbox_deliveries
+//	              target + 0x00 + event id -> the JSON of
+//	              optin.OutboxDelivery (no personal data)
+//	outbox_index  'A' + status byte (p, d, r) + 8-byte Created (Unix ns)
+//	              + target + 0x00 + event id, and 'T' + target + 0x00 +
+//	              status byte + Created + event id -> empty: the records
+//	              by status, oldest first, of all targets and of one
+//	outbox_cursors
+//	              target -> the position it took its last item at
+//	seen          a dedup mark's key (a hash) -> 8-byte Until (Unix ns)
+//	seen_expiry   8-byte Until + key -> empty, for the purge
 //
 // Event cursors are the global sequence in decimal (with a subject: the
 // next index of each chain, "E.R"), suppression and subject cursors the
@@ -67,6 +82,19 @@
 // transactions themselves: at most once a minute, Apply also deletes up
 // to 5000 of them, oldest first (again on the next write when it had
 // more), so the file holds about one dedup window of marks.
+//
+// # Outbox
+//
+// Apply queues every event of a main chain (never a receipt) in the
+// transaction that appends it, so it is queued exactly when it is
+// recorded. Outbox positions are the events' global sequence in decimal:
+// they grow with every write, and an item keeps its position until
+// PruneOutbox deletes it. SaveDeliveries writes its records, their index
+// entries and the target's cursor in one transaction. PruneOutbox deletes
+// dead and retired records done before its cut, and the items queued
+// before it that every saved cursor has passed, a chunk per transaction.
+// Mark deletes up to 64 expired dedup marks as it writes, PruneOutbox
+// the rest.
 //
 // # Receipts and rotation
 //

@@ -40,6 +40,16 @@ var (
 	bucketDeliveries     = []byte("deliveries")
 	bucketDeliveryExpiry = []byte("delivery_expiry")
 
+	// The outbox, its delivery records and their index, the targets'
+	// cursors, and the inbound webhooks' dedup marks with their expiry
+	// index (outbox.go, outboxdelivery.go, seen.go).
+	bucketOutbox           = []byte("outbox")
+	bucketOutboxDeliveries = []byte("outbox_deliveries")
+	bucketOutboxIndex      = []byte("outbox_index")
+	bucketOutboxCursors    = []byte("outbox_cursors")
+	bucketSeen             = []byte("seen")
+	bucketSeenExpiry       = []byte("seen_expiry")
+
 	keySchema    = []byte("schema")
 	keyCheck     = []byte("key_check")
 	keyLedgerKey = []byte("ledger_key") // schema 1 only
@@ -203,7 +213,8 @@ func (s *Store) init(tx *bolt.Tx) error {
 		return fmt.Errorf("%w: this store was made with another ledger key (its key check is %.8s…, the key file's %.8s…): use the key file made with this store",
 			optin.ErrBadKey, meta.Get(keyCheck), check)
 	}
-	for _, name := range [][]byte{bucketSubjects, bucketEvents, bucketChains, bucketReceipts, bucketSuppressions, bucketDeliveries, bucketDeliveryExpiry} {
+	for _, name := range [][]byte{bucketSubjects, bucketEvents, bucketChains, bucketReceipts, bucketSuppressions, bucketDeliveries, bucketDeliveryExpiry,
+		bucketOutbox, bucketOutboxDeliveries, bucketOutboxIndex, bucketOutboxCursors, bucketSeen, bucketSeenExpiry} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}

@@ -58,6 +58,7 @@ func testNothingPersonal(t *testing.T, h Harness) {
 	secrets = append(secrets, evidence.IP, evidence.UserAgent, evidence.Text, evidence.Extra["campaign"])
 	f.wantVerified(len(inputs)+1, 2*len(inputs)+5)
 	walkSuppressions(t, f, 100)
+	f.queueRecords()
 
 	raw := h.Raw(t, f.store)
 	if !bytes.Contains(raw, []byte(newsletter)) {

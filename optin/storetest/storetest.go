@@ -115,6 +115,13 @@ var tests = []test{
 	{"RetiredGenerationBackup", testRetiredBackup},
 	{"DataLost", testDataLost},
 	{"Lease", testLease},
+	{"OutboxItems", testOutboxItems},
+	{"OutboxBatch", testOutboxBatch},
+	{"OutboxReopen", testOutboxReopen},
+	{"OutboxDeliveries", testOutboxDeliveries},
+	{"OutboxBadInput", testOutboxBadInput},
+	{"PruneOutbox", testPruneOutbox},
+	{"OutboxMarks", testOutboxMarks},
 }
 
 // Run runs the whole suite against the store h opens.
