@@ -39,6 +39,7 @@ type receiver struct {
 
 	mu       sync.Mutex
 	plan     []fault
+	fallback fault // once the plan is used up
 	requests int
 	accepted []received
 	acked    map[string]bool
@@ -69,7 +70,7 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	}
 	r.mu.Lock()
 	r.requests++
-	var f fault
+	f := r.fallback
 	if len(r.plan) > 0 {
 		f, r.plan = r.plan[0], r.plan[1:]
 	}
@@ -120,6 +121,13 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// setFallback sets what the receiver does once the plan is used up.
+func (r *receiver) setFallback(f fault) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.fallback = f
 }
 
 // snapshot returns what arrived so far.
