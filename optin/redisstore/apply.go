@@ -498,21 +498,33 @@ func (s *Store) scriptArgs(items []*item, dirty []string, recs map[string]*recor
 		args = append(args, marks...)
 		args = append(args, last)
 	}
-	if !s.cluster {
-		keys = append(keys, s.keys.feed(), s.keys.supp(), s.keys.names())
+	if s.cluster {
+		args = append(args, 0) // the outbox is written apart, as the feed is
+	} else {
+		n := len(args)
+		args = append(args, 0)
+		for _, it := range items {
+			if it.res.Applied && it.ref.chain == chainMain {
+				args = append(args, outboxEntry(it.ref, now))
+			}
+		}
+		args[n] = len(args) - n - 1
+		keys = append(keys, s.keys.feed(), s.keys.supp(), s.keys.names(), s.keys.outbox())
 	}
 	return keys, args
 }
 
-// writeIndexes writes, on Cluster, the feed entries and suppression index
-// entries of a batch's applied changes, which live in other slots. The
+// writeIndexes writes, on Cluster, the feed entries, suppression index
+// entries and outbox entries of a batch's applied changes, which live in
+// other slots. The
 // index only gains members here: a stale member (a subject whose
 // suppressions are gone) lists nothing, since Suppressions reads the
 // state, whereas a lost one would hide a suppression.
 func (s *Store) writeIndexes(ctx context.Context, items []*item) error {
 	var feed []byte
 	var supp []any
-	n := 0
+	var queued []string
+	n, now := 0, s.now()
 	for _, it := range items {
 		if !it.res.Applied {
 			continue
@@ -521,6 +533,9 @@ func (s *Store) writeIndexes(ctx context.Context, items []*item) error {
 		feed = appendRef(feed, it.ref)
 		if it.ch.AddSuppression != "" {
 			supp = append(supp, it.sid)
+		}
+		if it.ref.chain == chainMain {
+			queued = append(queued, outboxEntry(it.ref, now))
 		}
 	}
 	if n == 0 {
@@ -531,10 +546,13 @@ func (s *Store) writeIndexes(ctx context.Context, items []*item) error {
 		for _, sid := range supp {
 			p.ZAdd(ctx, s.keys.supp(), redis.Z{Member: sid})
 		}
+		for _, e := range queued {
+			p.XAdd(ctx, &redis.XAddArgs{Stream: s.keys.outbox(), Values: []string{outboxField, e}})
+		}
 		return nil
 	})
 	if err != nil {
-		return wrap("apply", fmt.Errorf("committed, but the global feed may lack %d events: %w", n, err))
+		return wrap("apply", fmt.Errorf("committed, but the global feed and the outbox may lack %d events: %w", n, err))
 	}
 	return nil
 }

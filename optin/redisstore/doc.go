@@ -60,6 +60,27 @@
 //	{prefix}names        hash   3-byte codes of the purposes and actors
 //	                            receipts name (see names.go)
 //	{prefix}lease:JOB    string the instance that runs a periodic job
+//	{prefix}outbox       stream what the webhooks and the list sync must
+//	                            still send: one entry per event of a main
+//	                            chain (never a receipt), field o holding
+//	                            its packed reference (as in the feed) and
+//	                            then when it was queued, Unix ms by the
+//	                            store's clock, as a uvarint; an item's
+//	                            position is its entry id
+//	{prefix}{o:T}:od     hash   target T's delivery records: event id ->
+//	                            the record (see below)
+//	{prefix}{o:T}:op     zset   T's pending records, :ox its dead ones, :or
+//	                            its retired ones: all scored 0, members
+//	                            the record's Created (8 bytes, big-endian
+//	                            Unix ns) and its event id, so that ZRANGE
+//	                            BYLEX lists them oldest first
+//	{prefix}{o:T}:oc     string the position T took its last item at
+//	{prefix}outbox:targets
+//	                     set    the targets that saved records or a cursor
+//	{prefix}seen:KEY     string an inbound webhook's dedup mark (KEY is a
+//	                            hash): its until in Unix ms, which Seen
+//	                            compares with the store's clock; Redis
+//	                            drops it then (PXAT)
 //
 // A subject's state stays a listpack (Redis's compact encoding) as long as
 // no value is longer than hash-max-listpack-value (64 bytes by default);
@@ -89,6 +110,17 @@
 // 175 bytes of Redis memory with its feed reference
 // (BenchmarkMemoryPerReceipt).
 //
+// A delivery record (optin.OutboxDelivery) is: its status byte (p, x or
+// r), its Created (8 bytes, as in the index), which the save script
+// reads to move it between indexes; format byte 1; the event type (a
+// code); the position (its two numbers as uvarints); the subject id (16
+// raw bytes); attempts; NextAt, LastAt and DoneAt as differences from
+// Created; the last error. A pending record takes about 300 bytes of
+// Redis memory with its index member, a retired one the same, an outbox
+// item about 41 (BenchmarkMemoryOutbox). A target's keys share the hash
+// tag {o:T}, so one script saves its records and moves its cursor, also
+// on Cluster.
+//
 // # Writes
 //
 // Apply works in batches of up to 500 changes. For each subject it needs
@@ -107,13 +139,17 @@
 // in the chains and not appended twice; optin.Change.Once asks the same
 // check of a journal's replay.
 //
+// The same script appends each event of a main chain to the outbox; a
+// batch of receipts only adds nothing to it.
+//
 // On Redis Cluster a script cannot span slots, so each subject gets its
-// own script call (several run in parallel), and the feed entries and the
-// suppression index entries of a batch are written right after, in one
-// pipeline. A crash between the two can leave events out of the global
-// feed (and a suppression out of the Suppressions listing), never out of
-// the subject's chain, which Subject, Events with a subject and Verify
-// read. On one node or Sentinel, everything is in the one script.
+// own script call (several run in parallel), and the feed entries, the
+// suppression index entries and the outbox entries of a batch are
+// written right after, in one pipeline. A crash between the two can leave
+// events out of the global feed and the outbox (so a webhook would not
+// send them; and a suppression out of the Suppressions listing), never
+// out of the subject's chain, which Subject, Events with a subject and
+// Verify read. On one node or Sentinel, everything is in the one script.
 //
 // # Delivery marks
 //

@@ -14,9 +14,8 @@ import (
 // answer {"conflict", i}; otherwise {"ok"}.
 //
 // KEYS: per subject its state hash, main list, receipt list and marks;
-// then,
-// when ARGV[2] is "1", the feed and the suppression index (one node; on
-// Cluster those are written apart).
+// then, when ARGV[2] is "1", the feed, the suppression index, the names
+// hash and the outbox (one node; on Cluster those are written apart).
 //
 // ARGV: [1] the number of subjects, [2] "1" to write the indexes, [3]
 // now in Unix ms (marks before it are dropped), [4] the feed entry ("" for
@@ -29,7 +28,8 @@ import (
 // to delete (a count, then names), the events to append (a count, then
 // entries), the receipts to append (likewise), the delivery marks (a
 // count, then each mark's until in Unix ms and member), and the latest
-// of those untils.
+// of those untils; last, the outbox entries (a count, then each entry's
+// value: one per event of a main chain, none for receipts).
 //
 // Flags: N the state must not exist, X it must; E the main chain's head
 // must be the one given (the last event's 32 bytes), R the receipt
@@ -74,6 +74,7 @@ for i = 1, n do
   s.last = tonumber(ARGV[a]); a = a + 1
   subs[i] = s
 end
+local nob = tonumber(ARGV[a]) or 0
 for i = 1, n do
   local s = subs[i]
   if s.nset > 0 then redis.call('HSET', s.state, unpack(ARGV, s.set, s.set + 2*s.nset - 1)) end
@@ -94,6 +95,9 @@ for i = 1, n do
   end
 end
 if indexes and ARGV[4] ~= '' then redis.call('XADD', KEYS[4*n+1], '*', 'r', ARGV[4]) end
+if indexes then
+  for j = 1, nob do redis.call('XADD', KEYS[4*n+4], '*', 'o', ARGV[a + j]) end
+end
 for j = 0, nnames - 1 do
   redis.call('HSETNX', KEYS[4*n+3], ARGV[6 + 2*j], ARGV[7 + 2*j])
 end

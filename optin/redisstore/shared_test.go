@@ -136,7 +136,7 @@ func TestPrefix(t *testing.T) {
 			t.Errorf("key %q outside the prefixes", k)
 		}
 	}
-	if len(keys) != 2*4+3*(5+6) { // meta, events, supp, names of each; a state and two lists per subject
+	if len(keys) != 2*5+3*(5+6) { // meta, events, supp, names, outbox of each; a state and two lists per subject
 		t.Errorf("%d keys: %q", len(keys), keys)
 	}
 
