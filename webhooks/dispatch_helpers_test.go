@@ -8,8 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"optinproxy/internal/redistest"
+	"optinproxy/internal/teststore"
 	"optinproxy/optin"
-	"optinproxy/optin/filestore"
 )
 
 const purpose = "newsletter"
@@ -47,20 +48,12 @@ type storeKind struct {
 var storeKinds = []storeKind{
 	{"file", func(t *testing.T) (optin.Store, func() optin.Store) {
 		path := t.TempDir() + "/optin.db"
-		return openFile(t, path), func() optin.Store { return openFile(t, path) }
+		return teststore.File(t, path), func() optin.Store { return teststore.File(t, path) }
 	}},
-}
-
-// testKeys is the ledger key of the test's stores.
-var testKeys = optin.StaticKeys(optin.NewKeyring(time.Now()))
-
-func openFile(t *testing.T, path string) optin.Store {
-	s, err := filestore.Open(path, filestore.Options{Timeout: 5 * time.Second, Keys: testKeys})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	{"redis", func(t *testing.T) (optin.Store, func() optin.Store) {
+		srv := redistest.Start(t)
+		return teststore.Redis(t, srv), func() optin.Store { return teststore.Redis(t, srv) }
+	}},
 }
 
 // eachStore runs f against each kind of store.

@@ -33,6 +33,7 @@ type worker struct {
 	pending    int
 	inflight   int
 	reloadedAt time.Time
+	created    time.Time // the last Created given, so that the next is later
 }
 
 // attemptResult is an attempt's outcome as the worker applies it.
@@ -213,6 +214,9 @@ func (w *worker) add(rec optin.OutboxDelivery) {
 		return
 	}
 	w.known[rec.EventID] = true
+	if rec.Created.After(w.created) {
+		w.created = rec.Created
+	}
 	w.queues[rec.SubjectID] = append(w.queues[rec.SubjectID], rec)
 	w.pending++
 }
@@ -233,6 +237,14 @@ func (w *worker) take(ctx context.Context) error {
 			if !w.t.Wants(it.Event) {
 				continue
 			}
+			// Each record is Created later than the one before, even within
+			// a read or on a clock that stands still, so that loading them
+			// oldest first keeps the outbox's order.
+			created := now
+			if !created.After(w.created) {
+				created = w.created.Add(time.Nanosecond)
+			}
+			w.created = created
 			recs = append(recs, optin.OutboxDelivery{
 				Target:    w.name,
 				EventID:   it.Event.ID,
@@ -240,10 +252,8 @@ func (w *worker) take(ctx context.Context) error {
 				Pos:       it.Pos,
 				SubjectID: it.SubjectID,
 				Status:    optin.DeliveryPending,
-				// Records of one read differ in Created by a nanosecond each,
-				// so that loading them oldest first keeps the outbox's order.
-				Created: now.Add(time.Duration(len(recs))),
-				NextAt:  now,
+				Created:   created,
+				NextAt:    now,
 			})
 		}
 		if page.Next != w.cursor || len(recs) > 0 {
