@@ -70,6 +70,10 @@ type DispatcherOptions struct {
 	// outbox items every target has passed, are deleted, by one instance
 	// (lease "outbox:prune") (default 1h).
 	PruneEvery time.Duration
+	// Grace is how long attempts under way may go on after Close or the
+	// end of Run's context before they are cut short (default 5s): one
+	// finished is one a receiver does not get twice.
+	Grace time.Duration
 	// Batch is how many items one outbox read takes (default 100);
 	// MaxPending how many pending deliveries a target keeps in memory
 	// before it stops reading (default 10,000).
@@ -126,6 +130,7 @@ func NewDispatcher(opts DispatcherOptions) (*Dispatcher, error) {
 	def(&opts.LeaseTTL, 30*time.Second)
 	def(&opts.Reload, time.Minute)
 	def(&opts.PruneEvery, time.Hour)
+	def(&opts.Grace, 5*time.Second)
 	if opts.LeaseTTL < 3*opts.Poll {
 		opts.LeaseTTL = 3 * opts.Poll
 	}
@@ -165,8 +170,8 @@ func NewDispatcher(opts DispatcherOptions) (*Dispatcher, error) {
 }
 
 // Run delivers until ctx ends or Close is called, then waits for the
-// attempts under way (each ends with its context) and returns. It may be
-// called once.
+// attempts under way (for at most Grace) and returns. It may be called
+// once.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	d.mu.Lock()
 	if d.running {
@@ -180,17 +185,24 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	defer close(d.done)
 	defer d.cancel()
 
+	// Attempts outlive ctx by Grace, so that those under way finish.
+	actx, acancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer acancel()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(d.opts.Grace, acancel) })
+	defer stop()
+
 	var wg sync.WaitGroup
 	for _, w := range d.workers {
-		wg.Go(func() { w.run(ctx) })
+		wg.Go(func() { w.run(ctx, actx) })
 	}
 	wg.Go(func() { d.pruneLoop(ctx) })
 	wg.Wait()
 	return nil
 }
 
-// Close stops Run and waits for it to return. Records of attempts cut
-// short stay pending and are retried after a restart.
+// Close stops Run and waits for it to return: no new attempts start,
+// those under way have Grace to finish. Records of attempts cut short stay
+// pending and are retried after a restart.
 func (d *Dispatcher) Close() error {
 	d.mu.Lock()
 	cancel, done := d.cancel, d.done

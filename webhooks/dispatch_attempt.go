@@ -14,8 +14,9 @@ const saveTimeout = 10 * time.Second
 
 // attempt makes one delivery attempt of rec and returns the record as
 // saved after it. Before the attempt the record is saved with its next
-// retry, so that a crash during it retries then.
-func (w *worker) attempt(ctx context.Context, rec optin.OutboxDelivery) optin.OutboxDelivery {
+// retry, so that a crash during it retries then. event is rec's event when
+// the worker has it at hand; nil reads it from the outbox.
+func (w *worker) attempt(ctx context.Context, rec optin.OutboxDelivery, event *optin.Event) optin.OutboxDelivery {
 	o := w.d.opts
 	st := o.Store
 	now := o.Now()
@@ -28,7 +29,13 @@ func (w *worker) attempt(ctx context.Context, rec optin.OutboxDelivery) optin.Ou
 		before.NextAt = now.Add(o.Poll) // not attempted; try again soon
 		return before
 	}
-	item, err := st.OutboxItem(ctx, rec.Pos)
+	var item optin.OutboxItem
+	var err error
+	if event != nil {
+		item.Event = *event
+	} else {
+		item, err = st.OutboxItem(ctx, rec.Pos)
+	}
 	var retry bool
 	switch {
 	case errors.Is(err, optin.ErrNotFound):

@@ -22,6 +22,7 @@ type worker struct {
 	log    *slog.Logger
 	done   chan attemptResult
 	reload chan struct{}
+	actx   context.Context // of the attempts
 
 	leased     bool
 	leaseAt    time.Time // when the lease was last confirmed
@@ -29,6 +30,7 @@ type worker struct {
 	cursor     string
 	queues     map[string][]optin.OutboxDelivery // pending, per subject, in order
 	known      map[string]bool                   // event ids in queues
+	events     map[string]optin.Event            // events just taken, until their first attempt
 	busy       map[string]bool                   // subjects with an attempt under way
 	pending    int
 	inflight   int
@@ -69,8 +71,10 @@ func (w *worker) reloadSoon() {
 	}
 }
 
-// run works until ctx ends, then waits for the attempts under way.
-func (w *worker) run(ctx context.Context) {
+// run works until ctx ends, then waits for the attempts under way, which
+// run with actx.
+func (w *worker) run(ctx, actx context.Context) {
+	w.actx = actx
 	tick := time.NewTicker(w.d.opts.Poll)
 	defer tick.Stop()
 	defer func() {
@@ -182,6 +186,7 @@ func (w *worker) drop() {
 	w.cursor = ""
 	w.queues = make(map[string][]optin.OutboxDelivery)
 	w.known = make(map[string]bool)
+	w.events = make(map[string]optin.Event)
 	w.busy = make(map[string]bool)
 	w.pending = 0
 	w.d.metrics.setPending(w.name, 0)
@@ -265,6 +270,11 @@ func (w *worker) take(ctx context.Context) error {
 		for _, rec := range recs {
 			w.add(rec)
 		}
+		for _, it := range page.Items {
+			if w.known[it.Event.ID] {
+				w.events[it.Event.ID] = it.Event
+			}
+		}
 		w.d.metrics.setPending(w.name, w.pending)
 		if len(page.Items) < o.Batch {
 			return nil
@@ -290,7 +300,15 @@ func (w *worker) launch(ctx context.Context) {
 		w.busy[subject] = true
 		w.inflight++
 		rec, gen := q[0], w.gen
-		go func() { w.done <- attemptResult{gen: gen, rec: w.attempt(ctx, rec)} }()
+		// The first attempt sends the event as read with the outbox page,
+		// saving a read; later ones read it again.
+		ev, ok := w.events[rec.EventID]
+		delete(w.events, rec.EventID)
+		var event *optin.Event
+		if ok {
+			event = &ev
+		}
+		go func() { w.done <- attemptResult{gen: gen, rec: w.attempt(w.actx, rec, event)} }()
 	}
 }
 
