@@ -107,11 +107,10 @@ func (c *changer) toggle(addr string) string {
 // each subject's event ids in order.
 func (c *changer) events(subjects, n int) map[string][]string {
 	want := make(map[string][]string)
-	for i := range n {
+	for range n {
 		for s := range subjects {
 			addr := fmt.Sprintf("s%d@example.org", s)
 			want[addr] = append(want[addr], c.toggle(addr))
-			_ = i
 		}
 	}
 	return want

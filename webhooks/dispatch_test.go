@@ -3,7 +3,6 @@ package webhooks
 import (
 	"context"
 	"errors"
-	"net/http"
 	"testing"
 	"time"
 
@@ -238,5 +237,3 @@ func (n namedTarget) Concurrency() int       { return 10 }
 func (n namedTarget) Deliver(context.Context, Delivery) (bool, error) {
 	return false, errors.New("refused")
 }
-
-var _ = http.StatusOK
