@@ -17,3 +17,16 @@ var (
 	// base64 of enough bytes.
 	ErrBadSecret = errors.New("webhooks: bad secret")
 )
+
+// Sentinel errors of the Dispatcher.
+var (
+	// ErrUnknownTarget means no configured target has the name asked for.
+	ErrUnknownTarget = errors.New("webhooks: unknown target")
+
+	// ErrNotDead means a replay asked for a delivery that is pending or
+	// was delivered: only dead deliveries are replayed.
+	ErrNotDead = errors.New("webhooks: delivery is not dead")
+
+	// ErrBadDeliveryID means a delivery id is not "target.event-id".
+	ErrBadDeliveryID = errors.New("webhooks: bad delivery id")
+)
