@@ -11,6 +11,7 @@ import (
 
 	"optinproxy/optin"
 	"optinproxy/optin/journal"
+	"optinproxy/webhooks"
 )
 
 // Intervals of the background jobs.
@@ -38,11 +39,14 @@ func (j *jobs) stop() {
 }
 
 // startJobs starts the watch of the store, the drainer of the receipt
-// journal and the pruning of receipts.
-func startJobs(store optin.Store, jr *journal.Journal, retention time.Duration, reg prometheus.Registerer, log *slog.Logger) *jobs {
+// journal, the pruning of receipts and the outbox's dispatcher.
+func startJobs(store optin.Store, jr *journal.Journal, d *webhooks.Dispatcher, retention time.Duration, reg prometheus.Registerer, log *slog.Logger) *jobs {
 	ctx, cancel := context.WithCancel(context.Background())
 	j := &jobs{cancel: cancel}
 	j.wg.Go(func() { jr.Run(ctx) })
+	// Stopping waits for the deliveries under way, a few seconds at most;
+	// one cut short stays pending and is sent again after a restart.
+	j.wg.Go(func() { d.Run(ctx) })
 	lost := prometheus.NewGauge(prometheus.GaugeOpts{Name: "optinproxy_store_data_lost",
 		Help: "1 once the store lost its data while this instance used it (its marker vanished or changed); restart after restoring a backup."})
 	pruned := prometheus.NewCounter(prometheus.CounterOpts{Name: "optinproxy_receipts_pruned_total",

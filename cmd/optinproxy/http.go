@@ -120,37 +120,50 @@ func newHTTPServer(handler http.Handler, t httpTimeouts, log *slog.Logger) *http
 	}
 }
 
+// served is what the HTTP listener serves, and the parts of it the rest
+// of the server uses: the unsubscribe pages (for mail to the mailto
+// address) and the outbox's dispatcher (run beside the listeners).
+type served struct {
+	handler  http.Handler
+	unsub    *unsubscribe.Handler
+	outbound *outbound
+}
+
 // newHandler mounts everything the HTTP listener serves: the operational
-// endpoints, the admin API, the unsubscribe pages and the inbound webhooks. long is how long an import or a verify may
-// take (httpTimeouts.long).
-// It returns the unsubscribe pages' handler too, which the SMTP side
-// uses for mail to the mailto address.
-func newHandler(cfg *config.Config, reg *prometheus.Registry, store optin.Store, up upstream.Sender, rates *optin.DomainRates, log *slog.Logger, long time.Duration) (http.Handler, *unsubscribe.Handler, error) {
+// endpoints, the admin API, the unsubscribe pages and the inbound
+// webhooks. long is how long an import, a verify or a Mailchimp sync may
+// take (httpTimeouts.long). rates is shared with the relay.
+func newHandler(cfg *config.Config, reg *prometheus.Registry, store optin.Store, up upstream.Sender, rates *optin.DomainRates, log *slog.Logger, long time.Duration) (*served, error) {
 	ledger, err := optin.NewLedger(optin.LedgerOptions{Store: store, Purposes: purposes(cfg), PolicyVersion: cfg.Policy.CurrentVersion})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	tokens, err := adminTokens(cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	api, err := admin.New(admin.Options{Ledger: ledger, Tokens: tokens, Logger: log, LongTimeout: long})
+	out, err := newOutbound(cfg, ledger, reg, log)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
+	}
+	api, err := admin.New(admin.Options{Ledger: ledger, Tokens: tokens, Logger: log, LongTimeout: long,
+		Outbox: outboxAPI{out.dispatcher}, MailchimpSync: out.sync})
+	if err != nil {
+		return nil, err
 	}
 	unsub, err := newUnsubscribeHandler(cfg, ledger, reg, log)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	hooks, err := newReceiver(cfg, ledger, rates, reg, log)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	mux := newHTTPHandler(reg, []check{{name: "upstream", fn: up.Ping}, {name: "store", fn: store.Ping}})
 	mux.Handle("/api/v1/", api.Handler())
 	mux.Handle("/u/", unsub)
 	mux.Handle("/webhooks/", hooks.Handler())
-	return mux, unsub, nil
+	return &served{handler: mux, unsub: unsub, outbound: out}, nil
 }
 
 // newUnsubscribeHandler builds the pages of /u/TOKEN. The body cap and

@@ -56,11 +56,11 @@ func startHTTP(t *testing.T, to httpTimeouts, wrap func(net.Listener) net.Listen
 	}
 	t.Cleanup(func() { up.Close() })
 	log := slog.New(slog.NewTextHandler(t.Output(), nil))
-	handler, _, err := newHandler(cfg, prometheus.NewRegistry(), store, up, optin.NewDomainRates(nil), log, to.long)
+	parts, err := newHandler(cfg, prometheus.NewRegistry(), store, up, optin.NewDomainRates(nil), log, to.long)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := newHTTPServer(handler, to, log)
+	srv := newHTTPServer(parts.handler, to, log)
 	h := &httpUnderTest{active: make(chan struct{}, 100), closed: make(chan struct{}, 100)}
 	srv.ConnState = func(_ net.Conn, s http.ConnState) {
 		switch s {

@@ -158,10 +158,10 @@ func start(ctx context.Context, cfg *config.Config, dkimKeys []dkim.Key, environ
 		return nil, fmt.Errorf("policy.role_addresses: %w", err)
 	}
 	rates := optin.NewDomainRates(nil)
-	handler, unsub, err := newHandler(cfg, reg, store, up, rates, log, defaultHTTPTimeouts.long)
+	parts, err := newHandler(cfg, reg, store, up, rates, log, defaultHTTPTimeouts.long)
 	var personal *personalizer
 	if err == nil {
-		personal, err = newPersonalizer(cfg, unsub.Tokens(), reg)
+		personal, err = newPersonalizer(cfg, parts.unsub.Tokens(), reg)
 	}
 	if err != nil {
 		up.Close()
@@ -195,7 +195,7 @@ func start(ctx context.Context, cfg *config.Config, dkimKeys []dkim.Key, environ
 
 		Personalize:      personal.copy,
 		MailtoDomain:     cfg.Unsubscribe.MailtoDomain,
-		Unsubscriber:     unsub,
+		Unsubscriber:     parts.unsub,
 		Signer:           signer,
 		BrokenSignatures: dkim.BrokenSignatures,
 
@@ -210,7 +210,7 @@ func start(ctx context.Context, cfg *config.Config, dkimKeys []dkim.Key, environ
 		return nil, err
 	}
 	a := &app{log: log, smtp: srv, upstream: up, store: store, journal: jr, serveErr: make(chan error, 3),
-		jobs: startJobs(store, jr, time.Duration(cfg.Policy.ReceiptRetention), reg, log)}
+		jobs: startJobs(store, jr, parts.outbound.dispatcher, time.Duration(cfg.Policy.ReceiptRetention), reg, log)}
 	var listeners []net.Listener
 	closeAll := func() {
 		for _, l := range listeners {
@@ -247,7 +247,7 @@ func start(ctx context.Context, cfg *config.Config, dkimKeys []dkim.Key, environ
 		return nil, err
 	}
 	a.httpAddr = hl.Addr().String()
-	a.http = newHTTPServer(handler, defaultHTTPTimeouts, log)
+	a.http = newHTTPServer(parts.handler, defaultHTTPTimeouts, log)
 	go func() { a.serveErr <- srv.Serve(sl) }()
 	if tl != nil {
 		go func() { a.serveErr <- srv.ServeTLS(tl) }()

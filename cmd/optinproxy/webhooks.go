@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"optinproxy/admin"
 	"optinproxy/config"
 	"optinproxy/optin"
 	"optinproxy/webhooks"
@@ -27,4 +31,93 @@ func newReceiver(cfg *config.Config, ledger *optin.Ledger, rates *optin.DomainRa
 		Metrics:     reg,
 		Logger:      log,
 	})
+}
+
+// outbound is the dispatcher of the outbox and what the admin API and
+// the sync command use of it.
+type outbound struct {
+	dispatcher *webhooks.Dispatcher
+	sync       admin.Syncer
+}
+
+// newOutbound builds the outbox's targets from the configuration: each
+// outbound endpoint, the Mailchimp audience and Mandrill's rejection
+// list. With none it still runs, to prune the outbox.
+func newOutbound(cfg *config.Config, ledger *optin.Ledger, reg prometheus.Registerer, log *slog.Logger) (*outbound, error) {
+	w := &cfg.Webhooks
+	var targets []webhooks.Target
+	client := webhooks.NewHTTPClient(webhooks.HTTPClientOptions{})
+	for i, o := range w.Outbound {
+		events := make([]optin.EventType, len(o.Events))
+		for j, e := range o.Events {
+			events[j] = optin.EventType(e)
+		}
+		ep, err := webhooks.NewEndpoint(webhooks.EndpointOptions{URL: o.URL, Secret: o.Secret, Events: events, Client: client})
+		if err != nil {
+			return nil, fmt.Errorf("webhooks.outbound[%d]: %w", i, err)
+		}
+		targets = append(targets, ep)
+	}
+	out := &outbound{}
+	if api := &w.MailchimpAPI; api.APIKey != "" {
+		mc, err := webhooks.NewMailchimpClient(webhooks.MailchimpClientOptions{APIKey: api.APIKey, BaseURL: api.BaseURL})
+		if err != nil {
+			return nil, fmt.Errorf("webhooks.mailchimp_api: %w", err)
+		}
+		aud, err := webhooks.NewAudience(webhooks.AudienceOptions{Client: mc, ListID: api.ListID, Purpose: api.Purpose})
+		if err != nil {
+			return nil, fmt.Errorf("webhooks.mailchimp_api: %w", err)
+		}
+		targets = append(targets, aud)
+		synclog := log.With("component", "mailchimp.sync")
+		out.sync = func(ctx context.Context) (any, error) {
+			r, err := webhooks.SyncAudience(ctx, webhooks.SyncOptions{Client: mc, ListID: api.ListID, Purpose: api.Purpose, Ledger: ledger, Logger: synclog})
+			var apiErr *webhooks.APIError
+			if errors.As(err, &apiErr) {
+				return r, &admin.SyncError{Err: err}
+			}
+			return r, err
+		}
+	}
+	if m := &w.MandrillAPI; m.APIKey != "" {
+		rj, err := webhooks.NewMandrillRejects(webhooks.RejectsOptions{APIKey: m.APIKey, BaseURL: m.BaseURL, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("webhooks.mandrill_api: %w", err)
+		}
+		targets = append(targets, rj)
+	}
+	d, err := webhooks.NewDispatcher(webhooks.DispatcherOptions{
+		Store:      ledger.Store(),
+		Targets:    targets,
+		Logger:     log,
+		DeadAfter:  time.Duration(w.Outbox.DeadAfter),
+		RetiredFor: time.Duration(w.Outbox.RetiredFor),
+		Registerer: reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	out.dispatcher = d
+	return out, nil
+}
+
+// outboxAPI is the dispatcher as the admin API sees it.
+type outboxAPI struct{ d *webhooks.Dispatcher }
+
+func (o outboxAPI) Deliveries(ctx context.Context, q optin.DeliveryQuery) (optin.DeliveryPage, error) {
+	return o.d.List(ctx, q)
+}
+
+// Replay answers optin.ErrNotFound for an id that names no dead delivery
+// of a configured target, so that the API answers 404.
+func (o outboxAPI) Replay(ctx context.Context, id string) (optin.OutboxDelivery, error) {
+	target, eventID, err := webhooks.ParseID(id)
+	if err != nil {
+		return optin.OutboxDelivery{}, fmt.Errorf("%w: %v", optin.ErrNotFound, err)
+	}
+	d, err := o.d.Replay(ctx, target, eventID)
+	if errors.Is(err, webhooks.ErrUnknownTarget) || errors.Is(err, webhooks.ErrNotDead) {
+		return d, fmt.Errorf("%w: %v", optin.ErrNotFound, err)
+	}
+	return d, err
 }
