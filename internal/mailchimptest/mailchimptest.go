@@ -42,7 +42,7 @@ type Server struct {
 	// /rejects/).
 	MandrillURL string
 
-	opts Options
+	opts   Options
 	srv    *httptest.Server
 	routes *http.ServeMux
 
