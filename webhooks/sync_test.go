@@ -140,7 +140,7 @@ func TestSyncKeepsEvidenceAndInventsNothing(t *testing.T) {
 	}
 	ev := c0.Evidence
 	wantExtra := map[string]string{"timestamp_signup": "2025-05-01T09:58:00+00:00", "ip_signup": "192.0.2.8",
-		"mailchimp_id": mailchimptest.SubscriberHash("dated@example.com"),
+		"mailchimp_id":  mailchimptest.SubscriberHash("dated@example.com"),
 		"permission:p1": "enabled", "permission:p1:text": "Email", "permission:p2": "disabled", "permission:p2:text": "Direct mail"}
 	if ev == nil || !ev.Time.Equal(opt) || ev.IP != "192.0.2.7" || ev.PolicyVersion != "" || fmt.Sprint(ev.Extra) != fmt.Sprint(wantExtra) {
 		t.Errorf("dated evidence = %+v\nwant extra %v", ev, wantExtra)
