@@ -187,3 +187,20 @@ func TestAudienceConnectionCap(t *testing.T) {
 		t.Errorf("%d requests, %d connections at once; the limit is %d", reqs, conns, webhooks.MaxAPIConns)
 	}
 }
+
+// TestAudienceInternationalDomain: a member Mailchimp keeps under the
+// ASCII form of its domain is found too.
+func TestAudienceInternationalDomain(t *testing.T) {
+	srv, c := newMailchimp(t)
+	srv.AddMember(testList, mailchimptest.Member{EmailAddress: "jan@xn--bcher-kva.de", Status: "subscribed"})
+	retry, err := newAudience(t, c).Deliver(context.Background(), withdrawal(t, "jan@bücher.de"))
+	if err != nil || retry {
+		t.Fatalf("Deliver = %v, %v", retry, err)
+	}
+	if m, _ := srv.Member(testList, "jan@xn--bcher-kva.de"); m.Status != "unsubscribed" {
+		t.Errorf("status = %q", m.Status)
+	}
+	if calls := srv.Calls(); len(calls) != 2 || calls[0].Status != 404 || calls[1].Status != 200 {
+		t.Errorf("calls = %+v; want the Unicode form, then the ASCII form", calls)
+	}
+}

@@ -13,15 +13,27 @@ import (
 // maxBody caps request bodies, as the real APIs do.
 const maxBody = 1 << 20
 
-// statusWriter remembers the status written, for the call record.
+// statusWriter ends the request's bookkeeping (the call record, the
+// in-flight count) before the status goes out, so that a client that has
+// its answer sees its call recorded and no longer counted.
 type statusWriter struct {
 	http.ResponseWriter
-	status int
+	done func(status int)
 }
 
 func (w *statusWriter) WriteHeader(code int) {
-	w.status = code
+	if w.done != nil {
+		w.done(code)
+		w.done = nil
+	}
 	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.done != nil {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
@@ -41,12 +53,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		fail = http.StatusInternalServerError
 	}
 	s.mu.Unlock()
-	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-	defer func() {
+	sw := &statusWriter{ResponseWriter: w, done: func(status int) {
 		s.mu.Lock()
 		s.inFlight--
-		s.calls = append(s.calls, Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Body: body, Status: sw.status})
+		s.calls = append(s.calls, Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Body: body, Status: status})
 		s.mu.Unlock()
+	}}
+	defer func() {
+		if sw.done != nil { // a handler that wrote nothing answers 200
+			sw.WriteHeader(http.StatusOK)
+		}
 	}()
 	if delay > 0 {
 		t := time.NewTimer(delay)

@@ -118,6 +118,17 @@ func (s *Server) putMember(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusBadRequest, "Invalid Resource", "The email address does not match the subscriber hash.")
 		return
 	}
+	out, err := s.upsert(r, listID, hash, u)
+	if err != "" {
+		problem(w, http.StatusBadRequest, "Invalid Resource", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// upsert applies a PUT; answers are written after the lock is released,
+// since writing ends the request's bookkeeping, which takes it.
+func (s *Server) upsert(r *http.Request, listID, hash string, u memberUpdate) (Member, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if m := s.memberLocked(r); m != nil {
@@ -125,19 +136,17 @@ func (s *Server) putMember(w http.ResponseWriter, r *http.Request) {
 			m.Status = u.Status
 			m.LastChanged = s.stamp()
 		}
-		writeJSON(w, http.StatusOK, *m)
-		return
+		return *m, ""
 	}
 	if u.StatusIfNew == "" && u.Status == "" {
-		problem(w, http.StatusBadRequest, "Invalid Resource", "The resource submitted could not be validated: status_if_new is required.")
-		return
+		return Member{}, "The resource submitted could not be validated: status_if_new is required."
 	}
 	st := u.StatusIfNew
 	if st == "" {
 		st = u.Status
 	}
 	s.addLocked(listID, Member{EmailAddress: u.EmailAddress, Status: st, LastChanged: s.stamp()})
-	writeJSON(w, http.StatusOK, *s.lists[listID].members[hash])
+	return *s.lists[listID].members[hash], ""
 }
 
 func (s *Server) deletePermanent(w http.ResponseWriter, r *http.Request) {
