@@ -150,7 +150,7 @@ func (c *apiCaller) refusal(resp *http.Response) error {
 	if e.Detail == "" {
 		e.Detail = p.Message
 	}
-	e.Title, e.Detail = redactAddresses(clip(e.Title, 200)), redactAddresses(clip(e.Detail, 400))
+	e.Title, e.Detail = redactAddresses(apiClip(e.Title, 200)), redactAddresses(apiClip(e.Detail, 400))
 	e.Temporary = resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500
 	if e.Temporary && c.permanent != nil && c.permanent(resp.StatusCode, e.Title) {
 		e.Temporary = false
@@ -204,7 +204,7 @@ var addressLike = regexp.MustCompile(`[^\s"'<>(),;:]*@[^\s"'<>(),;:]*`)
 
 func redactAddresses(s string) string { return addressLike.ReplaceAllString(s, "<address>") }
 
-func clip(s string, n int) string {
+func apiClip(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}

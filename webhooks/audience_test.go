@@ -13,15 +13,15 @@ import (
 	"optinproxy/webhooks"
 )
 
-func withdrawal(t testing.TB, email string) webhooks.Delivery {
+func mcWithdrawal(t testing.TB, email string) webhooks.Delivery {
 	return webhooks.Delivery{ID: "ev1", Attempt: 1, Event: optin.Event{
-		ID: "ev1", Type: optin.EventConsentWithdrawn, Subject: addr(t, email), Purpose: "newsletter", Actor: "api-token",
+		ID: "ev1", Type: optin.EventConsentWithdrawn, Subject: mcAddr(t, email), Purpose: "newsletter", Actor: "api-token",
 		Details: []byte(`{"status":"withdrawn","basis":"consent","source":"unsubscribe"}`),
 	}}
 }
 
 func TestAudienceName(t *testing.T) {
-	_, c := newMailchimp(t)
+	_, c := mcServer(t)
 	a, err := webhooks.NewAudience(webhooks.AudienceOptions{Client: c, ListID: "A1b2_C3", Purpose: "newsletter"})
 	if err != nil {
 		t.Fatal(err)
@@ -32,18 +32,18 @@ func TestAudienceName(t *testing.T) {
 }
 
 func TestAudienceWithdrawalUnsubscribes(t *testing.T) {
-	srv, c := newMailchimp(t)
-	srv.AddMember(testList, mailchimptest.Member{EmailAddress: "Jan@Example.com", Status: "subscribed"})
-	retry, err := newAudience(t, c).Deliver(context.Background(), withdrawal(t, " Jan@Example.COM "))
+	srv, c := mcServer(t)
+	srv.AddMember(mcList, mailchimptest.Member{EmailAddress: "Jan@Example.com", Status: "subscribed"})
+	retry, err := mcAudience(t, c).Deliver(context.Background(), mcWithdrawal(t, " Jan@Example.COM "))
 	if err != nil || retry {
 		t.Fatalf("Deliver = %v, %v; want false, nil", retry, err)
 	}
-	m, _ := srv.Member(testList, "jan@example.com")
+	m, _ := srv.Member(mcList, "jan@example.com")
 	if m.Status != "unsubscribed" {
 		t.Errorf("status = %q, want unsubscribed", m.Status)
 	}
 	calls := srv.Calls()
-	want := "/3.0/lists/" + testList + "/members/91f404578a2d58d0d4a9065d16c5a051" // md5("jan@example.com")
+	want := "/3.0/lists/" + mcList + "/members/91f404578a2d58d0d4a9065d16c5a051" // md5("jan@example.com")
 	if len(calls) != 1 || calls[0].Method != "PATCH" || calls[0].Path != want || string(calls[0].Body) != `{"status":"unsubscribed"}` {
 		t.Errorf("calls = %+v; want one PATCH %s", calls, want)
 	}
@@ -58,24 +58,24 @@ func TestSubscriberHash(t *testing.T) {
 }
 
 func TestAudienceNonMemberIsDone(t *testing.T) {
-	_, c := newMailchimp(t)
-	retry, err := newAudience(t, c).Deliver(context.Background(), withdrawal(t, "nobody@example.com"))
+	_, c := mcServer(t)
+	retry, err := mcAudience(t, c).Deliver(context.Background(), mcWithdrawal(t, "nobody@example.com"))
 	if err != nil || retry {
 		t.Fatalf("Deliver = %v, %v; want false, nil", retry, err)
 	}
 }
 
 func TestAudienceErasureDeletesPermanently(t *testing.T) {
-	srv, c := newMailchimp(t)
-	srv.AddMember(testList, mailchimptest.Member{EmailAddress: "jan@example.com", Status: "subscribed"})
-	a := newAudience(t, c)
-	d := webhooks.Delivery{ID: "ev2", Attempt: 1, Event: optin.Event{ID: "ev2", Type: optin.EventSubjectErased, Subject: addr(t, "jan@example.com"), Actor: "api-token"}}
+	srv, c := mcServer(t)
+	srv.AddMember(mcList, mailchimptest.Member{EmailAddress: "jan@example.com", Status: "subscribed"})
+	a := mcAudience(t, c)
+	d := webhooks.Delivery{ID: "ev2", Attempt: 1, Event: optin.Event{ID: "ev2", Type: optin.EventSubjectErased, Subject: mcAddr(t, "jan@example.com"), Actor: "api-token"}}
 	for i := range 2 { // the second finds nothing to delete: done as well
 		if retry, err := a.Deliver(context.Background(), d); err != nil || retry {
 			t.Fatalf("Deliver #%d = %v, %v; want false, nil", i+1, retry, err)
 		}
 	}
-	if _, ok := srv.Member(testList, "jan@example.com"); ok {
+	if _, ok := srv.Member(mcList, "jan@example.com"); ok {
 		t.Error("the member is still there")
 	}
 	calls := srv.Calls()
@@ -85,17 +85,17 @@ func TestAudienceErasureDeletesPermanently(t *testing.T) {
 }
 
 func TestAudienceErasedSubjectIsNotRetried(t *testing.T) {
-	_, c := newMailchimp(t)
+	_, c := mcServer(t)
 	d := webhooks.Delivery{ID: "ev3", Event: optin.Event{ID: "ev3", Type: optin.EventSubjectErased, Erased: true}}
-	retry, err := newAudience(t, c).Deliver(context.Background(), d)
+	retry, err := mcAudience(t, c).Deliver(context.Background(), d)
 	if retry || err == nil || !strings.Contains(err.Error(), "erased") {
-		t.Fatalf("Deliver = %v, %v; want false and an error saying the subject was erased", retry, err)
+		t.Fatalf("Deliver = %v, %v; want false and an error saying the mcSubject was erased", retry, err)
 	}
 }
 
 func TestAudienceWants(t *testing.T) {
-	_, c := newMailchimp(t)
-	a := newAudience(t, c)
+	_, c := mcServer(t)
+	a := mcAudience(t, c)
 	tests := []struct {
 		name string
 		e    optin.Event
@@ -105,7 +105,7 @@ func TestAudienceWants(t *testing.T) {
 		{"withdrawal of another purpose", optin.Event{Type: optin.EventConsentWithdrawn, Purpose: "events", Actor: "api"}, false},
 		{"a grant: never sent", optin.Event{Type: optin.EventConsentGranted, Purpose: "newsletter"}, false},
 		{"any suppression", optin.Event{Type: optin.EventSuppressionAdded, Details: []byte(`{"reason":"complaint"}`)}, true},
-		{"a suppression removed: Mailchimp is not resubscribed", optin.Event{Type: optin.EventSuppressionRemoved}, false},
+		{"a mcSuppression removed: Mailchimp is not resubscribed", optin.Event{Type: optin.EventSuppressionRemoved}, false},
 		{"an erasure", optin.Event{Type: optin.EventSubjectErased, Actor: "api"}, true},
 		{"an erasure already unreadable: Deliver says why", optin.Event{Type: optin.EventSubjectErased, Erased: true}, true},
 		{"from Mailchimp's webhook: no echo", optin.Event{Type: optin.EventConsentWithdrawn, Purpose: "newsletter", Actor: "webhook:mailchimp"}, false},
@@ -121,20 +121,20 @@ func TestAudienceWants(t *testing.T) {
 }
 
 func TestAudienceRefusals(t *testing.T) {
-	srv, c := newMailchimp(t)
-	srv.AddMember(testList, mailchimptest.Member{EmailAddress: "jan@example.com", Status: "subscribed"})
-	a := newAudience(t, c)
+	srv, c := mcServer(t)
+	srv.AddMember(mcList, mailchimptest.Member{EmailAddress: "jan@example.com", Status: "subscribed"})
+	a := mcAudience(t, c)
 	ctx := context.Background()
 
 	srv.Fail429(1, 7*time.Second)
-	retry, err := a.Deliver(ctx, withdrawal(t, "jan@example.com"))
+	retry, err := a.Deliver(ctx, mcWithdrawal(t, "jan@example.com"))
 	var le *webhooks.LaterError
 	if !retry || !errors.As(err, &le) || le.After != 7*time.Second {
 		t.Errorf("429: Deliver = %v, %v; want true and a LaterError of 7s", retry, err)
 	}
 
 	srv.Fail500(1)
-	if retry, err := a.Deliver(ctx, withdrawal(t, "jan@example.com")); !retry || err == nil || !strings.Contains(err.Error(), "500") {
+	if retry, err := a.Deliver(ctx, mcWithdrawal(t, "jan@example.com")); !retry || err == nil || !strings.Contains(err.Error(), "500") {
 		t.Errorf("500: Deliver = %v, %v; want true and an error naming 500", retry, err)
 	}
 
@@ -142,7 +142,7 @@ func TestAudienceRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	retry, err = newAudience(t, wrong).Deliver(ctx, withdrawal(t, "jan@example.com"))
+	retry, err = mcAudience(t, wrong).Deliver(ctx, mcWithdrawal(t, "jan@example.com"))
 	var ae *webhooks.APIError
 	if retry || !errors.As(err, &ae) || ae.Status != 401 || !strings.Contains(err.Error(), "API Key Invalid") {
 		t.Errorf("401: Deliver = %v, %v; want false and the problem's title", retry, err)
@@ -151,7 +151,7 @@ func TestAudienceRefusals(t *testing.T) {
 		t.Errorf("error %q names the member", err)
 	}
 
-	if m, _ := srv.Member(testList, "jan@example.com"); m.Status != "subscribed" {
+	if m, _ := srv.Member(mcList, "jan@example.com"); m.Status != "subscribed" {
 		t.Errorf("status = %q after refusals only", m.Status)
 	}
 }
@@ -159,16 +159,16 @@ func TestAudienceRefusals(t *testing.T) {
 // TestAudienceConnectionCap sends 50 updates at once: the API never sees
 // more than 10 requests or connections at a time, Mailchimp's limit.
 func TestAudienceConnectionCap(t *testing.T) {
-	srv, c := newMailchimp(t)
+	srv, c := mcServer(t)
 	srv.SetDelay(20 * time.Millisecond)
-	a := newAudience(t, c)
+	a := mcAudience(t, c)
 	var wg sync.WaitGroup
 	errs := make(chan error, 50)
 	for i := range 50 {
 		email := "user" + string(rune('a'+i%26)) + string(rune('a'+i/26)) + "@example.com"
-		srv.AddMember(testList, mailchimptest.Member{EmailAddress: email, Status: "subscribed"})
+		srv.AddMember(mcList, mailchimptest.Member{EmailAddress: email, Status: "subscribed"})
 		wg.Go(func() {
-			if _, err := a.Deliver(context.Background(), withdrawal(t, email)); err != nil {
+			if _, err := a.Deliver(context.Background(), mcWithdrawal(t, email)); err != nil {
 				errs <- err
 			}
 		})
@@ -191,13 +191,13 @@ func TestAudienceConnectionCap(t *testing.T) {
 // TestAudienceInternationalDomain: a member Mailchimp keeps under the
 // ASCII form of its domain is found too.
 func TestAudienceInternationalDomain(t *testing.T) {
-	srv, c := newMailchimp(t)
-	srv.AddMember(testList, mailchimptest.Member{EmailAddress: "jan@xn--bcher-kva.de", Status: "subscribed"})
-	retry, err := newAudience(t, c).Deliver(context.Background(), withdrawal(t, "jan@bücher.de"))
+	srv, c := mcServer(t)
+	srv.AddMember(mcList, mailchimptest.Member{EmailAddress: "jan@xn--bcher-kva.de", Status: "subscribed"})
+	retry, err := mcAudience(t, c).Deliver(context.Background(), mcWithdrawal(t, "jan@bücher.de"))
 	if err != nil || retry {
 		t.Fatalf("Deliver = %v, %v", retry, err)
 	}
-	if m, _ := srv.Member(testList, "jan@xn--bcher-kva.de"); m.Status != "unsubscribed" {
+	if m, _ := srv.Member(mcList, "jan@xn--bcher-kva.de"); m.Status != "unsubscribed" {
 		t.Errorf("status = %q", m.Status)
 	}
 	if calls := srv.Calls(); len(calls) != 2 || calls[0].Status != 404 || calls[1].Status != 200 {

@@ -122,7 +122,7 @@ func (m *MandrillRejects) Wants(e optin.Event) bool {
 	}
 	switch e.Type {
 	case optin.EventSuppressionAdded:
-		r, ok := suppressionReason(e)
+		r, ok := suppressedFor(e)
 		return !ok || slices.Contains(m.reasons, r) // unreadable: Deliver says why
 	case optin.EventConsentWithdrawn:
 		return slices.Contains(m.purposes, e.Purpose)
@@ -138,7 +138,7 @@ func (m *MandrillRejects) Deliver(ctx context.Context, d Delivery) (bool, error)
 	}
 	comment := "optinproxy: withdrawn from " + e.Purpose
 	if e.Type == optin.EventSuppressionAdded {
-		r, _ := suppressionReason(e)
+		r, _ := suppressedFor(e)
 		comment = "optinproxy: suppressed (" + string(r) + ")"
 	}
 	req := struct {
@@ -160,7 +160,7 @@ func (m *MandrillRejects) Deliver(ctx context.Context, d Delivery) (bool, error)
 	return false, nil
 }
 
-func suppressionReason(e optin.Event) (optin.SuppressionReason, bool) {
+func suppressedFor(e optin.Event) (optin.SuppressionReason, bool) {
 	var d struct {
 		Reason optin.SuppressionReason `json:"reason"`
 	}

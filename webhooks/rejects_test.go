@@ -12,7 +12,7 @@ import (
 	"optinproxy/webhooks"
 )
 
-func newRejects(t *testing.T, srv *mailchimptest.Server, key string, purposes ...string) *webhooks.MandrillRejects {
+func mcRejects(t *testing.T, srv *mailchimptest.Server, key string, purposes ...string) *webhooks.MandrillRejects {
 	t.Helper()
 	m, err := webhooks.NewMandrillRejects(webhooks.MandrillOptions{APIKey: key, BaseURL: srv.MandrillURL, Purposes: purposes})
 	if err != nil {
@@ -21,20 +21,20 @@ func newRejects(t *testing.T, srv *mailchimptest.Server, key string, purposes ..
 	return m
 }
 
-func suppression(t testing.TB, email string, reason optin.SuppressionReason) webhooks.Delivery {
+func mcSuppression(t testing.TB, email string, reason optin.SuppressionReason) webhooks.Delivery {
 	return webhooks.Delivery{ID: "ev1", Attempt: 1, Event: optin.Event{
-		ID: "ev1", Type: optin.EventSuppressionAdded, Subject: addr(t, email), Actor: "api-token",
+		ID: "ev1", Type: optin.EventSuppressionAdded, Subject: mcAddr(t, email), Actor: "api-token",
 		Details: []byte(`{"reason":"` + string(reason) + `"}`),
 	}}
 }
 
 func TestRejectsAddBody(t *testing.T) {
 	srv := mailchimptest.New(t, mailchimptest.Options{MandrillKey: "md-key"})
-	m := newRejects(t, srv, "md-key")
+	m := mcRejects(t, srv, "md-key")
 	if m.Name() != "mandrill-rejects" {
 		t.Errorf("Name() = %q", m.Name())
 	}
-	retry, err := m.Deliver(context.Background(), suppression(t, "Jan@Example.COM", optin.SuppressComplaint))
+	retry, err := m.Deliver(context.Background(), mcSuppression(t, "Jan@Example.COM", optin.SuppressComplaint))
 	if err != nil || retry {
 		t.Fatalf("Deliver = %v, %v", retry, err)
 	}
@@ -60,18 +60,18 @@ func TestRejectsAddBody(t *testing.T) {
 func TestRejectsRefusals(t *testing.T) {
 	srv := mailchimptest.New(t, mailchimptest.Options{MandrillKey: "md-key"})
 	ctx := context.Background()
-	retry, err := newRejects(t, srv, "wrong").Deliver(ctx, suppression(t, "jan@example.com", optin.SuppressHardBounce))
+	retry, err := mcRejects(t, srv, "wrong").Deliver(ctx, mcSuppression(t, "jan@example.com", optin.SuppressHardBounce))
 	var ae *webhooks.APIError
 	if retry || !errors.As(err, &ae) || ae.Title != "Invalid_Key" {
 		t.Errorf("wrong key: Deliver = %v, %v; want false and Invalid_Key", retry, err)
 	}
-	m := newRejects(t, srv, "md-key")
+	m := mcRejects(t, srv, "md-key")
 	srv.Fail500(1)
-	if retry, err := m.Deliver(ctx, suppression(t, "jan@example.com", optin.SuppressHardBounce)); !retry || err == nil {
+	if retry, err := m.Deliver(ctx, mcSuppression(t, "jan@example.com", optin.SuppressHardBounce)); !retry || err == nil {
 		t.Errorf("GeneralError: Deliver = %v, %v; want true and an error", retry, err)
 	}
 	srv.Fail429(1, 3*time.Second)
-	retry, err = m.Deliver(ctx, suppression(t, "jan@example.com", optin.SuppressHardBounce))
+	retry, err = m.Deliver(ctx, mcSuppression(t, "jan@example.com", optin.SuppressHardBounce))
 	var le *webhooks.LaterError
 	if !retry || !errors.As(err, &le) || le.After != 3*time.Second {
 		t.Errorf("429: Deliver = %v, %v; want true and a LaterError of 3s", retry, err)
@@ -83,7 +83,7 @@ func TestRejectsRefusals(t *testing.T) {
 
 func TestRejectsWants(t *testing.T) {
 	srv := mailchimptest.New(t, mailchimptest.Options{})
-	m := newRejects(t, srv, "k", "newsletter")
+	m := mcRejects(t, srv, "k", "newsletter")
 	tests := []struct {
 		name string
 		e    optin.Event
@@ -96,7 +96,7 @@ func TestRejectsWants(t *testing.T) {
 		{"from Mailchimp's audience: Mandrill has not", optin.Event{Type: optin.EventSuppressionAdded, Actor: "webhook:mailchimp", Details: []byte(`{"reason":"hard_bounce"}`)}, true},
 		{"withdrawal of a configured purpose", optin.Event{Type: optin.EventConsentWithdrawn, Purpose: "newsletter"}, true},
 		{"withdrawal of another purpose", optin.Event{Type: optin.EventConsentWithdrawn, Purpose: "orders"}, false},
-		{"a suppression removed", optin.Event{Type: optin.EventSuppressionRemoved, Details: []byte(`{"reason":"manual"}`)}, false},
+		{"a mcSuppression removed", optin.Event{Type: optin.EventSuppressionRemoved, Details: []byte(`{"reason":"manual"}`)}, false},
 		{"an erasure event", optin.Event{Type: optin.EventSubjectErased}, false},
 	}
 	for _, tt := range tests {

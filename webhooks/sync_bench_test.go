@@ -20,14 +20,14 @@ func BenchmarkSyncAudience(b *testing.B) {
 	const members = 5000
 	for _, backend := range []string{"file", "redis"} {
 		b.Run(backend, func(b *testing.B) {
-			srv := mailchimptest.New(b, mailchimptest.Options{APIKey: testKey})
+			srv := mailchimptest.New(b, mailchimptest.Options{APIKey: mcKey})
 			opt := time.Date(2025, 5, 1, 10, 0, 0, 0, time.UTC)
 			for i := range members {
-				srv.AddMember(testList, mailchimptest.Member{EmailAddress: fmt.Sprintf("user%05d@example.com", i), Status: "subscribed",
-					TimestampOpt: stamp(opt.Add(time.Duration(i) * time.Second)), IPOpt: "192.0.2.1", TimestampSignup: stamp(opt), IPSignup: "192.0.2.2",
+				srv.AddMember(mcList, mailchimptest.Member{EmailAddress: fmt.Sprintf("user%05d@example.com", i), Status: "subscribed",
+					TimestampOpt: mcStamp(opt.Add(time.Duration(i) * time.Second)), IPOpt: "192.0.2.1", TimestampSignup: mcStamp(opt), IPSignup: "192.0.2.2",
 					MarketingPermissions: []mailchimptest.Permission{{ID: "p1", Text: "Email", Enabled: true}}})
 			}
-			c, err := webhooks.NewMailchimpClient(webhooks.MailchimpOptions{APIKey: testKey, BaseURL: srv.URL})
+			c, err := webhooks.NewMailchimpClient(webhooks.MailchimpOptions{APIKey: mcKey, BaseURL: srv.URL})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -46,13 +46,13 @@ func BenchmarkSyncAudience(b *testing.B) {
 				} else {
 					store = teststore.File(b, filepath.Join(b.TempDir(), fmt.Sprintf("bench%d.db", n)))
 				}
-				l, err := optin.NewLedger(optin.LedgerOptions{Store: store, Purposes: syncPurposes})
+				l, err := optin.NewLedger(optin.LedgerOptions{Store: store, Purposes: mcPurposes})
 				if err != nil {
 					b.Fatal(err)
 				}
 				b.StartTimer()
 				start := time.Now()
-				rep, err := webhooks.SyncAudience(context.Background(), webhooks.SyncOptions{Client: c, ListID: testList, Purpose: "newsletter", Ledger: l})
+				rep, err := webhooks.SyncAudience(context.Background(), webhooks.SyncOptions{Client: c, ListID: mcList, Purpose: "newsletter", Ledger: l})
 				elapsed += time.Since(start)
 				if err != nil || rep.Granted != members {
 					b.Fatalf("%+v, %v", rep, err)

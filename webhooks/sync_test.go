@@ -16,9 +16,9 @@ import (
 	"optinproxy/webhooks"
 )
 
-func runSync(t *testing.T, c *webhooks.MailchimpClient, l *optin.Ledger, adjust ...func(*webhooks.SyncOptions)) webhooks.SyncReport {
+func mcSync(t *testing.T, c *webhooks.MailchimpClient, l *optin.Ledger, adjust ...func(*webhooks.SyncOptions)) webhooks.SyncReport {
 	t.Helper()
-	opts := webhooks.SyncOptions{Client: c, ListID: testList, Purpose: "newsletter", Ledger: l}
+	opts := webhooks.SyncOptions{Client: c, ListID: mcList, Purpose: "newsletter", Ledger: l}
 	for _, f := range adjust {
 		f(&opts)
 	}
@@ -29,9 +29,9 @@ func runSync(t *testing.T, c *webhooks.MailchimpClient, l *optin.Ledger, adjust 
 	return rep
 }
 
-func subject(t *testing.T, l *optin.Ledger, email string) *optin.SubjectView {
+func mcSubject(t *testing.T, l *optin.Ledger, email string) *optin.SubjectView {
 	t.Helper()
-	v, err := l.Store().Subject(context.Background(), addr(t, email), 100)
+	v, err := l.Store().Subject(context.Background(), mcAddr(t, email), 100)
 	if errors.Is(err, optin.ErrNotFound) {
 		return nil
 	}
@@ -41,7 +41,7 @@ func subject(t *testing.T, l *optin.Ledger, email string) *optin.SubjectView {
 	return v
 }
 
-func eventCount(t *testing.T, l *optin.Ledger) int {
+func mcEventCount(t *testing.T, l *optin.Ledger) int {
 	t.Helper()
 	n, cursor := 0, ""
 	for range 1000 {
@@ -60,14 +60,14 @@ func eventCount(t *testing.T, l *optin.Ledger) int {
 
 // TestSyncPaging reads 2,500 members in pages of 1000.
 func TestSyncPaging(t *testing.T) {
-	srv, c := newMailchimp(t)
+	srv, c := mcServer(t)
 	opt := time.Date(2025, 5, 1, 10, 0, 0, 0, time.UTC)
 	for i := range 2500 {
-		srv.AddMember(testList, mailchimptest.Member{EmailAddress: fmt.Sprintf("user%04d@example.com", i), Status: "subscribed",
-			TimestampOpt: stamp(opt.Add(time.Duration(i) * time.Second)), IPOpt: "192.0.2.1"})
+		srv.AddMember(mcList, mailchimptest.Member{EmailAddress: fmt.Sprintf("user%04d@example.com", i), Status: "subscribed",
+			TimestampOpt: mcStamp(opt.Add(time.Duration(i) * time.Second)), IPOpt: "192.0.2.1"})
 	}
-	l := newLedger(t, nil)
-	rep := runSync(t, c, l, func(o *webhooks.SyncOptions) { o.PageSize = 1000 })
+	l := mcLedger(t, nil)
+	rep := mcSync(t, c, l, func(o *webhooks.SyncOptions) { o.PageSize = 1000 })
 	if rep.Members != 2500 || rep.Granted != 2500 || rep.Unchanged != 0 || rep.BadRows != 0 {
 		t.Errorf("report = %+v; want 2500 members granted", rep)
 	}
@@ -86,7 +86,7 @@ func TestSyncPaging(t *testing.T) {
 		t.Errorf("pages %v, want %v", offsets, want)
 	}
 	for _, i := range []int{0, 1999, 2499} {
-		v := subject(t, l, fmt.Sprintf("user%04d@example.com", i))
+		v := mcSubject(t, l, fmt.Sprintf("user%04d@example.com", i))
 		if v == nil || len(v.Consents) != 1 || v.Consents[0].Status != optin.StatusGranted ||
 			!v.Consents[0].GrantedAt.Equal(opt.Add(time.Duration(i)*time.Second)) {
 			t.Errorf("member %d: %+v", i, v)
@@ -94,8 +94,8 @@ func TestSyncPaging(t *testing.T) {
 	}
 }
 
-// auditMembers are one of each kind a sync meets.
-func auditMembers(srv *mailchimptest.Server) {
+// mcAuditMembers are one of each kind a sync meets.
+func mcAuditMembers(srv *mailchimptest.Server) {
 	for _, m := range []mailchimptest.Member{
 		{EmailAddress: "dated@example.com", Status: "subscribed", TimestampOpt: "2025-05-01T10:00:00+00:00", IPOpt: "192.0.2.7",
 			TimestampSignup: "2025-05-01T09:58:00+00:00", IPSignup: "192.0.2.8",
@@ -110,7 +110,7 @@ func auditMembers(srv *mailchimptest.Server) {
 		{EmailAddress: "badtime@example.com", Status: "subscribed", TimestampOpt: "yesterday"},
 		{EmailAddress: "", Status: "subscribed"},
 	} {
-		srv.AddMember(testList, m)
+		srv.AddMember(mcList, m)
 	}
 }
 
@@ -118,11 +118,11 @@ func auditMembers(srv *mailchimptest.Server) {
 // becomes the evidence; what it lacks stays empty; a second sync changes
 // nothing.
 func TestSyncKeepsEvidenceAndInventsNothing(t *testing.T) {
-	srv, c := newMailchimp(t)
-	auditMembers(srv)
-	l := newLedger(t, nil)
-	rep := runSync(t, c, l, func(o *webhooks.SyncOptions) { o.PageSize = 3 })
-	checkAuditReport(t, rep)
+	srv, c := mcServer(t)
+	mcAuditMembers(srv)
+	l := mcLedger(t, nil)
+	rep := mcSync(t, c, l, func(o *webhooks.SyncOptions) { o.PageSize = 3 })
+	mcCheckReport(t, rep)
 	if len(rep.Bad) != 2 {
 		t.Fatalf("bad rows %+v", rep.Bad)
 	}
@@ -132,7 +132,7 @@ func TestSyncKeepsEvidenceAndInventsNothing(t *testing.T) {
 		}
 	}
 
-	v := subject(t, l, "dated@example.com")
+	v := mcSubject(t, l, "dated@example.com")
 	c0 := v.Consents[0]
 	opt := time.Date(2025, 5, 1, 10, 0, 0, 0, time.UTC)
 	if c0.Status != optin.StatusGranted || c0.Source != "mailchimp" || !c0.GrantedAt.Equal(opt) || !c0.UpdatedAt.Equal(opt) {
@@ -148,11 +148,11 @@ func TestSyncKeepsEvidenceAndInventsNothing(t *testing.T) {
 	if got := c0.Gaps.Names(); !slices.Equal(got, []string{"policy_version"}) {
 		t.Errorf("dated gaps = %v; Mailchimp has no policy version", got)
 	}
-	if e := v.Events[len(v.Events)-1]; e.Actor != "sync:mailchimp" || !strings.Contains(string(e.Details), `"file":"mailchimp:`+testList+`"`) {
+	if e := v.Events[len(v.Events)-1]; e.Actor != "sync:mailchimp" || !strings.Contains(string(e.Details), `"file":"mailchimp:`+mcList+`"`) {
 		t.Errorf("event %s by %q, details %s", e.Type, e.Actor, e.Details)
 	}
 
-	u := subject(t, l, "undated@example.com").Consents[0]
+	u := mcSubject(t, l, "undated@example.com").Consents[0]
 	if u.Status != optin.StatusGranted || !u.GrantedAt.IsZero() || (u.Evidence != nil && !u.Evidence.Time.IsZero()) {
 		t.Errorf("undated: %+v, evidence %+v; want a grant without a time", u, u.Evidence)
 	}
@@ -160,31 +160,31 @@ func TestSyncKeepsEvidenceAndInventsNothing(t *testing.T) {
 		t.Errorf("undated gaps = %v", got)
 	}
 
-	w := subject(t, l, "left@example.com").Consents[0]
+	w := mcSubject(t, l, "left@example.com").Consents[0]
 	if w.Status != optin.StatusWithdrawn || !w.UpdatedAt.Equal(time.Date(2025, 6, 1, 8, 0, 0, 0, time.UTC)) {
 		t.Errorf("unsubscribed: %+v", w)
 	}
-	b := subject(t, l, "bounced@example.com")
+	b := mcSubject(t, l, "bounced@example.com")
 	if len(b.Suppressions) != 1 || b.Suppressions[0].Reason != optin.SuppressHardBounce || len(b.Consents) != 0 {
 		t.Errorf("cleaned: %+v", b)
 	}
 	for _, email := range []string{"waiting@example.com", "gone@example.com", "receipts@example.com", "badtime@example.com"} {
-		if v := subject(t, l, email); v != nil {
+		if v := mcSubject(t, l, email); v != nil {
 			t.Errorf("%s: recorded %+v", email, v)
 		}
 	}
 
-	events := eventCount(t, l)
-	again := runSync(t, c, l, func(o *webhooks.SyncOptions) { o.PageSize = 3 })
+	events := mcEventCount(t, l)
+	again := mcSync(t, c, l, func(o *webhooks.SyncOptions) { o.PageSize = 3 })
 	if again.Unchanged != 4 || again.Granted+again.Withdrawn+again.Suppressed+again.Pending != 0 {
 		t.Errorf("second sync = %+v; want the 4 changes unchanged", again)
 	}
-	if n := eventCount(t, l); n != events {
+	if n := mcEventCount(t, l); n != events {
 		t.Errorf("second sync recorded %d events", n-events)
 	}
 }
 
-func checkAuditReport(t *testing.T, rep webhooks.SyncReport) {
+func mcCheckReport(t *testing.T, rep webhooks.SyncReport) {
 	t.Helper()
 	want := webhooks.SyncReport{Members: 10, Granted: 2, Withdrawn: 1, Suppressed: 1, Undated: 1, Skipped: 3, NoAddress: 1, BadRows: 2}
 	got := rep
@@ -196,37 +196,37 @@ func checkAuditReport(t *testing.T, rep webhooks.SyncReport) {
 
 // TestSyncOnRedis runs the sync, twice, on the Redis store.
 func TestSyncOnRedis(t *testing.T) {
-	srv, c := newMailchimp(t)
-	auditMembers(srv)
-	l := newLedger(t, teststore.Redis(t, redistest.Start(t)))
-	checkAuditReport(t, runSync(t, c, l))
-	if again := runSync(t, c, l); again.Unchanged != 4 || again.Granted+again.Withdrawn+again.Suppressed != 0 {
+	srv, c := mcServer(t)
+	mcAuditMembers(srv)
+	l := mcLedger(t, teststore.Redis(t, redistest.Start(t)))
+	mcCheckReport(t, mcSync(t, c, l))
+	if again := mcSync(t, c, l); again.Unchanged != 4 || again.Granted+again.Withdrawn+again.Suppressed != 0 {
 		t.Errorf("second sync = %+v", again)
 	}
-	if v := subject(t, l, "dated@example.com"); v == nil || v.Consents[0].Evidence == nil || v.Consents[0].Evidence.IP != "192.0.2.7" {
+	if v := mcSubject(t, l, "dated@example.com"); v == nil || v.Consents[0].Evidence == nil || v.Consents[0].Evidence.IP != "192.0.2.7" {
 		t.Errorf("dated: %+v", v)
 	}
 }
 
-// TestSyncDoesNotUndoNewer: a withdrawal made here after Mailchimp's
+// TestSyncDoesNotUndoNewer: a mcWithdrawal made here after Mailchimp's
 // opt-in stands; an undated grant does not replace a record.
 func TestSyncDoesNotUndoNewer(t *testing.T) {
-	srv, c := newMailchimp(t)
-	srv.AddMember(testList, mailchimptest.Member{EmailAddress: "jan@example.com", Status: "subscribed", TimestampOpt: "2025-05-01T10:00:00+00:00"})
-	srv.AddMember(testList, mailchimptest.Member{EmailAddress: "eva@example.com", Status: "subscribed"})
-	l := newLedger(t, nil)
+	srv, c := mcServer(t)
+	srv.AddMember(mcList, mailchimptest.Member{EmailAddress: "jan@example.com", Status: "subscribed", TimestampOpt: "2025-05-01T10:00:00+00:00"})
+	srv.AddMember(mcList, mailchimptest.Member{EmailAddress: "eva@example.com", Status: "subscribed"})
+	l := mcLedger(t, nil)
 	ctx := context.Background()
 	for _, email := range []string{"jan@example.com", "eva@example.com"} {
-		if _, err := l.Withdraw(ctx, addr(t, email), "newsletter", optin.ConsentChange{Source: "unsubscribe"}); err != nil {
+		if _, err := l.Withdraw(ctx, mcAddr(t, email), "newsletter", optin.ConsentChange{Source: "unsubscribe"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	rep := runSync(t, c, l)
+	rep := mcSync(t, c, l)
 	if rep.Unchanged != 2 || rep.Granted != 0 {
 		t.Errorf("report = %+v; want both unchanged", rep)
 	}
 	for _, email := range []string{"jan@example.com", "eva@example.com"} {
-		if s := subject(t, l, email).Consents[0].Status; s != optin.StatusWithdrawn {
+		if s := mcSubject(t, l, email).Consents[0].Status; s != optin.StatusWithdrawn {
 			t.Errorf("%s: %s", email, s)
 		}
 	}
@@ -235,10 +235,10 @@ func TestSyncDoesNotUndoNewer(t *testing.T) {
 // TestSyncDoubleOptInPurpose: Mailchimp does not say how a member opted
 // in, so a double opt-in purpose records it pending.
 func TestSyncDoubleOptInPurpose(t *testing.T) {
-	srv, c := newMailchimp(t)
-	srv.AddMember(testList, mailchimptest.Member{EmailAddress: "jan@example.com", Status: "subscribed", TimestampOpt: "2025-05-01T10:00:00+00:00"})
-	l := newLedger(t, nil)
-	rep := runSync(t, c, l, func(o *webhooks.SyncOptions) { o.Purpose = "events" })
+	srv, c := mcServer(t)
+	srv.AddMember(mcList, mailchimptest.Member{EmailAddress: "jan@example.com", Status: "subscribed", TimestampOpt: "2025-05-01T10:00:00+00:00"})
+	l := mcLedger(t, nil)
+	rep := mcSync(t, c, l, func(o *webhooks.SyncOptions) { o.Purpose = "events" })
 	if rep.Pending != 1 || rep.Granted != 0 {
 		t.Errorf("report = %+v", rep)
 	}
@@ -247,15 +247,15 @@ func TestSyncDoubleOptInPurpose(t *testing.T) {
 // TestSyncRetriesAPage: a 429 or 500 on a page is asked again; without
 // retries it ends the sync with the API's error.
 func TestSyncRetriesAPage(t *testing.T) {
-	srv, c := newMailchimp(t)
-	auditMembers(srv)
-	l := newLedger(t, nil)
+	srv, c := mcServer(t)
+	mcAuditMembers(srv)
+	l := mcLedger(t, nil)
 	srv.Fail429(2, 0)
-	rep := runSync(t, c, l, func(o *webhooks.SyncOptions) { o.Backoff = time.Millisecond })
-	checkAuditReport(t, rep)
+	rep := mcSync(t, c, l, func(o *webhooks.SyncOptions) { o.Backoff = time.Millisecond })
+	mcCheckReport(t, rep)
 
 	srv.Fail500(1)
-	_, err := webhooks.SyncAudience(context.Background(), webhooks.SyncOptions{Client: c, ListID: testList, Purpose: "newsletter", Ledger: l, Retries: -1})
+	_, err := webhooks.SyncAudience(context.Background(), webhooks.SyncOptions{Client: c, ListID: mcList, Purpose: "newsletter", Ledger: l, Retries: -1})
 	var ae *webhooks.APIError
 	if !errors.As(err, &ae) || ae.Status != 500 {
 		t.Errorf("SyncAudience without retries = %v; want the 500", err)
@@ -264,7 +264,7 @@ func TestSyncRetriesAPage(t *testing.T) {
 	srv.Fail429(1, time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := webhooks.SyncAudience(ctx, webhooks.SyncOptions{Client: c, ListID: testList, Purpose: "newsletter", Ledger: l}); !errors.Is(err, context.Canceled) {
+	if _, err := webhooks.SyncAudience(ctx, webhooks.SyncOptions{Client: c, ListID: mcList, Purpose: "newsletter", Ledger: l}); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled SyncAudience = %v", err)
 	}
 }

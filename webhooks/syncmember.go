@@ -49,7 +49,7 @@ func (s *syncer) change(m AudienceMember) (ch optin.Change, kind int, ok bool, e
 		// put aside: none of them says anything about consent.
 		return ch, 0, false, nil
 	}
-	return ch, 0, false, fmt.Errorf("unknown member status %q", clip(m.Status, 40))
+	return ch, 0, false, fmt.Errorf("unknown member status %q", apiClip(m.Status, 40))
 }
 
 // consentChange is a change as imported: the ledger then adds no time and
@@ -108,7 +108,7 @@ func memberTime(field, v string) (time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339, v)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("%s %q is not an ISO 8601 time", field, clip(v, 40))
+		return time.Time{}, fmt.Errorf("%s %q is not an ISO 8601 time", field, apiClip(v, 40))
 	}
 	return t, nil
 }
