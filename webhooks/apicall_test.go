@@ -38,15 +38,15 @@ func TestRedactAddresses(t *testing.T) {
 }
 
 func TestNewMailchimpClient(t *testing.T) {
-	c, err := NewMailchimpClient(MailchimpOptions{APIKey: "0123abcd-us6"})
+	c, err := NewMailchimpClient(MailchimpClientOptions{APIKey: "0123abcd-us6"})
 	if err != nil || c.base != "https://us6.api.mailchimp.com/3.0" || cap(c.api.sem) != MaxAPIConns {
 		t.Errorf("key -us6: %+v, %v", c, err)
 	}
-	c, err = NewMailchimpClient(MailchimpOptions{APIKey: "k", BaseURL: "http://127.0.0.1:9/", MaxConns: 3})
+	c, err = NewMailchimpClient(MailchimpClientOptions{APIKey: "k", BaseURL: "http://127.0.0.1:9/", MaxConns: 3})
 	if err != nil || c.base != "http://127.0.0.1:9/3.0" || cap(c.api.sem) != 3 {
 		t.Errorf("base URL: %+v, %v", c, err)
 	}
-	for _, opts := range []MailchimpOptions{
+	for _, opts := range []MailchimpClientOptions{
 		{},                        // no key
 		{APIKey: "0123abcd"},      // no data centre
 		{APIKey: "0123-us6/../x"}, // not a data centre

@@ -138,7 +138,7 @@ func TestAudienceRefusals(t *testing.T) {
 		t.Errorf("500: Deliver = %v, %v; want true and an error naming 500", retry, err)
 	}
 
-	wrong, err := webhooks.NewMailchimpClient(webhooks.MailchimpOptions{APIKey: "wrong-us6", BaseURL: srv.URL})
+	wrong, err := webhooks.NewMailchimpClient(webhooks.MailchimpClientOptions{APIKey: "wrong-us6", BaseURL: srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}

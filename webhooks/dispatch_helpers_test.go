@@ -15,10 +15,6 @@ import (
 
 const purpose = "newsletter"
 
-var testPurposes = optin.Purposes{
-	purpose: {Name: purpose, Basis: optin.BasisConsent, Category: optin.CategoryMarketing, Unsubscribe: true},
-}
-
 // testClock is an injected clock the test moves.
 type testClock struct {
 	mu sync.Mutex

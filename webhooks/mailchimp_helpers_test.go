@@ -25,7 +25,7 @@ var mcPurposes = optin.Purposes{
 func mcServer(t *testing.T) (*mailchimptest.Server, *webhooks.MailchimpClient) {
 	t.Helper()
 	srv := mailchimptest.New(t, mailchimptest.Options{APIKey: mcKey})
-	c, err := webhooks.NewMailchimpClient(webhooks.MailchimpOptions{APIKey: mcKey, BaseURL: srv.URL})
+	c, err := webhooks.NewMailchimpClient(webhooks.MailchimpClientOptions{APIKey: mcKey, BaseURL: srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,8 +40,8 @@ var memberFields = strings.Join([]string{
 	"members.timestamp_opt", "members.ip_opt", "members.last_changed", "members.marketing_permissions", "total_items",
 }, ",")
 
-// MailchimpOptions configure NewMailchimpClient.
-type MailchimpOptions struct {
+// MailchimpClientOptions configure NewMailchimpClient.
+type MailchimpClientOptions struct {
 	// APIKey is the Marketing API key; its suffix after the last "-" is
 	// the data centre ("...-us6": https://us6.api.mailchimp.com).
 	APIKey string
@@ -72,7 +72,7 @@ type MailchimpClient struct {
 var dataCentre = regexp.MustCompile(`^[a-z]+[0-9]+$`)
 
 // NewMailchimpClient validates opts.
-func NewMailchimpClient(opts MailchimpOptions) (*MailchimpClient, error) {
+func NewMailchimpClient(opts MailchimpClientOptions) (*MailchimpClient, error) {
 	if opts.APIKey == "" {
 		return nil, errors.New("webhooks: mailchimp: no API key")
 	}

@@ -23,8 +23,8 @@ const ActorMandrillWebhook = "webhook:mandrill"
 // DefaultMandrillURL is the Mailchimp Transactional API.
 const DefaultMandrillURL = "https://mandrillapp.com/api/1.0"
 
-// MandrillOptions configure NewMandrillRejects.
-type MandrillOptions struct {
+// RejectsOptions configure NewMandrillRejects.
+type RejectsOptions struct {
 	// APIKey is the Transactional API key.
 	APIKey string
 	// BaseURL replaces DefaultMandrillURL (a test server).
@@ -64,7 +64,7 @@ type MandrillRejects struct {
 var _ Target = (*MandrillRejects)(nil)
 
 // NewMandrillRejects validates opts.
-func NewMandrillRejects(opts MandrillOptions) (*MandrillRejects, error) {
+func NewMandrillRejects(opts RejectsOptions) (*MandrillRejects, error) {
 	if opts.APIKey == "" {
 		return nil, errors.New("webhooks: mandrill: no API key")
 	}

@@ -14,7 +14,7 @@ import (
 
 func mcRejects(t *testing.T, srv *mailchimptest.Server, key string, purposes ...string) *webhooks.MandrillRejects {
 	t.Helper()
-	m, err := webhooks.NewMandrillRejects(webhooks.MandrillOptions{APIKey: key, BaseURL: srv.MandrillURL, Purposes: purposes})
+	m, err := webhooks.NewMandrillRejects(webhooks.RejectsOptions{APIKey: key, BaseURL: srv.MandrillURL, Purposes: purposes})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestRejectsWants(t *testing.T) {
 		}
 	}
 
-	only, err := webhooks.NewMandrillRejects(webhooks.MandrillOptions{APIKey: "k", Reasons: []optin.SuppressionReason{optin.SuppressHardBounce}})
+	only, err := webhooks.NewMandrillRejects(webhooks.RejectsOptions{APIKey: "k", Reasons: []optin.SuppressionReason{optin.SuppressHardBounce}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ func BenchmarkSyncAudience(b *testing.B) {
 					TimestampOpt: mcStamp(opt.Add(time.Duration(i) * time.Second)), IPOpt: "192.0.2.1", TimestampSignup: mcStamp(opt), IPSignup: "192.0.2.2",
 					MarketingPermissions: []mailchimptest.Permission{{ID: "p1", Text: "Email", Enabled: true}}})
 			}
-			c, err := webhooks.NewMailchimpClient(webhooks.MailchimpOptions{APIKey: mcKey, BaseURL: srv.URL})
+			c, err := webhooks.NewMailchimpClient(webhooks.MailchimpClientOptions{APIKey: mcKey, BaseURL: srv.URL})
 			if err != nil {
 				b.Fatal(err)
 			}
