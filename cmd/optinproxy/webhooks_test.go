@@ -171,8 +171,8 @@ func crmEvent(t *testing.T, id string, body string) http.Header {
 // TestWebhooksEndToEnd walks every webhook through the built binary on
 // Redis: Mailchimp's subscribe grants, a CRM's signed withdrawal is
 // applied once, sent to the CRM's outbound endpoint and to the Mailchimp
-// audience; Mandrill's spam report suppresses and reaches Mandrill's
-// rejection list; a refused delivery goes to the dead-letter list and
+// audience; Mandrill's spam report suppresses, and a manual suppression
+// reaches Mandrill's rejection list; a refused delivery goes to the dead-letter list and
 // comes back with outbox replay; sync mailchimp pulls the audience with
 // its evidence.
 func TestWebhooksEndToEnd(t *testing.T) {
@@ -252,14 +252,24 @@ func TestWebhooksEndToEnd(t *testing.T) {
 		t.Errorf("suppress list:\n%s%s", r.stdout, r.stderr)
 	}
 	recv.waitFor("suppression.added", is("suppression.added", "piet@example.com"))
+	// Mandrill lists its own spam reports; a suppression made here
+	// reaches its rejection list.
+	if r := cli("suppress", "add", "kim@example.com", "--reason", "manual"); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
 	waitUntil(t, "Mandrill's rejection list", func() bool {
 		for _, rj := range mc.Rejects() {
-			if rj.Email == "piet@example.com" {
+			if rj.Email == "kim@example.com" {
 				return true
 			}
 		}
 		return false
 	})
+	for _, rj := range mc.Rejects() {
+		if rj.Email == "piet@example.com" {
+			t.Errorf("Mandrill's own spam report was sent back to it")
+		}
+	}
 
 	// A delivery the CRM refuses goes dead; replayed, it arrives.
 	recv.mu.Lock()
