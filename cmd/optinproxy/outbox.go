@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
 	"net/url"
-	"sort"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -144,19 +146,29 @@ func runSync(_ context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var report map[string]int
+	var report map[string]json.RawMessage
 	if err := c.json("POST", "/api/v1/sync/mailchimp", nil, &report); err != nil {
 		return err
 	}
-	keys := make([]string, 0, len(report))
-	for k := range report {
-		keys = append(keys, k)
+	var counts []string
+	for _, k := range slices.Sorted(maps.Keys(report)) {
+		var n int
+		if json.Unmarshal(report[k], &n) == nil {
+			counts = append(counts, fmt.Sprintf("%s %d", k, n))
+		}
 	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s %d", k, report[k])
+	// The members that could not be recorded, by their place in the
+	// audience and Mailchimp's id: the answer names no address.
+	var bad []struct {
+		Offset   int    `json:"offset"`
+		MemberID string `json:"member_id"`
+		Reason   string `json:"reason"`
 	}
+	json.Unmarshal(report["bad"], &bad)
+	for _, b := range bad {
+		fmt.Fprintf(e.stderr, "member %d (id %s): %s\n", b.Offset, b.MemberID, b.Reason)
+	}
+	parts := counts
 	fmt.Fprintln(e.stdout, "mailchimp sync done: "+strings.Join(parts, ", "))
 	return nil
 }

@@ -189,7 +189,7 @@ func start(ctx context.Context, cfg *config.Config, dkimKeys []dkim.Key, environ
 		Monitor:         cfg.Policy.Mode == config.ModeMonitor,
 		BlockedDSN:      cfg.SMTP.BlockedDSN,
 		DedupWindow:     time.Duration(cfg.Upstream.DedupWindow),
-		Sent:            rates.Sent,
+		Sent:            countCopies(rates, reg),
 		Logger:          log,
 		Metrics:         reg,
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -120,4 +121,37 @@ func (o outboxAPI) Replay(ctx context.Context, id string) (optin.OutboxDelivery,
 		return d, fmt.Errorf("%w: %v", optin.ErrNotFound, err)
 	}
 	return d, err
+}
+
+// maxCopyDomains bounds the domain label of optinproxy_relayed_copies_total,
+// as the complaint metrics bound theirs.
+const maxCopyDomains = 100
+
+// countCopies is the relay's Sent: each relayed copy counts into the
+// complaint rates and into a counter by From domain, which, summed over
+// several instances, gives the rate that one instance cannot see alone.
+func countCopies(rates *optin.DomainRates, reg prometheus.Registerer) func(domain string, n int) {
+	copies := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "optinproxy_relayed_copies_total",
+		Help: "Copies the upstream took, by the message's From: domain; at most 100 domains, the rest as \"other\". The denominator of the complaint rate.",
+	}, []string{"domain"})
+	reg.MustRegister(copies)
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	return func(domain string, n int) {
+		rates.Sent(domain, n)
+		if domain == "" {
+			domain = "unknown"
+		}
+		mu.Lock()
+		if !seen[domain] {
+			if len(seen) >= maxCopyDomains {
+				domain = optin.OtherDomain
+			} else {
+				seen[domain] = true
+			}
+		}
+		mu.Unlock()
+		copies.WithLabelValues(domain).Add(float64(n))
+	}
 }

@@ -241,8 +241,18 @@ func TestWebhooksEndToEnd(t *testing.T) {
 		t.Errorf("the repeated delivery was applied %d times:\n%s", n, r.stdout)
 	}
 
-	// Mandrill reports spam: a complaint suppression, on the rejection list.
-	events := `[{"event": "spam", "_id": "m1", "ts": ` + fmt.Sprint(time.Now().Unix()) + `, "msg": {"email": "piet@example.com", "sender": "news@shop.example"}}]`
+	// The relay counts copies by From: domain, the complaint rate's
+	// denominator.
+	if code, out := swaksSend(t, s.smtpAddr, "piet@example.com", "--header", "X-Optin-Purpose: transactional", "--header", "From: News <news@Mail.Shop.Example>"); code != 0 {
+		t.Fatalf("relay: %d\n%s", code, out)
+	}
+	if n := metric(t, s, `optinproxy_relayed_copies_total{domain="mail.shop.example"}`); n != 1 {
+		t.Errorf("relayed copies of mail.shop.example: %v, want 1", n)
+	}
+
+	// Mandrill reports spam: a complaint suppression, counted against the
+	// From domain.
+	events := `[{"event": "spam", "_id": "m1", "ts": ` + fmt.Sprint(time.Now().Unix()) + `, "msg": {"email": "piet@example.com", "sender": "news@mail.shop.example"}}]`
 	mform := url.Values{"mandrill_events": {events}}
 	sig := webhooks.MandrillSignature(mandKey, "http://"+addr+"/webhooks/mandrill", mform)
 	if code, out := post(t, base+"/webhooks/mandrill", "application/x-www-form-urlencoded", []byte(mform.Encode()), http.Header{"X-Mandrill-Signature": {sig}}); code != 200 {
@@ -252,6 +262,9 @@ func TestWebhooksEndToEnd(t *testing.T) {
 		t.Errorf("suppress list:\n%s%s", r.stdout, r.stderr)
 	}
 	recv.waitFor("suppression.added", is("suppression.added", "piet@example.com"))
+	if rate := metric(t, s, `optinproxy_complaint_rate{domain="mail.shop.example"}`); rate != 1 {
+		t.Errorf("complaint rate of mail.shop.example: %v, want 1 (one complaint, one copy)", rate)
+	}
 	// Mandrill lists its own spam reports; a suppression made here
 	// reaches its rejection list.
 	if r := cli("suppress", "add", "kim@example.com", "--reason", "manual"); r.code != 0 {
