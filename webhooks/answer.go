@@ -3,12 +3,12 @@ package webhooks
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 
+	"optinproxy/internal/httpjson"
 	"optinproxy/optin"
 )
 
@@ -24,27 +24,11 @@ func badField(field, format string, args ...any) error {
 	return &fieldError{field: field, problem: fmt.Sprintf(format, args...)}
 }
 
-// errorBody is the shape of every error answer, as the admin API's:
-// {"error": {"code": "...", "message": "..."}}.
-type errorBody struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
-
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	var b errorBody
-	b.Error.Code, b.Error.Message = code, msg
-	writeJSON(w, status, b)
+	httpjson.WriteError(w, status, code, msg)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { httpjson.Write(w, status, v) }
 
 // ok acknowledges a delivery: the store has what it changed.
 func ok(w http.ResponseWriter) { writeJSON(w, http.StatusOK, map[string]string{"status": "ok"}) }

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -22,9 +21,6 @@ const (
 	// maxAPIBody caps an API answer: a page of 1000 members with the
 	// fields asked for is well under it.
 	maxAPIBody = 32 << 20
-	// maxAPIWait caps a Retry-After, so that a wrong header cannot park a
-	// target for ever.
-	maxAPIWait = 24 * time.Hour
 	apiTimeout = 30 * time.Second
 )
 
@@ -156,31 +152,11 @@ func (c *apiCaller) refusal(resp *http.Response) error {
 		e.Temporary = false
 	}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		if after, ok := parseAPIRetryAfter(resp.Header.Get("Retry-After"), c.now()); ok {
+		if after, ok := parseRetryAfter(resp.Header.Get("Retry-After"), c.now()); ok {
 			return &LaterError{After: after, Err: e}
 		}
 	}
 	return e
-}
-
-// parseAPIRetryAfter reads Retry-After: delay seconds or an HTTP date
-// (rfc/9110:10.2.3), capped at maxAPIWait.
-func parseAPIRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n < 0 {
-			return 0, false
-		}
-		return min(time.Duration(min(n, int64(maxAPIWait/time.Second)))*time.Second, maxAPIWait), true
-	}
-	t, err := http.ParseTime(v)
-	if err != nil {
-		return 0, false
-	}
-	return min(max(t.Sub(now), 0), maxAPIWait), true
 }
 
 // apiRetry is the Targets' classifier: whether a later attempt may

@@ -16,15 +16,15 @@ func TestParseAPIRetryAfter(t *testing.T) {
 		{"0", 0, true},
 		{"Sun, 01 Mar 2026 12:00:30 GMT", 30 * time.Second, true},
 		{"Sun, 01 Mar 2026 11:00:00 GMT", 0, true}, // in the past: now
-		{"999999999999", maxAPIWait, true},
+		{"999999999999", maxRetryAfter, true},
 		{"", 0, false},
 		{"-3", 0, false},
 		{"soon", 0, false},
 	}
 	for _, tt := range tests {
-		got, ok := parseAPIRetryAfter(tt.in, now)
+		got, ok := parseRetryAfter(tt.in, now)
 		if got != tt.want || ok != tt.ok {
-			t.Errorf("parseAPIRetryAfter(%q) = %v, %v; want %v, %v", tt.in, got, ok, tt.want, tt.ok)
+			t.Errorf("parseRetryAfter(%q) = %v, %v; want %v, %v", tt.in, got, ok, tt.want, tt.ok)
 		}
 	}
 }

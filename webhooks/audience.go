@@ -10,13 +10,6 @@ import (
 	"optinproxy/optin"
 )
 
-// Actors of the changes that came from Mailchimp: the Targets that write
-// to Mailchimp do not send them back.
-const (
-	ActorMailchimpWebhook = "webhook:mailchimp"
-	ActorMailchimpSync    = "sync:mailchimp"
-)
-
 // AudienceOptions configure NewAudience.
 type AudienceOptions struct {
 	Client *MailchimpClient
@@ -97,7 +90,7 @@ func (a *Audience) Deliver(ctx context.Context, d Delivery) (bool, error) {
 // fromMailchimp reports whether e records a change that Mailchimp told
 // us of (its webhooks, the sync).
 func fromMailchimp(e optin.Event) bool {
-	if e.Actor == ActorMailchimpWebhook || e.Actor == ActorMailchimpSync {
+	if e.Actor == ActorMailchimp || e.Actor == ActorMailchimpSync {
 		return true
 	}
 	var d struct {

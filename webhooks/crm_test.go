@@ -157,7 +157,7 @@ func TestCRMMalformed(t *testing.T) {
 		if r.status != http.StatusBadRequest || !strings.Contains(errorMessage(t, r.body), tt.want) {
 			t.Errorf("%s: %d %s, want 400 with %q", tt.body, r.status, r.body, tt.want)
 		}
-		if !strings.Contains(r.body, `"code":"bad_request"`) {
+		if errorCode(t, r.body) != "bad_request" {
 			t.Errorf("%s: %s has no bad_request code", tt.body, r.body)
 		}
 	}

@@ -68,8 +68,8 @@ func TestRetryAfterHeader(t *testing.T) {
 		{429, "", 0, false},
 		{429, "-1", 0, false},
 		{429, "soon", 0, false},
-		{429, "99999999999", 0, false}, // absurd: ignored
-		{500, "7", 0, false},           // only 429 and 503 name a wait
+		{429, "99999999999", 24 * time.Hour, true}, // absurd: capped
+		{500, "7", 0, false},                       // only 429 and 503 name a wait
 	} {
 		resp := &http.Response{StatusCode: tt.status, Header: http.Header{}}
 		if tt.value != "" {

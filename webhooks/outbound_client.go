@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-cleanhttp"
@@ -137,25 +138,36 @@ func fullJitter(min, max time.Duration, attempt int, random func() float64) time
 }
 
 // retryAfterHeader is the wait a 429 or 503 response asks for in its
-// Retry-After header (seconds or an HTTP date); ok is false when there is
-// none or it does not parse.
+// Retry-After header; ok is false when there is none or it does not
+// parse.
 func retryAfterHeader(resp *http.Response, now time.Time) (time.Duration, bool) {
 	if resp == nil || resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable {
 		return 0, false
 	}
-	v := resp.Header.Get("Retry-After")
+	return parseRetryAfter(resp.Header.Get("Retry-After"), now)
+}
+
+// maxRetryAfter caps the wait a Retry-After asks for, so that a wrong
+// header cannot park a delivery for ever.
+const maxRetryAfter = 24 * time.Hour
+
+// parseRetryAfter reads a Retry-After value: delay seconds or an HTTP
+// date (rfc/9110:10.2.3), at most maxRetryAfter; ok is false when it is
+// empty, negative or does not parse.
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0, false
 	}
-	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if s < 0 || s > int64(24*time.Hour/time.Second) {
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n < 0 {
 			return 0, false
 		}
-		return time.Duration(s) * time.Second, true
+		return time.Duration(min(n, int64(maxRetryAfter/time.Second))) * time.Second, true
 	}
 	t, err := http.ParseTime(v)
 	if err != nil {
 		return 0, false
 	}
-	return max(t.Sub(now), 0), true
+	return min(max(t.Sub(now), 0), maxRetryAfter), true
 }

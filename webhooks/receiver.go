@@ -22,11 +22,14 @@ const (
 	DefaultCRMTolerance         = 5 * time.Minute
 )
 
-// Actors of the changes each receiver records.
+// Actors of the changes the receivers and the sync record. The targets
+// that write to Mailchimp and Mandrill do not send a change back where it
+// came from.
 const (
-	ActorMailchimp = "webhook:mailchimp"
-	ActorMandrill  = "webhook:mandrill"
-	ActorCRM       = "webhook:crm"
+	ActorMailchimp     = "webhook:mailchimp"
+	ActorMailchimpSync = "sync:mailchimp"
+	ActorMandrill      = "webhook:mandrill"
+	ActorCRM           = "webhook:crm"
 )
 
 // SourceMandrill is the source of the withdrawals Mandrill's unsub events

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"optinproxy/internal/httpjson"
 	"optinproxy/internal/redistest"
 	"optinproxy/internal/teststore"
 	"optinproxy/optin"
@@ -249,11 +250,21 @@ func matches(m *dto.Metric, labels map[string]string) bool {
 // errorMessage is the message of an error answer.
 func errorMessage(t *testing.T, body string) string {
 	t.Helper()
-	var b errorBody
+	var b httpjson.Error
 	if err := json.Unmarshal([]byte(body), &b); err != nil {
 		t.Fatalf("error answer %q: %v", body, err)
 	}
 	return b.Error.Message
+}
+
+// errorCode is the code of an error answer.
+func errorCode(t *testing.T, body string) string {
+	t.Helper()
+	var b httpjson.Error
+	if err := json.Unmarshal([]byte(body), &b); err != nil {
+		t.Fatalf("error answer %q: %v", body, err)
+	}
+	return b.Error.Code
 }
 
 // syncBuffer is a log sink safe for the server's goroutines.

@@ -15,11 +15,6 @@ import (
 	"optinproxy/optin"
 )
 
-// ActorMandrillWebhook is the actor of the changes Mandrill's webhooks
-// made; Mandrill rejects those addresses itself, so they are not sent
-// back.
-const ActorMandrillWebhook = "webhook:mandrill"
-
 // DefaultMandrillURL is the Mailchimp Transactional API.
 const DefaultMandrillURL = "https://mandrillapp.com/api/1.0"
 
@@ -117,7 +112,7 @@ func (m *MandrillRejects) Name() string { return "mandrill-rejects" }
 // Wants takes suppressions of the configured reasons and withdrawals of
 // the configured purposes, except what Mandrill itself reported.
 func (m *MandrillRejects) Wants(e optin.Event) bool {
-	if e.Actor == ActorMandrillWebhook {
+	if e.Actor == ActorMandrill {
 		return false
 	}
 	switch e.Type {
