@@ -266,12 +266,12 @@ func (d *Dispatcher) pruneLoop(ctx context.Context) {
 	for {
 		if ok, err := d.opts.Store.Lease(ctx, "outbox:prune", d.opts.PruneEvery); err != nil {
 			if ctx.Err() == nil {
-				d.log.Warn("outbox prune lease", "error", err)
+				d.log.Warn("outbox prune lease", "err", err)
 			}
 		} else if ok {
 			if n, err := d.Prune(ctx); err != nil {
 				if ctx.Err() == nil {
-					d.log.Warn("outbox prune", "error", err)
+					d.log.Warn("outbox prune", "err", err)
 				}
 			} else if n > 0 {
 				d.log.Info("outbox pruned", "deleted", n)

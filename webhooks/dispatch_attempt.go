@@ -59,7 +59,7 @@ func (w *worker) attempt(ctx context.Context, rec optin.OutboxDelivery, event *o
 		// The store keeps the record pending with the next retry saved
 		// before the attempt: it is tried again then (a receiver sees a
 		// delivered event twice, under the same webhook-id).
-		w.log.Warn("save delivery outcome", "event_id", rec.EventID, "outcome", outcome, "error", serr)
+		w.log.Warn("save delivery outcome", "event_id", rec.EventID, "outcome", outcome, "err", serr)
 		rec.Status, rec.DoneAt = optin.DeliveryPending, time.Time{}
 	}
 	return rec
@@ -76,10 +76,10 @@ func (w *worker) outcome(rec *optin.OutboxDelivery, now time.Time, retry bool, e
 	rec.LastError = err.Error()
 	if !retry || now.Sub(rec.Created) > o.DeadAfter {
 		rec.Status, rec.DoneAt, rec.NextAt = optin.DeliveryDead, now, time.Time{}
-		w.log.Warn("delivery dead", "event_id", rec.EventID, "event_type", rec.EventType, "attempts", rec.Attempts, "error", rec.LastError)
+		w.log.Error("delivery dead: an operator can replay it (optinproxy outbox list, outbox replay)", "event_id", rec.EventID, "event_type", rec.EventType, "attempts", rec.Attempts, "err", rec.LastError)
 		return outcomeDead
 	}
 	rec.NextAt = now.Add(max(o.Backoff(rec.Attempts), retryAfter(err)))
-	w.log.Info("delivery failed", "event_id", rec.EventID, "attempts", rec.Attempts, "next_at", rec.NextAt, "error", rec.LastError)
+	w.log.Info("delivery failed", "event_id", rec.EventID, "attempts", rec.Attempts, "next_at", rec.NextAt, "err", rec.LastError)
 	return outcomeRetry
 }

@@ -343,6 +343,6 @@ func (w *worker) finish(r attemptResult) {
 // logErr logs a store error unless the worker is stopping.
 func (w *worker) logErr(ctx context.Context, what string, err error) {
 	if ctx.Err() == nil {
-		w.log.Warn(what, "error", err)
+		w.log.Warn(what, "err", err)
 	}
 }
