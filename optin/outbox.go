@@ -27,8 +27,9 @@ type Outbox interface {
 	OutboxRead(ctx context.Context, after string, limit int) (OutboxPage, error)
 
 	// OutboxEnd is the position of the newest item, for a target that
-	// starts now rather than with the history ("" when the outbox is
-	// empty).
+	// starts now rather than with the history; on an empty outbox a
+	// position before every item to come, never "", so that a new target
+	// can save it at once and miss nothing written after.
 	OutboxEnd(ctx context.Context) (string, error)
 
 	// OutboxItem reads the item at pos again (a pending delivery after a

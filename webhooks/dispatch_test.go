@@ -199,6 +199,28 @@ func TestDispatchRestart(t *testing.T) {
 	})
 }
 
+// TestDispatchNewTargetOnEmptyOutbox: a target that first starts on an
+// empty outbox saves its place at once, so events written while the
+// proxy is down later still reach it.
+func TestDispatchNewTargetOnEmptyOutbox(t *testing.T) {
+	eachStore(t, func(t *testing.T, k storeKind) {
+		st, _ := k.open(t)
+		r := newReceiver(t, testSecret)
+		p := newTestEndpoint(t, r.srv.URL, noRetryClient())
+		d, err := NewDispatcher(fastOptions(st, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		go d.Run(context.Background())
+		waitCursor(t, st, p.Name())
+		d.Close()
+
+		want := newChanger(t, st).events(2, 2) // while no dispatcher runs
+		runDispatcher(t, fastOptions(st, p))
+		checkArrivals(t, r.waitAccepted(4, 10*time.Second), want)
+	})
+}
+
 // TestDispatchOptions: bad options are refused.
 func TestDispatchOptions(t *testing.T) {
 	p := newTestEndpoint(t, "http://127.0.0.1:1/", quickClient())

@@ -70,7 +70,7 @@ func (s *Store) OutboxRead(ctx context.Context, after string, limit int) (optin.
 
 // OutboxEnd is the newest item's position, "" when the outbox is empty.
 func (s *Store) OutboxEnd(ctx context.Context) (string, error) {
-	var pos string
+	pos := formatSeq(0) // before the first item: sequences start at 1
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		if k, _ := tx.Bucket(bucketOutbox).Cursor().Last(); k != nil {
 			pos = formatSeq(binary.BigEndian.Uint64(k))

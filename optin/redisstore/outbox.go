@@ -83,7 +83,9 @@ func (s *Store) OutboxEnd(ctx context.Context) (string, error) {
 		return "", wrap("outbox", err)
 	}
 	if len(msgs) == 0 {
-		return "", nil
+		// Before any entry the stream can hold: Redis gives new entries
+		// ids above every id it gave before, also once they were trimmed.
+		return "0-0", nil
 	}
 	return msgs[0].ID, nil
 }

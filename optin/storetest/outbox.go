@@ -60,8 +60,12 @@ func (f *fixture) sameItems(what string, items []optin.OutboxItem, want []optin.
 // nothing and keeps the position.
 func testOutboxItems(t *testing.T, h Harness) {
 	f := openFixture(t, h)
-	if end, err := f.store.OutboxEnd(f.ctx); err != nil || end != "" {
-		t.Fatalf("OutboxEnd of an empty store: %q, %v", end, err)
+	empty, err := f.store.OutboxEnd(f.ctx)
+	if err != nil || empty == "" {
+		t.Fatalf("OutboxEnd of an empty store: %q, %v; want a position before the first item", empty, err)
+	}
+	if p, err := f.store.OutboxRead(f.ctx, empty, 10); err != nil || len(p.Items) != 0 || p.Next != empty {
+		t.Fatalf("OutboxRead after the empty outbox's end: %+v, %v", p, err)
 	}
 	if p := f.outboxAll("", 10); len(p) != 0 {
 		t.Fatalf("a new store's outbox holds %d items", len(p))
@@ -77,6 +81,7 @@ func testOutboxItems(t *testing.T, h Harness) {
 
 	items := f.outboxAll("", 100)
 	f.sameItems("the outbox", items, want)
+	f.sameItems("the outbox after the empty outbox's end", f.outboxAll(empty, 100), want)
 	if len(items) != len(want) {
 		return
 	}
