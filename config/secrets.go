@@ -31,22 +31,27 @@ func (l *loader) readSecrets(c *Config) {
 	if f := w.MandrillAPI.APIKeyFile; f != "" {
 		w.MandrillAPI.APIKey = l.secret("webhooks.mandrill_api.api_key_file", f)
 	}
-	// A *_file beside its inline key is refused by validation; here the
-	// file, when given, fills the key.
-	if f := w.Mailchimp.SecretFile; f != "" && w.Mailchimp.Secret == "" {
-		w.Mailchimp.Secret = l.secret("webhooks.mailchimp.secret_file", f)
-	}
-	if f := w.Mandrill.KeyFile; f != "" && w.Mandrill.Key == "" {
-		w.Mandrill.Key = l.secret("webhooks.mandrill.key_file", f)
-	}
-	if f := w.CRM.SecretFile; f != "" && w.CRM.Secret == "" {
-		w.CRM.Secret = l.secret("webhooks.crm.secret_file", f)
-	}
+	l.fromFile("webhooks.mailchimp.secret", &w.Mailchimp.Secret, w.Mailchimp.SecretFile)
+	l.fromFile("webhooks.mandrill.key", &w.Mandrill.Key, w.Mandrill.KeyFile)
+	l.fromFile("webhooks.crm.secret", &w.CRM.Secret, w.CRM.SecretFile)
 	for i := range w.Outbound {
-		if f := w.Outbound[i].SecretFile; f != "" && w.Outbound[i].Secret == "" {
-			w.Outbound[i].Secret = l.secret(index("webhooks.outbound", i)+".secret_file", f)
-		}
+		o := &w.Outbound[i]
+		l.fromFile(index("webhooks.outbound", i)+".secret", &o.Secret, o.SecretFile)
 	}
+}
+
+// fromFile fills the secret at key from its *_file, when one is given;
+// the secret given both inline and as a file is a problem.
+func (l *loader) fromFile(key string, secret *string, file string) {
+	if file == "" {
+		return
+	}
+	if *secret != "" {
+		name := key[strings.LastIndex(key, ".")+1:]
+		l.invalid(key, "set either "+name+" or "+name+"_file, not both")
+		return
+	}
+	*secret = l.secret(key+"_file", file)
 }
 
 func (l *loader) secret(key, path string) string {

@@ -25,6 +25,37 @@ func TestSecretFiles(t *testing.T) {
 	eq(t, cfg.Webhooks.MailchimpAPI.APIKey, "key-us1")
 }
 
+// TestWebhookSecretFiles: every webhook secret can come from a file, and
+// a secret given inline and as a file is a problem on its key.
+func TestWebhookSecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	whsec := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	crm := writeFile(t, dir, "crm", whsec+"\n")
+	mc := writeFile(t, dir, "mc", "3f1c0a9e7b2d4c6e8f0a1b2c3d4e5f60\n")
+	md := writeFile(t, dir, "md", "mandrill-key\n")
+	cfg := mustLoad(t, lines(
+		"webhooks:",
+		"  mailchimp: {secret_file: "+mc+", lists: {abc: newsletter}}",
+		"  mandrill: {key_file: "+md+", url: \"https://x.example/webhooks/mandrill\"}",
+		"  crm: {secret_file: "+crm+"}",
+		"  outbound: [{url: \"https://crm.example/hook\", secret_file: "+crm+"}]",
+	))
+	eq(t, cfg.Webhooks.Mailchimp.Secret, "3f1c0a9e7b2d4c6e8f0a1b2c3d4e5f60")
+	eq(t, cfg.Webhooks.Mandrill.Key, "mandrill-key")
+	eq(t, cfg.Webhooks.CRM.Secret, whsec)
+	eq(t, cfg.Webhooks.Outbound[0].Secret, whsec)
+
+	_, errs := loadYAML(t, lines(
+		"webhooks:",
+		"  crm:",
+		"    secret: "+whsec,
+		"    secret_file: "+crm,
+	))
+	if p := findProblem(t, errs, "webhooks.crm.secret", 3); !strings.Contains(p.Msg, "not both") {
+		t.Errorf("message: %q", p.Msg)
+	}
+}
+
 func TestSecretFileProblems(t *testing.T) {
 	dir := t.TempDir()
 	big := writeFile(t, dir, "big", strings.Repeat("x", maxSecretBytes+1))

@@ -39,7 +39,6 @@ func (l *loader) checkWebhooks(c *Config) {
 		if err := checkHTTPURL(o.URL); err != nil {
 			l.invalid(key+".url", err.Error())
 		}
-		l.onlyOne(key+".secret", o.Secret, o.SecretFile)
 		if o.Secret == "" {
 			l.invalid(key+".secret", `must be set (a Standard Webhooks secret, "whsec_" and base64; or secret_file)`)
 		} else if err := checkStandardSecret(o.Secret); err != nil {
@@ -80,7 +79,6 @@ func (l *loader) checkWebhooks(c *Config) {
 
 func (l *loader) checkMailchimp(w *Webhooks, purposes map[string]Purpose) {
 	m := &w.Mailchimp
-	l.onlyOne("webhooks.mailchimp.secret", m.Secret, m.SecretFile)
 	for _, id := range slices.Sorted(maps.Keys(m.Lists)) {
 		l.checkPurposeName("webhooks.mailchimp.lists."+id, m.Lists[id], purposes)
 	}
@@ -96,7 +94,6 @@ func (l *loader) checkMailchimp(w *Webhooks, purposes map[string]Purpose) {
 
 func (l *loader) checkMandrill(w *Webhooks) {
 	m := &w.Mandrill
-	l.onlyOne("webhooks.mandrill.key", m.Key, m.KeyFile)
 	if m.URL != "" {
 		if err := checkHTTPURL(m.URL); err != nil {
 			l.invalid("webhooks.mandrill.url", err.Error())
@@ -111,7 +108,6 @@ func (l *loader) checkMandrill(w *Webhooks) {
 }
 
 func (l *loader) checkCRM(c *CRM) {
-	l.onlyOne("webhooks.crm.secret", c.Secret, c.SecretFile)
 	if c.Secret != "" {
 		if err := checkStandardSecret(c.Secret); err != nil {
 			l.invalid("webhooks.crm.secret", err.Error())
@@ -119,13 +115,6 @@ func (l *loader) checkCRM(c *CRM) {
 	}
 	if c.Tolerance < Duration(time.Second) || c.Tolerance > Duration(time.Hour) {
 		l.invalid("webhooks.crm.tolerance", "must be between 1s and 1h (5m is usual)")
-	}
-}
-
-// onlyOne refuses a secret given both inline and as a file.
-func (l *loader) onlyOne(key, inline, file string) {
-	if inline != "" && file != "" {
-		l.invalid(key, "set either "+key[strings.LastIndex(key, ".")+1:]+" or its _file, not both")
 	}
 }
 
