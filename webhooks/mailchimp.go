@@ -5,6 +5,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"optinproxy/optin"
@@ -102,6 +103,13 @@ func (rc *Receiver) readMailchimp(w http.ResponseWriter, r *http.Request) (mailc
 	form, err := url.ParseQuery(string(body))
 	if err != nil {
 		return mailchimpEvent{}, badField("body", "not form-encoded")
+	}
+	// Values are kept as evidence: a trailing newline (a body posted from
+	// a file) is not part of an IP address.
+	for _, vs := range form {
+		for i := range vs {
+			vs[i] = strings.TrimSpace(vs[i])
+		}
 	}
 	ev := mailchimpEvent{Type: form.Get("type"), List: form.Get("data[list_id]"), Form: form}
 	if ev.Type == "" {

@@ -264,3 +264,17 @@ func TestMailchimpDuplicate(t *testing.T) {
 		})
 	}
 }
+
+// TestMailchimpValuesTrimmed: a body posted from a file ends in a
+// newline; the last field's value is evidence and keeps none of it.
+func TestMailchimpValuesTrimmed(t *testing.T) {
+	f := newFixture(t, fileStore(t), nil)
+	body := append(sample(t, "mailchimp/subscribe.txt"), "\r\n"...)
+	if r := f.do(http.MethodPost, testMailchimpPath, formType, body, nil); r.status != http.StatusOK {
+		t.Fatalf("subscribe: %d %s", r.status, r.body)
+	}
+	c := f.consent("api@mailchimp.com", "newsletter")
+	if c == nil || c.Evidence == nil || c.Evidence.Extra["ip_signup"] != "10.20.10.30" {
+		t.Errorf("consent = %+v, want ip_signup 10.20.10.30 without the line end", c)
+	}
+}
