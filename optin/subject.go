@@ -51,7 +51,8 @@ type Change struct {
 	Subject Address
 	// Consent replaces the stored record for its purpose, unless the
 	// stored one is as new or newer (by UpdatedAt): then the change is
-	// ignored, so a late, older webhook cannot undo a newer withdrawal.
+	// ignored, so a late, older webhook cannot undo a newer withdrawal. At
+	// the same time, a withdrawal replaces a grant (see newer).
 	Consent           *Consent
 	AddSuppression    SuppressionReason
 	RemoveSuppression SuppressionReason
@@ -92,7 +93,7 @@ type Result struct {
 func (st *SubjectState) Apply(ch Change, now time.Time) (*SealedEvent, Result, error) {
 	var res Result
 	if c := ch.Consent; c != nil {
-		if old, had := st.Consents[c.Purpose]; had && (ch.Undated || !c.UpdatedAt.After(old.UpdatedAt)) {
+		if old, had := st.Consents[c.Purpose]; had && (ch.Undated || !newer(c, &old)) {
 			res.Consent = &old
 			return nil, res, nil // older, undated or a repeat: the stored one stands
 		}
@@ -149,6 +150,19 @@ func (st *SubjectState) Apply(ch Change, now time.Time) (*SealedEvent, Result, e
 	res.Applied = true
 	res.Event = e
 	return &sealed, res, nil
+}
+
+// newer reports whether the record c replaces old: it is later, or as
+// late and withdraws what old granted (or left pending). Senders that
+// date changes to the second (a CRM's webhook-timestamp) can send a grant
+// and its withdrawal within one; the subject's objection then wins, while
+// a repeat of either changes nothing.
+func newer(c, old *Consent) bool {
+	if c.UpdatedAt.After(old.UpdatedAt) {
+		return true
+	}
+	return c.UpdatedAt.Equal(old.UpdatedAt) && c.Status == StatusWithdrawn &&
+		(old.Status == StatusGranted || old.Status == StatusPending)
 }
 
 // applyReceipt seals a receipt (with its details d, or those of

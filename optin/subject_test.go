@@ -72,6 +72,11 @@ func TestApplyNewestWinsAndChains(t *testing.T) {
 	if s, _, _ := st.Apply(withdraw, now); s != nil {
 		t.Error("repeated change applied twice")
 	}
+	// A grant at the very time of the withdrawal does not undo it.
+	same, _ := l.GrantChange(a, "newsletter", ConsentChange{At: now})
+	if s, _, _ := st.Apply(same, now); s != nil {
+		t.Error("a grant as late as the withdrawal replaced it")
+	}
 
 	// The sealed event opens with the subject's key, and not without.
 	e, err := Open(st.Key, *s1)
@@ -88,6 +93,27 @@ func TestApplyNewestWinsAndChains(t *testing.T) {
 	tampered.Actor = "someone else"
 	if tampered.Intact("") {
 		t.Error("tampered event still intact")
+	}
+}
+
+// TestWithdrawalWinsATie: senders that date changes to the second send a
+// grant and its withdrawal within one; the withdrawal is applied, once.
+func TestWithdrawalWinsATie(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	l := testLedger(t, now)
+	a := mustAddr(t, "jan@example.com")
+	st := NewSubjectState(SubjectID(NewKey(), a), a)
+	at := now.Add(-time.Minute)
+	grant, _ := l.GrantChange(a, "newsletter", ConsentChange{At: at})
+	withdraw, _ := l.WithdrawChange(a, "newsletter", ConsentChange{At: at})
+	if _, r, _ := st.Apply(grant, now); !r.Applied {
+		t.Fatal("grant not applied")
+	}
+	if _, r, _ := st.Apply(withdraw, now); !r.Applied || st.Consents["newsletter"].Status != StatusWithdrawn {
+		t.Fatalf("a withdrawal in the grant's second was ignored: %+v", r)
+	}
+	if s, _, _ := st.Apply(withdraw, now); s != nil {
+		t.Error("the repeated withdrawal was applied again")
 	}
 }
 
