@@ -94,7 +94,7 @@ func (a *API) replayDead(w http.ResponseWriter, r *http.Request, p principal) {
 	}
 	d, err := a.opts.Outbox.Replay(r.Context(), r.PathValue("id"))
 	if errors.Is(err, optin.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "not_found", "no dead delivery "+strconv.Quote(r.PathValue("id"))+" (see GET /api/v1/outbox/dead)")
+		writeError(w, http.StatusNotFound, "not_found", "no dead delivery "+strconv.Quote(r.PathValue("id"))+"; the dead ones are listed by GET /api/v1/outbox/dead (optinproxy outbox list)")
 		return
 	}
 	if err != nil {

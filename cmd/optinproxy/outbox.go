@@ -88,6 +88,10 @@ func runOutbox(_ context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if len(ds) == 0 {
+		fmt.Fprintf(e.stdout, "no %s deliveries\n", *status)
+		return nil
+	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tEVENT\tATTEMPTS\tCREATED\tNEXT/DONE\tLAST ERROR")
 	for _, d := range ds {
@@ -97,11 +101,7 @@ func runOutbox(_ context.Context, e *env, args []string) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", d.ID, d.EventType, d.Attempts, stamp(d.Created), stamp(when), d.LastError)
 	}
-	tw.Flush()
-	if len(ds) == 0 {
-		fmt.Fprintf(e.stdout, "no %s deliveries\n", *status)
-	}
-	return nil
+	return tw.Flush()
 }
 
 func listDeliveries(c *client, status, target string) ([]deliveryJSON, error) {
