@@ -65,19 +65,22 @@ func (a *Audience) Wants(e optin.Event) bool {
 	return !fromMailchimp(e)
 }
 
-// Deliver unsubscribes the member, or deletes it for an erasure. A
-// member that is not in the audience is done with.
+// Deliver unsubscribes the member, or deletes it permanently for an
+// erasure (subject.erased, or the erased suppression). A member that is
+// not in the audience is done with.
 func (a *Audience) Deliver(ctx context.Context, d Delivery) (bool, error) {
 	e := d.Event
 	if e.Erased || e.Subject.IsZero() {
 		return false, errors.New("webhooks: the subject was erased before its update reached Mailchimp: its address can no longer be read")
 	}
 	var err error
-	switch e.Type {
-	case optin.EventConsentWithdrawn, optin.EventSuppressionAdded:
-		err = a.client.SetStatus(ctx, a.listID, e.Subject, MemberUnsubscribed)
-	case optin.EventSubjectErased:
+	switch {
+	case e.Type == optin.EventSubjectErased, erasedSuppression(e):
+		// The subject asked for erasure (or a CRM passed it on, which
+		// records the erased suppression): Mailchimp's copy goes too.
 		err = a.client.DeletePermanent(ctx, a.listID, e.Subject)
+	case e.Type == optin.EventConsentWithdrawn, e.Type == optin.EventSuppressionAdded:
+		err = a.client.SetStatus(ctx, a.listID, e.Subject, MemberUnsubscribed)
 	default:
 		return false, fmt.Errorf("webhooks: the Mailchimp audience takes no %s events", e.Type)
 	}
@@ -85,6 +88,14 @@ func (a *Audience) Deliver(ctx context.Context, d Delivery) (bool, error) {
 		return false, nil
 	}
 	return apiRetry(err), err
+}
+
+// erasedSuppression reports whether e adds the erased suppression.
+func erasedSuppression(e optin.Event) bool {
+	var d struct {
+		Reason optin.SuppressionReason `json:"reason"`
+	}
+	return e.Type == optin.EventSuppressionAdded && json.Unmarshal(e.Details, &d) == nil && d.Reason == optin.SuppressErased
 }
 
 // fromMailchimp reports whether e records a change that Mailchimp told

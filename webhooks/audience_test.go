@@ -84,6 +84,29 @@ func TestAudienceErasureDeletesPermanently(t *testing.T) {
 	}
 }
 
+// TestAudienceErasedSuppressionDeletes: a CRM's erasure arrives as the
+// erased suppression; Mailchimp's copy of the member goes too, while any
+// other suppression only unsubscribes.
+func TestAudienceErasedSuppressionDeletes(t *testing.T) {
+	srv, c := mcServer(t)
+	srv.AddMember(mcList, mailchimptest.Member{EmailAddress: "jan@example.com", Status: "subscribed"})
+	srv.AddMember(mcList, mailchimptest.Member{EmailAddress: "piet@example.com", Status: "subscribed"})
+	a := mcAudience(t, c)
+	for _, tc := range []struct{ email, reason string }{{"jan@example.com", "erased"}, {"piet@example.com", "hard_bounce"}} {
+		d := webhooks.Delivery{ID: "ev-" + tc.reason, Attempt: 1, Event: optin.Event{ID: "ev-" + tc.reason, Type: optin.EventSuppressionAdded,
+			Subject: mcAddr(t, tc.email), Actor: "webhook:crm", Details: []byte(`{"reason":"` + tc.reason + `"}`)}}
+		if retry, err := a.Deliver(context.Background(), d); err != nil || retry {
+			t.Fatalf("%s: Deliver = %v, %v", tc.reason, retry, err)
+		}
+	}
+	if _, ok := srv.Member(mcList, "jan@example.com"); ok {
+		t.Error("the erased member is still there")
+	}
+	if m, ok := srv.Member(mcList, "piet@example.com"); !ok || m.Status != "unsubscribed" {
+		t.Errorf("the bounced member: %+v %v, want unsubscribed", m, ok)
+	}
+}
+
 func TestAudienceErasedSubjectIsNotRetried(t *testing.T) {
 	_, c := mcServer(t)
 	d := webhooks.Delivery{ID: "ev3", Event: optin.Event{ID: "ev3", Type: optin.EventSubjectErased, Erased: true}}
