@@ -1,6 +1,7 @@
 package webhooks
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -54,7 +55,8 @@ func (rc *Receiver) fail(w http.ResponseWriter, r *http.Request, source string, 
 	case errors.As(err, &fe):
 		rc.count(source, outcomeInvalid)
 		writeError(w, http.StatusBadRequest, "bad_request", fe.Error())
-	case errors.As(err, &me), errors.Is(err, optin.ErrUnavailable), errors.Is(err, optin.ErrConflict):
+	case errors.As(err, &me), errors.Is(err, optin.ErrUnavailable), errors.Is(err, optin.ErrConflict),
+		errors.Is(err, context.DeadlineExceeded):
 		rc.count(source, outcomeFailed)
 		rc.log.Warn("webhook not applied: store unavailable", "source", source, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "the store is not reachable now; retry later")

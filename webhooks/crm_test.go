@@ -1,6 +1,7 @@
 package webhooks
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strconv"
@@ -9,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"optinproxy/internal/redistest"
+	"optinproxy/internal/teststore"
 	"optinproxy/optin"
 )
 
@@ -209,5 +214,31 @@ func TestCRMNotConfigured(t *testing.T) {
 	_, err = NewReceiver(ReceiverOptions{Ledger: f.ledger, Marks: f.marks, Mandrill: MandrillOptions{Key: "k"}})
 	if err == nil {
 		t.Error("NewReceiver took a Mandrill key without its URL")
+	}
+}
+
+// TestSlowStoreAnswers503InTime: a store that does not answer within the
+// receiver's Timeout gets the sender a 503 (it retries), not a request
+// held past its own deadline; once the store answers, the retry applies.
+func TestSlowStoreAnswers503InTime(t *testing.T) {
+	srv := redistest.Start(t)
+	f := newFixture(t, teststore.Redis(t, srv), func(o *ReceiverOptions) { o.Timeout = 300 * time.Millisecond })
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer admin.Close()
+	body := `{"type":"consent.granted","email":"slow@example.com","purpose":"newsletter"}`
+	h := crmHeader(t, "msg_slow", time.Now(), body)
+	// Every other client's commands wait two seconds.
+	if err := admin.ClientPause(context.Background(), 2*time.Second).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.crm(body, h); r.status != http.StatusServiceUnavailable || errorCode(t, r.body) != "unavailable" {
+		t.Fatalf("paused store: %d %s, want 503 unavailable", r.status, r.body)
+	}
+	admin.ClientUnpause(context.Background())
+	if r := f.crm(body, crmHeader(t, "msg_slow", time.Now(), body)); r.status != http.StatusOK {
+		t.Fatalf("the retry: %d %s", r.status, r.body)
+	}
+	if c := f.consent("slow@example.com", "newsletter"); c == nil || c.Status != optin.StatusGranted {
+		t.Errorf("consent after the retry: %+v", c)
 	}
 }

@@ -20,6 +20,8 @@ const (
 	DefaultMaxBodyBytes         = 1 << 20
 	DefaultMandrillMaxBodyBytes = 10 << 20
 	DefaultCRMTolerance         = 5 * time.Minute
+	// DefaultTimeout leaves a margin within Mailchimp's 10 seconds.
+	DefaultTimeout = 8 * time.Second
 )
 
 // Actors of the changes the receivers and the sync record. The targets
@@ -96,6 +98,9 @@ type ReceiverOptions struct {
 	// events (DefaultMandrillMaxBodyBytes when 0).
 	MaxBodyBytes         int64
 	MandrillMaxBodyBytes int64
+	// Timeout bounds the work on one request, the store's included
+	// (DefaultTimeout when 0); past it the answer is 503.
+	Timeout time.Duration
 	// Rates counts spam complaints against the copies relayed per From
 	// domain; pass the relay's, else the receiver makes its own (which
 	// knows no copies, so its rates stay 0).
@@ -122,6 +127,7 @@ type Receiver struct {
 	mandrill  MandrillOptions
 	crmSecret string
 	tolerance time.Duration
+	timeout   time.Duration
 	window    time.Duration
 	maxBody   int64
 	maxBatch  int64
@@ -155,7 +161,7 @@ func NewReceiver(opts ReceiverOptions) (*Receiver, error) {
 		}
 	}
 	rc := &Receiver{ledger: opts.Ledger, marks: opts.Marks, mailchimp: opts.Mailchimp, mandrill: opts.Mandrill,
-		tolerance: opts.CRM.Tolerance, window: opts.DedupWindow, maxBody: opts.MaxBodyBytes,
+		tolerance: opts.CRM.Tolerance, timeout: opts.Timeout, window: opts.DedupWindow, maxBody: opts.MaxBodyBytes,
 		maxBatch: opts.MandrillMaxBodyBytes, log: opts.Logger, now: opts.Now, mux: http.NewServeMux()}
 	if opts.CRM.Secret != "" {
 		if _, err := ParseSecret(opts.CRM.Secret); err != nil {
@@ -165,6 +171,9 @@ func NewReceiver(opts ReceiverOptions) (*Receiver, error) {
 	}
 	if rc.tolerance <= 0 {
 		rc.tolerance = DefaultCRMTolerance
+	}
+	if rc.timeout <= 0 {
+		rc.timeout = DefaultTimeout
 	}
 	if rc.window <= 0 {
 		rc.window = DefaultDedupWindow
@@ -199,8 +208,17 @@ func NewReceiver(opts ReceiverOptions) (*Receiver, error) {
 	return rc, nil
 }
 
-// Handler serves the routes under /webhooks/.
-func (rc *Receiver) Handler() http.Handler { return rc.mux }
+// Handler serves the routes under /webhooks/. Each request has
+// Timeout to be applied: a sender that waits longer gives up and
+// retries anyway (Mailchimp after 10 seconds), so a store that is slow
+// gets a 503 in time instead.
+func (rc *Receiver) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), rc.timeout)
+		defer cancel()
+		rc.mux.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
 
 // Outcomes of one event, as optinproxy_webhook_events_total counts them.
 const (
