@@ -2,13 +2,18 @@ package webhooks
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
+	"time"
+
+	"optinproxy/optin"
 )
 
 // standardWebhooksVersion is the official Node package the signatures are
@@ -111,4 +116,35 @@ func runNode(t testing.TB, secret string, sign []nodeMessage, verify []nodeSigne
 		t.Fatalf("node output %q: %v", out, err)
 	}
 	return res.Signatures, res.Verified
+}
+
+// TestCRMReceiverTakesNodeSignatures: a CRM that signs with the official
+// Node package is heard: its signed event is applied; the same event
+// signed with another secret, or long ago, is refused with 401 and
+// records nothing.
+func TestCRMReceiverTakesNodeSignatures(t *testing.T) {
+	f := newFixture(t, fileStore(t), nil)
+	body := `{"type":"consent.granted","email":"node@example.com","purpose":"newsletter"}`
+	now := time.Now().Unix()
+	other := "whsec_" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+	good, _ := runNode(t, testCRMSecret, []nodeMessage{{ID: "msg_node_1", Timestamp: now, Payload: body}, {ID: "msg_node_3", Timestamp: now - 3600, Payload: body}}, nil)
+	wrong, _ := runNode(t, other, []nodeMessage{{ID: "msg_node_2", Timestamp: now, Payload: body}}, nil)
+	header := func(id string, ts int64, sig string) http.Header {
+		return http.Header{HeaderID: {id}, HeaderTimestamp: {strconv.FormatInt(ts, 10)}, HeaderSignature: {sig}}
+	}
+	if r := f.crm(body, header("msg_node_2", now, wrong[0])); r.status != http.StatusUnauthorized {
+		t.Errorf("another secret's signature: %d %s", r.status, r.body)
+	}
+	if r := f.crm(body, header("msg_node_3", now-3600, good[1])); r.status != http.StatusUnauthorized {
+		t.Errorf("an hour-old signature: %d %s", r.status, r.body)
+	}
+	if n := f.eventCount(); n != 0 {
+		t.Fatalf("%d events recorded from refused deliveries", n)
+	}
+	if r := f.crm(body, header("msg_node_1", now, good[0])); r.status != http.StatusOK {
+		t.Fatalf("the Node-signed event: %d %s", r.status, r.body)
+	}
+	if c := f.consent("node@example.com", "newsletter"); c == nil || c.Status != optin.StatusGranted {
+		t.Errorf("consent = %+v", c)
+	}
 }
