@@ -37,11 +37,14 @@ type hookReceiver struct {
 	srv *httptest.Server
 
 	mu       sync.Mutex
+	down     bool // answer 503 to everything
 	refuse   map[string]bool
 	acked    map[string]webhooks.Payload
 	order    []string
 	requests int
 	bad      int
+	// dups counts deliveries of an event already acknowledged.
+	dups int
 }
 
 func newHookReceiver(t *testing.T) *hookReceiver {
@@ -67,12 +70,18 @@ func (h *hookReceiver) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad body", 400)
 		return
 	}
+	if h.down {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+		return
+	}
 	if h.refuse[p.Email] {
 		http.Error(w, "gone", http.StatusGone)
 		return
 	}
 	id := r.Header.Get("webhook-id")
-	if _, dup := h.acked[id]; !dup {
+	if _, dup := h.acked[id]; dup {
+		h.dups++
+	} else {
 		h.order = append(h.order, id)
 	}
 	h.acked[id] = p
@@ -336,8 +345,8 @@ func TestWebhooksEndToEnd(t *testing.T) {
 
 	recv.mu.Lock()
 	defer recv.mu.Unlock()
-	if recv.bad != 0 {
-		t.Errorf("%d deliveries failed their signature check", recv.bad)
+	if recv.bad != 0 || recv.dups != 0 {
+		t.Errorf("%d deliveries failed their signature check, %d came again after their acknowledgement", recv.bad, recv.dups)
 	}
 }
 
@@ -380,11 +389,85 @@ func TestTwoProxiesDeliverEachEventOnce(t *testing.T) {
 // waitUntil polls cond (bounded: 15 s).
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for range 300 {
+	waitLong(t, what, 15*time.Second, cond)
+}
+
+// waitLong polls cond every 50 ms for at most limit.
+func waitLong(t *testing.T, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	for range int(limit / (50 * time.Millisecond)) {
 		if cond() {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("timed out waiting for %s", what)
+}
+
+// TestOutboxSurvivesACrash: the CRM's endpoint is down while changes are
+// made; the proxy is killed mid-retry and started again once the
+// endpoint is back. Every change arrives, in order per address, none
+// twice, from the outbox in Redis. (The new process takes the endpoint
+// over when the dead one's lease runs out, within 30 s.)
+func TestOutboxSurvivesACrash(t *testing.T) {
+	rs := redistest.Start(t)
+	recv := newHookReceiver(t)
+	recv.down = true
+	mc := mailchimptest.New(t, mailchimptest.Options{})
+	dir := t.TempDir()
+	cfg := webhookConfig(t, dir, "127.0.0.1:0", rs.URL(), recv, mc)
+	s := startServe(t, dir, "OPTINPROXY_CONFIG="+cfg)
+	cli := func(s *server, args ...string) {
+		t.Helper()
+		if r := runCmd(t, dir, "", []string{"OPTINPROXY_ADDR=" + s.httpAddr}, args...); r.code != 0 {
+			t.Fatalf("%v: %s", args, r.stderr)
+		}
+	}
+	var want []string
+	for _, who := range []string{"ann", "bob", "cor"} {
+		addr := who + "@example.com"
+		cli(s, "consent", "grant", addr, "newsletter")
+		cli(s, "consent", "withdraw", addr, "newsletter")
+		want = append(want, addr+" consent.granted", addr+" consent.withdrawn")
+	}
+	waitUntil(t, "a failed attempt", func() bool {
+		recv.mu.Lock()
+		defer recv.mu.Unlock()
+		return recv.requests > 0
+	})
+	s.cmd.Process.Kill()
+	<-s.done
+
+	recv.mu.Lock()
+	recv.down = false
+	recv.mu.Unlock()
+	startServe(t, dir, "OPTINPROXY_CONFIG="+cfg)
+	got := func() []string {
+		recv.mu.Lock()
+		defer recv.mu.Unlock()
+		var out []string
+		for _, id := range recv.order {
+			p := recv.acked[id]
+			if p.Type == "consent.granted" || p.Type == "consent.withdrawn" {
+				out = append(out, p.Email+" "+string(p.Type))
+			}
+		}
+		return out
+	}
+	waitLong(t, "every change after the restart", 90*time.Second, func() bool { return len(got()) >= len(want) })
+	per := map[string][]string{}
+	for _, g := range got() {
+		addr, typ, _ := strings.Cut(g, " ")
+		per[addr] = append(per[addr], typ)
+	}
+	for _, who := range []string{"ann", "bob", "cor"} {
+		if l := per[who+"@example.com"]; strings.Join(l, ",") != "consent.granted,consent.withdrawn" {
+			t.Errorf("%s got %v, want the grant then the withdrawal, once each", who, l)
+		}
+	}
+	recv.mu.Lock()
+	defer recv.mu.Unlock()
+	if recv.dups != 0 || recv.bad != 0 {
+		t.Errorf("%d events delivered again after their acknowledgement, %d bad signatures", recv.dups, recv.bad)
+	}
 }
