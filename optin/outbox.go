@@ -42,7 +42,9 @@ type Outbox interface {
 
 	// SaveDeliveries stores the records of ds (each of target; a record
 	// replaces the one with its EventID) and, when cursor is not "",
-	// moves target's cursor to it, all in one atomic write.
+	// moves target's cursor to it, all in one atomic write. A call that
+	// saves records or a cursor is target's sign of life for PruneOutbox:
+	// the store notes when (by its clock).
 	SaveDeliveries(ctx context.Context, target string, ds []OutboxDelivery, cursor string) error
 
 	// Deliveries pages through the records of one status, oldest
@@ -55,6 +57,17 @@ type Outbox interface {
 	// PruneOutbox deletes the dead and retired records done before
 	// before, and the outbox items older than before that every saved
 	// cursor has passed, and returns how many records and items went.
+	//
+	// A target that has not saved (SaveDeliveries) since before has not
+	// worked for the whole retention (it was removed from the
+	// configuration, say): it no longer holds items back, and its cursor
+	// is deleted (OutboxCursor then says ErrNotFound; its records are
+	// pruned as any others). Should it come back, it starts at the end,
+	// as a new target does. So a live target must save more often than
+	// the retention, also when it has nothing new to take. An item not
+	// older than before is never deleted. A cursor saved by a store
+	// version that noted no sign of life counts as seen at the first
+	// PruneOutbox that finds it.
 	PruneOutbox(ctx context.Context, before time.Time) (int, error)
 
 	// Seen reports whether key was marked (Mark) and its mark has not

@@ -46,7 +46,12 @@ type DispatcherOptions struct {
 	// the event goes to the dead-letter list (default 72h).
 	DeadAfter time.Duration
 	// RetiredFor: dead and delivered records are kept this long after they
-	// were done (default 7 days).
+	// were done, and outbox items this long after they were queued when
+	// every target has taken them (default 7 days). A target that has
+	// not worked for as long (removed from the configuration) is
+	// forgotten by the store and holds no item back; a configured one
+	// saves its cursor at least every RetiredFor/4 (at most hourly) to
+	// show it is live, also when it has nothing new to take.
 	RetiredFor time.Duration
 	// Backoff is the wait after failed attempt n (1 for the first)
 	// (default ExponentialBackoff(10s, 1h, rand)). A Retry-After longer
@@ -252,8 +257,10 @@ func (d *Dispatcher) List(ctx context.Context, q optin.DeliveryQuery) (optin.Del
 }
 
 // Prune deletes the dead and delivered records done more than RetiredFor
-// ago and the outbox items every target has passed, and returns how many
-// went. Run does it every PruneEvery on one instance.
+// ago and the outbox items older than that every target has passed, and
+// returns how many went; a target no instance worked on for RetiredFor
+// (removed from the configuration) is forgotten and holds nothing back.
+// Run does it every PruneEvery on one instance.
 func (d *Dispatcher) Prune(ctx context.Context) (int, error) {
 	return d.opts.Store.PruneOutbox(ctx, d.opts.Now().Add(-d.opts.RetiredFor))
 }

@@ -35,6 +35,7 @@ type worker struct {
 	pending    int
 	inflight   int
 	reloadedAt time.Time
+	savedAt    time.Time // when the cursor was last saved (touch)
 	created    time.Time // the last Created given, so that the next is later
 }
 
@@ -121,8 +122,34 @@ func (w *worker) step(ctx context.Context) {
 	}
 	if err := w.take(ctx); err != nil {
 		w.logErr(ctx, "read outbox", err)
+	} else if err := w.touch(ctx, now); err != nil {
+		w.logErr(ctx, "save outbox cursor", err)
 	}
 	w.launch(ctx)
+}
+
+// touch saves the cursor again when it was not saved for touchEvery
+// (and once after the lease was taken): PruneOutbox forgets a target
+// that has not saved for RetiredFor, as one removed from the
+// configuration, which must not befall one that merely had nothing new
+// to take; forgotten, it would start at the outbox's end after a
+// restart and miss what was written while it was down.
+func (w *worker) touch(ctx context.Context, now time.Time) error {
+	if w.cursor == "" || (now.Sub(w.savedAt) < w.d.opts.touchEvery() && !w.savedAt.After(now)) {
+		return nil
+	}
+	if err := w.d.opts.Store.SaveDeliveries(ctx, w.name, nil, w.cursor); err != nil {
+		return err
+	}
+	w.savedAt = now
+	return nil
+}
+
+// touchEvery is how often a target saves its cursor when nothing else
+// does: a quarter of RetiredFor, at most an hour (a small write per
+// target an hour).
+func (o *DispatcherOptions) touchEvery() time.Duration {
+	return min(o.RetiredFor/4, time.Hour)
 }
 
 // holdLease takes or renews the target's lease; on its loss the target's
@@ -174,7 +201,9 @@ func (w *worker) start(ctx context.Context) error {
 	if err := w.loadPending(ctx); err != nil {
 		return err
 	}
-	w.cursor, w.reloadedAt = cursor, w.d.opts.Now()
+	// savedAt stays zero: the first step saves the cursor, so the target
+	// is seen as soon as an instance works on it.
+	w.cursor, w.reloadedAt, w.savedAt = cursor, w.d.opts.Now(), time.Time{}
 	return nil
 }
 
@@ -265,6 +294,7 @@ func (w *worker) take(ctx context.Context) error {
 			if err := o.Store.SaveDeliveries(ctx, w.name, recs, page.Next); err != nil {
 				return err
 			}
+			w.savedAt = now
 		}
 		w.cursor = page.Next
 		for _, rec := range recs {

@@ -54,6 +54,9 @@
 //	              by status, oldest first, of all targets and of one
 //	outbox_cursors
 //	              target -> the position it took its last item at
+//	outbox_saved  target -> 8-byte big-endian Unix nanoseconds (the
+//	              store's clock) of its last SaveDeliveries: its sign of
+//	              life, which PruneOutbox reads
 //	seen          a dedup mark's key (a hash) -> 8-byte Until (Unix ns)
 //	seen_expiry   8-byte Until + key -> empty, for the purge
 //
@@ -90,9 +93,15 @@
 // recorded. Outbox positions are the events' global sequence in decimal:
 // they grow with every write, and an item keeps its position until
 // PruneOutbox deletes it. SaveDeliveries writes its records, their index
-// entries and the target's cursor in one transaction. PruneOutbox deletes
-// dead and retired records done before its cut, and the items queued
-// before it that every saved cursor has passed, a chunk per transaction.
+// entries, the target's cursor and when it saved in one transaction.
+// PruneOutbox deletes dead and retired records done before its cut, and
+// the items queued before it that every saved cursor has passed, a chunk
+// per transaction. A target that has not saved since the cut has not
+// worked for the whole retention (it was removed from the configuration,
+// say): the transaction that trims the items first deletes its cursor
+// and its time, so it holds nothing back and, should it come back,
+// starts at the end like a new target. A cursor without a time (written
+// before times were kept) gets one then.
 // Mark deletes up to 64 expired dedup marks as it writes, PruneOutbox
 // the rest.
 //

@@ -73,8 +73,9 @@ func (s *Store) OutboxCursor(ctx context.Context, target string) (string, error)
 }
 
 // SaveDeliveries stores ds, each replacing the record with its event id
-// (and moving it between the status indexes), and moves target's cursor
-// to cursor unless it is "", in one write transaction.
+// (and moving it between the status indexes), moves target's cursor to
+// cursor unless it is "", and notes when target saved (its sign of life
+// for PruneOutbox), in one write transaction.
 func (s *Store) SaveDeliveries(ctx context.Context, target string, ds []optin.OutboxDelivery, cursor string) error {
 	if err := optin.CheckDeliveries(target, ds); err != nil {
 		return fmt.Errorf("filestore: %w", err)
@@ -86,6 +87,9 @@ func (s *Store) SaveDeliveries(ctx context.Context, target string, ds []optin.Ou
 		return s.usable(ctx)
 	}
 	return s.update(ctx, func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketOutboxSaved).Put([]byte(target), createdKey(s.now())); err != nil {
+			return err
+		}
 		recs, index := tx.Bucket(bucketOutboxDeliveries), tx.Bucket(bucketOutboxIndex)
 		for i := range ds {
 			d := &ds[i]

@@ -16,11 +16,12 @@ import (
 const pruneChunk = 1000
 
 // PruneOutbox deletes the dead and retired records done before before
-// (a record without DoneAt counts from its Created), then the outbox
-// items queued before before that every saved cursor has passed (a
-// target that never saved a cursor holds nothing back), and the expired
-// dedup marks, pruneChunk per write transaction. It returns how many
-// records and items went. Pending records stay.
+// (a record without DoneAt counts from its Created); then it forgets the
+// cursor of each target that has not saved since before and deletes the
+// outbox items queued before before that every cursor left has passed (a
+// target without a cursor holds nothing back); then the expired dedup
+// marks; pruneChunk per write transaction. It returns how many records
+// and items went. Pending records stay.
 func (s *Store) PruneOutbox(ctx context.Context, before time.Time) (int, error) {
 	n := 0
 	for _, st := range []optin.DeliveryStatus{optin.DeliveryDead, optin.DeliveryRetired} {
@@ -113,19 +114,14 @@ func (s *Store) pruneRecords(ctx context.Context, st optin.DeliveryStatus, from 
 	return gone, next, err
 }
 
-// pruneItems deletes up to pruneChunk outbox items, oldest first, while
-// they were queued before before and every saved cursor has passed them.
+// pruneItems forgets the targets not seen since before (heldBack) and
+// deletes up to pruneChunk outbox items, oldest first, while they were
+// queued before before and every cursor left has passed them.
 func (s *Store) pruneItems(ctx context.Context, before time.Time) (int, error) {
 	gone := 0
 	err := s.update(ctx, func(tx *bolt.Tx) error {
 		gone = 0
-		held := ^uint64(0)
-		err := tx.Bucket(bucketOutboxCursors).ForEach(func(_, v []byte) error {
-			if seq, err := parsePos(string(v)); err == nil {
-				held = min(held, seq)
-			}
-			return nil
-		})
+		held, err := heldBack(tx, before, s.now())
 		if err != nil {
 			return err
 		}

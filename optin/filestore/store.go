@@ -41,12 +41,14 @@ var (
 	bucketDeliveryExpiry = []byte("delivery_expiry")
 
 	// The outbox, its delivery records and their index, the targets'
-	// cursors, and the inbound webhooks' dedup marks with their expiry
-	// index (outbox.go, outboxdelivery.go, seen.go).
+	// cursors and when each target last saved, and the inbound webhooks'
+	// dedup marks with their expiry index (outbox.go, outboxdelivery.go,
+	// outboxstale.go, seen.go).
 	bucketOutbox           = []byte("outbox")
 	bucketOutboxDeliveries = []byte("outbox_deliveries")
 	bucketOutboxIndex      = []byte("outbox_index")
 	bucketOutboxCursors    = []byte("outbox_cursors")
+	bucketOutboxSaved      = []byte("outbox_saved")
 	bucketSeen             = []byte("seen")
 	bucketSeenExpiry       = []byte("seen_expiry")
 
@@ -214,7 +216,7 @@ func (s *Store) init(tx *bolt.Tx) error {
 			optin.ErrBadKey, meta.Get(keyCheck), check)
 	}
 	for _, name := range [][]byte{bucketSubjects, bucketEvents, bucketChains, bucketReceipts, bucketSuppressions, bucketDeliveries, bucketDeliveryExpiry,
-		bucketOutbox, bucketOutboxDeliveries, bucketOutboxIndex, bucketOutboxCursors, bucketSeen, bucketSeenExpiry} {
+		bucketOutbox, bucketOutboxDeliveries, bucketOutboxIndex, bucketOutboxCursors, bucketOutboxSaved, bucketSeen, bucketSeenExpiry} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}

@@ -75,8 +75,12 @@
 //	                            Unix ns) and its event id, so that ZRANGE
 //	                            BYLEX lists them oldest first
 //	{prefix}{o:T}:oc     string the position T took its last item at
+//	{prefix}{o:T}:ol     string when T last saved records or a cursor, Unix
+//	                            ms by the store's clock in decimal: its
+//	                            sign of life, which PruneOutbox reads
 //	{prefix}outbox:targets
 //	                     set    the targets that saved records or a cursor
+//	                            (a forgotten one stays: a few bytes)
 //	{prefix}seen:KEY     string an inbound webhook's dedup mark (KEY is a
 //	                            hash): its until in Unix ms, which Seen
 //	                            compares with the store's clock; Redis
@@ -118,8 +122,16 @@
 // Created; the last error. A pending record takes about 300 bytes of
 // Redis memory with its index member, a retired one the same, an outbox
 // item about 41 (BenchmarkMemoryOutbox). A target's keys share the hash
-// tag {o:T}, so one script saves its records and moves its cursor, also
-// on Cluster.
+// tag {o:T}, so one script saves its records, moves its cursor and sets
+// the time of its last save, also on Cluster.
+//
+// PruneOutbox reads every target's cursor and last save in one pipeline.
+// A target that has not saved since the cut has not worked for the whole
+// retention (it was removed from the configuration, say): a script in
+// its slot deletes its cursor and time unless it saved since they were
+// read, so it holds no item back and, should it come back, starts at the
+// end like a new target. A cursor without a time (written before times
+// were kept) gets one then (SET NX).
 //
 // # Writes
 //

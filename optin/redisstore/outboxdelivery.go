@@ -8,21 +8,24 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 
 	"github.com/redis/go-redis/v9"
 
 	"optinproxy/optin"
 )
 
-// saveScript writes a target's records and moves its cursor, all in its
-// slot: KEYS[1] the records hash, KEYS[2..4] the pending, dead and
-// retired indexes, KEYS[5] the cursor; ARGV[1] the cursor ("" to leave
-// it), then per record its event id and encodeDelivery form. A record
-// replaced leaves the index of its old status (its first byte) for the
-// one of its new.
+// saveScript writes a target's records, moves its cursor and notes when
+// it saved, all in its slot: KEYS[1] the records hash, KEYS[2..4] the
+// pending, dead and retired indexes, KEYS[5] the cursor, KEYS[6] the
+// time of the last save; ARGV[1] the cursor ("" to leave it), ARGV[2]
+// the time, then per record its event id and encodeDelivery form. A
+// record replaced leaves the index of its old status (its first byte)
+// for the one of its new.
 var saveScript = redis.NewScript(`
+redis.call('SET', KEYS[6], ARGV[2])
 local idx = {p = KEYS[2], x = KEYS[3], r = KEYS[4]}
-for i = 2, #ARGV, 2 do
+for i = 3, #ARGV, 2 do
   local id, v = ARGV[i], ARGV[i+1]
   local old = redis.call('HGET', KEYS[1], id)
   if old and idx[string.sub(old, 1, 1)] then
@@ -38,7 +41,8 @@ return 1
 // targetKeys are saveScript's keys for target.
 func (s *Store) targetKeys(target string) []string {
 	return []string{s.keys.records(target), s.keys.statusIndex(target, optin.DeliveryPending),
-		s.keys.statusIndex(target, optin.DeliveryDead), s.keys.statusIndex(target, optin.DeliveryRetired), s.keys.cursor(target)}
+		s.keys.statusIndex(target, optin.DeliveryDead), s.keys.statusIndex(target, optin.DeliveryRetired), s.keys.cursor(target),
+		s.keys.saved(target)}
 }
 
 // OutboxCursor is where target took its last item; ErrNotFound when it
@@ -55,9 +59,10 @@ func (s *Store) OutboxCursor(ctx context.Context, target string) (string, error)
 }
 
 // SaveDeliveries stores ds, each replacing the record with its event id
-// (and moving it between the status indexes), and moves target's cursor
-// to cursor unless it is "", in one script in the target's slot, in one
-// round trip.
+// (and moving it between the status indexes), moves target's cursor to
+// cursor unless it is "", and notes when target saved (its sign of life
+// for PruneOutbox), in one script in the target's slot, in one round
+// trip.
 func (s *Store) SaveDeliveries(ctx context.Context, target string, ds []optin.OutboxDelivery, cursor string) error {
 	if err := optin.CheckDeliveries(target, ds); err != nil {
 		return fmt.Errorf("redisstore: %w", err)
@@ -70,8 +75,8 @@ func (s *Store) SaveDeliveries(ctx context.Context, target string, ds []optin.Ou
 	if len(ds) == 0 && cursor == "" {
 		return nil
 	}
-	args := make([]any, 1, 1+2*len(ds))
-	args[0] = cursor
+	args := make([]any, 2, 2+2*len(ds))
+	args[0], args[1] = cursor, strconv.FormatInt(s.now().UnixMilli(), 10)
 	for i := range ds {
 		args = append(args, ds[i].EventID, encodeDelivery(&ds[i]))
 	}

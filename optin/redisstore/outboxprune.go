@@ -31,11 +31,13 @@ return n
 `)
 
 // PruneOutbox deletes the dead and retired records done before before
-// (a record without DoneAt counts from its Created), then the outbox
-// items queued before before that every saved cursor has passed (a
-// target that never saved a cursor holds nothing back). It returns how
-// many records and items went. Pending records stay. The dedup marks
-// need no pruning: Redis expires them.
+// (a record without DoneAt counts from its Created); then it forgets the
+// cursor of each target that has not saved since before and deletes the
+// outbox items queued before before that every cursor left has passed (a
+// target without a cursor holds nothing back). It returns how many
+// records and items went. Pending records stay. The dedup marks need no
+// pruning: Redis expires them. A forgotten target stays in the targets
+// set (a few bytes), which also lists it while records of it are left.
 func (s *Store) PruneOutbox(ctx context.Context, before time.Time) (int, error) {
 	targets, err := s.rdb.SMembers(ctx, s.keys.targets()).Result()
 	if err != nil {
@@ -105,29 +107,13 @@ func (s *Store) pruneRecords(ctx context.Context, target string, st optin.Delive
 	}
 }
 
-// pruneItems deletes the outbox items from the oldest on while they were
-// queued before before and every saved cursor has passed them.
+// pruneItems forgets the targets not seen since before (heldBack) and
+// deletes the outbox items from the oldest on while they were queued
+// before before and every cursor left has passed them.
 func (s *Store) pruneItems(ctx context.Context, targets []string, before time.Time) (int, error) {
-	held := "+"
-	if len(targets) > 0 {
-		cmds := make([]*redis.StringCmd, len(targets))
-		piped, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, t := range targets {
-				cmds[i] = p.Get(ctx, s.keys.cursor(t))
-			}
-			return nil
-		})
-		if err := pipeErr(piped, err); err != nil {
-			return 0, err
-		}
-		for _, c := range cmds {
-			if c.Err() != nil || !streamID.MatchString(c.Val()) {
-				continue // never saved
-			}
-			if held == "+" || streamBefore(c.Val(), held) {
-				held = c.Val()
-			}
-		}
+	held, err := s.heldBack(ctx, targets, before)
+	if err != nil {
+		return 0, err
 	}
 	n := 0
 	for {

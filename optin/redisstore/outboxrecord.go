@@ -31,6 +31,10 @@ func (k keys) statusIndex(target string, st optin.DeliveryStatus) string {
 
 func (k keys) cursor(target string) string { return k.target(target, "oc") }
 
+// saved is when a target last saved records or a cursor, Unix ms by the
+// store's clock in decimal: its sign of life for PruneOutbox.
+func (k keys) saved(target string) string { return k.target(target, "ol") }
+
 // targets is the set of the targets that ever saved records or a
 // cursor, for Deliveries of all targets and for PruneOutbox.
 func (k keys) targets() string { return k.prefix + "outbox:targets" }

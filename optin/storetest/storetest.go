@@ -121,6 +121,7 @@ var tests = []test{
 	{"OutboxDeliveries", testOutboxDeliveries},
 	{"OutboxBadInput", testOutboxBadInput},
 	{"PruneOutbox", testPruneOutbox},
+	{"PruneStaleTarget", testPruneStaleTarget},
 	{"OutboxMarks", testOutboxMarks},
 }
 
