@@ -3,6 +3,7 @@ package webhooks
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -164,8 +165,8 @@ func FuzzVerifyStandard(f *testing.F) {
 }
 
 // FuzzParseCRM: a CRM event body of any bytes is refused with a
-// *fieldError naming a field, or accepted with every field its type needs,
-// parsed.
+// *fieldError naming a field, or accepted as one JSON object with every
+// field its type needs, parsed.
 func FuzzParseCRM(f *testing.F) {
 	for _, s := range []string{
 		`{"type":"consent.granted","email":"Ann@Example.com","purpose":"newsletter","evidence":{"ip":"192.0.2.7","form":"signup"}}`,
@@ -192,6 +193,9 @@ func FuzzParseCRM(f *testing.F) {
 				t.Fatalf("error %q names %q, no field of a CRM event", err, field)
 			}
 			return
+		}
+		if !json.Valid(body) {
+			t.Fatalf("accepted %q, which is not one JSON value", body)
 		}
 		if !kinds[ch.Type] {
 			t.Fatalf("accepted type %q", ch.Type)
