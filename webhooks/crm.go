@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -88,6 +89,12 @@ func (rc *Receiver) parseCRM(body []byte, ts string) (crmChange, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&ev); err != nil {
 		return crmChange{}, badField("body", "not a JSON object: %v", err)
+	}
+	// One delivery is one event. Decode stops after the first value, so a
+	// second one (events sent as NDJSON) or trailing bytes would be dropped
+	// without a word while the CRM is told all was applied.
+	if _, err := dec.Token(); err != io.EOF {
+		return crmChange{}, badField("body", "more than one JSON value")
 	}
 	ch := crmChange{Type: optin.EventType(ev.Type), Purpose: ev.Purpose, Basis: ev.Basis}
 	consent := false

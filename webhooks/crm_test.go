@@ -157,6 +157,9 @@ func TestCRMMalformed(t *testing.T) {
 		{`{"type":"consent.granted","email":"a@example.com","purpose":"newsletter","evidence":{"n":1}}`, `field "evidence"`},
 		{`{"type":"subject.updated","email":"a@example.com"}`, `field "new_email": required`},
 		{`[1,2]`, `field "body"`},
+		// Found by FuzzParseCRM: everything after the first object was ignored.
+		{`{"type":"subject.erased","email":"a@example.com"} trailing`, `field "body": more than one JSON value`},
+		{"{\"type\":\"subject.erased\",\"email\":\"a@example.com\"}\n{\"type\":\"subject.erased\",\"email\":\"b@example.com\"}", `field "body": more than one JSON value`},
 	} {
 		r := f.crm(tt.body, crmHeader(t, "", time.Now(), tt.body))
 		if r.status != http.StatusBadRequest || !strings.Contains(errorMessage(t, r.body), tt.want) {
