@@ -28,11 +28,20 @@ const (
 	parallel = 8
 	// maxBackoff caps the jittered wait before a retry.
 	maxBackoff = 100 * time.Millisecond
+	// lostTries is how often a write whose reply was lost is followed by
+	// a try that reads the chains to learn what it did, beyond go-redis's
+	// own retries: each costs up to the client's timeouts again when
+	// Redis has stopped answering.
+	lostTries = 1
 )
 
 // errChainMoved is what an attempt returns when the script found a chain
 // moved since it was read: nothing was written.
 var errChainMoved = errors.New("redisstore: a chain moved since it was read")
+
+// errReplyLost is what an attempt returns when the write script was sent
+// and its reply did not come: it may have been written, or not.
+var errReplyLost = errors.New("redisstore: the write's reply was lost")
 
 // item is one change of a batch with its subject id and result slot.
 type item struct {
@@ -41,6 +50,14 @@ type item struct {
 	res *optin.Result
 	// ref is where the change's event went, once applied.
 	ref ref
+	// tried are the results of this call's earlier tries of the change
+	// whose replies were lost, any of which may be written; nil as a
+	// rule.
+	tried []optin.Result
+	// landed is set when a try found the change written by an earlier
+	// one: its result is that try's, and its feed and outbox entries are
+	// written (on one node, by the same script).
+	landed bool
 }
 
 // Apply applies changes in order, each atomically for its subject, in
@@ -54,9 +71,14 @@ type item struct {
 // one wrapping optin.ErrBadInput, found before anything is written.
 //
 // Every change's event gets its time and id before the first attempt,
-// so that an attempt whose outcome was not learned (a reply lost, and
-// go-redis sending the script again) is recognized when tried again: its
-// events are in the chain already and are not appended twice.
+// so that an attempt whose reply was lost is recognized when tried
+// again: go-redis's own resending of the script finds its entries in
+// place and writes nothing, and a later attempt reads the chains' ids.
+// Either way the change is appended once and its result is the one
+// stored (Applied, with the event as written). When Redis stops
+// answering altogether, Apply fails with optin.ErrUnavailable and the
+// change may or may not be written: a caller that retries then and must
+// not record it twice sets Event.ID and Once.
 //
 // A change's Delivered mark is written with the change, whatever its
 // kind (a message receipt, as a rule), and not when the change is
@@ -175,20 +197,31 @@ func oneSubject(items []*item) bool {
 }
 
 // retry runs attempt until it writes, fails otherwise, or has met
-// attempts conflicts (then an error wrapping optin.ErrConflict). After a
-// conflict, attempts read the chains' event ids, so that what an earlier
-// attempt did write (go-redis may have sent it again after losing its
-// reply) is not appended twice.
+// attempts conflicts (then an error wrapping optin.ErrConflict). A write
+// whose reply was lost is tried again lostTries times. After a conflict
+// or a lost reply, attempts read the chains' event ids, so that what an
+// earlier attempt did write is recognized, not appended twice.
 func (s *Store) retry(ctx context.Context, items []*item, attempts int) error {
+	lost := 0
 	for n := 1; ; n++ {
-		err := s.attempt(ctx, items, n > 1)
+		check := n > 1 || anyTried(items)
+		err := s.attempt(ctx, items, check)
 		if errors.Is(err, errNameTaken) {
-			err = s.attempt(ctx, items, n > 1) // once more, with the name as text
+			err = s.attempt(ctx, items, check) // once more, with the name as text
+		}
+		if errors.Is(err, errReplyLost) && lost < lostTries && ctx.Err() == nil {
+			lost++
+			for _, it := range items {
+				if it.res.Applied && !it.landed {
+					it.tried = append(it.tried, *it.res)
+				}
+			}
+			continue
 		}
 		if !errors.Is(err, errChainMoved) {
 			return wrap("apply", err)
 		}
-		if n == attempts {
+		if n >= attempts {
 			return fmt.Errorf("redisstore: apply: %w: %d changes' subjects changed concurrently %d times", optin.ErrConflict, len(items), n)
 		}
 		wait := time.Duration(rand.Int64N(int64(min(time.Millisecond<<n, maxBackoff))))
@@ -204,10 +237,15 @@ func (s *Store) retry(ctx context.Context, items []*item, attempts int) error {
 // from what a lookup just saw (receipts) or from one pipelined read, runs
 // the changes through optin.SubjectState.Apply, and hands the sealed
 // events to applyScript. It returns errChainMoved when the script found
-// a chain moved (nothing written). With checkIDs, it reads the ids in
-// the chains and skips the changes whose events are there.
+// a chain moved (nothing written), and one wrapping errReplyLost when
+// the script's reply was lost. With checkIDs, it reads the ids in the
+// chains: a change an earlier try of this call wrote takes that try's
+// result, one marked Once whose event is there is skipped.
 func (s *Store) attempt(ctx context.Context, items []*item, checkIDs bool) error {
 	now := s.now()
+	for _, it := range items {
+		it.landed = false
+	}
 	recs := map[string]*record{}
 	var sids []string
 	addrs := map[string]optin.Address{}
@@ -240,6 +278,10 @@ func (s *Store) attempt(ctx context.Context, items []*item, checkIDs bool) error
 	}
 	for _, it := range items {
 		r := recs[it.sid]
+		if res, at, ok := r.landed(it); ok {
+			*it.res, it.ref, it.landed = res, at, true
+			continue
+		}
 		res, err := r.apply(*it.ch, now)
 		if err != nil {
 			return err
@@ -269,8 +311,13 @@ func (s *Store) attempt(ctx context.Context, items []*item, checkIDs bool) error
 	keys, args := s.scriptArgs(items, dirty, recs, codes, now)
 	res, err := applyScript.Run(ctx, s.rdb, keys, args...).StringSlice()
 	if err != nil {
+		if replyLost(err) {
+			return fmt.Errorf("%w: %w", errReplyLost, err)
+		}
 		return err
 	}
+	// {"done"}: go-redis sent the script again after losing its reply,
+	// and the first run wrote it all; the results stand as computed.
 	if len(res) == 2 && res[0] == "name" {
 		s.names.taken(codes[res[1]])
 		return errNameTaken
@@ -323,6 +370,15 @@ func (s *Store) nameCodes(ctx context.Context, dirty []string, recs map[string]*
 		}
 	}
 	return codes, nil
+}
+
+func anyTried(items []*item) bool {
+	for _, it := range items {
+		if len(it.tried) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func anyOnce(items []*item) bool {
@@ -399,15 +455,16 @@ func (s *Store) read(ctx context.Context, sids []string, addrs map[string]optin.
 			return err
 		}
 		if ids {
-			r.ids = map[string]bool{}
-			for _, raw := range rd.elist.Val() {
+			r.ids = map[string]stored{}
+			for i, raw := range rd.elist.Val() {
 				if e, err := decodeEvent(sid, raw); err == nil {
-					r.ids[e.ID] = true
+					r.ids[e.ID] = stored{ref{sid: sid, chain: chainMain, index: int64(i)}, e.Hash}
 				}
 			}
-			for _, raw := range rd.rlist.Val() {
+			pruned := r.r - rd.rlen.Val()
+			for i, raw := range rd.rlist.Val() {
 				if id := receiptID(raw); id != "" {
-					r.ids[id] = true
+					r.ids[id] = stored{ref{sid: sid, chain: chainReceipt, index: pruned + int64(i)}, hexHash(receiptTailHash(raw))}
 				}
 			}
 		}
@@ -429,7 +486,7 @@ func (s *Store) scriptArgs(items []*item, dirty []string, recs map[string]*recor
 	var feed []byte
 	if !s.cluster {
 		for _, it := range items {
-			if it.res.Applied {
+			if it.res.Applied && !it.landed {
 				feed = appendRef(feed, it.ref)
 			}
 		}
@@ -477,7 +534,7 @@ func (s *Store) scriptArgs(items []*item, dirty []string, recs map[string]*recor
 				flags += "-"
 			}
 		}
-		args = append(args, flags, sid, r.headSeen, r.receiptHeadSeen, len(set)/2)
+		args = append(args, flags, sid, r.headSeen, r.receiptHeadSeen, r.n, r.r, len(set)/2)
 		for _, f := range set {
 			args = append(args, f)
 		}
@@ -504,7 +561,7 @@ func (s *Store) scriptArgs(items []*item, dirty []string, recs map[string]*recor
 		n := len(args)
 		args = append(args, 0)
 		for _, it := range items {
-			if it.res.Applied && it.ref.chain == chainMain {
+			if it.res.Applied && !it.landed && it.ref.chain == chainMain {
 				args = append(args, outboxEntry(it.ref, now))
 			}
 		}

@@ -146,10 +146,31 @@
 // the state's existence); else it writes nothing and the batch is read
 // and tried again. So the relay's receipts take one round trip per batch,
 // and a busy relay shares a batch among many messages (optin.Batcher).
-// Every change gets its event id before the first try: a try whose reply
-// was lost (go-redis may send the script again) is recognized by the ids
-// in the chains and not appended twice; optin.Change.Once asks the same
-// check of a journal's replay.
+//
+// A write whose reply is lost (a read timeout: Redis may have run it) is
+// written once and reported as written:
+//
+//   - go-redis sends a command again when its reply times out
+//     (MaxRetries). The script gets, per subject, the chains' lengths as
+//     read; when a subject's chain moved and its first new entry is
+//     already at that position, byte for byte, the same call ran before
+//     and wrote the whole batch (it is all or nothing), so it writes
+//     nothing and answers "done", and Apply reports the results it
+//     computed, which are the ones stored.
+//   - When go-redis gives up too, Apply tries once more (lostTries),
+//     reading every event id of the subjects' chains: every change gets
+//     its event id before the first try, so a change whose event is
+//     there was written by a try of this call, and its result is that
+//     try's (Applied, with the event whose hash is stored; on one node
+//     its feed and outbox entries came with it, on Cluster they follow
+//     as the others' do). The rest are applied as usual.
+//   - When that fails too, Apply returns an error wrapping
+//     optin.ErrUnavailable, and the batch may or may not be written. A
+//     caller that retries must set the events' ids and Once
+//     (optin.Change.Once, as a journal's replay does): then a change whose
+//     event is in the chain is skipped. A retry without them appends a
+//     receipt again (a consent change or a suppression already stored is
+//     ignored, as any repeat is).
 //
 // The same script appends each event of a main chain to the outbox; a
 // batch of receipts only adds nothing to it.
@@ -162,7 +183,9 @@
 // send them; and a suppression out of the Suppressions listing), never
 // out of the subject's chain, which Subject, Events with a subject and
 // Verify read; and two batches written at once can queue one subject's
-// events in the other order than its chain has them. On one node or
+// events in the other order than its chain has them; and go-redis
+// sending that pipeline again after losing its reply can list a write
+// twice in the feed and the outbox (never in a chain). On one node or
 // Sentinel, everything is in the one script.
 //
 // # Delivery marks

@@ -50,6 +50,21 @@ func unavailable(err error) bool {
 	return false
 }
 
+// replyLost reports whether err leaves a command's outcome unknown: it
+// was sent, or may have been, and no reply came (a read timeout, a
+// connection closed or reset). The caller's own deadline is not one: it
+// asked to stop.
+func replyLost(err error) bool {
+	var netErr net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return false
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
+		return true
+	}
+	return errors.As(err, &netErr) && netErr.Timeout()
+}
+
 // pipeErr returns the first error of a pipeline's commands other than
 // redis.Nil (a missing key or list index, which callers read as empty),
 // or err when it is not of a command (a failure before any was sent).

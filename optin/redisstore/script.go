@@ -11,7 +11,11 @@ import (
 // store read them: it appends the events the store sealed and chained in
 // Go (Lua has no SHA-256), so a chain moved by another writer would be
 // broken. Any subject whose check fails makes it write nothing and
-// answer {"conflict", i}; otherwise {"ok"}.
+// answer {"conflict", i}; otherwise {"ok"}. But when that subject's
+// first new entry is already where this call puts it, this same call
+// ran before (go-redis sends a script again when its reply is lost):
+// then it writes nothing and answers {"done"}, since that run wrote
+// the whole batch.
 //
 // KEYS: per subject its state hash, main list, receipt list and marks;
 // then, when ARGV[2] is "1", the feed, the suppression index, the names
@@ -24,7 +28,8 @@ import (
 // the suppression index; a code another name holds makes the script
 // write nothing and answer {"name", code}); then per subject: flags, the
 // subject id, the main chain's head as read (32 raw bytes or ""), the
-// receipt chain's, the fields to set (a count, then names and values),
+// receipt chain's, the main chain's length as read, the receipts ever
+// appended as read (pruned ones included), the fields to set (a count, then names and values),
 // to delete (a count, then names), the events to append (a count, then
 // entries), the receipts to append (likewise), the delivery marks (a
 // count, then each mark's until in Unix ms and member), and the latest
@@ -33,8 +38,8 @@ import (
 //
 // Flags: N the state must not exist, X it must; E the main chain's head
 // must be the one given (the last event's 32 bytes), R the receipt
-// chain's (the last receipt's 16 bytes, or rp when all are pruned); + and - add the subject to the suppression index
-// or take it out.
+// chain's (the last receipt's 16 bytes, or rp when all are pruned);
+// + and - add the subject to the suppression index or take it out.
 var applyScript = redis.NewScript(`
 local n = tonumber(ARGV[1])
 local indexes = ARGV[2] == '1'
@@ -52,26 +57,40 @@ local function tail(list, size)
   if t then return string.sub(t, -size) end
   return nil
 end
+-- landed tells whether this very call ran before (go-redis sends a
+-- script again when its reply is lost): the subject's first entry is
+-- where this call puts it. Chains only grow at their ends (receipts
+-- are pruned from the front, counted in ro), so it stays there.
+local function landed(s)
+  if s.ne > 0 then return redis.call('LINDEX', s.e, s.n) == ARGV[s.ev] end
+  local ro = tonumber(redis.call('HGET', s.state, 'ro') or '0')
+  return s.rn >= ro and redis.call('LINDEX', s.r, s.rn - ro) == ARGV[s.rc]
+end
 for i = 1, n do
-  local s = {flags = ARGV[a], sid = ARGV[a+1], eh = ARGV[a+2], rh = ARGV[a+3]}
-  a = a + 4
+  local s = {flags = ARGV[a], sid = ARGV[a+1], eh = ARGV[a+2], rh = ARGV[a+3], n = tonumber(ARGV[a+4]), rn = tonumber(ARGV[a+5])}
+  a = a + 6
   local k = 4*i - 3
   s.state, s.e, s.r, s.d = KEYS[k], KEYS[k+1], KEYS[k+2], KEYS[k+3]
-  local f = s.flags
-  local exists = redis.call('EXISTS', s.state) == 1
-  if string.find(f, 'N', 1, true) and exists then return {'conflict', tostring(i)} end
-  if string.find(f, 'X', 1, true) and not exists then return {'conflict', tostring(i)} end
-  if string.find(f, 'E', 1, true) and (tail(s.e, 32) or '') ~= s.eh then return {'conflict', tostring(i)} end
-  if string.find(f, 'R', 1, true) then
-    local h = tail(s.r, 16) or redis.call('HGET', s.state, 'rp') or ''
-    if h ~= s.rh then return {'conflict', tostring(i)} end
-  end
   s.nset = tonumber(ARGV[a]); s.set = a + 1; a = s.set + 2*s.nset
   s.ndel = tonumber(ARGV[a]); s.del = a + 1; a = s.del + s.ndel
   s.ne = tonumber(ARGV[a]); s.ev = a + 1; a = s.ev + s.ne
   s.nr = tonumber(ARGV[a]); s.rc = a + 1; a = s.rc + s.nr
   s.nm = tonumber(ARGV[a]); s.mk = a + 1; a = s.mk + 2*s.nm
   s.last = tonumber(ARGV[a]); a = a + 1
+  local f = s.flags
+  local exists = redis.call('EXISTS', s.state) == 1
+  local moved = (string.find(f, 'N', 1, true) and exists)
+    or (string.find(f, 'X', 1, true) and not exists)
+    or (string.find(f, 'E', 1, true) and (tail(s.e, 32) or '') ~= s.eh)
+  if not moved and string.find(f, 'R', 1, true) then
+    moved = (tail(s.r, 16) or redis.call('HGET', s.state, 'rp') or '') ~= s.rh
+  end
+  if moved then
+    -- All or nothing: one subject's entry in place means the whole
+    -- call was written.
+    if landed(s) then return {'done'} end
+    return {'conflict', tostring(i)}
+  end
   subs[i] = s
 end
 local nob = tonumber(ARGV[a]) or 0

@@ -38,9 +38,16 @@ type record struct {
 	pending, receipts []*optin.SealedEvent
 	// marks are the delivery marks of the applied changes, in order.
 	marks []optin.Delivery
-	// ids are the event ids the chains hold, read for changes marked
-	// Once; nil when not read.
-	ids map[string]bool
+	// ids are the event ids the chains hold with where and what they
+	// are, read for changes marked Once and after a conflict or a lost
+	// reply; nil when not read.
+	ids map[string]stored
+}
+
+// stored is where an event is in its subject's chains, and its hash.
+type stored struct {
+	ref  ref
+	hash string
 }
 
 // decodeState reads a state hash (HGETALL) of subject sid with the last
@@ -123,7 +130,7 @@ func (r *record) snapshot() {
 
 // apply applies ch, keeping the sealed event and its consent's index.
 func (r *record) apply(ch optin.Change, now time.Time) (optin.Result, error) {
-	if ch.Once && r.ids[ch.Event.ID] {
+	if _, there := r.ids[ch.Event.ID]; ch.Once && there {
 		return optin.Result{}, nil // a replay of what is there
 	}
 	sealed, res, err := r.st.Apply(ch, now)
@@ -143,6 +150,29 @@ func (r *record) apply(ch optin.Change, now time.Time) (optin.Result, error) {
 		r.marks = append(r.marks, *ch.Delivered)
 	}
 	return res, nil
+}
+
+// landed returns, when the chains hold the event of a change that an
+// earlier try of this call sent, that try's result: the one whose event
+// has the stored hash.
+func (r *record) landed(it *item) (optin.Result, ref, bool) {
+	if len(it.tried) == 0 {
+		return optin.Result{}, ref{}, false
+	}
+	at, there := r.ids[it.ch.Event.ID]
+	if !there {
+		return optin.Result{}, ref{}, false
+	}
+	for i := len(it.tried) - 1; i >= 0; i-- {
+		if it.tried[i].Event.Hash == at.hash {
+			return it.tried[i], at.ref, true
+		}
+	}
+	// Not reached: every write of the change is one of its tries. Its
+	// event is there all the same, so it must not be appended again.
+	res := it.tried[len(it.tried)-1]
+	res.Event.Hash = at.hash
+	return res, at.ref, true
 }
 
 // dirty reports whether the record has anything to write.

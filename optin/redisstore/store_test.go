@@ -31,8 +31,21 @@ func testClient(srv *redistest.Server) *redis.Client {
 	})
 }
 
-// openOn opens a store on srv with opts (Client set here, and Keys when
-// not: the tests' shared ledger key) and closes it when the test ends.
+// patientClient is testClient with a read timeout that a loaded machine
+// (two test runs at once on two cores, with -race) does not reach: the
+// conformance suite checks the ledger, not how fast Redis answers; the
+// outage tests keep testClient's short one.
+func patientClient(srv *redistest.Server) *redis.Client {
+	c := testClient(srv)
+	o := c.Options()
+	o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = 3*time.Second, 3*time.Second, 3*time.Second
+	c.Close()
+	return redis.NewClient(o)
+}
+
+// openOn opens a store on srv with opts (Client, when not set, a
+// testClient, and Keys the tests' shared ledger key) and closes it when
+// the test ends.
 func openOn(t testing.TB, srv *redistest.Server, opts Options) *Store {
 	t.Helper()
 	s, err := tryOpen(srv, opts)
@@ -44,7 +57,9 @@ func openOn(t testing.TB, srv *redistest.Server, opts Options) *Store {
 }
 
 func tryOpen(srv *redistest.Server, opts Options) (*Store, error) {
-	opts.Client = testClient(srv)
+	if opts.Client == nil {
+		opts.Client = testClient(srv)
+	}
 	if opts.Keys == nil {
 		opts.Keys = testKeys
 	}
@@ -72,7 +87,7 @@ func newHarness(perSubject bool) *harness {
 
 func (h *harness) open(t *testing.T, now func() time.Time, keys *optin.Keys) optin.Store {
 	srv := redistest.StartWith(t, redistest.Options{AppendOnly: true})
-	s := openOn(t, srv, Options{Now: now, Keys: keys})
+	s := openOn(t, srv, Options{Now: now, Keys: keys, Client: patientClient(srv)})
 	s.cluster = h.perSubject
 	h.remember(t, s, srv)
 	return s
@@ -100,7 +115,7 @@ func (h *harness) reopen(t *testing.T, st optin.Store, now func() time.Time, key
 		}
 	}
 	srv.Restart()
-	again, err := tryOpen(srv, Options{Now: now, Keys: keys})
+	again, err := tryOpen(srv, Options{Now: now, Keys: keys, Client: patientClient(srv)})
 	if err != nil {
 		return nil, err
 	}
