@@ -176,7 +176,15 @@ func TestLostReplyCallerRetry(t *testing.T) {
 		a := addr(t, "caller@retry.example")
 		changes := []optin.Change{grant(t, l, a, 0), receipt(a)}
 		for i := range changes {
-			changes[i].Event.ID = optin.NewEventID(time.Now())
+			// As the journal does: the id from the event's own time (a
+			// receipt's time is its id's), so that the retry is the
+			// same event.
+			at := changes[i].Event.Time
+			if at.IsZero() {
+				at = time.Now()
+				changes[i].Event.Time = at
+			}
+			changes[i].Event.ID = optin.NewEventID(at)
 			changes[i].Once = true
 		}
 		p.silenceAfterNext()
