@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"optinproxy/internal/testtools"
 	"optinproxy/optin"
 )
 
@@ -79,7 +80,7 @@ func TestDispatchDeadLetter(t *testing.T) {
 		ctx := context.Background()
 		st, _ := k.open(t)
 		warmUp(t, st)
-		clock := &testClock{t: time.Now()}
+		clock := testtools.NewClock(time.Now())
 		r := newReceiver(t, testSecret)
 		r.setFallback(fault{status: 500})
 		p := newTestEndpoint(t, r.srv.URL, noRetryClient())
@@ -94,14 +95,14 @@ func TestDispatchDeadLetter(t *testing.T) {
 		// Failing: pending, until an hour has passed.
 		failing := c.toggle("a@example.org")
 		waitFor(t, "attempts", 10*time.Second, func() bool {
-			clock.advance(25 * time.Millisecond) // past each backoff
+			clock.Advance(25 * time.Millisecond) // past each backoff
 			rec, err := st.Delivery(ctx, p.Name(), failing)
 			return err == nil && rec.Attempts >= 2
 		})
 		if rec, _ := st.Delivery(ctx, p.Name(), failing); rec.Status != optin.DeliveryPending || rec.LastError != "webhooks: receiver answered 500" {
 			t.Fatalf("failing delivery: %+v", rec)
 		}
-		clock.advance(time.Hour + time.Minute)
+		clock.Advance(time.Hour + time.Minute)
 		waitFor(t, "dead after an hour", 10*time.Second, func() bool {
 			rec, _ := st.Delivery(ctx, p.Name(), failing)
 			return rec.Status == optin.DeliveryDead
@@ -142,7 +143,7 @@ func TestDispatchDeadLetter(t *testing.T) {
 		}
 
 		// Kept for a day, then pruned by the prune loop.
-		clock.advance(23 * time.Hour)
+		clock.Advance(23 * time.Hour)
 		if _, err := d.Prune(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -151,7 +152,7 @@ func TestDispatchDeadLetter(t *testing.T) {
 				t.Errorf("record %s within RetiredFor: %v", id, err)
 			}
 		}
-		clock.advance(2 * time.Hour)
+		clock.Advance(2 * time.Hour)
 		waitFor(t, "pruned", 10*time.Second, func() bool {
 			_, e1 := st.Delivery(ctx, p.Name(), failing)
 			_, e2 := st.Delivery(ctx, p.Name(), refused)

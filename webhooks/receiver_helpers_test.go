@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"optinproxy/internal/httpjson"
 	"optinproxy/internal/redistest"
 	"optinproxy/internal/teststore"
+	"optinproxy/internal/testtools"
 	"optinproxy/optin"
 )
 
@@ -46,7 +46,7 @@ type fixture struct {
 	marks  Marks
 	rc     *Receiver
 	reg    *prometheus.Registry
-	logs   *syncBuffer
+	logs   *testtools.LogBuffer
 	url    string
 }
 
@@ -70,7 +70,7 @@ func newFixture(t *testing.T, store optin.Store, mod func(*ReceiverOptions)) *fi
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, store: store, ledger: ledger, marks: store, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	f := &fixture{t: t, store: store, ledger: ledger, marks: store, reg: prometheus.NewRegistry(), logs: &testtools.LogBuffer{}}
 	srv := httptest.NewServer(http.NotFoundHandler())
 	t.Cleanup(srv.Close)
 	f.url = srv.URL
@@ -265,22 +265,4 @@ func errorCode(t *testing.T, body string) string {
 		t.Fatalf("error answer %q: %v", body, err)
 	}
 	return b.Error.Code
-}
-
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -5,32 +5,14 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
+	"optinproxy/internal/testtools"
 	"optinproxy/optin"
 )
-
-// testClock is a clock the test moves.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // relayed is a receipt for a that marks message delivered until until.
 func relayed(t *testing.T, a string, message string, until time.Time) optin.Change {
@@ -70,7 +52,7 @@ func wantMarks(t *testing.T, s *Store, what string, n int) {
 // a minute; a replaced mark leaves no stale expiry entry; the message key
 // is not stored.
 func TestMarksPurged(t *testing.T) {
-	c := &testClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	c := testtools.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	s := openClock(t, filepath.Join(t.TempDir(), "optinproxy.db"), c.Now)
 	ctx := context.Background()
 	start := c.Now()
@@ -90,13 +72,13 @@ func TestMarksPurged(t *testing.T) {
 	}
 	wantMarks(t, s, "after 15 subjects' marks", 15)
 
-	c.advance(2 * time.Hour) // past the first ten
+	c.Advance(2 * time.Hour) // past the first ten
 	if _, err := s.Apply(ctx, []optin.Change{relayed(t, "later@example.com", message, c.Now().Add(time.Hour))}); err != nil {
 		t.Fatal(err)
 	}
 	wantMarks(t, s, "after a write past the first until", 6)
 
-	c.advance(90 * time.Minute) // start+3h30m: past p10 to p13 and later's mark
+	c.Advance(90 * time.Minute) // start+3h30m: past p10 to p13 and later's mark
 	wantMarks(t, s, "without a write", 6)
 	if _, err := s.Apply(ctx, []optin.Change{relayed(t, "later@example.com", message, c.Now().Add(time.Hour))}); err != nil {
 		t.Fatal(err)
@@ -104,7 +86,7 @@ func TestMarksPurged(t *testing.T) {
 	// p14's mark (start+4h) and later's, replaced, are left.
 	wantMarks(t, s, "after a second write", 2)
 
-	c.advance(30 * time.Minute) // start+4h: p14's until
+	c.Advance(30 * time.Minute) // start+4h: p14's until
 	write := func() {
 		t.Helper()
 		blocked := optin.Receipt{Subject: changes[0].Subject, Purpose: "news", Actor: "smtp", Decision: optin.Decision{Reason: optin.ReasonNoConsent}}
@@ -121,13 +103,13 @@ func TestMarksPurged(t *testing.T) {
 	if _, err := s.Apply(ctx, []optin.Change{quick}); err != nil {
 		t.Fatal(err)
 	}
-	c.advance(20 * time.Second)
+	c.Advance(20 * time.Second)
 	write()
 	wantMarks(t, s, "20s after a purge", 2)
 	if st, err := s.Lookup(ctx, optin.LookupQuery{Addresses: []optin.Address{quick.Subject}, Message: message}); err != nil || st[0].Delivered {
 		t.Errorf("Lookup of a mark past its until, not yet purged: %+v %v", st, err)
 	}
-	c.advance(45 * time.Second)
+	c.Advance(45 * time.Second)
 	write()
 	wantMarks(t, s, "a minute after the last purge", 1)
 
@@ -149,7 +131,7 @@ func TestMarksPurged(t *testing.T) {
 // TestPurgeBounded: one purge deletes at most its limit, oldest first,
 // and a purge that hit the cap runs again on the next write.
 func TestPurgeBounded(t *testing.T) {
-	c := &testClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	c := testtools.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	s := openClock(t, filepath.Join(t.TempDir(), "optinproxy.db"), c.Now)
 	start := c.Now()
 	var changes []optin.Change
@@ -159,7 +141,7 @@ func TestPurgeBounded(t *testing.T) {
 	if _, err := s.Apply(context.Background(), changes); err != nil {
 		t.Fatal(err)
 	}
-	c.advance(time.Hour)
+	c.Advance(time.Hour)
 	var n int
 	err := s.db.Update(func(tx *bolt.Tx) (err error) {
 		n, err = purgeMarks(tx, c.Now(), 4)

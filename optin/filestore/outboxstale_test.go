@@ -8,6 +8,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"optinproxy/internal/testtools"
 	"optinproxy/optin"
 )
 
@@ -16,7 +17,7 @@ import (
 // the first prune, and is forgotten only once it has not been seen for
 // the retention since.
 func TestPruneCursorWithoutSignOfLife(t *testing.T) {
-	c := &testClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	c := testtools.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	s := openClock(t, filepath.Join(t.TempDir(), "optinproxy.db"), c.Now)
 	ctx := context.Background()
 	if err := s.SaveDeliveries(ctx, "old", nil, "0"); err != nil {
@@ -44,7 +45,7 @@ func TestPruneCursorWithoutSignOfLife(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c.advance(48 * time.Hour)
+	c.Advance(48 * time.Hour)
 	if n, err := s.PruneOutbox(ctx, c.Now().Add(-24*time.Hour)); err != nil || n != 0 {
 		t.Fatalf("PruneOutbox with a cursor of no known age: %d, %v; want 0", n, err)
 	}
@@ -55,7 +56,7 @@ func TestPruneCursorWithoutSignOfLife(t *testing.T) {
 		t.Errorf("the time given at the first prune: %x", savedAt())
 	}
 
-	c.advance(48 * time.Hour)
+	c.Advance(48 * time.Hour)
 	if n, err := s.PruneOutbox(ctx, c.Now().Add(-24*time.Hour)); err != nil || n != 1 {
 		t.Fatalf("PruneOutbox a retention later: %d, %v; want the item", n, err)
 	}

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 
 	"optinproxy/internal/redistest"
 	"optinproxy/internal/teststore"
+	"optinproxy/internal/testtools"
 	"optinproxy/optin"
 )
 
@@ -31,14 +31,14 @@ type env struct {
 	store optin.Store
 	path  string
 	key   []byte
-	logs  *syncBuffer
+	logs  *testtools.LogBuffer
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	srv := redistest.StartWith(t, redistest.Options{AppendOnly: true})
 	return &env{srv: srv, store: teststore.Redis(t, srv), path: filepath.Join(t.TempDir(), "data", "receipts.journal"),
-		key: testKeys.Get().Derive("journal"), logs: &syncBuffer{}}
+		key: testKeys.Get().Derive("journal"), logs: &testtools.LogBuffer{}}
 }
 
 // options are the journal's options in env; change edits them.
@@ -220,24 +220,6 @@ func leaks(b []byte, secret string) []string {
 		}
 	}
 	return found
-}
-
-// syncBuffer is a bytes.Buffer for a logger used by several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // quiet drops go-redis's own log lines (failed dials while a test has
