@@ -278,3 +278,15 @@ func TestMailchimpValuesTrimmed(t *testing.T) {
 		t.Errorf("consent = %+v, want ip_signup 10.20.10.30 without the line end", c)
 	}
 }
+
+// TestUnknownWebhookPath: a path that names no receiver (or Mailchimp's
+// without its secret) gets a JSON 404 that lists the receivers.
+func TestUnknownWebhookPath(t *testing.T) {
+	f := newFixture(t, fileStore(t), nil)
+	for _, path := range []string{"/webhooks/", "/webhooks/mailchimp/", "/webhooks/sendgrid"} {
+		r := f.do(http.MethodPost, path, formType, []byte("type=subscribe"), nil)
+		if r.status != http.StatusNotFound || errorCode(t, r.body) != "not_found" || !strings.Contains(r.body, "/webhooks/crm") {
+			t.Errorf("%s: %d %s", path, r.status, r.body)
+		}
+	}
+}

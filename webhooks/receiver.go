@@ -205,6 +205,9 @@ func NewReceiver(opts ReceiverOptions) (*Receiver, error) {
 	rc.mux.HandleFunc("/webhooks/mailchimp/{secret}", rc.serveMailchimp)
 	rc.mux.HandleFunc("/webhooks/mandrill", rc.serveMandrill)
 	rc.mux.HandleFunc("/webhooks/crm", rc.serveCRM)
+	rc.mux.HandleFunc("/webhooks/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such webhook: the receivers are /webhooks/mailchimp/SECRET, /webhooks/mandrill and /webhooks/crm")
+	})
 	return rc, nil
 }
 
