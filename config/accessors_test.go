@@ -115,6 +115,8 @@ func TestWarnings(t *testing.T) {
 		{"opportunistic starttls", "upstream: {url: smtp://mail.example.net}\n", "unencrypted if it does not offer STARTTLS"},
 		{"key file beside the store", "", "store.key_file data/ledger.key lies in store.path"},
 		{"key file in the store folder", "store: {path: /srv/opt, key_file: /srv/opt/keys/ledger.key}\n", "lies in store.path"},
+		{"mailchimp secret over http", "webhooks: {mailchimp: {secret: 3f1c0a9e7b2d4c6e8f0a1b2c3d4e5f60, lists: {abc: newsletter}}}\n", "the secret in their URL, travel unencrypted"},
+		{"outbound over http", "webhooks: {outbound: [{url: \"http://crm.example.com/hook\", secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}]}\n", "webhooks.outbound http://crm.example.com/hook is http"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

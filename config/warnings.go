@@ -59,6 +59,16 @@ func (c *Config) Warnings() []string {
 			add("upstream.starttls is %s: mail goes to %s unencrypted if it does not offer STARTTLS", c.Upstream.StartTLS, addr)
 		}
 	}
+
+	// Webhooks come in over http.listen, reached at public_url.
+	if u, err := url.Parse(c.HTTP.PublicURL); err == nil && u.Scheme != "https" && c.Webhooks.Mailchimp.Secret != "" {
+		add("webhooks.mailchimp.secret is set but http.public_url is not https: Mailchimp's deliveries, and the secret in their URL, travel unencrypted")
+	}
+	for _, o := range c.Webhooks.Outbound {
+		if u, err := url.Parse(o.URL); err == nil && u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+			add("webhooks.outbound %s is http: the events, with the addresses they name, travel unencrypted", u.Redacted())
+		}
+	}
 	return w
 }
 
