@@ -6,7 +6,7 @@ import (
 )
 
 // Outbox is the part of a store that keeps what the outbound webhooks
-// and the Mailchimp sync must still send (SPEC §7), modelled on a mail
+// and the Mailchimp sync must still send, modelled on a mail
 // queue: every event of a subject's main chain (consent, suppression and
 // subject events; never a receipt) is appended to the outbox in the same
 // atomic write that appends it to the chain, so no change is recorded
