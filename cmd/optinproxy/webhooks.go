@@ -58,6 +58,8 @@ func newOutbound(cfg *config.Config, ledger *optin.Ledger, reg prometheus.Regist
 			return nil, fmt.Errorf("webhooks.outbound[%d]: %w", i, err)
 		}
 		targets = append(targets, ep)
+		// outbox list names targets; the log says which URL each is.
+		log.Info("outbound webhook", "target", ep.Name(), "url", redactURL(o.URL))
 	}
 	out := &outbound{}
 	if api := &w.MailchimpAPI; api.APIKey != "" {
