@@ -27,7 +27,7 @@ const maxDomainLabels = 100
 type complaints struct {
 	rates *optin.DomainRates
 	total *prometheus.CounterVec
-	rate  *prometheus.GaugeVec
+	rate  *prometheus.Desc
 	log   *slog.Logger
 	now   func() time.Time
 
@@ -48,13 +48,12 @@ func newComplaints(rates *optin.DomainRates, reg prometheus.Registerer, log *slo
 			Name: "optinproxy_complaints_total",
 			Help: "Spam complaints received from Mandrill, by the sending (From) domain; at most 100 domains, the rest as \"other\".",
 		}, []string{"domain"}),
-		rate: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "optinproxy_complaint_rate",
-			Help: "Spam complaints per copy relayed over the last 24 hours, by sending domain, as of the last complaint (Gmail: stay under 0.001, never reach 0.003).",
-		}, []string{"domain"}),
+		rate: prometheus.NewDesc("optinproxy_complaint_rate",
+			"Spam complaints per copy relayed over the last 24 hours, by sending domain, as of the scrape (Gmail: stay under 0.001, never reach 0.003); domains with a complaint only.",
+			[]string{"domain"}, nil),
 	}
 	if reg != nil {
-		for _, col := range []prometheus.Collector{c.total, c.rate} {
+		for _, col := range []prometheus.Collector{c.total, rateCollector{c}} {
 			if err := reg.Register(col); err != nil {
 				return nil, err
 			}
@@ -74,7 +73,6 @@ func (c *complaints) record(domain string) {
 	rate, sent, n := c.rates.Complaint(domain)
 	label := c.label(domain)
 	c.total.WithLabelValues(label).Inc()
-	c.rate.WithLabelValues(label).Set(rate)
 	level := 0
 	switch {
 	case sent == 0:
@@ -96,6 +94,27 @@ func (c *complaints) record(domain string) {
 	}
 	c.log.Warn("complaint rate over 0.1% over the last 24 hours: Gmail asks senders to stay under 0.1% and never reach 0.3%",
 		"domain", domain, "rate", rate, "complaints", n, "sent", sent)
+}
+
+// rateCollector reports each complained-about domain's rate when
+// scraped: over the last 24 hours as of then, so that a day-old spike
+// does not stand for ever.
+type rateCollector struct{ c *complaints }
+
+func (r rateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- r.c.rate }
+
+func (r rateCollector) Collect(ch chan<- prometheus.Metric) {
+	r.c.mu.Lock()
+	domains := make([]string, 0, len(r.c.labels))
+	for d := range r.c.labels {
+		domains = append(domains, d)
+	}
+	r.c.mu.Unlock()
+	// The domains past the label cap have a counter ("other"), no rate.
+	for _, d := range domains {
+		rate, _, _ := r.c.rates.Rate(d)
+		ch <- prometheus.MustNewConstMetric(r.c.rate, prometheus.GaugeValue, rate, d)
+	}
 }
 
 // label is domain when it is one of the first maxDomainLabels seen, else

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"optinproxy/internal/testtools"
 	"optinproxy/optin"
 )
 
@@ -143,7 +144,8 @@ func TestMandrillMalformed(t *testing.T) {
 // TestComplaintRate: spam events against the copies the relay counted
 // for the sender's domain, as metrics and a warning once a day per level.
 func TestComplaintRate(t *testing.T) {
-	rates := optin.NewDomainRates(nil)
+	clock := testtools.NewClock(time.Now())
+	rates := optin.NewDomainRates(clock.Now)
 	rates.Sent("shop.example", 1000)
 	f := newFixture(t, fileStore(t), func(o *ReceiverOptions) { o.Rates = rates })
 	spam := func(n int) {
@@ -180,5 +182,15 @@ func TestComplaintRate(t *testing.T) {
 	}
 	if strings.Contains(logs, "@example.com") {
 		t.Errorf("an address in the log:\n%s", logs)
+	}
+	// The gauge is the rate as of the scrape: a day later the complaints
+	// (and copies) have left the window.
+	if got := f.metric("optinproxy_complaint_rate", map[string]string{"domain": "shop.example"}); got != 0.004 {
+		t.Errorf("rate %v, want 0.004", got)
+	}
+	clock.Advance(25 * time.Hour)
+	rates.Sent("shop.example", 10)
+	if got := f.metric("optinproxy_complaint_rate", map[string]string{"domain": "shop.example"}); got != 0 {
+		t.Errorf("rate a day later %v, want 0", got)
 	}
 }
