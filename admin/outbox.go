@@ -15,7 +15,7 @@ import (
 // package's Dispatcher provides it; cmd passes it in.
 type Outbox interface {
 	Deliveries(ctx context.Context, q optin.DeliveryQuery) (optin.DeliveryPage, error)
-	// Replay puts the dead delivery id (DeliveryID's form) back in the
+	// Replay puts the dead delivery id (optin.OutboxDelivery.ID) back in the
 	// queue; optin.ErrNotFound when there is no such dead delivery.
 	Replay(ctx context.Context, id string) (optin.OutboxDelivery, error)
 }
@@ -23,10 +23,6 @@ type Outbox interface {
 // Syncer pulls the Mailchimp audience into the ledger and answers its
 // report (a JSON object).
 type Syncer func(ctx context.Context) (any, error)
-
-// DeliveryID names a delivery in the API and the command line: its
-// target, a dot, and its event's id. Target names hold no dot.
-func DeliveryID(d optin.OutboxDelivery) string { return d.Target + "." + d.EventID }
 
 type deliveryJSON struct {
 	ID        string               `json:"id"`
@@ -43,7 +39,7 @@ type deliveryJSON struct {
 }
 
 func toDeliveryJSON(d optin.OutboxDelivery) deliveryJSON {
-	return deliveryJSON{ID: DeliveryID(d), Target: d.Target, EventID: d.EventID, EventType: d.EventType,
+	return deliveryJSON{ID: d.ID(), Target: d.Target, EventID: d.EventID, EventType: d.EventType,
 		Status: d.Status, Attempts: d.Attempts, Created: d.Created, NextAt: d.NextAt, LastAt: d.LastAt,
 		LastError: d.LastError, DoneAt: d.DoneAt}
 }
@@ -101,7 +97,7 @@ func (a *API) replayDead(w http.ResponseWriter, r *http.Request, p principal) {
 		a.fail(w, r, err)
 		return
 	}
-	a.log.Info("dead delivery replayed", "delivery", DeliveryID(d), "token", p.name)
+	a.log.Info("dead delivery replayed", "delivery", d.ID(), "token", p.name)
 	writeJSON(w, http.StatusOK, toDeliveryJSON(d))
 }
 

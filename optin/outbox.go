@@ -139,6 +139,11 @@ type OutboxDelivery struct {
 	DoneAt    time.Time `json:"done_at,omitzero"`
 }
 
+// ID names the delivery in the outbox commands and the API, and is the
+// webhook-id its receiver deduplicates by: the target, a dot and the
+// event's id (target names hold no dot).
+func (d OutboxDelivery) ID() string { return d.Target + "." + d.EventID }
+
 // DeliveryQuery selects delivery records.
 type DeliveryQuery struct {
 	Target string

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"optinproxy/optin"
 )
 
 // ExponentialBackoff returns the outbox's wait before attempt n+1 after
@@ -29,7 +31,9 @@ func ExponentialBackoff(min, max time.Duration, random func() float64) func(atte
 // DeliveryID is the id of target's delivery of an event: the webhook-id
 // receivers deduplicate by (the same on every attempt) and the id the
 // outbox commands and the admin API name a delivery by.
-func DeliveryID(target, eventID string) string { return target + "." + eventID }
+func DeliveryID(target, eventID string) string {
+	return optin.OutboxDelivery{Target: target, EventID: eventID}.ID()
+}
 
 // ParseID splits a DeliveryID into its target and event id. Target names
 // hold no dot, so the first one separates them.
