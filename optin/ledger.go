@@ -225,10 +225,20 @@ func (l *Ledger) Withdraw(ctx context.Context, a Address, purpose string, cc Con
 // Suppress adds an address-level block; adding one that exists changes
 // nothing and records nothing.
 func (l *Ledger) Suppress(ctx context.Context, a Address, reason SuppressionReason, actor string) (Result, error) {
-	if !reason.Valid() {
-		return Result{}, fmt.Errorf("%w: suppression reason %q", ErrBadInput, reason)
+	ch, err := l.SuppressChange(a, reason, actor)
+	if err != nil {
+		return Result{}, err
 	}
-	return l.applyOne(ctx, Change{Subject: a, AddSuppression: reason, Event: l.suppressionEvent(a, EventSuppressionAdded, reason, actor)})
+	return l.applyOne(ctx, ch)
+}
+
+// SuppressChange builds the Change Suppress applies, for a batch (a sync
+// page, an erasure with its withdrawals).
+func (l *Ledger) SuppressChange(a Address, reason SuppressionReason, actor string) (Change, error) {
+	if !reason.Valid() {
+		return Change{}, fmt.Errorf("%w: suppression reason %q", ErrBadInput, reason)
+	}
+	return Change{Subject: a, AddSuppression: reason, Event: l.suppressionEvent(a, EventSuppressionAdded, reason, actor)}, nil
 }
 
 // Unsuppress removes an address-level block.

@@ -178,30 +178,40 @@ func (rc *Receiver) applyCRM(ctx context.Context, ch crmChange) (bool, error) {
 // not built for webhooks yet; until then a CRM's erasure blocks all mail
 // at once with an erased suppression, and withdraws every purpose the
 // subject holds, so nothing is sent under an old consent if the
-// suppression is ever removed.
+// suppression is ever removed. One read, then one batch.
 func (rc *Receiver) eraseCRM(ctx context.Context, ch crmChange) (bool, error) {
-	res, err := rc.ledger.Suppress(ctx, ch.Subject, optin.SuppressErased, ActorCRM)
+	sup, err := rc.ledger.SuppressChange(ch.Subject, optin.SuppressErased, ActorCRM)
 	if err != nil {
 		return false, err
 	}
-	changed := res.Applied
+	changes := []optin.Change{sup}
 	view, err := rc.ledger.Store().Subject(ctx, ch.Subject, 0)
-	if err != nil {
-		return changed, err // the suppression was just written: not ErrNotFound
+	if err != nil && !errors.Is(err, optin.ErrNotFound) {
+		return false, err
 	}
-	for _, c := range view.Consents {
-		if c.Status == optin.StatusWithdrawn {
-			continue
+	if view != nil {
+		for _, c := range view.Consents {
+			if c.Status == optin.StatusWithdrawn {
+				continue
+			}
+			if _, known := rc.ledger.Purposes()[c.Purpose]; !known {
+				continue // the ledger withdraws configured purposes only; the suppression blocks the rest
+			}
+			w, err := rc.ledger.WithdrawChange(ch.Subject, c.Purpose, optin.ConsentChange{
+				Source: optin.SourceCRM, Actor: ActorCRM, At: ch.At, Basis: c.Basis})
+			if err != nil {
+				return false, err
+			}
+			changes = append(changes, w)
 		}
-		if _, known := rc.ledger.Purposes()[c.Purpose]; !known {
-			continue // the ledger withdraws configured purposes only; the suppression blocks the rest
-		}
-		res, err := rc.ledger.Withdraw(ctx, ch.Subject, c.Purpose, optin.ConsentChange{
-			Source: optin.SourceCRM, Actor: ActorCRM, At: ch.At, Basis: c.Basis})
-		if err != nil {
-			return changed, err
-		}
-		changed = changed || res.Applied
+	}
+	results, err := rc.ledger.Apply(ctx, changes)
+	if err != nil {
+		return false, err
+	}
+	changed := false
+	for _, r := range results {
+		changed = changed || r.Applied
 	}
 	return changed, nil
 }

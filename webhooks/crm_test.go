@@ -245,3 +245,16 @@ func TestSlowStoreAnswers503InTime(t *testing.T) {
 		t.Errorf("consent after the retry: %+v", c)
 	}
 }
+
+// TestCRMErasureOfUnknownAddress: an erasure of an address the ledger
+// holds nothing about still blocks it, in one batch.
+func TestCRMErasureOfUnknownAddress(t *testing.T) {
+	f := newFixture(t, fileStore(t), nil)
+	body := `{"type":"subject.erased","email":"stranger@example.com"}`
+	if r := f.crm(body, crmHeader(t, "", time.Now(), body)); r.status != http.StatusOK {
+		t.Fatalf("erasure: %d %s", r.status, r.body)
+	}
+	if s := f.suppressions("stranger@example.com"); !slices.Equal(s, []optin.SuppressionReason{optin.SuppressErased}) {
+		t.Errorf("suppressions = %v, want erased", s)
+	}
+}

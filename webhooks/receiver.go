@@ -43,6 +43,9 @@ type Ledger interface {
 	Grant(ctx context.Context, a optin.Address, purpose string, cc optin.ConsentChange) (optin.Result, error)
 	Withdraw(ctx context.Context, a optin.Address, purpose string, cc optin.ConsentChange) (optin.Result, error)
 	Suppress(ctx context.Context, a optin.Address, reason optin.SuppressionReason, actor string) (optin.Result, error)
+	WithdrawChange(a optin.Address, purpose string, cc optin.ConsentChange) (optin.Change, error)
+	SuppressChange(a optin.Address, reason optin.SuppressionReason, actor string) (optin.Change, error)
+	Apply(ctx context.Context, changes []optin.Change) ([]optin.Result, error)
 	Move(ctx context.Context, from, to optin.Address, actor string, at time.Time) (optin.MoveResult, error)
 	Purposes() optin.Purposes
 	Store() optin.Store

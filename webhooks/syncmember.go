@@ -40,10 +40,8 @@ func (s *syncer) change(m AudienceMember) (ch optin.Change, kind int, ok bool, e
 		ch, err = l.WithdrawChange(a, s.opts.Purpose, s.consentChange(at, memberEvidence(m)))
 		return ch, kindWithdraw, err == nil, err
 	case MemberCleaned:
-		// The ledger's own suppression event has this shape.
-		e := optin.Event{Time: s.opts.Now().UTC(), Type: optin.EventSuppressionAdded, Subject: a, Actor: ActorMailchimpSync,
-			Details: []byte(`{"reason":"` + string(optin.SuppressHardBounce) + `"}`)}
-		return optin.Change{Subject: a, AddSuppression: optin.SuppressHardBounce, Event: e}, kindSuppress, true, nil
+		ch, err := l.SuppressChange(a, optin.SuppressHardBounce, ActorMailchimpSync)
+		return ch, kindSuppress, err == nil, err
 	case MemberPending, MemberTransactional, MemberArchived:
 		// Pending has not confirmed; the others never subscribed or were
 		// put aside: none of them says anything about consent.
