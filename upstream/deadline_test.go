@@ -70,24 +70,35 @@ func TestDotTimeout(t *testing.T) {
 	}
 }
 
+// onSecondMail is a lockstep script that answers the second MAIL of a
+// connection with act (the first goes through): the connection is then
+// pooled, as the tests of reuse need.
+func onSecondMail(act func() string) func(n int, cmd string) string {
+	var mu sync.Mutex
+	mails := map[int]int{}
+	return func(n int, cmd string) string {
+		if !strings.HasPrefix(cmd, "MAIL") {
+			return ""
+		}
+		mu.Lock()
+		mails[n]++
+		second := mails[n] == 2
+		mu.Unlock()
+		if second {
+			return act()
+		}
+		return ""
+	}
+}
+
 // A pooled connection that stalls is a failed attempt, not a stale
 // connection: Send does not try again on a fresh one, which would let
 // an upstream take far longer than the timeout.
 func TestStalledPooledConnectionIsNotRetried(t *testing.T) {
-	var mu sync.Mutex
-	mails := map[int]int{}
-	srv := startLockstep(t, func(n int, cmd string) string {
-		if strings.HasPrefix(cmd, "MAIL") {
-			mu.Lock()
-			mails[n]++
-			stall := mails[n] == 2
-			mu.Unlock()
-			if stall {
-				<-t.Context().Done()
-			}
-		}
+	srv := startLockstep(t, onSecondMail(func() string {
+		<-t.Context().Done()
 		return ""
-	})
+	}))
 	s := newSender(t, upstream.Options{URL: "smtp://" + srv.addr, Timeout: 300 * time.Millisecond})
 	if _, err := sendOne(s); err != nil {
 		t.Fatal(err)
@@ -110,20 +121,7 @@ func TestStalledPooledConnectionIsNotRetried(t *testing.T) {
 // A pooled connection the upstream closed while it was idle is tried
 // once more on a fresh one: nothing of the message had gone out.
 func TestClosedPooledConnectionIsRetried(t *testing.T) {
-	var mu sync.Mutex
-	mails := map[int]int{}
-	srv := startLockstep(t, func(n int, cmd string) string {
-		if strings.HasPrefix(cmd, "MAIL") {
-			mu.Lock()
-			mails[n]++
-			again := mails[n] == 2
-			mu.Unlock()
-			if again {
-				return hangUp
-			}
-		}
-		return ""
-	})
+	srv := startLockstep(t, onSecondMail(func() string { return hangUp }))
 	s := newSender(t, upstream.Options{URL: "smtp://" + srv.addr})
 	for i := 0; i < 2; i++ {
 		if _, err := sendOne(s); err != nil {
