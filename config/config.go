@@ -14,6 +14,7 @@ type Config struct {
 	Policy      Policy             `yaml:"policy"`
 	Purposes    map[string]Purpose `yaml:"purposes"`
 	Unsubscribe Unsubscribe        `yaml:"unsubscribe"`
+	Notices     Notices            `yaml:"notices"`
 	Admin       Admin              `yaml:"admin"`
 	Webhooks    Webhooks           `yaml:"webhooks"`
 	DKIM        []DKIM             `yaml:"dkim"`
@@ -100,6 +101,24 @@ type Policy struct {
 	// ReceiptRetention is how long message receipts are kept.
 	ReceiptRetention Duration      `yaml:"receipt_retention"`
 	RoleAddresses    RoleAddresses `yaml:"role_addresses"`
+	// RetentionNotice is how long before a consent expires that its
+	// consent.expiring event is recorded (and sent to the webhooks), so
+	// that a CRM can ask for renewal.
+	RetentionNotice Duration `yaml:"retention_notice"`
+	// PendingExpiry is how long a double opt-in stays pending before it
+	// is marked expired; its confirmation link stops working then too.
+	PendingExpiry Duration `yaml:"pending_expiry"`
+	// PortalLinkTTL is how long a portal link works after it was made.
+	PortalLinkTTL Duration `yaml:"portal_link_ttl"`
+}
+
+// Notices configure the mail the proxy sends itself: double opt-in
+// confirmations and portal links. They go through the upstream.
+type Notices struct {
+	// From is their sender; "" means noreply@ and smtp.hostname.
+	From string `yaml:"from"`
+	// ReplyTo, when set, is where replies go (the privacy officer).
+	ReplyTo string `yaml:"reply_to"`
 }
 
 type RoleAddresses struct {

@@ -49,6 +49,9 @@ func Default() *Config {
 			CurrentVersion:   "2026-01",
 			ReceiptRetention: Duration(400 * day),
 			RoleAddresses:    RoleAddresses{Add: []string{}, Remove: []string{}},
+			RetentionNotice:  Duration(30 * day),
+			PendingExpiry:    Duration(7 * day),
+			PortalLinkTTL:    Duration(24 * time.Hour),
 		},
 		Purposes: map[string]Purpose{
 			"newsletter": {

@@ -44,7 +44,9 @@ func TestDefaultMatchesSpec(t *testing.T) {
 		{"store.path", d.Store.Path, "./data"},
 		{"store.redis", d.Store.Redis, Redis{Sentinel: Sentinel{Addrs: []string{}}, ClusterAddrs: []string{}, KeyPrefix: "optin:"}},
 		{"policy", d.Policy, Policy{Mode: "enforce", DefaultPurpose: "newsletter", CurrentVersion: "2026-01",
-			ReceiptRetention: Duration(400 * 24 * time.Hour), RoleAddresses: RoleAddresses{Add: []string{}, Remove: []string{}}}},
+			ReceiptRetention: Duration(400 * 24 * time.Hour), RoleAddresses: RoleAddresses{Add: []string{}, Remove: []string{}},
+			RetentionNotice: Duration(30 * 24 * time.Hour), PendingExpiry: Duration(7 * 24 * time.Hour), PortalLinkTTL: Duration(24 * time.Hour)}},
+		{"notices", d.Notices, Notices{}},
 		{"store.key_file (resolved)", d.Store.KeyPath(), "data/ledger.key"},
 		{"purposes", d.Purposes, map[string]Purpose{
 			"newsletter": {Basis: "consent", Category: "marketing", Retention: Duration(730 * 24 * time.Hour),

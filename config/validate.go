@@ -21,6 +21,7 @@ func (l *loader) validate(c *Config) {
 	l.checkPolicy(c)
 	l.checkPurposes(c.Purposes)
 	l.checkUnsubscribe(&c.Unsubscribe)
+	l.checkNotices(&c.Notices)
 	l.checkAdmin(c.Admin.Tokens)
 	l.checkWebhooks(c)
 	l.checkDKIM(c.DKIM)

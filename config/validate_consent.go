@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
+	"net/mail"
 	"regexp"
 	"slices"
 	"strings"
@@ -34,6 +35,15 @@ func (l *loader) checkPolicy(c *Config) {
 	}
 	if p.ReceiptRetention < Duration(24*time.Hour) {
 		l.invalid("policy.receipt_retention", "must be at least 1d: receipts are the evidence of what was sent, and why")
+	}
+	if p.RetentionNotice < 0 {
+		l.invalid("policy.retention_notice", "must not be negative (0 records no notice)")
+	}
+	if p.PendingExpiry < Duration(time.Hour) {
+		l.invalid("policy.pending_expiry", "must be at least 1h: the subject needs time to open the confirmation mail")
+	}
+	if p.PortalLinkTTL < Duration(time.Minute) || p.PortalLinkTTL > Duration(30*24*time.Hour) {
+		l.invalid("policy.portal_link_ttl", "must be between 1m and 30d: the link is a credential")
 	}
 	// Empty is allowed: then mail without X-Optin-Purpose and without a
 	// user default purpose is refused.
@@ -95,6 +105,26 @@ func (l *loader) checkUnsubscribe(u *Unsubscribe) {
 		l.checkFooter(key+".text", t.Text)
 		l.checkFooter(key+".html", t.HTML)
 	}
+}
+
+func (l *loader) checkNotices(n *Notices) {
+	for key, v := range map[string]string{"notices.from": n.From, "notices.reply_to": n.ReplyTo} {
+		if v == "" {
+			continue
+		}
+		if a, err := mail.ParseAddress(v); err != nil || a.Name != "" || !strings.Contains(a.Address, "@") {
+			l.invalid(key, fmt.Sprintf("want a bare address such as privacy@example.com, got %q", v))
+		}
+	}
+}
+
+// NoticeFrom is the sender of the proxy's own mail: notices.from, else
+// noreply@ and smtp.hostname.
+func (c *Config) NoticeFrom() string {
+	if c.Notices.From != "" {
+		return c.Notices.From
+	}
+	return "noreply@" + c.SMTP.Hostname
 }
 
 // unsubscribeURL marks the link's place in a footer template.

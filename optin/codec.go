@@ -2,6 +2,7 @@ package optin
 
 import (
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -16,19 +17,19 @@ func EncodeConsent(c Consent) string {
 	return strings.Join([]string{
 		string(c.Status), string(c.Basis), c.Source,
 		unixNano(c.GrantedAt), unixNano(c.UpdatedAt), unixNano(c.ExpiresAt), c.EventID,
-		strconv.Itoa(int(c.Gaps)),
+		strconv.Itoa(int(c.Gaps)), url.QueryEscape(c.PolicyVersion), unixNano(c.NoticedAt),
 	}, "|")
 }
 
-// DecodeConsent reads EncodeConsent's form back, and the older form
-// without gaps.
+// DecodeConsent reads EncodeConsent's form back, and the older forms
+// without gaps (7 fields) or without policy version and notice (8).
 func DecodeConsent(a Address, purpose, s string) (Consent, error) {
 	f := strings.Split(s, "|")
-	if len(f) != 7 && len(f) != 8 {
+	if len(f) != 7 && len(f) != 8 && len(f) != 10 {
 		return Consent{}, fmt.Errorf("%w: consent record %q", ErrCorrupt, s)
 	}
 	c := Consent{Subject: a, Purpose: purpose, Status: Status(f[0]), Basis: Basis(f[1]), Source: f[2], EventID: f[6]}
-	if len(f) == 8 {
+	if len(f) >= 8 {
 		g, err := strconv.ParseUint(f[7], 10, 8)
 		if err != nil {
 			return Consent{}, fmt.Errorf("%w: consent record %q", ErrCorrupt, s)
@@ -36,6 +37,14 @@ func DecodeConsent(a Address, purpose, s string) (Consent, error) {
 		c.Gaps = ProofGaps(g)
 	}
 	var err error
+	if len(f) == 10 {
+		if c.PolicyVersion, err = url.QueryUnescape(f[8]); err != nil {
+			return Consent{}, fmt.Errorf("%w: consent record %q", ErrCorrupt, s)
+		}
+		if c.NoticedAt, err = fromUnixNano(f[9]); err != nil {
+			return Consent{}, fmt.Errorf("%w: consent record %q", ErrCorrupt, s)
+		}
+	}
 	for i, t := range []*time.Time{&c.GrantedAt, &c.UpdatedAt, &c.ExpiresAt} {
 		if *t, err = fromUnixNano(f[3+i]); err != nil {
 			return Consent{}, fmt.Errorf("%w: consent record %q", ErrCorrupt, s)

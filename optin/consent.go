@@ -59,6 +59,13 @@ type Consent struct {
 	// Gaps say what the proof of a granted or pending record lacks; the
 	// no-proof report lists the records that have any.
 	Gaps ProofGaps `json:"proof_gaps,omitzero"`
+	// PolicyVersion is the privacy-policy version the consent was given
+	// under (its evidence's), kept in the record so that the
+	// outdated-policy report need not open every event.
+	PolicyVersion string `json:"policy_version,omitempty"`
+	// NoticedAt is when the consent.expiring event of the current grant
+	// was recorded; zero until then. A renewal clears it.
+	NoticedAt time.Time `json:"noticed_at,omitzero"`
 }
 
 // ProofGaps are what a consent's proof lacks (SPEC §6): a grant whose

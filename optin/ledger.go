@@ -156,6 +156,9 @@ func (l *Ledger) change(a Address, p Purpose, status Status, cc ConsentChange) (
 		ev.PolicyVersion = l.policy
 	}
 	c := &Consent{Subject: a, Purpose: p.Name, Status: status, Basis: basis, Source: source, UpdatedAt: at}
+	if status == StatusGranted || status == StatusPending {
+		c.PolicyVersion = ev.PolicyVersion
+	}
 	if status == StatusGranted {
 		if !(imported && undated) {
 			c.GrantedAt = at

@@ -20,7 +20,7 @@ import (
 
 // A token is base64url (no padding) of
 //
-//	version (1) | key id (1) | nonce (12) | AES-256-GCM(plaintext) with its tag (16)
+//	kind (1) | key id (1) | nonce (12) | AES-256-GCM(plaintext) with its tag (16)
 //
 // and the plaintext is
 //
@@ -29,20 +29,36 @@ import (
 // The nonce is synthetic: the first 12 bytes of an HMAC of the plaintext
 // under a key of its own. Equal claims give equal tokens, and no nonce is
 // ever reused for two different plaintexts, which random 96-bit nonces
-// only make unlikely. The version and key id are authenticated as
-// additional data.
+// only make unlikely. The kind and key id are authenticated as
+// additional data, so a token of one kind never opens as another: an
+// unsubscribe link cannot be turned into a portal link.
 const (
-	tokenVersion = 1
-	nonceSize    = 12
-	tagSize      = 16
-	headerSize   = 2 + nonceSize
-	fixedPlain   = 4 + 8 + 1
+	nonceSize  = 12
+	tagSize    = 16
+	headerSize = 2 + nonceSize
+	fixedPlain = 4 + 8 + 1
 	// maxTokenChars bounds what Parse decodes: an address is at most a
 	// few hundred bytes, so a longer token is not one of ours.
 	maxTokenChars = 1024
 	// minSecretBytes refuses a secret too short to be one (a typo, an
 	// empty variable); the generated ones are 64 hex characters.
 	minSecretBytes = 16
+)
+
+// Kind says what a token is for. The first byte of every token; the
+// unsubscribe links sent before kinds existed are KindUnsubscribe.
+type Kind byte
+
+const (
+	// KindUnsubscribe is the /u/TOKEN link of a marketing copy.
+	KindUnsubscribe Kind = 1
+	// KindConfirm is the /confirm/TOKEN link of a double opt-in mail;
+	// Claim.Purpose is the purpose to confirm.
+	KindConfirm Kind = 2
+	// KindPortal is the /p/TOKEN link of the personal portal; the portal
+	// decides how long after Claim.Issued it is honoured. Its claim's
+	// Purpose is "portal".
+	KindPortal Kind = 3
 )
 
 // hkdfInfo names what the derived keys are for, so that the same secret
@@ -105,21 +121,28 @@ func deriveKey(secret []byte) (tokenKey, error) {
 // bits of Unix seconds hold), and Message as an 8-byte hash (a Message of
 // 16 hex digits is taken as such a hash already, as Parse returns it, so
 // that a parsed claim issues the same token again; "" stays "").
-func (t *Tokens) Issue(c Claim) string {
+func (t *Tokens) Issue(c Claim) string { return t.IssueKind(KindUnsubscribe, c) }
+
+// IssueKind seals c as a token of kind k.
+func (t *Tokens) IssueKind(k Kind, c Claim) string {
 	plain := encodeClaim(c)
-	k := t.keys[0]
-	mac := hmac.New(sha256.New, k.nonce)
+	key := t.keys[0]
+	mac := hmac.New(sha256.New, key.nonce)
 	mac.Write(plain)
 	nonce := mac.Sum(nil)[:nonceSize]
 	out := make([]byte, headerSize, headerSize+len(plain)+tagSize)
-	out[0], out[1] = tokenVersion, k.id
+	out[0], out[1] = byte(k), key.id
 	copy(out[2:], nonce)
-	out = k.aead.Seal(out, nonce, plain, out[:2])
+	out = key.aead.Seal(out, nonce, plain, out[:2])
 	return tokenEncoding.EncodeToString(out)
 }
 
-// Parse opens a token. Every error wraps ErrBadToken.
-func (t *Tokens) Parse(s string) (Claim, error) {
+// Parse opens an unsubscribe token. Every error wraps ErrBadToken.
+func (t *Tokens) Parse(s string) (Claim, error) { return t.ParseKind(KindUnsubscribe, s) }
+
+// ParseKind opens a token of kind k; a token of another kind is refused.
+// Every error wraps ErrBadToken.
+func (t *Tokens) ParseKind(k Kind, s string) (Claim, error) {
 	if len(s) > maxTokenChars {
 		return Claim{}, fmt.Errorf("%w: malformed: too long", ErrBadToken)
 	}
@@ -131,8 +154,8 @@ func (t *Tokens) Parse(s string) (Claim, error) {
 	if len(raw) < headerSize+tagSize+fixedPlain {
 		return Claim{}, fmt.Errorf("%w: malformed: too short", ErrBadToken)
 	}
-	if raw[0] != tokenVersion {
-		return Claim{}, fmt.Errorf("%w: malformed: version %d", ErrBadToken, raw[0])
+	if raw[0] != byte(k) {
+		return Claim{}, fmt.Errorf("%w: malformed: kind %d, want %d", ErrBadToken, raw[0], k)
 	}
 	plain, err := t.open(raw)
 	if err != nil {

@@ -136,13 +136,42 @@ func TestTokenErrorsSayWhy(t *testing.T) {
 	}{
 		{"garbage", "not a token!", "malformed"},
 		{"short", tokenEncoding.EncodeToString(raw[:20]), "malformed"},
-		{"version", tokenEncoding.EncodeToString(version), "malformed: version 2"},
+		{"kind", tokenEncoding.EncodeToString(version), "malformed: kind 2, want 1"},
 		{"tampered", tokenEncoding.EncodeToString(tampered), "tampered"},
 		{"unknown key", mustTokens(t, secretC).Issue(testClaim(t)), "unknown key"},
 	} {
 		_, err := tk.Parse(tt.token)
 		if !errors.Is(err, ErrBadToken) || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: %v, want ErrBadToken saying %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+// TestTokenKinds: a token opens only as the kind it was issued as, even
+// with the same claim and secret (the kind is authenticated), so an
+// unsubscribe link from a mail cannot be used as a portal link.
+func TestTokenKinds(t *testing.T) {
+	tk := mustTokens(t, secretA)
+	c := testClaim(t)
+	kinds := []Kind{KindUnsubscribe, KindConfirm, KindPortal}
+	for _, issued := range kinds {
+		s := tk.IssueKind(issued, c)
+		for _, parsed := range kinds {
+			got, err := tk.ParseKind(parsed, s)
+			if issued == parsed && (err != nil || got.Subject != c.Subject) {
+				t.Errorf("kind %d as itself: %+v %v", issued, got, err)
+			}
+			if issued != parsed && !errors.Is(err, ErrBadToken) {
+				t.Errorf("kind %d opened as kind %d: %+v %v", issued, parsed, got, err)
+			}
+		}
+		// Changing the kind byte alone breaks the seal.
+		raw, _ := tokenEncoding.DecodeString(s)
+		raw[0] = byte(KindPortal)
+		if issued != KindPortal {
+			if _, err := tk.ParseKind(KindPortal, tokenEncoding.EncodeToString(raw)); !errors.Is(err, ErrBadToken) || !strings.Contains(err.Error(), "tampered") {
+				t.Errorf("kind %d relabelled as a portal token: %v", issued, err)
+			}
 		}
 	}
 }

@@ -49,6 +49,8 @@ type wireConsent struct {
 	ExpiresAt time.Time     `json:"x,omitzero"`
 	EventID   string        `json:"e,omitempty"`
 	Gaps      uint8         `json:"gaps,omitempty"`
+	Policy    string        `json:"pv,omitempty"`
+	NoticedAt time.Time     `json:"n,omitzero"`
 }
 
 type wireEvidence struct {
@@ -105,7 +107,7 @@ func toWire(ch optin.Change) wireChange {
 	if c := ch.Consent; c != nil {
 		w.Consent = &wireConsent{Subject: c.Subject.String(), Purpose: c.Purpose, Status: string(c.Status),
 			Basis: string(c.Basis), Source: c.Source, GrantedAt: c.GrantedAt, UpdatedAt: c.UpdatedAt,
-			ExpiresAt: c.ExpiresAt, EventID: c.EventID, Gaps: uint8(c.Gaps)}
+			ExpiresAt: c.ExpiresAt, EventID: c.EventID, Gaps: uint8(c.Gaps), Policy: c.PolicyVersion, NoticedAt: c.NoticedAt}
 		if ev := c.Evidence; ev != nil {
 			w.Consent.Evidence = &wireEvidence{Time: ev.Time, IP: ev.IP, UserAgent: ev.UserAgent,
 				PolicyVersion: ev.PolicyVersion, Text: ev.Text, Extra: ev.Extra}
@@ -143,7 +145,7 @@ func fromWire(w wireChange) (optin.Change, error) {
 	if wc := w.Consent; wc != nil {
 		c := &optin.Consent{Purpose: wc.Purpose, Status: optin.Status(wc.Status), Basis: optin.Basis(wc.Basis),
 			Source: wc.Source, GrantedAt: wc.GrantedAt, UpdatedAt: wc.UpdatedAt, ExpiresAt: wc.ExpiresAt,
-			EventID: wc.EventID, Gaps: optin.ProofGaps(wc.Gaps)}
+			EventID: wc.EventID, Gaps: optin.ProofGaps(wc.Gaps), PolicyVersion: wc.Policy, NoticedAt: wc.NoticedAt}
 		if c.Subject, err = address(wc.Subject); err != nil {
 			return optin.Change{}, err
 		}

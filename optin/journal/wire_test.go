@@ -18,7 +18,7 @@ func TestWireCoversChange(t *testing.T) {
 	for typ, want := range map[reflect.Type]int{
 		reflect.TypeFor[optin.Change]():   9,  // all but Once, and the receipt details Event.Details holds too, in wireChange
 		reflect.TypeFor[optin.Event]():    10, // all but Prev, Hash and Erased in wireEvent
-		reflect.TypeFor[optin.Consent]():  11, // all in wireConsent
+		reflect.TypeFor[optin.Consent]():  13, // all in wireConsent
 		reflect.TypeFor[optin.Evidence](): 6,  // all in wireEvidence
 		reflect.TypeFor[optin.Delivery](): 2,  // all in wireDelivery
 	} {
@@ -36,7 +36,7 @@ func fullChange(t testing.TB) optin.Change {
 		Subject: a,
 		Consent: &optin.Consent{Subject: a, Purpose: "newsletter", Status: optin.StatusGranted, Basis: optin.BasisConsent,
 			Source: optin.SourceForm, GrantedAt: at, UpdatedAt: at, ExpiresAt: at.Add(time.Hour), EventID: "e1",
-			Gaps:     optin.GapPolicyVersion | optin.GapGrantTime,
+			Gaps: optin.GapPolicyVersion | optin.GapGrantTime, PolicyVersion: "2026-01", NoticedAt: at.Add(time.Minute),
 			Evidence: &optin.Evidence{Time: at, IP: "192.0.2.1", UserAgent: "ua", PolicyVersion: "2026-01", Text: "yes", Extra: map[string]string{"campaign": "x"}}},
 		AddSuppression:    optin.SuppressManual,
 		RemoveSuppression: optin.SuppressComplaint,

@@ -15,6 +15,7 @@ import (
 const (
 	formatV1 = 1 // events of the main chain; consent records without gaps
 	formatV2 = 2 // consent records with gaps; receipts
+	formatV3 = 3 // consent records with policy version and notice time
 )
 
 // Codes for the values that nearly every record or event repeats; 0 means
@@ -55,8 +56,8 @@ var errShort = errors.New("truncated")
 // encodeConsent writes c and the index of its event in the subject's
 // list (-1 for unknown) in the form doc.go describes.
 func encodeConsent(c optin.Consent, index int64) []byte {
-	b := make([]byte, 0, 48+len(c.Source))
-	b = append(b, formatV2)
+	b := make([]byte, 0, 56+len(c.Source)+len(c.PolicyVersion))
+	b = append(b, formatV3)
 	b = appendCoded(b, statusCodes, string(c.Status))
 	b = appendCoded(b, basisCodes, string(c.Basis))
 	b = appendString(b, c.Source)
@@ -79,13 +80,19 @@ func encodeConsent(c optin.Consent, index int64) []byte {
 	}
 	b = appendID(b, c.EventID)
 	b = binary.AppendUvarint(b, uint64(index+1))
-	return append(b, byte(c.Gaps))
+	b = append(b, byte(c.Gaps))
+	b = appendString(b, c.PolicyVersion)
+	if c.NoticedAt.IsZero() {
+		return append(b, tagNone)
+	}
+	b = append(b, tagDelta)
+	return binary.AppendVarint(b, unixNano(c.NoticedAt)-updated)
 }
 
 // decodeConsent reads encodeConsent's form, and format 1 (without
 // gaps). The index is -1 when unknown.
 func decodeConsent(a optin.Address, purpose string, s string) (optin.Consent, int64, error) {
-	if s == "" || s[0] != formatV1 && s[0] != formatV2 {
+	if s == "" || s[0] != formatV1 && s[0] != formatV2 && s[0] != formatV3 {
 		return optin.Consent{}, -1, fmt.Errorf("%w: consent record of unknown format", optin.ErrCorrupt)
 	}
 	format := s[0]
@@ -114,8 +121,18 @@ func decodeConsent(a optin.Address, purpose string, s string) (optin.Consent, in
 	}
 	c.EventID = d.id()
 	index := int64(d.uvarint()) - 1
-	if format == formatV2 {
+	if format >= formatV2 {
 		c.Gaps = optin.ProofGaps(d.byte())
+	}
+	if format >= formatV3 {
+		c.PolicyVersion = d.string()
+		switch d.byte() {
+		case tagNone:
+		case tagDelta:
+			c.NoticedAt = fromUnixNano(updated + d.varint())
+		default:
+			d.fail("noticed tag")
+		}
 	}
 	if err := d.done(); err != nil {
 		return optin.Consent{}, -1, fmt.Errorf("%w: consent record of %q: %v", optin.ErrCorrupt, purpose, err)

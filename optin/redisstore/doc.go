@@ -97,8 +97,10 @@
 // and expires as tagged deltas from updated; the event id (16 raw bytes
 // when it is a canonical optin.NewEventID, else the text); the index of
 // its event in the main list plus one (0: unknown), which lets Subject
-// fetch the evidence with LINDEX; and the proof gaps (a byte). Format 1,
-// schema 1's, has no gaps byte.
+// fetch the evidence with LINDEX; the proof gaps (a byte); and, from
+// format 3, the policy version and when its expiry was noticed (a tagged
+// delta from updated). Format 1, schema 1's, has no gaps byte; format 2
+// ends after the gaps.
 //
 // An event of the main chain is: format byte 1; id; time (Unix ns); type
 // (a code for the known types, else the text); purpose; actor; the sealed
