@@ -210,7 +210,7 @@ func start(ctx context.Context, cfg *config.Config, dkimKeys []dkim.Key, environ
 		return nil, err
 	}
 	a := &app{log: log, smtp: srv, upstream: up, store: store, journal: jr, serveErr: make(chan error, 3),
-		jobs: startJobs(store, jr, parts.outbound.dispatcher, time.Duration(cfg.Policy.ReceiptRetention), reg, log)}
+		jobs: startJobs(store, jr, parts.outbound.dispatcher, time.Duration(cfg.Policy.ReceiptRetention), retentionOf(cfg, parts.ledger, reg, log), reg, log)}
 	var listeners []net.Listener
 	closeAll := func() {
 		for _, l := range listeners {
