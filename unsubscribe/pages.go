@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"embed"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"html/template"
@@ -28,8 +27,7 @@ var (
 	pageStyle    = mustRead("templates/page.css")
 	// pageCSP allows nothing but the page's own style, and form posts
 	// to the page itself.
-	pageCSP = fmt.Sprintf("default-src 'none'; style-src 'sha256-%s'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
-		base64.StdEncoding.EncodeToString(sha256Sum(pageStyle)))
+	pageCSP = PageCSP(pageStyle)
 )
 
 // maxFormBytes caps a POST body: a choice, or RFC 8058's one field, in
@@ -154,7 +152,7 @@ func (h *Handler) confirm(w http.ResponseWriter, r *http.Request) {
 		h.problem(w, t, http.StatusBadRequest, t.FormTitle, t.FormText)
 		return
 	}
-	ev := optin.Evidence{IP: remoteIP(r), UserAgent: truncate(r.UserAgent(), 256)}
+	ev := RequestEvidence(r)
 	if err := h.withdraw(r.Context(), c, all, channel, ev); err != nil {
 		h.log.Error("unsubscribe not recorded", "purpose", c.Purpose, "subject", c.Subject, "channel", channel, "err", err)
 		h.problem(w, t, http.StatusServiceUnavailable, t.DownTitle, t.DownText)
@@ -210,14 +208,7 @@ func (h *Handler) render(w http.ResponseWriter, status int, p page) {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	hd := w.Header()
-	hd.Set("Content-Type", "text/html; charset=utf-8")
-	hd.Set("Content-Security-Policy", pageCSP)
-	// The token in the URL is a credential: keep it out of caches and
-	// out of Referer headers.
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("Referrer-Policy", "no-referrer")
-	hd.Set("X-Content-Type-Options", "nosniff")
+	SetPageHeaders(w.Header(), pageCSP)
 	w.WriteHeader(status)
 	w.Write(b.Bytes())
 }
