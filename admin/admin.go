@@ -41,7 +41,10 @@ type Options struct {
 	// /api/v1/sync/mailchimp. Without them those answer 409.
 	Outbox        Outbox
 	MailchimpSync Syncer
-	Now           func() time.Time
+	// PortalLink, when set, serves .../portal-link; without it that
+	// answers 409.
+	PortalLink PortalLinker
+	Now        func() time.Time
 }
 
 // API serves /api/v1. Safe for concurrent use.
@@ -66,6 +69,7 @@ var routes = []route{
 	{"PUT", "/api/v1/subjects/{email}/consents/{purpose}", ScopeWrite, (*API).putConsent},
 	{"DELETE", "/api/v1/subjects/{email}/consents/{purpose}", ScopeWrite, (*API).deleteConsent},
 	{"GET", "/api/v1/subjects/{email}/export", ScopeRead, (*API).exportSubject},
+	{"POST", "/api/v1/subjects/{email}/portal-link", ScopeWrite, (*API).portalLink},
 	{"GET", "/api/v1/events", ScopeRead, (*API).listEvents},
 	{"GET", "/api/v1/verify", ScopeRead, (*API).verify},
 	{"GET", "/api/v1/suppressions", ScopeRead, (*API).listSuppressions},
