@@ -14,6 +14,7 @@ import (
 	"optinproxy/admin"
 	"optinproxy/config"
 	"optinproxy/optin"
+	"optinproxy/portal"
 	"optinproxy/unsubscribe"
 	"optinproxy/upstream"
 )
@@ -122,16 +123,18 @@ func newHTTPServer(handler http.Handler, t httpTimeouts, log *slog.Logger) *http
 
 // served is what the HTTP listener serves, and the parts of it the rest
 // of the server uses: the unsubscribe pages (for mail to the mailto
-// address) and the outbox's dispatcher (run beside the listeners).
+// address), the portal (closed after the listener) and the outbox's
+// dispatcher (run beside the listeners).
 type served struct {
 	handler  http.Handler
 	unsub    *unsubscribe.Handler
+	portal   *portal.Handler
 	outbound *outbound
 }
 
 // newHandler mounts everything the HTTP listener serves: the operational
-// endpoints, the admin API, the unsubscribe pages and the inbound
-// webhooks. long is how long an import, a verify or a Mailchimp sync may
+// endpoints, the admin API, the unsubscribe pages, the portal and the
+// inbound webhooks. long is how long an import, a verify or a Mailchimp sync may
 // take (httpTimeouts.long). rates is shared with the relay.
 func newHandler(cfg *config.Config, reg *prometheus.Registry, store optin.Store, up upstream.Sender, rates *optin.DomainRates, log *slog.Logger, long time.Duration) (*served, error) {
 	ledger, err := optin.NewLedger(optin.LedgerOptions{Store: store, Purposes: purposes(cfg), PolicyVersion: cfg.Policy.CurrentVersion})
@@ -146,12 +149,16 @@ func newHandler(cfg *config.Config, reg *prometheus.Registry, store optin.Store,
 	if err != nil {
 		return nil, err
 	}
-	api, err := admin.New(admin.Options{Ledger: ledger, Tokens: tokens, Logger: log, LongTimeout: long,
-		Outbox: outboxAPI{out.dispatcher}, MailchimpSync: out.sync})
+	unsub, err := newUnsubscribeHandler(cfg, ledger, reg, log)
 	if err != nil {
 		return nil, err
 	}
-	unsub, err := newUnsubscribeHandler(cfg, ledger, reg, log)
+	pt, err := newPortal(cfg, ledger, unsub.Tokens(), reg, log)
+	if err != nil {
+		return nil, err
+	}
+	api, err := admin.New(admin.Options{Ledger: ledger, Tokens: tokens, Logger: log, LongTimeout: long,
+		Outbox: outboxAPI{out.dispatcher}, MailchimpSync: out.sync, PortalLink: pt.Link})
 	if err != nil {
 		return nil, err
 	}
@@ -162,8 +169,10 @@ func newHandler(cfg *config.Config, reg *prometheus.Registry, store optin.Store,
 	mux := newHTTPHandler(reg, []check{{name: "upstream", fn: up.Ping}, {name: "store", fn: store.Ping}})
 	mux.Handle("/api/v1/", api.Handler())
 	mux.Handle("/u/", unsub)
+	mux.Handle("/p", pt)
+	mux.Handle("/p/", pt)
 	mux.Handle("/webhooks/", hooks.Handler())
-	return &served{handler: mux, unsub: unsub, outbound: out}, nil
+	return &served{handler: mux, unsub: unsub, portal: pt, outbound: out}, nil
 }
 
 // newUnsubscribeHandler builds the pages of /u/TOKEN. The body cap and

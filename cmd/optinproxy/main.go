@@ -33,6 +33,7 @@ var commands = []command{
 	{"hash-password", "print the bcrypt hash of a password (from stdin or the argument)", runHashPassword},
 	{"import", "import consents from a CSV file", runImport},
 	{"outbox", "list|replay: the outbound webhook deliveries, and the dead ones sent again", runOutbox},
+	{"portal-link", "print a temporary link to a subject's personal portal", runPortalLink},
 	{"report", "no-proof: list consents whose proof lacks something", runReport},
 	{"rotate-key", "re-wrap every subject key under a new ledger key generation, or --retire one", runRotateKey},
 	{"serve", "run the SMTP relay and the HTTP service", runServe},
