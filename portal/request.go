@@ -30,6 +30,8 @@ func (h *Handler) requestForm(w http.ResponseWriter, r *http.Request) {
 	h.showRequestForm(w, r, http.StatusOK, "", "")
 }
 
+// showRequestForm answers the form, with a problem of what was typed
+// (value) when there is one.
 func (h *Handler) showRequestForm(w http.ResponseWriter, r *http.Request, status int, problem, value string) {
 	t := h.text(r)
 	cookie, err := h.ensureCookie(w, r)
