@@ -142,7 +142,7 @@ func newHandler(cfg *config.Config, reg *prometheus.Registry, store optin.Store,
 	if err != nil {
 		return nil, err
 	}
-	out, err := newOutbound(cfg, ledger, reg, log)
+	out, err := newOutbound(cfg, ledger, up, reg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -155,6 +155,10 @@ func newHandler(cfg *config.Config, reg *prometheus.Registry, store optin.Store,
 	if err != nil {
 		return nil, err
 	}
+	confirm, err := newConfirmHandler(cfg, ledger, unsub.Tokens(), reg, log)
+	if err != nil {
+		return nil, err
+	}
 	hooks, err := newReceiver(cfg, ledger, rates, reg, log)
 	if err != nil {
 		return nil, err
@@ -162,6 +166,7 @@ func newHandler(cfg *config.Config, reg *prometheus.Registry, store optin.Store,
 	mux := newHTTPHandler(reg, []check{{name: "upstream", fn: up.Ping}, {name: "store", fn: store.Ping}})
 	mux.Handle("/api/v1/", api.Handler())
 	mux.Handle("/u/", unsub)
+	mux.Handle("/confirm/", confirm)
 	mux.Handle("/webhooks/", hooks.Handler())
 	return &served{handler: mux, unsub: unsub, outbound: out}, nil
 }
