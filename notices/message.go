@@ -46,24 +46,26 @@ func (m *Mailer) build(to optin.Address, kind, lang string, f fields) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
-	// Addresses appear as the envelope has them: the domain in ASCII, so
-	// that the header needs SMTPUTF8 (RFC 6532) only when the envelope
-	// does.
+	// go-message writes the fields last set first: they are set from the
+	// bottom up, so that the header reads From, To, Subject, Date.
 	var h mail.Header
-	h.SetAddressList("From", headerAddress(m.from))
-	if !m.replyTo.IsZero() {
-		h.SetAddressList("Reply-To", headerAddress(m.replyTo))
-	}
-	h.SetAddressList("To", headerAddress(to))
-	h.SetSubject(subject)
-	h.SetDate(m.now().In(m.loc))
-	if err := h.GenerateMessageIDWithHostname(m.hostname); err != nil {
-		return nil, fmt.Errorf("notices: message id: %w", err)
-	}
+	h.Set("Content-Language", lang)
 	// RFC 3834 section 5: mail no person wrote; auto-responders must not
 	// answer it.
 	h.Set("Auto-Submitted", "auto-generated")
-	h.Set("Content-Language", lang)
+	if err := h.GenerateMessageIDWithHostname(m.hostname); err != nil {
+		return nil, fmt.Errorf("notices: message id: %w", err)
+	}
+	h.SetDate(m.now().In(m.loc))
+	h.SetSubject(subject)
+	// Addresses appear as the envelope has them: the domain in ASCII, so
+	// that the header needs SMTPUTF8 (RFC 6532) only when the envelope
+	// does.
+	h.SetAddressList("To", headerAddress(to))
+	if !m.replyTo.IsZero() {
+		h.SetAddressList("Reply-To", headerAddress(m.replyTo))
+	}
+	h.SetAddressList("From", headerAddress(m.from))
 
 	var b bytes.Buffer
 	w, err := mail.CreateInlineWriter(&b, h)
