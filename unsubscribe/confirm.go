@@ -151,8 +151,14 @@ func (h *ConfirmHandler) confirm(w http.ResponseWriter, r *http.Request) {
 	ev := optin.Evidence{IP: remoteIP(r), UserAgent: truncate(r.UserAgent(), 256), PolicyVersion: policy,
 		Text:  p.C.Ask + " " + p.Purpose + " [" + p.C.Button + "]",
 		Extra: map[string]string{"pending_event": rec.EventID, "lang": t.Lang}}
+	// The grant must order after the request it confirms, whose time may
+	// be a CRM's, a little ahead of this clock.
+	at := h.now()
+	if !at.After(rec.UpdatedAt) {
+		at = rec.UpdatedAt.Add(time.Nanosecond)
+	}
 	res, err := h.ledger.Grant(ctx, c.Subject, c.Purpose, optin.ConsentChange{
-		Source: optin.SourceDoubleOptIn, Actor: confirmActor, Evidence: ev, At: h.now()})
+		Source: optin.SourceDoubleOptIn, Actor: confirmActor, Evidence: ev, At: at})
 	if err != nil {
 		h.log.Error("confirmation not recorded", "purpose", c.Purpose, "subject", c.Subject, "err", err)
 		h.problem(w, p, http.StatusServiceUnavailable, t.DownTitle, p.C.DownText)
