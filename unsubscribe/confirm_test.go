@@ -37,17 +37,22 @@ type confirmPages struct {
 
 func newConfirmPages(t *testing.T, store optin.Store) *confirmPages {
 	t.Helper()
+	return newConfirmPagesWith(t, store, doiPurposes)
+}
+
+func newConfirmPagesWith(t *testing.T, store optin.Store, purposes optin.Purposes) *confirmPages {
+	t.Helper()
 	clock := testtools.NewClock(time.Now().Truncate(time.Second))
-	ledger, err := optin.NewLedger(optin.LedgerOptions{Store: store, Purposes: doiPurposes, PolicyVersion: "2026-01", Now: clock.Now})
+	ledger, err := optin.NewLedger(optin.LedgerOptions{Store: store, Purposes: purposes, PolicyVersion: "2026-01", Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := &pages{t: t, ledger: ledger, tokens: mustTokens(t, secretA), reg: prometheus.NewRegistry(), jan: mustAddress(t, "jan@example.com")}
-	p.h, err = NewHandler(HandlerOptions{Tokens: p.tokens, Ledger: ledger, Purposes: doiPurposes})
+	p.h, err = NewHandler(HandlerOptions{Tokens: p.tokens, Ledger: ledger, Purposes: purposes})
 	if err != nil {
 		t.Fatal(err)
 	}
-	confirm, err := NewConfirmHandler(ConfirmOptions{Tokens: p.tokens, Ledger: ledger, Purposes: doiPurposes, Expiry: pendingExpiry,
+	confirm, err := NewConfirmHandler(ConfirmOptions{Tokens: p.tokens, Ledger: ledger, Purposes: purposes, Expiry: pendingExpiry,
 		Metrics: p.reg, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
