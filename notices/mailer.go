@@ -1,9 +1,9 @@
 // Package notices is the mail the proxy sends itself, through the
 // configured upstream: the double opt-in confirmation and the link to the
 // personal portal. Each is a small RFC 5322 message in Dutch or English,
-// with a plain text part that reads well on its own and an HTML part,
-// holding nothing but a link and, for a confirmation, the purpose's
-// description.
+// with a plain text part that reads well on its own and an HTML part. It
+// holds the link, when the link stops working, who sends it and, for a
+// confirmation, the purpose's description: nothing else of the subject's.
 package notices
 
 import (
@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -44,10 +43,10 @@ type Options struct {
 	// nil.
 	Location *time.Location
 	Now      func() time.Time
-	Logger   *slog.Logger
 }
 
-// Mailer builds and sends the notices. Safe for concurrent use.
+// Mailer builds and sends the notices; its callers log what they sent.
+// Safe for concurrent use.
 type Mailer struct {
 	up       Upstream
 	from     optin.Address
@@ -56,7 +55,6 @@ type Mailer struct {
 	lang     string
 	loc      *time.Location
 	now      func() time.Time
-	log      *slog.Logger
 }
 
 // New validates o and returns a Mailer.
@@ -71,7 +69,7 @@ func New(o Options) (*Mailer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("notices: from: %w", err)
 	}
-	m := &Mailer{up: o.Upstream, from: from, hostname: o.Hostname, lang: o.Language, loc: o.Location, now: o.Now, log: o.Logger}
+	m := &Mailer{up: o.Upstream, from: from, hostname: o.Hostname, lang: o.Language, loc: o.Location, now: o.Now}
 	if o.ReplyTo != "" {
 		if m.replyTo, err = optin.ParseAddress(o.ReplyTo); err != nil {
 			return nil, fmt.Errorf("notices: reply-to: %w", err)
@@ -89,10 +87,6 @@ func New(o Options) (*Mailer, error) {
 	if m.now == nil {
 		m.now = time.Now
 	}
-	if m.log == nil {
-		m.log = slog.New(slog.DiscardHandler)
-	}
-	m.log = m.log.With("component", "notices")
 	return m, nil
 }
 
@@ -132,7 +126,6 @@ func (m *Mailer) send(ctx context.Context, to optin.Address, kind, lang string, 
 	if err != nil {
 		return sendError(err)
 	}
-	m.log.Info("notice sent", "kind", kind, "subject", to, "lang", m.language(lang))
 	return nil
 }
 

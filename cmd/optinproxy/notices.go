@@ -16,14 +16,13 @@ import (
 
 // newMailer builds the sender of the proxy's own mail (double opt-in
 // confirmations, portal links), through the relay's upstream.
-func newMailer(cfg *config.Config, up upstream.Sender, log *slog.Logger) (*notices.Mailer, error) {
+func newMailer(cfg *config.Config, up upstream.Sender) (*notices.Mailer, error) {
 	return notices.New(notices.Options{
 		Upstream: up,
 		From:     cfg.NoticeFrom(),
 		ReplyTo:  cfg.Notices.ReplyTo,
 		Hostname: cfg.SMTP.Hostname,
 		Language: cfg.Unsubscribe.Language,
-		Logger:   log,
 	})
 }
 
@@ -45,7 +44,7 @@ func newConfirmations(cfg *config.Config, ledger *optin.Ledger, up upstream.Send
 	if err != nil {
 		return nil, err
 	}
-	mailer, err := newMailer(cfg, up, log)
+	mailer, err := newMailer(cfg, up)
 	if err != nil {
 		return nil, err
 	}
