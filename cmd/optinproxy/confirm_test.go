@@ -45,6 +45,17 @@ notices:
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A new outbox target starts at the outbox's end: a sign-up before it
+	// took its place would not be mailed. Its gauge shows it has.
+	waitUntil(t, "the confirmations target at work", func() bool {
+		resp, err := http.Get("http://" + s.httpAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return bytes.Contains(b, []byte(`optinproxy_outbox_pending{target="confirmations"}`))
+	})
 	return &doiServer{server: s, base: "http://" + addr, token: strings.TrimSpace(string(token))}
 }
 
