@@ -19,11 +19,11 @@ import (
 	"optinproxy/optin"
 )
 
-//go:embed templates/page.html templates/page.css
+//go:embed templates/page.html templates/confirm.html templates/page.css
 var templateFS embed.FS
 
 var (
-	pageTemplate = template.Must(template.ParseFS(templateFS, "templates/page.html"))
+	pageTemplate = template.Must(template.ParseFS(templateFS, "templates/page.html", "templates/confirm.html"))
 	pageStyle    = mustRead("templates/page.css")
 	// pageCSP allows nothing but the page's own style, and form posts
 	// to the page itself.
@@ -112,7 +112,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.Serv
 // page is what the template shows.
 type page struct {
 	T       text
-	Kind    string // ask, done, or problem
+	C       confirmText // on the /confirm/ pages
+	Kind    string      // ask, done, confirm, confirmed, or problem
 	Title   string
 	Message string
 	Purpose string // the description; "" when the purpose is unknown
@@ -180,8 +181,10 @@ func (h *Handler) choice(r *http.Request, c Claim) (channel string, all, ok bool
 
 // describe names a purpose for a page: its description, else its name;
 // "" when it is not configured.
-func (h *Handler) describe(purpose string) string {
-	p, ok := h.purposes[purpose]
+func (h *Handler) describe(purpose string) string { return describe(h.purposes, purpose) }
+
+func describe(purposes optin.Purposes, purpose string) string {
+	p, ok := purposes[purpose]
 	switch {
 	case !ok:
 		return ""
@@ -200,11 +203,14 @@ func (h *Handler) problem(w http.ResponseWriter, t text, status int, title, msg 
 	h.render(w, status, page{T: t, Kind: "problem", Title: title, Message: msg})
 }
 
-func (h *Handler) render(w http.ResponseWriter, status int, p page) {
+func (h *Handler) render(w http.ResponseWriter, status int, p page) { render(w, h.log, status, p) }
+
+// render writes a page of either handler with the headers they share.
+func render(w http.ResponseWriter, log *slog.Logger, status int, p page) {
 	p.Style = template.CSS(pageStyle)
 	var b bytes.Buffer
 	if err := pageTemplate.ExecuteTemplate(&b, "page", p); err != nil {
-		h.log.Error("unsubscribe page", "err", err)
+		log.Error("page", "kind", p.Kind, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}

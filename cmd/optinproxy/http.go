@@ -145,7 +145,7 @@ func newHandler(cfg *config.Config, reg *prometheus.Registry, store optin.Store,
 	if err != nil {
 		return nil, err
 	}
-	out, err := newOutbound(cfg, ledger, reg, log)
+	out, err := newOutbound(cfg, ledger, up, reg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -153,12 +153,16 @@ func newHandler(cfg *config.Config, reg *prometheus.Registry, store optin.Store,
 	if err != nil {
 		return nil, err
 	}
-	pt, err := newPortal(cfg, ledger, unsub.Tokens(), reg, log)
+	pt, err := newPortal(cfg, ledger, unsub.Tokens(), up, reg, log)
 	if err != nil {
 		return nil, err
 	}
 	api, err := admin.New(admin.Options{Ledger: ledger, Tokens: tokens, Logger: log, LongTimeout: long,
 		Outbox: outboxAPI{out.dispatcher}, MailchimpSync: out.sync, PortalLink: pt.Link})
+	if err != nil {
+		return nil, err
+	}
+	confirm, err := newConfirmHandler(cfg, ledger, unsub.Tokens(), reg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -169,6 +173,7 @@ func newHandler(cfg *config.Config, reg *prometheus.Registry, store optin.Store,
 	mux := newHTTPHandler(reg, []check{{name: "upstream", fn: up.Ping}, {name: "store", fn: store.Ping}})
 	mux.Handle("/api/v1/", api.Handler())
 	mux.Handle("/u/", unsub)
+	mux.Handle("/confirm/", confirm)
 	mux.Handle("/p", pt)
 	mux.Handle("/p/", pt)
 	mux.Handle("/webhooks/", hooks.Handler())

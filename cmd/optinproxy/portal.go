@@ -13,20 +13,25 @@ import (
 	"optinproxy/optin"
 	"optinproxy/portal"
 	"optinproxy/unsubscribe"
+	"optinproxy/upstream"
 )
 
 // newPortal builds the personal portal of /p and /p/TOKEN. Its CSRF key
 // comes from the unsubscribe secret, so that every instance behind one
 // address accepts the others' forms.
-//
-// No mailer and no eraser are wired yet: links asked for at /p are
-// logged as not sent, and the portal offers no erasure.
-func newPortal(cfg *config.Config, ledger *optin.Ledger, tokens *unsubscribe.Tokens, reg prometheus.Registerer, log *slog.Logger) (*portal.Handler, error) {
+// Links asked for at /p go out through the upstream, as the double
+// opt-in mails do.
+func newPortal(cfg *config.Config, ledger *optin.Ledger, tokens *unsubscribe.Tokens, up upstream.Sender, reg prometheus.Registerer, log *slog.Logger) (*portal.Handler, error) {
 	secret, err := readSecretFile(cfg.Unsubscribe.SecretFile)
 	if err != nil {
 		return nil, fmt.Errorf("unsubscribe.secret_file: %w", err)
 	}
+	mailer, err := newMailer(cfg, up)
+	if err != nil {
+		return nil, err
+	}
 	return portal.New(portal.Options{
+		Mailer:        mailer,
 		Tokens:        tokens,
 		Ledger:        ledger,
 		PublicURL:     cfg.HTTP.PublicURL,
