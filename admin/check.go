@@ -176,7 +176,7 @@ func decodeCheck(body io.Reader) (string, []string, error) {
 		return "", nil, errors.New("data after the object")
 	}
 	if !seen {
-		return "", nil, errors.New(`no "emails"`)
+		return "", nil, errors.New("no emails list")
 	}
 	return purpose, emails, nil
 }
