@@ -129,7 +129,7 @@ func (a *API) processingRecord() processingJSON {
 	}
 	for _, p := range a.ledger.Purposes() {
 		rec.Purposes = append(rec.Purposes, purposeRecord{Name: p.Name, Description: p.Description, Basis: p.Basis,
-			Category: p.Category, Retention: period(p.Retention, "until withdrawn"), DoubleOptIn: p.DoubleOptIn})
+			Category: p.Category, Retention: period(p.Retention, "no expiry"), DoubleOptIn: p.DoubleOptIn})
 	}
 	slices.SortFunc(rec.Purposes, func(x, y purposeRecord) int { return cmp.Compare(x.Name, y.Name) })
 	for _, p := range rec.Purposes {

@@ -397,7 +397,7 @@ func TestReportProcessing(t *testing.T) {
 		t.Errorf("controller or processors: %+v %+v", doc.Controller, doc.Processors)
 	}
 	purposes := fmt.Sprint(doc.Purposes)
-	if purposes != "[{events consent marketing until withdrawn true} {newsletter consent marketing 730d false} {transactional contract transactional until withdrawn false}]" {
+	if purposes != "[{events consent marketing no expiry true} {newsletter consent marketing 730d false} {transactional contract transactional no expiry false}]" {
 		t.Errorf("purposes: %s", purposes)
 	}
 	retention := fmt.Sprint(doc.Retention)

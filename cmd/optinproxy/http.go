@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -146,8 +147,14 @@ func newHandler(cfg *config.Config, reg *prometheus.Registry, store optin.Store,
 	if err != nil {
 		return nil, err
 	}
+	roles, err := optin.NewRoleAddresses(cfg.Policy.RoleAddresses.Add, cfg.Policy.RoleAddresses.Remove)
+	if err != nil {
+		return nil, fmt.Errorf("policy.role_addresses: %w", err)
+	}
 	api, err := admin.New(admin.Options{Ledger: ledger, Tokens: tokens, Logger: log, LongTimeout: long,
-		Outbox: outboxAPI{out.dispatcher}, MailchimpSync: out.sync})
+		Outbox: outboxAPI{out.dispatcher}, MailchimpSync: out.sync,
+		PolicyVersion: cfg.Policy.CurrentVersion, Processing: processingRecord(cfg),
+		Roles: roles, Monitor: cfg.Policy.Mode == config.ModeMonitor})
 	if err != nil {
 		return nil, err
 	}
