@@ -128,6 +128,11 @@ func runReport(_ context.Context, e *env, args []string) error {
 	if name == "affected" && (*since == "" || *until == "") {
 		return usagef("report affected needs --since and --until (RFC 3339)")
 	}
+	daysSet := false
+	fs.Visit(func(f *flag.Flag) { daysSet = daysSet || f.Name == "days" })
+	if daysSet && name != "expiring" {
+		return usagef("--days is for expiring")
+	}
 	if *days < 1 {
 		return usagef("--days must be at least 1")
 	}

@@ -186,6 +186,7 @@ func TestCheckMatchesTheRelay(t *testing.T) {
 				{[]string{"report", "no-basis", "--since", "yesterday"}, 2, "RFC 3339"},
 				{[]string{"report", "processing", "--format", "csv"}, 2, "markdown or json"},
 				{[]string{"report", "sales"}, 2, "no-basis"},
+				{[]string{"report", "no-basis", "--days", "5"}, 2, "--days is for expiring"},
 			} {
 				r := cli(tc.args...)
 				if r.code != tc.code || !strings.Contains(r.stderr, tc.want) || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
