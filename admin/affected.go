@@ -51,7 +51,7 @@ func (a *API) reportAffected(w http.ResponseWriter, r *http.Request, _ principal
 	}
 	ans := affectedJSON{window: c.win}
 	rows := map[string]*affectedRow{}
-	next, err := a.walkEvents(r.Context(), "", c, func() bool { return len(rows) >= limit }, func(e *optin.Event) {
+	next, err := a.walkEvents(r.Context(), "", c, new(walkBudget), func() bool { return len(rows) >= limit }, func(e *optin.Event) {
 		if e.Type == optin.EventMessageBlocked {
 			return
 		}

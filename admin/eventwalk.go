@@ -97,27 +97,36 @@ func parseWalkCursor(s string, phases ...string) (walkCursor, error) {
 // page over a log with few events in its window still answers in time.
 const reportCalls = 10
 
+// walkBudget is what one report page has used of its bounds, over every
+// walk it makes.
+type walkBudget struct {
+	calls, visited int
+}
+
+func (b *walkBudget) spent() bool { return b.calls >= reportCalls || b.visited >= reportBudget }
+
 // walkEvents pages through the events of type typ ("" for every type)
 // from the store cursor c.store, and calls visit for each one in c.win,
-// until the log ends (it returns ""), reportBudget events in the window
-// were visited, reportCalls store pages were read, or full reports that
-// the report page holds enough. It returns the store cursor to go on from.
-// Whole store pages are visited, so that cursor is never inside one.
-func (a *API) walkEvents(ctx context.Context, typ optin.EventType, c walkCursor, full func() bool, visit func(e *optin.Event)) (string, error) {
-	cursor, visited := c.store, 0
-	for range reportCalls {
+// until the log ends (it returns ""), the budget is spent (reportCalls
+// store pages, or reportBudget events in the window), or full reports
+// that the report page holds enough. It returns the store cursor to go
+// on from. Whole store pages are visited, so that cursor is never inside
+// one. It reads at least one store page, so that "" always means the end.
+func (a *API) walkEvents(ctx context.Context, typ optin.EventType, c walkCursor, b *walkBudget, full func() bool, visit func(e *optin.Event)) (string, error) {
+	cursor := c.store
+	for first := true; first || !b.spent() && !full(); first = false {
+		b.calls++
 		page, err := a.store.Events(ctx, optin.EventQuery{Type: typ, Since: c.win.Since, Cursor: cursor, Limit: optin.MaxPageSize})
 		if err != nil {
 			return "", err
 		}
 		for i := range page.Events {
 			if e := &page.Events[i]; c.win.holds(e.Time) {
-				visited++
+				b.visited++
 				visit(e)
 			}
 		}
-		cursor = page.NextCursor
-		if cursor == "" || full() || visited >= reportBudget {
+		if cursor = page.NextCursor; cursor == "" {
 			break
 		}
 	}

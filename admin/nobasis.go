@@ -46,7 +46,7 @@ const (
 // (SPEC §6): per subject and purpose, the reasons of the blocked
 // decisions in ?since= to ?until= (default the last 30 days), how many,
 // how many went out anyway in monitor mode, and the last. A page reads
-// up to reportCalls store pages of receipts per call; a subject and
+// up to reportCalls store pages of receipts in all; a subject and
 // purpose may appear on more than one page, each with its own counts:
 // the CLI adds them up. Until next_cursor is "", there is more.
 func (a *API) reportNoBasis(w http.ResponseWriter, r *http.Request, _ principal) {
@@ -91,12 +91,13 @@ func (a *API) reportNoBasis(w http.ResponseWriter, r *http.Request, _ principal)
 			row.LastAttempt = e.Time
 		}
 	}
+	var budget walkBudget
 	for {
 		typ := optin.EventMessageBlocked
 		if c.phase == phaseRelayed {
 			typ = optin.EventMessageRelayed
 		}
-		next, err := a.walkEvents(r.Context(), typ, c, full, visit)
+		next, err := a.walkEvents(r.Context(), typ, c, &budget, full, visit)
 		if err != nil {
 			a.fail(w, r, err)
 			return
@@ -110,7 +111,7 @@ func (a *API) reportNoBasis(w http.ResponseWriter, r *http.Request, _ principal)
 			break // both walked: the last page
 		}
 		c.phase = phaseRelayed
-		if full() {
+		if full() || budget.spent() {
 			ans.NextCursor = c.String()
 			break
 		}

@@ -421,3 +421,42 @@ func TestReportProcessing(t *testing.T) {
 		t.Errorf("format=pdf: %d, want 400", code)
 	}
 }
+
+// TestReportNoBasisPages: a log of more receipts than a store page holds
+// is read in report pages that go on where the last stopped, over both
+// walks; added up, every attempt is counted once.
+func TestReportNoBasisPages(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *apiServer) {
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		var changes []optin.Change
+		for i := range 600 {
+			for k := range 2 {
+				d, relayed := blockNoConsent, false
+				if i%3 == 0 && k == 1 {
+					relayed = true // monitor mode: relayed all the same
+				}
+				r := optin.Receipt{Subject: addr(t, fmt.Sprintf("p%03d@example.com", i)), Purpose: "newsletter", Actor: "smtp", Decision: d,
+					Relayed: relayed, Time: now.Add(-time.Duration(i*2+k+1) * time.Second), Details: optin.ReceiptDetails{MessageID: "<m@crm.example>"}}
+				if relayed {
+					r.Details.Mode = "monitor"
+				}
+				changes = append(changes, r.Change())
+			}
+		}
+		if _, err := s.ledger.Apply(t.Context(), changes); err != nil {
+			t.Fatal(err)
+		}
+		got := s.noBasis(t, "limit=100")
+		attempts, anyway := 0, 0
+		for _, line := range got {
+			var email, purpose, reasons, last string
+			var a, r int
+			fmt.Sscanf(line, "%s %s %s %d/%d %s", &email, &purpose, &reasons, &a, &r, &last)
+			attempts += a
+			anyway += r
+		}
+		if len(got) != 600 || attempts != 1200 || anyway != 200 {
+			t.Errorf("%d subjects, %d attempts, %d relayed anyway; want 600, 1200, 200", len(got), attempts, anyway)
+		}
+	})
+}
