@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -149,6 +150,10 @@ func newHandler(cfg *config.Config, reg *prometheus.Registry, store optin.Store,
 	if err != nil {
 		return nil, err
 	}
+	roles, err := optin.NewRoleAddresses(cfg.Policy.RoleAddresses.Add, cfg.Policy.RoleAddresses.Remove)
+	if err != nil {
+		return nil, fmt.Errorf("policy.role_addresses: %w", err)
+	}
 	unsub, err := newUnsubscribeHandler(cfg, ledger, reg, log)
 	if err != nil {
 		return nil, err
@@ -158,7 +163,9 @@ func newHandler(cfg *config.Config, reg *prometheus.Registry, store optin.Store,
 		return nil, err
 	}
 	api, err := admin.New(admin.Options{Ledger: ledger, Tokens: tokens, Logger: log, LongTimeout: long,
-		Outbox: outboxAPI{out.dispatcher}, MailchimpSync: out.sync, PortalLink: pt.Link})
+		Outbox: outboxAPI{out.dispatcher}, MailchimpSync: out.sync, PortalLink: pt.Link,
+		PolicyVersion: cfg.Policy.CurrentVersion, Processing: processingRecord(cfg),
+		Roles: roles, Monitor: cfg.Policy.Mode == config.ModeMonitor})
 	if err != nil {
 		return nil, err
 	}
