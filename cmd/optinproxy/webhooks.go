@@ -13,6 +13,7 @@ import (
 	"optinproxy/admin"
 	"optinproxy/config"
 	"optinproxy/optin"
+	"optinproxy/upstream"
 	"optinproxy/webhooks"
 )
 
@@ -42,9 +43,10 @@ type outbound struct {
 }
 
 // newOutbound builds the outbox's targets from the configuration: each
-// outbound endpoint, the Mailchimp audience and Mandrill's rejection
-// list. With none it still runs, to prune the outbox.
-func newOutbound(cfg *config.Config, ledger *optin.Ledger, reg prometheus.Registerer, log *slog.Logger) (*outbound, error) {
+// outbound endpoint, the Mailchimp audience, Mandrill's rejection list,
+// and the double opt-in confirmations mailed through up. With none it
+// still runs, to prune the outbox.
+func newOutbound(cfg *config.Config, ledger *optin.Ledger, up upstream.Sender, reg prometheus.Registerer, log *slog.Logger) (*outbound, error) {
 	w := &cfg.Webhooks
 	var targets []webhooks.Target
 	client := webhooks.NewHTTPClient(webhooks.HTTPClientOptions{})
@@ -88,6 +90,13 @@ func newOutbound(cfg *config.Config, ledger *optin.Ledger, reg prometheus.Regist
 			return nil, fmt.Errorf("webhooks.mandrill_api: %w", err)
 		}
 		targets = append(targets, rj)
+	}
+	if doubleOptIn(cfg) {
+		c, err := newConfirmations(cfg, ledger, up, log)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, c)
 	}
 	d, err := webhooks.NewDispatcher(webhooks.DispatcherOptions{
 		Store:      ledger.Store(),
