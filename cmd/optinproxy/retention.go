@@ -95,7 +95,11 @@ func (r *retentionSweep) sweep(ctx context.Context) bool {
 	// Purpose names and counts only: never an address.
 	attrs := []any{"subjects", rep.Subjects, "noticed", total(rep.Noticed), "expired", total(rep.Expired),
 		"unconfirmed", total(rep.Unconfirmed), "by_purpose", byPurpose(rep), "took", time.Since(began).Round(time.Millisecond).String()}
-	if err != nil {
+	switch {
+	case err != nil && ctx.Err() != nil:
+		r.log.Info("retention sweep stopped with the server; the next one goes on from here", attrs...)
+		return true
+	case err != nil:
 		r.log.Error("retention sweep failed; the next one goes on from here", append(attrs, "err", err)...)
 		return true
 	}
