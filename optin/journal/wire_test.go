@@ -16,11 +16,12 @@ import (
 // would lose it on the way to the store.
 func TestWireCoversChange(t *testing.T) {
 	for typ, want := range map[reflect.Type]int{
-		reflect.TypeFor[optin.Change]():   9,  // all but Once, and the receipt details Event.Details holds too, in wireChange
+		reflect.TypeFor[optin.Change]():   10, // all but Once, and the receipt details Event.Details holds too, in wireChange
 		reflect.TypeFor[optin.Event]():    10, // all but Prev, Hash and Erased in wireEvent
 		reflect.TypeFor[optin.Consent]():  13, // all in wireConsent
 		reflect.TypeFor[optin.Evidence](): 6,  // all in wireEvidence
 		reflect.TypeFor[optin.Delivery](): 2,  // all in wireDelivery
+		reflect.TypeFor[optin.Erasure]():  4,  // all in wireErasure
 	} {
 		if got := typ.NumField(); got != want {
 			t.Errorf("%v has %d fields, wire.go knows %d: update wire.go and this test", typ, got, want)
@@ -44,6 +45,7 @@ func fullChange(t testing.TB) optin.Change {
 			Actor: "api:crm", Details: json.RawMessage(`{"status":"granted"}`)},
 		Delivered: &optin.Delivery{Message: "mid:<m@x>", Until: at.Add(24 * time.Hour)},
 		Undated:   true,
+		Erasure:   &optin.Erasure{Op: optin.EraseSchedule, At: at.Add(48 * time.Hour), Notify: true, Due: true},
 	}
 }
 
