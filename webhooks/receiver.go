@@ -235,17 +235,18 @@ const (
 	outcomeRejected  = "rejected"  // bad secret or signature
 	outcomeInvalid   = "invalid"   // malformed
 	outcomeFailed    = "failed"    // the store failed: the sender retries
+	outcomeErased    = "erased"    // a grant for an erased address: refused, answered 200
 )
 
 var (
 	sources  = []string{"mailchimp", "mandrill", "crm"}
-	outcomes = []string{outcomeApplied, outcomeUnchanged, outcomeDuplicate, outcomeIgnored, outcomeRejected, outcomeInvalid, outcomeFailed}
+	outcomes = []string{outcomeApplied, outcomeUnchanged, outcomeDuplicate, outcomeIgnored, outcomeRejected, outcomeInvalid, outcomeFailed, outcomeErased}
 )
 
 func newEventCounter(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "optinproxy_webhook_events_total",
-		Help: "Inbound webhook events by sender (mailchimp, mandrill, crm) and outcome (applied, unchanged, duplicate, ignored, rejected, invalid, failed).",
+		Help: "Inbound webhook events by sender (mailchimp, mandrill, crm) and outcome (applied, unchanged, duplicate, ignored, rejected, invalid, failed, erased).",
 	}, []string{"source", "outcome"})
 	for _, s := range sources {
 		for _, o := range outcomes {
