@@ -127,6 +127,7 @@ type served struct {
 	handler  http.Handler
 	unsub    *unsubscribe.Handler
 	outbound *outbound
+	ledger   *optin.Ledger
 }
 
 // newHandler mounts everything the HTTP listener serves: the operational
@@ -147,7 +148,7 @@ func newHandler(cfg *config.Config, reg *prometheus.Registry, store optin.Store,
 		return nil, err
 	}
 	api, err := admin.New(admin.Options{Ledger: ledger, Tokens: tokens, Logger: log, LongTimeout: long,
-		Outbox: outboxAPI{out.dispatcher}, MailchimpSync: out.sync})
+		Outbox: outboxAPI{out.dispatcher}, MailchimpSync: out.sync, NotifyErasure: out.notify})
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +164,7 @@ func newHandler(cfg *config.Config, reg *prometheus.Registry, store optin.Store,
 	mux.Handle("/api/v1/", api.Handler())
 	mux.Handle("/u/", unsub)
 	mux.Handle("/webhooks/", hooks.Handler())
-	return &served{handler: mux, unsub: unsub, outbound: out}, nil
+	return &served{handler: mux, unsub: unsub, outbound: out, ledger: ledger}, nil
 }
 
 // newUnsubscribeHandler builds the pages of /u/TOKEN. The body cap and

@@ -39,6 +39,9 @@ func newReceiver(cfg *config.Config, ledger *optin.Ledger, rates *optin.DomainRa
 type outbound struct {
 	dispatcher *webhooks.Dispatcher
 	sync       admin.Syncer
+	// notify is set when any target is configured: an erasure then keeps
+	// the address for them (optin.ErasureRequest.Notify).
+	notify bool
 }
 
 // newOutbound builds the outbox's targets from the configuration: each
@@ -89,6 +92,7 @@ func newOutbound(cfg *config.Config, ledger *optin.Ledger, reg prometheus.Regist
 		}
 		targets = append(targets, rj)
 	}
+	out.notify = len(targets) > 0
 	d, err := webhooks.NewDispatcher(webhooks.DispatcherOptions{
 		Store:      ledger.Store(),
 		Targets:    targets,
