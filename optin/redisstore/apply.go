@@ -594,8 +594,8 @@ func (s *Store) writeIndexes(ctx context.Context, items []*item) error {
 		}
 		n++
 		feed = appendRef(feed, it.ref)
-		if it.ch.AddSuppression != "" || it.ch.Erasure != nil {
-			supp = append(supp, it.sid)
+		if er := it.ch.Erasure; it.ch.AddSuppression != "" || er != nil && er.Op == optin.EraseNow {
+			supp = append(supp, it.sid) // an erasure adds the erased suppression
 		}
 		if it.ch.Erasure != nil {
 			schedule[it.sid] = it.res.ErasureAt
