@@ -156,7 +156,7 @@ func newHandler(cfg *config.Config, reg *prometheus.Registry, store optin.Store,
 	if err != nil {
 		return nil, err
 	}
-	hooks, err := newReceiver(cfg, ledger, rates, reg, log)
+	hooks, err := newReceiver(cfg, ledger, rates, out.notify, reg, log)
 	if err != nil {
 		return nil, err
 	}
