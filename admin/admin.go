@@ -41,7 +41,21 @@ type Options struct {
 	// /api/v1/sync/mailchimp. Without them those answer 409.
 	Outbox        Outbox
 	MailchimpSync Syncer
-	Now           func() time.Time
+	// PortalLink, when set, serves .../portal-link; without it that
+	// answers 409.
+	PortalLink PortalLinker
+	Now        func() time.Time
+	// PolicyVersion is policy.current_version, for the outdated-policy
+	// report; Processing is the configuration the record of processing
+	// reports (reports.go, processing.go).
+	PolicyVersion string
+	Processing    Processing
+	// Roles and Monitor are the relay's role addresses (nil: the
+	// built-in list) and policy.mode, for the list check (check.go);
+	// MaxCheckBytes bounds its body (default 8 MiB: 10,000 addresses).
+	Roles         *optin.RoleAddresses
+	Monitor       bool
+	MaxCheckBytes int64
 	// NotifyErasure keeps an erased address for the outbound targets
 	// (optin.ErasureRequest.Notify): set when any is configured.
 	NotifyErasure bool
@@ -71,6 +85,7 @@ var routes = []route{
 	{"GET", "/api/v1/subjects/{email}/export", ScopeRead, (*API).exportSubject},
 	{"POST", "/api/v1/subjects/{email}/erasure", ScopeErase, (*API).postErasure},
 	{"DELETE", "/api/v1/subjects/{email}/erasure", ScopeErase, (*API).cancelErasure},
+	{"POST", "/api/v1/subjects/{email}/portal-link", ScopeWrite, (*API).portalLink},
 	{"GET", "/api/v1/events", ScopeRead, (*API).listEvents},
 	{"GET", "/api/v1/verify", ScopeRead, (*API).verify},
 	{"GET", "/api/v1/suppressions", ScopeRead, (*API).listSuppressions},
@@ -78,6 +93,12 @@ var routes = []route{
 	{"DELETE", "/api/v1/suppressions/{email}", ScopeWrite, (*API).removeSuppression},
 	{"POST", "/api/v1/imports", ScopeWrite, (*API).importCSV},
 	{"GET", "/api/v1/reports/no-proof", ScopeRead, (*API).reportNoProof},
+	{"GET", "/api/v1/reports/no-basis", ScopeRead, (*API).reportNoBasis},
+	{"GET", "/api/v1/reports/expiring", ScopeRead, (*API).reportExpiring},
+	{"GET", "/api/v1/reports/outdated-policy", ScopeRead, (*API).reportOutdatedPolicy},
+	{"GET", "/api/v1/reports/processing", ScopeRead, (*API).reportProcessing},
+	{"GET", "/api/v1/reports/affected", ScopeRead, (*API).reportAffected},
+	{"POST", "/api/v1/check", ScopeRead, (*API).check},
 	{"GET", "/api/v1/outbox/{status}", ScopeRead, (*API).listOutbox},
 	{"POST", "/api/v1/outbox/dead/{id}/replay", ScopeWrite, (*API).replayDead},
 	{"POST", "/api/v1/sync/mailchimp", ScopeWrite, (*API).syncMailchimp},
@@ -96,6 +117,16 @@ func New(opts Options) (*API, error) {
 	}
 	if opts.MaxImportBytes <= 0 {
 		opts.MaxImportBytes = 256 << 20
+	}
+	if opts.MaxCheckBytes <= 0 {
+		opts.MaxCheckBytes = 8 << 20
+	}
+	if opts.Roles == nil {
+		roles, err := optin.NewRoleAddresses(nil, nil)
+		if err != nil {
+			return nil, err
+		}
+		opts.Roles = roles
 	}
 	if opts.LongTimeout <= 0 {
 		opts.LongTimeout = 15 * time.Minute
@@ -157,8 +188,11 @@ func (rt route) long() bool {
 }
 
 func (a *API) bodyLimit(rt route) int64 {
-	if rt.path == "/api/v1/imports" {
+	switch rt.path {
+	case "/api/v1/imports":
 		return a.opts.MaxImportBytes
+	case "/api/v1/check":
+		return a.opts.MaxCheckBytes
 	}
 	return a.opts.MaxBodyBytes
 }

@@ -11,16 +11,16 @@ import (
 )
 
 // TestBodyCapOnEveryRoute: every route refuses a body announced over its
-// cap, before reading it, with a 413 that names the limit; the import has
-// its own, larger cap. Routes that read no body refuse one too, rather
+// cap, before reading it, with a 413 that names the limit; the import and
+// the list check have their own, larger caps. Routes that read no body refuse one too, rather
 // than leave it unread on the connection.
 func TestBodyCapOnEveryRoute(t *testing.T) {
-	s := newAPIWith(t, backends[0].open(t), func(o *admin.Options) { o.MaxImportBytes = 8192 })
+	s := newAPIWith(t, backends[0].open(t), func(o *admin.Options) { o.MaxImportBytes, o.MaxCheckBytes = 8192, 8192 })
 	for _, r := range admin.Routes() {
 		method, path, _ := strings.Cut(r, " ")
 		path = strings.NewReplacer("{email}", "a@example.com", "{purpose}", "newsletter").Replace(path)
 		limit := 4096
-		if path == "/api/v1/imports" {
+		if path == "/api/v1/imports" || path == "/api/v1/check" {
 			limit = 8192
 		}
 		code, raw := s.call(t, adminToken, method, path, strings.Repeat(" ", limit+1), nil)

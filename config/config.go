@@ -15,6 +15,7 @@ type Config struct {
 	Purposes    map[string]Purpose `yaml:"purposes"`
 	Unsubscribe Unsubscribe        `yaml:"unsubscribe"`
 	Notices     Notices            `yaml:"notices"`
+	Controller  Controller         `yaml:"controller"`
 	Admin       Admin              `yaml:"admin"`
 	Webhooks    Webhooks           `yaml:"webhooks"`
 	DKIM        []DKIM             `yaml:"dkim"`
@@ -119,6 +120,16 @@ type Notices struct {
 	From string `yaml:"from"`
 	// ReplyTo, when set, is where replies go (the privacy officer).
 	ReplyTo string `yaml:"reply_to"`
+}
+
+// Controller names the controller of the processing in the record of
+// processing (GDPR art. 30); every field may stay empty.
+type Controller struct {
+	Name    string `yaml:"name"`
+	Address string `yaml:"address"`
+	Contact string `yaml:"contact"`
+	// DPO is how to reach the data protection officer, if there is one.
+	DPO string `yaml:"dpo"`
 }
 
 type RoleAddresses struct {

@@ -47,6 +47,7 @@ func TestDefaultMatchesSpec(t *testing.T) {
 			ReceiptRetention: Duration(400 * 24 * time.Hour), RoleAddresses: RoleAddresses{Add: []string{}, Remove: []string{}},
 			RetentionNotice: Duration(30 * 24 * time.Hour), PendingExpiry: Duration(7 * 24 * time.Hour), PortalLinkTTL: Duration(24 * time.Hour)}},
 		{"notices", d.Notices, Notices{}},
+		{"controller", d.Controller, Controller{}},
 		{"store.key_file (resolved)", d.Store.KeyPath(), "data/ledger.key"},
 		{"purposes", d.Purposes, map[string]Purpose{
 			"newsletter": {Basis: "consent", Category: "marketing", Retention: Duration(730 * 24 * time.Hour),

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"embed"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"html/template"
@@ -20,16 +19,15 @@ import (
 	"optinproxy/optin"
 )
 
-//go:embed templates/page.html templates/page.css
+//go:embed templates/page.html templates/confirm.html templates/page.css
 var templateFS embed.FS
 
 var (
-	pageTemplate = template.Must(template.ParseFS(templateFS, "templates/page.html"))
+	pageTemplate = template.Must(template.ParseFS(templateFS, "templates/page.html", "templates/confirm.html"))
 	pageStyle    = mustRead("templates/page.css")
 	// pageCSP allows nothing but the page's own style, and form posts
 	// to the page itself.
-	pageCSP = fmt.Sprintf("default-src 'none'; style-src 'sha256-%s'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
-		base64.StdEncoding.EncodeToString(sha256Sum(pageStyle)))
+	pageCSP = PageCSP(pageStyle)
 )
 
 // maxFormBytes caps a POST body: a choice, or RFC 8058's one field, in
@@ -114,7 +112,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.Serv
 // page is what the template shows.
 type page struct {
 	T       text
-	Kind    string // ask, done, or problem
+	C       confirmText // on the /confirm/ pages
+	Kind    string      // ask, done, confirm, confirmed, or problem
 	Title   string
 	Message string
 	Purpose string // the description; "" when the purpose is unknown
@@ -154,7 +153,7 @@ func (h *Handler) confirm(w http.ResponseWriter, r *http.Request) {
 		h.problem(w, t, http.StatusBadRequest, t.FormTitle, t.FormText)
 		return
 	}
-	ev := optin.Evidence{IP: remoteIP(r), UserAgent: truncate(r.UserAgent(), 256)}
+	ev := RequestEvidence(r)
 	if err := h.withdraw(r.Context(), c, all, channel, ev); err != nil {
 		h.log.Error("unsubscribe not recorded", "purpose", c.Purpose, "subject", c.Subject, "channel", channel, "err", err)
 		h.problem(w, t, http.StatusServiceUnavailable, t.DownTitle, t.DownText)
@@ -182,8 +181,10 @@ func (h *Handler) choice(r *http.Request, c Claim) (channel string, all, ok bool
 
 // describe names a purpose for a page: its description, else its name;
 // "" when it is not configured.
-func (h *Handler) describe(purpose string) string {
-	p, ok := h.purposes[purpose]
+func (h *Handler) describe(purpose string) string { return describe(h.purposes, purpose) }
+
+func describe(purposes optin.Purposes, purpose string) string {
+	p, ok := purposes[purpose]
 	switch {
 	case !ok:
 		return ""
@@ -202,22 +203,18 @@ func (h *Handler) problem(w http.ResponseWriter, t text, status int, title, msg 
 	h.render(w, status, page{T: t, Kind: "problem", Title: title, Message: msg})
 }
 
-func (h *Handler) render(w http.ResponseWriter, status int, p page) {
+func (h *Handler) render(w http.ResponseWriter, status int, p page) { render(w, h.log, status, p) }
+
+// render writes a page of either handler with the headers they share.
+func render(w http.ResponseWriter, log *slog.Logger, status int, p page) {
 	p.Style = template.CSS(pageStyle)
 	var b bytes.Buffer
 	if err := pageTemplate.ExecuteTemplate(&b, "page", p); err != nil {
-		h.log.Error("unsubscribe page", "err", err)
+		log.Error("page", "kind", p.Kind, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	hd := w.Header()
-	hd.Set("Content-Type", "text/html; charset=utf-8")
-	hd.Set("Content-Security-Policy", pageCSP)
-	// The token in the URL is a credential: keep it out of caches and
-	// out of Referer headers.
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("Referrer-Policy", "no-referrer")
-	hd.Set("X-Content-Type-Options", "nosniff")
+	SetPageHeaders(w.Header(), pageCSP)
 	w.WriteHeader(status)
 	w.Write(b.Bytes())
 }

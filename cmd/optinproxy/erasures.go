@@ -61,3 +61,15 @@ func sweepErasures(ctx context.Context, store optin.Store, ledger erasureJob, no
 		}
 	}
 }
+
+// portalEraser is the portal's Eraser: the ledger's erasure, carried out
+// now, with the notice when outbound targets are configured.
+type portalEraser struct {
+	ledger *optin.Ledger
+	notify bool
+}
+
+func (p portalEraser) Erase(ctx context.Context, a optin.Address, actor string) error {
+	_, err := p.ledger.Erase(ctx, a, optin.ErasureRequest{Actor: actor, Notify: p.notify})
+	return err
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"optinproxy/admin"
 	"optinproxy/config"
 	"optinproxy/optin"
+	"optinproxy/portal"
 	"optinproxy/unsubscribe"
 	"optinproxy/upstream"
 )
@@ -122,17 +124,19 @@ func newHTTPServer(handler http.Handler, t httpTimeouts, log *slog.Logger) *http
 
 // served is what the HTTP listener serves, and the parts of it the rest
 // of the server uses: the unsubscribe pages (for mail to the mailto
-// address) and the outbox's dispatcher (run beside the listeners).
+// address), the portal (closed after the listener) and the outbox's
+// dispatcher (run beside the listeners).
 type served struct {
 	handler  http.Handler
 	unsub    *unsubscribe.Handler
+	portal   *portal.Handler
 	outbound *outbound
 	ledger   *optin.Ledger
 }
 
 // newHandler mounts everything the HTTP listener serves: the operational
-// endpoints, the admin API, the unsubscribe pages and the inbound
-// webhooks. long is how long an import, a verify or a Mailchimp sync may
+// endpoints, the admin API, the unsubscribe pages, the portal and the
+// inbound webhooks. long is how long an import, a verify or a Mailchimp sync may
 // take (httpTimeouts.long). rates is shared with the relay.
 func newHandler(cfg *config.Config, reg *prometheus.Registry, store optin.Store, up upstream.Sender, rates *optin.DomainRates, log *slog.Logger, long time.Duration) (*served, error) {
 	ledger, err := optin.NewLedger(optin.LedgerOptions{Store: store, Purposes: purposes(cfg), PolicyVersion: cfg.Policy.CurrentVersion})
@@ -143,16 +147,30 @@ func newHandler(cfg *config.Config, reg *prometheus.Registry, store optin.Store,
 	if err != nil {
 		return nil, err
 	}
-	out, err := newOutbound(cfg, ledger, reg, log)
+	out, err := newOutbound(cfg, ledger, up, reg, log)
+	if err != nil {
+		return nil, err
+	}
+	roles, err := optin.NewRoleAddresses(cfg.Policy.RoleAddresses.Add, cfg.Policy.RoleAddresses.Remove)
+	if err != nil {
+		return nil, fmt.Errorf("policy.role_addresses: %w", err)
+	}
+	unsub, err := newUnsubscribeHandler(cfg, ledger, reg, log)
+	if err != nil {
+		return nil, err
+	}
+	pt, err := newPortal(cfg, ledger, unsub.Tokens(), up, portalEraser{ledger, out.notify}, reg, log)
 	if err != nil {
 		return nil, err
 	}
 	api, err := admin.New(admin.Options{Ledger: ledger, Tokens: tokens, Logger: log, LongTimeout: long,
-		Outbox: outboxAPI{out.dispatcher}, MailchimpSync: out.sync, NotifyErasure: out.notify})
+		Outbox: outboxAPI{out.dispatcher}, MailchimpSync: out.sync, PortalLink: pt.Link,
+		PolicyVersion: cfg.Policy.CurrentVersion, Processing: processingRecord(cfg),
+		Roles: roles, Monitor: cfg.Policy.Mode == config.ModeMonitor, NotifyErasure: out.notify})
 	if err != nil {
 		return nil, err
 	}
-	unsub, err := newUnsubscribeHandler(cfg, ledger, reg, log)
+	confirm, err := newConfirmHandler(cfg, ledger, unsub.Tokens(), reg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -163,8 +181,11 @@ func newHandler(cfg *config.Config, reg *prometheus.Registry, store optin.Store,
 	mux := newHTTPHandler(reg, []check{{name: "upstream", fn: up.Ping}, {name: "store", fn: store.Ping}})
 	mux.Handle("/api/v1/", api.Handler())
 	mux.Handle("/u/", unsub)
+	mux.Handle("/confirm/", confirm)
+	mux.Handle("/p", pt)
+	mux.Handle("/p/", pt)
 	mux.Handle("/webhooks/", hooks.Handler())
-	return &served{handler: mux, unsub: unsub, outbound: out, ledger: ledger}, nil
+	return &served{handler: mux, unsub: unsub, portal: pt, outbound: out, ledger: ledger}, nil
 }
 
 // newUnsubscribeHandler builds the pages of /u/TOKEN. The body cap and

@@ -27,6 +27,7 @@ type command struct {
 // them, so that what the binary can do is read here and not gathered from
 // init functions across the package.
 var commands = []command{
+	{"check", "decide each address of a list for a purpose, as the relay would, sending nothing", runCheck},
 	{"check-config", "validate the configuration and print every problem", runCheckConfig},
 	{"consent", "grant|withdraw|show: change or show a subject's consents", runConsent},
 	{"erase", "erase a subject now, or --at a later time (--cancel cancels)", runErase},
@@ -34,7 +35,8 @@ var commands = []command{
 	{"hash-password", "print the bcrypt hash of a password (from stdin or the argument)", runHashPassword},
 	{"import", "import consents from a CSV file", runImport},
 	{"outbox", "list|replay: the outbound webhook deliveries, and the dead ones sent again", runOutbox},
-	{"report", "no-proof: list consents whose proof lacks something", runReport},
+	{"portal-link", "print a temporary link to a subject's personal portal", runPortalLink},
+	{"report", "no-basis|no-proof|expiring|outdated-policy|processing|affected: the reports on consents, mail and processing", runReport},
 	{"rotate-key", "re-wrap every subject key under a new ledger key generation, or --retire one", runRotateKey},
 	{"serve", "run the SMTP relay and the HTTP service", runServe},
 	{"suppress", "add|remove|list address-level suppressions", runSuppress},

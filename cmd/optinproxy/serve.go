@@ -19,6 +19,7 @@ import (
 	"optinproxy/dkim"
 	"optinproxy/optin"
 	"optinproxy/optin/journal"
+	"optinproxy/portal"
 	"optinproxy/smtpproxy"
 	"optinproxy/upstream"
 )
@@ -89,6 +90,7 @@ type app struct {
 	store    optin.Store
 	journal  *journal.Journal
 	jobs     *jobs
+	portal   *portal.Handler
 	// smtpAddrs and httpAddr are the bound addresses (":0" resolves).
 	smtpAddrs []string
 	httpAddr  string
@@ -209,7 +211,7 @@ func start(ctx context.Context, cfg *config.Config, dkimKeys []dkim.Key, environ
 		store.Close()
 		return nil, err
 	}
-	a := &app{log: log, smtp: srv, upstream: up, store: store, journal: jr, serveErr: make(chan error, 3),
+	a := &app{log: log, smtp: srv, upstream: up, store: store, journal: jr, portal: parts.portal, serveErr: make(chan error, 3),
 		jobs: startJobs(store, jr, parts.outbound.dispatcher, time.Duration(cfg.Policy.ReceiptRetention), reg, log)}
 	a.jobs.startErasures(store, parts.ledger, parts.outbound.notify, reg, log)
 	var listeners []net.Listener
@@ -268,6 +270,7 @@ func start(ctx context.Context, cfg *config.Config, dkimKeys []dkim.Key, environ
 func (a *app) stop(ctx context.Context) error {
 	errSMTP := a.smtp.Shutdown(ctx)
 	errHTTP := a.http.Shutdown(ctx)
+	a.portal.Close() // links asked for before the shutdown are still mailed
 	a.jobs.stop()
 	a.upstream.Close()
 	errJournal := a.journal.Close()

@@ -13,6 +13,7 @@ import (
 	"optinproxy/admin"
 	"optinproxy/config"
 	"optinproxy/optin"
+	"optinproxy/upstream"
 	"optinproxy/webhooks"
 )
 
@@ -47,9 +48,10 @@ type outbound struct {
 }
 
 // newOutbound builds the outbox's targets from the configuration: each
-// outbound endpoint, the Mailchimp audience and Mandrill's rejection
-// list. With none it still runs, to prune the outbox.
-func newOutbound(cfg *config.Config, ledger *optin.Ledger, reg prometheus.Registerer, log *slog.Logger) (*outbound, error) {
+// outbound endpoint, the Mailchimp audience, Mandrill's rejection list,
+// and the double opt-in confirmations mailed through up. With none it
+// still runs, to prune the outbox.
+func newOutbound(cfg *config.Config, ledger *optin.Ledger, up upstream.Sender, reg prometheus.Registerer, log *slog.Logger) (*outbound, error) {
 	w := &cfg.Webhooks
 	var targets []webhooks.Target
 	client := webhooks.NewHTTPClient(webhooks.HTTPClientOptions{})
@@ -94,7 +96,16 @@ func newOutbound(cfg *config.Config, ledger *optin.Ledger, reg prometheus.Regist
 		}
 		targets = append(targets, rj)
 	}
+	// Erasure notices are for the processors that hold the address; the
+	// confirmations target below mails only pending subjects.
 	out.notify = len(targets) > 0
+	if doubleOptIn(cfg) {
+		c, err := newConfirmations(cfg, ledger, up, log)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, c)
+	}
 	d, err := webhooks.NewDispatcher(webhooks.DispatcherOptions{
 		Store:      ledger.Store(),
 		Targets:    targets,
