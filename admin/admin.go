@@ -56,6 +56,9 @@ type Options struct {
 	Roles         *optin.RoleAddresses
 	Monitor       bool
 	MaxCheckBytes int64
+	// NotifyErasure keeps an erased address for the outbound targets
+	// (optin.ErasureRequest.Notify): set when any is configured.
+	NotifyErasure bool
 }
 
 // API serves /api/v1. Safe for concurrent use.
@@ -80,6 +83,8 @@ var routes = []route{
 	{"PUT", "/api/v1/subjects/{email}/consents/{purpose}", ScopeWrite, (*API).putConsent},
 	{"DELETE", "/api/v1/subjects/{email}/consents/{purpose}", ScopeWrite, (*API).deleteConsent},
 	{"GET", "/api/v1/subjects/{email}/export", ScopeRead, (*API).exportSubject},
+	{"POST", "/api/v1/subjects/{email}/erasure", ScopeErase, (*API).postErasure},
+	{"DELETE", "/api/v1/subjects/{email}/erasure", ScopeErase, (*API).cancelErasure},
 	{"POST", "/api/v1/subjects/{email}/portal-link", ScopeWrite, (*API).portalLink},
 	{"GET", "/api/v1/events", ScopeRead, (*API).listEvents},
 	{"GET", "/api/v1/verify", ScopeRead, (*API).verify},

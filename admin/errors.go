@@ -28,6 +28,8 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		// The connection's read deadline passed: the body came too slowly.
 		writeError(w, http.StatusRequestTimeout, "request_timeout", "the request body did not arrive in time")
+	case errors.Is(err, optin.ErrErased):
+		writeError(w, http.StatusConflict, "erased", "the address was erased; it takes no consent until its erased suppression is removed")
 	case errors.Is(err, optin.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not_found", "nothing is stored for this address")
 	case errors.Is(err, optin.ErrUnknownPurpose):

@@ -1,12 +1,14 @@
 package admin
 
 import (
+	"cmp"
 	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -80,6 +82,13 @@ func (a *API) importCSV(w http.ResponseWriter, r *http.Request, p principal) {
 
 	ans := importAnswer{BadRows: []badRow{}}
 	var batch []optin.Change
+	var lines []int // of the rows in batch
+	bad := func(line int, msg string) {
+		ans.Bad++
+		if len(ans.BadRows) < maxBadRows {
+			ans.BadRows = append(ans.BadRows, badRow{Line: line, Error: msg})
+		}
+	}
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
@@ -88,21 +97,21 @@ func (a *API) importCSV(w http.ResponseWriter, r *http.Request, p principal) {
 		if err != nil {
 			return err
 		}
-		for _, rs := range res {
-			if rs.Applied {
+		for i, rs := range res {
+			switch {
+			case errors.Is(rs.Refused, optin.ErrErased):
+				// The row is refused, never the address in the answer.
+				bad(lines[i], "erased: the address was erased and takes no consent")
+			case rs.Refused != nil:
+				bad(lines[i], rs.Refused.Error())
+			case rs.Applied:
 				ans.Applied++
-			} else {
+			default:
 				ans.Ignored++
 			}
 		}
-		batch = batch[:0]
+		batch, lines = batch[:0], lines[:0]
 		return nil
-	}
-	bad := func(line int, msg string) {
-		ans.Bad++
-		if len(ans.BadRows) < maxBadRows {
-			ans.BadRows = append(ans.BadRows, badRow{Line: line, Error: msg})
-		}
 	}
 	for {
 		rec, err := cr.Read()
@@ -131,7 +140,7 @@ func (a *API) importCSV(w http.ResponseWriter, r *http.Request, p principal) {
 			bad(line, err.Error())
 			continue
 		}
-		batch = append(batch, ch)
+		batch, lines = append(batch, ch), append(lines, line)
 		if len(batch) == importBatch {
 			if err := flush(); err != nil {
 				a.fail(w, r, err)
@@ -143,6 +152,9 @@ func (a *API) importCSV(w http.ResponseWriter, r *http.Request, p principal) {
 		a.fail(w, r, err)
 		return
 	}
+	// Refused rows (erased) are known only once their batch is applied:
+	// list the bad rows in file order all the same.
+	slices.SortStableFunc(ans.BadRows, func(x, y badRow) int { return cmp.Compare(x.Line, y.Line) })
 	a.log.Info("import", "token", p.name, "rows", ans.Rows, "applied", ans.Applied, "ignored", ans.Ignored, "bad", ans.Bad)
 	writeJSON(w, http.StatusOK, ans)
 }

@@ -14,11 +14,18 @@ import (
 )
 
 // subjectJSON is the answer of GET /api/v1/subjects/{email} (SPEC §8).
+//
+// An erased subject answers 200 with what the erasure left: no consents,
+// the erased suppression, its events with erased set and no personal
+// fields, and erased true. A subject with a scheduled erasure has
+// erasure_at.
 type subjectJSON struct {
 	Email        string            `json:"email"`
 	Consents     []optin.Consent   `json:"consents"`
 	Suppressions []suppressionJSON `json:"suppressions"`
 	Events       []optin.Event     `json:"events"`
+	Erased       bool              `json:"erased,omitempty"`
+	ErasureAt    *time.Time        `json:"erasure_at,omitempty"`
 }
 
 type suppressionJSON struct {
@@ -55,7 +62,11 @@ func (a *API) getSubject(w http.ResponseWriter, r *http.Request, _ principal) {
 
 func subjectAnswer(v *optin.SubjectView) subjectJSON {
 	out := subjectJSON{Email: v.Address.String(), Consents: v.Consents, Events: v.Events,
-		Suppressions: make([]suppressionJSON, 0, len(v.Suppressions))}
+		Suppressions: make([]suppressionJSON, 0, len(v.Suppressions)), Erased: v.Erased}
+	if !v.ErasureAt.IsZero() {
+		at := v.ErasureAt
+		out.ErasureAt = &at
+	}
 	if out.Consents == nil {
 		out.Consents = []optin.Consent{}
 	}

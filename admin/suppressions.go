@@ -72,7 +72,9 @@ func (a *API) addSuppression(w http.ResponseWriter, r *http.Request, p principal
 }
 
 // removeSuppression: DELETE /api/v1/suppressions/{email}[?reason=R]
-// lifts one reason, or every reason but erased.
+// lifts one reason, or every reason but erased. reason=erased takes the
+// erase scope: the person asked to come back, and the address may then
+// be granted again (with a fresh key).
 func (a *API) removeSuppression(w http.ResponseWriter, r *http.Request, p principal) {
 	addr, ok := pathAddress(w, r)
 	if !ok {
@@ -88,13 +90,15 @@ func (a *API) removeSuppression(w http.ResponseWriter, r *http.Request, p princi
 			return
 		}
 		for _, s := range v.Suppressions {
-			reasons = append(reasons, s.Reason)
+			if s.Reason != optin.SuppressErased {
+				reasons = append(reasons, s.Reason)
+			}
 		}
 	}
 	removed := []optin.SuppressionReason{}
 	for _, reason := range reasons {
-		if reason == optin.SuppressErased {
-			badRequest(w, "an erased address stays suppressed")
+		if reason == optin.SuppressErased && !p.has(ScopeErase) {
+			writeError(w, http.StatusForbidden, "forbidden", "token "+p.name+" lacks the erase scope, which lifting the erased suppression takes")
 			return
 		}
 		res, err := a.ledger.Unsuppress(r.Context(), addr, reason, p.actor())

@@ -16,7 +16,7 @@ import (
 var outboundEvents = []string{
 	"consent.granted", "consent.pending", "consent.withdrawn", "consent.expired",
 	"consent.expiring", "subject.updated", "subject.erased",
-	"suppression.added", "suppression.removed",
+	"suppression.added", "suppression.removed", "erasure.scheduled", "erasure.cancelled",
 }
 
 // urlSecretRE is what may stand in a URL path segment without escaping.

@@ -3,7 +3,10 @@
 // the project, so every other package can depend on it.
 package optin
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors of package optin. Functions wrap them with %w and a
 // detail; callers compare with errors.Is.
@@ -53,4 +56,16 @@ var (
 	// it (its marker vanished or changed): consents recorded before are
 	// gone unless a backup is restored. Decisions stay fail-closed.
 	ErrDataLost = errors.New("optin: store data lost")
+)
+
+// Sentinel errors of erasure (SPEC §6).
+var (
+	// ErrErased means the address was erased: it holds the erased
+	// suppression, and a grant or a pending record for it is refused
+	// until that suppression is removed (the person asked to come back).
+	ErrErased = errors.New("optin: the address was erased")
+
+	// ErrNoErasure means no erasure is scheduled for the address (a
+	// cancellation of none). It wraps ErrNotFound.
+	ErrNoErasure = fmt.Errorf("%w: no erasure is scheduled", ErrNotFound)
 )

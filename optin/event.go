@@ -25,6 +25,9 @@ const (
 	EventSuppressionRemoved EventType = "suppression.removed"
 	EventMessageRelayed     EventType = "message.relayed"
 	EventMessageBlocked     EventType = "message.blocked"
+	// An erasure set for a later time, and its cancellation (SPEC §6).
+	EventErasureScheduled EventType = "erasure.scheduled"
+	EventErasureCancelled EventType = "erasure.cancelled"
 )
 
 // Event is one entry of the audit log as the API shows it. Events are

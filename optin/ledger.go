@@ -207,7 +207,8 @@ func eventFor(s Status) EventType {
 	return EventConsentGranted
 }
 
-// Grant records a grant (or pending) and returns what was stored.
+// Grant records a grant (or pending) and returns what was stored. An
+// erased address is refused: an error wrapping ErrErased.
 func (l *Ledger) Grant(ctx context.Context, a Address, purpose string, cc ConsentChange) (Result, error) {
 	ch, err := l.GrantChange(a, purpose, cc)
 	if err != nil {
@@ -266,5 +267,5 @@ func (l *Ledger) applyOne(ctx context.Context, ch Change) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	return rs[0], nil
+	return rs[0], rs[0].Refused
 }

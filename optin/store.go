@@ -72,6 +72,12 @@ type Store interface {
 	// chain are never pruned.
 	PruneReceipts(ctx context.Context, before time.Time) (int, error)
 
+	// DueErasures returns up to limit of the subjects whose scheduled
+	// erasure is due at now (at or before it), the earliest first, with
+	// their addresses, from an index of the scheduled ones: it does not
+	// read every subject. Ledger.EraseDue carries them out.
+	DueErasures(ctx context.Context, now time.Time, limit int) ([]DueErasure, error)
+
 	// Lease reports whether this instance holds (or now takes) the lease
 	// of a periodic job for ttl, so that of several instances on one
 	// store one does it; the holder renews it by asking again.
@@ -102,6 +108,11 @@ type SubjectView struct {
 	Consents     []Consent // by purpose name
 	Suppressions []Suppression
 	Events       []Event
+	// Erased is true for what an erasure left: no consents, the erased
+	// suppression, and events that no longer open (Event.Erased).
+	Erased bool
+	// ErasureAt is when a scheduled erasure is due; zero when none is.
+	ErasureAt time.Time
 }
 
 // LookupQuery asks Store.Lookup for what the decisions on one message

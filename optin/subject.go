@@ -2,6 +2,7 @@ package optin
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -29,6 +30,8 @@ type SubjectState struct {
 	ReceiptHead  string
 	Consents     map[string]Consent
 	Suppressions map[SuppressionReason]time.Time
+	// ErasureAt is when a scheduled erasure is due; zero when none is.
+	ErasureAt time.Time
 }
 
 // NewSubjectState is the state of a subject nothing is stored about.
@@ -38,6 +41,10 @@ func NewSubjectState(id string, a Address) *SubjectState {
 
 // Empty reports whether nothing is stored about the subject (no events).
 func (st *SubjectState) Empty() bool { return st.Head == "" && st.ReceiptHead == "" }
+
+// Erased reports whether the state is what an erasure left: chains
+// without a key to read them.
+func (st *SubjectState) Erased() bool { return st.Key == nil && !st.Empty() }
 
 // Change is one atomic change to one subject: an optional new consent
 // record, an optional suppression added or removed, and the event that
@@ -84,6 +91,10 @@ type Change struct {
 	// replays a write whose outcome it did not learn): stores skip it
 	// when the subject's chain holds its Event.ID, which must be set.
 	Once bool
+	// Erasure, when set, makes the change an erasure, or schedules or
+	// cancels one (Ledger.Erase); Consent and the suppressions are then
+	// not used.
+	Erasure *Erasure
 	// receipt is the details of a receipt as Receipt.Change made them,
 	// so that sealing need not parse them back from Event.Details.
 	receipt *ReceiptDetails
@@ -98,13 +109,41 @@ type Result struct {
 	Event Event
 	// Consent is the record stored for the change's purpose afterwards.
 	Consent *Consent
+	// Refused, when not nil, is why the rules refused the change (an
+	// error wrapping ErrErased): nothing was written for it, and the
+	// other changes of the batch went on. Ledger.Grant returns it as its
+	// error.
+	Refused error
+	// Erased tells whether the subject is erased after the change, and
+	// ErasureAt when a scheduled erasure is due (zero for none).
+	Erased    bool
+	ErasureAt time.Time
 }
 
 // Apply changes st by ch and returns the sealed event to append, or nil
 // when the change is ignored. now is used for suppression times. A
 // subject without a key gets one (its first event).
+//
+// Erasure (SPEC §6) adds three rules. A grant or pending record for a
+// subject that holds the erased suppression is refused: the error wraps
+// ErrErased, and a store puts it in Result.Refused and goes on with the
+// batch. What an erasure left (Erased: chains, no key) takes only
+// receipts, sealed under a key made for them and dropped at once (the
+// relay's block of an erased address is recorded without storing the
+// address again), and the removal of the erased suppression, which makes
+// a fresh key (the person came back); every other change is ignored.
+// And Change.Erasure is applied by applyErasure.
 func (st *SubjectState) Apply(ch Change, now time.Time) (*SealedEvent, Result, error) {
+	sealed, res, err := st.apply(ch, now)
+	res.Erased, res.ErasureAt = st.Erased(), st.ErasureAt
+	return sealed, res, err
+}
+
+func (st *SubjectState) apply(ch Change, now time.Time) (*SealedEvent, Result, error) {
 	var res Result
+	if ch.Erasure != nil {
+		return st.applyErasure(ch, now)
+	}
 	if ch.Notice != "" {
 		old, had := st.Consents[ch.Event.Purpose]
 		if !had || old.EventID != ch.Notice || !old.NoticedAt.IsZero() {
@@ -114,6 +153,9 @@ func (st *SubjectState) Apply(ch Change, now time.Time) (*SealedEvent, Result, e
 			return nil, res, nil // renewed, changed or announced already
 		}
 	} else if c := ch.Consent; c != nil {
+		if _, erased := st.Suppressions[SuppressErased]; erased && (c.Status == StatusGranted || c.Status == StatusPending) {
+			return nil, res, fmt.Errorf("%w: %s for %s", ErrErased, c.Status, c.Purpose)
+		}
 		old, had := st.Consents[c.Purpose]
 		if ch.Replaces != "" && (!had || old.EventID != ch.Replaces) {
 			if had {
@@ -128,24 +170,21 @@ func (st *SubjectState) Apply(ch Change, now time.Time) (*SealedEvent, Result, e
 	} else if !st.suppressionChanges(ch) {
 		return nil, res, nil // adding what is there, removing what is not
 	}
+	remains := st.Erased()
+	if remains && !ch.Event.Type.IsReceipt() && ch.RemoveSuppression != SuppressErased {
+		return nil, res, nil // erased: nothing more is recorded but receipts and the return
+	}
 
-	e := ch.Event
-	if e.Time.IsZero() {
-		e.Time = now
+	e := st.event(ch.Event, now)
+	key := st.Key
+	if key == nil {
+		key = NewKey()
+		if !remains || !e.Type.IsReceipt() {
+			st.Key = key
+		}
 	}
 	if e.Type.IsReceipt() {
-		// A receipt keeps its time in its id, to the millisecond.
-		e.Time = e.Time.UTC().Truncate(time.Millisecond)
-	}
-	if e.ID == "" {
-		e.ID = NewEventID(e.Time) // after the time, so ids sort by it
-	}
-	e.Subject = st.Address
-	if st.Key == nil {
-		st.Key = NewKey()
-	}
-	if e.Type.IsReceipt() {
-		return st.applyReceipt(e, ch.receipt)
+		return st.applyReceipt(key, e, ch.receipt)
 	}
 	if c := ch.Consent; c != nil {
 		stored := *c
@@ -174,16 +213,38 @@ func (st *SubjectState) Apply(ch Change, now time.Time) (*SealedEvent, Result, e
 	if r := ch.RemoveSuppression; r != "" {
 		delete(st.Suppressions, r)
 	}
-	sealed, err := Seal(st.Key, st.ID, e)
+	sealed, applied, err := st.seal(key, e)
+	applied.Consent = res.Consent
+	return sealed, applied, err
+}
+
+// event fills in what a change's event lacks: its time (now), its id
+// and its subject.
+func (st *SubjectState) event(e Event, now time.Time) Event {
+	if e.Time.IsZero() {
+		e.Time = now
+	}
+	if e.Type.IsReceipt() {
+		// A receipt keeps its time in its id, to the millisecond.
+		e.Time = e.Time.UTC().Truncate(time.Millisecond)
+	}
+	if e.ID == "" {
+		e.ID = NewEventID(e.Time) // after the time, so ids sort by it
+	}
+	e.Subject = st.Address
+	return e
+}
+
+// seal seals e under key and appends it to the main chain.
+func (st *SubjectState) seal(key []byte, e Event) (*SealedEvent, Result, error) {
+	sealed, err := Seal(key, st.ID, e)
 	if err != nil {
-		return nil, res, err
+		return nil, Result{}, err
 	}
 	sealed.Chain(st.Head)
 	st.Head = sealed.Hash
 	e.Prev, e.Hash = sealed.Prev, sealed.Hash
-	res.Applied = true
-	res.Event = e
-	return &sealed, res, nil
+	return &sealed, Result{Applied: true, Event: e}, nil
 }
 
 // newer reports whether the record c replaces old: it is later, or as
@@ -199,10 +260,10 @@ func newer(c, old *Consent) bool {
 		(old.Status == StatusGranted || old.Status == StatusPending)
 }
 
-// applyReceipt seals a receipt (with its details d, or those of
-// e.Details when nil) and appends it to the receipt chain.
-func (st *SubjectState) applyReceipt(e Event, d *ReceiptDetails) (*SealedEvent, Result, error) {
-	sealed, err := sealReceipt(st.Key, st.ID, e, d)
+// applyReceipt seals a receipt under key (with its details d, or those
+// of e.Details when nil) and appends it to the receipt chain.
+func (st *SubjectState) applyReceipt(key []byte, e Event, d *ReceiptDetails) (*SealedEvent, Result, error) {
+	sealed, err := sealReceipt(key, st.ID, e, d)
 	if err != nil {
 		return nil, Result{}, err
 	}

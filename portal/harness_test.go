@@ -282,8 +282,8 @@ func (m *mailbox) next(t testing.TB) mail {
 	}
 }
 
-// eraser records the erasures asked for, and leaves what an erasure
-// leaves: the erased suppression.
+// eraser records the erasures asked for and carries them out with the
+// ledger's erasure, as the server's does.
 type eraser struct {
 	ledger *optin.Ledger
 	mu     sync.Mutex
@@ -294,7 +294,7 @@ func (x *eraser) Erase(ctx context.Context, a optin.Address, actor string) error
 	x.mu.Lock()
 	x.calls = append(x.calls, a.String()+" by "+actor)
 	x.mu.Unlock()
-	_, err := x.ledger.Suppress(ctx, a, optin.SuppressErased, actor)
+	_, err := x.ledger.Erase(ctx, a, optin.ErasureRequest{Actor: actor})
 	return err
 }
 

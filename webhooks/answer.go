@@ -55,6 +55,13 @@ func (rc *Receiver) fail(w http.ResponseWriter, r *http.Request, source string, 
 	case errors.As(err, &fe):
 		rc.count(source, outcomeInvalid)
 		writeError(w, http.StatusBadRequest, "bad_request", fe.Error())
+	case errors.Is(err, optin.ErrErased):
+		// A grant for an erased address is refused for good: 200, so
+		// that the sender does not retry it for ever. The log names no
+		// address.
+		rc.count(source, outcomeErased)
+		rc.log.Info("webhook refused: the address was erased", "source", source)
+		ok(w)
 	case errors.As(err, &me), errors.Is(err, optin.ErrUnavailable), errors.Is(err, optin.ErrConflict),
 		errors.Is(err, context.DeadlineExceeded):
 		rc.count(source, outcomeFailed)

@@ -67,10 +67,12 @@ func (a *Audience) Wants(e optin.Event) bool {
 
 // Deliver unsubscribes the member, or deletes it permanently for an
 // erasure (subject.erased, or the erased suppression). A member that is
-// not in the audience is done with.
+// not in the audience is done with. The address of an erased subject is
+// read only from its erasure's notice (optin.Erasure.Notify): the
+// subject.erased event carries it, the subject's earlier events do not.
 func (a *Audience) Deliver(ctx context.Context, d Delivery) (bool, error) {
 	e := d.Event
-	if e.Erased || e.Subject.IsZero() {
+	if e.Subject.IsZero() {
 		return false, errors.New("webhooks: the subject was erased before its update reached Mailchimp: its address can no longer be read")
 	}
 	var err error

@@ -173,45 +173,13 @@ func (rc *Receiver) applyCRM(ctx context.Context, ch crmChange) (bool, error) {
 	return rc.eraseCRM(ctx, ch)
 }
 
-// eraseCRM handles subject.erased. Erasure proper (the subject's key
-// destroyed, its history made unreadable) is the admin API's erasure,
-// not built for webhooks yet; until then a CRM's erasure blocks all mail
-// at once with an erased suppression, and withdraws every purpose the
-// subject holds, so nothing is sent under an old consent if the
-// suppression is ever removed. One read, then one batch.
+// eraseCRM handles subject.erased: the CRM passes on the subject's
+// request to be forgotten, and the ledger erases it at once (the
+// subject's key destroyed, its history made unreadable, the erased
+// suppression kept as a keyed hash; see optin.Ledger.Erase). An address
+// the ledger holds nothing about is blocked all the same. A repeat
+// changes nothing.
 func (rc *Receiver) eraseCRM(ctx context.Context, ch crmChange) (bool, error) {
-	sup, err := rc.ledger.SuppressChange(ch.Subject, optin.SuppressErased, ActorCRM)
-	if err != nil {
-		return false, err
-	}
-	changes := []optin.Change{sup}
-	view, err := rc.ledger.Store().Subject(ctx, ch.Subject, 0)
-	if err != nil && !errors.Is(err, optin.ErrNotFound) {
-		return false, err
-	}
-	if view != nil {
-		for _, c := range view.Consents {
-			if c.Status == optin.StatusWithdrawn {
-				continue
-			}
-			if _, known := rc.ledger.Purposes()[c.Purpose]; !known {
-				continue // the ledger withdraws configured purposes only; the suppression blocks the rest
-			}
-			w, err := rc.ledger.WithdrawChange(ch.Subject, c.Purpose, optin.ConsentChange{
-				Source: optin.SourceCRM, Actor: ActorCRM, At: ch.At, Basis: c.Basis})
-			if err != nil {
-				return false, err
-			}
-			changes = append(changes, w)
-		}
-	}
-	results, err := rc.ledger.Apply(ctx, changes)
-	if err != nil {
-		return false, err
-	}
-	changed := false
-	for _, r := range results {
-		changed = changed || r.Applied
-	}
-	return changed, nil
+	res, err := rc.ledger.Erase(ctx, ch.Subject, optin.ErasureRequest{Actor: ActorCRM, Notify: rc.notifyErasure})
+	return res.Applied, err
 }

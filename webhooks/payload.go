@@ -23,9 +23,12 @@ import (
 // target and event). new_email comes with subject.updated, reason with
 // suppression.added and suppression.removed and with consent.expired
 // (retention, or unconfirmed for a double opt-in never confirmed), status,
-// basis and source with consent events. For an erased subject the address can no longer be
-// read: email (and new_email) are left out and erased is true, so a
-// receiver finds the subject by an earlier delivery's event ids, if at all.
+// basis and source with consent events. For an erased subject the address
+// can no longer be read: erased is true, and email (and new_email) are
+// left out, so a receiver finds the subject by an earlier delivery's event
+// ids, if at all; but the subject.erased event of an erasure made with a
+// notice (optin.Erasure.Notify, set when outbound targets are configured)
+// carries email, so that the receiver can delete its copy too.
 type Payload struct {
 	ID       string          `json:"id"`
 	Type     optin.EventType `json:"type"`
@@ -58,6 +61,9 @@ type payloadDetails struct {
 func NewPayload(e optin.Event) Payload {
 	p := Payload{ID: e.ID, Type: e.Type, Time: e.Time.UTC(), Purpose: e.Purpose, Actor: e.Actor, Erased: e.Erased}
 	if e.Erased {
+		if e.Type == optin.EventSubjectErased && !e.Subject.IsZero() {
+			p.Email = e.Subject.String() // from the erasure's notice
+		}
 		return p
 	}
 	if !e.Subject.IsZero() {

@@ -47,6 +47,7 @@ type Ledger interface {
 	SuppressChange(a optin.Address, reason optin.SuppressionReason, actor string) (optin.Change, error)
 	Apply(ctx context.Context, changes []optin.Change) ([]optin.Result, error)
 	Move(ctx context.Context, from, to optin.Address, actor string, at time.Time) (optin.MoveResult, error)
+	Erase(ctx context.Context, a optin.Address, req optin.ErasureRequest) (optin.ErasureResult, error)
 	Purposes() optin.Purposes
 	Store() optin.Store
 }
@@ -87,6 +88,10 @@ type CRMOptions struct {
 // ReceiverOptions configure NewReceiver.
 type ReceiverOptions struct {
 	Ledger Ledger // required
+	// NotifyErasure keeps the address of a CRM's erasure for the
+	// outbound targets (optin.ErasureRequest.Notify): set when any is
+	// configured.
+	NotifyErasure bool
 	// Marks remembers applied deliveries; the ledger's store when nil.
 	Marks     Marks
 	Mailchimp MailchimpOptions
@@ -129,16 +134,18 @@ type Receiver struct {
 	mailchimp MailchimpOptions
 	mandrill  MandrillOptions
 	crmSecret string
-	tolerance time.Duration
-	timeout   time.Duration
-	window    time.Duration
-	maxBody   int64
-	maxBatch  int64
-	complaint *complaints
-	events    *prometheus.CounterVec
-	log       *slog.Logger
-	now       func() time.Time
-	mux       *http.ServeMux
+	// notifyErasure is ReceiverOptions.NotifyErasure.
+	notifyErasure bool
+	tolerance     time.Duration
+	timeout       time.Duration
+	window        time.Duration
+	maxBody       int64
+	maxBatch      int64
+	complaint     *complaints
+	events        *prometheus.CounterVec
+	log           *slog.Logger
+	now           func() time.Time
+	mux           *http.ServeMux
 }
 
 // NewReceiver validates opts: every list must map to a configured purpose,
@@ -165,7 +172,7 @@ func NewReceiver(opts ReceiverOptions) (*Receiver, error) {
 	}
 	rc := &Receiver{ledger: opts.Ledger, marks: opts.Marks, mailchimp: opts.Mailchimp, mandrill: opts.Mandrill,
 		tolerance: opts.CRM.Tolerance, timeout: opts.Timeout, window: opts.DedupWindow, maxBody: opts.MaxBodyBytes,
-		maxBatch: opts.MandrillMaxBodyBytes, log: opts.Logger, now: opts.Now, mux: http.NewServeMux()}
+		maxBatch: opts.MandrillMaxBodyBytes, log: opts.Logger, now: opts.Now, mux: http.NewServeMux(), notifyErasure: opts.NotifyErasure}
 	if opts.CRM.Secret != "" {
 		if _, err := ParseSecret(opts.CRM.Secret); err != nil {
 			return nil, fmt.Errorf("webhooks: crm secret: %w", err)
@@ -235,17 +242,18 @@ const (
 	outcomeRejected  = "rejected"  // bad secret or signature
 	outcomeInvalid   = "invalid"   // malformed
 	outcomeFailed    = "failed"    // the store failed: the sender retries
+	outcomeErased    = "erased"    // a grant for an erased address: refused, answered 200
 )
 
 var (
 	sources  = []string{"mailchimp", "mandrill", "crm"}
-	outcomes = []string{outcomeApplied, outcomeUnchanged, outcomeDuplicate, outcomeIgnored, outcomeRejected, outcomeInvalid, outcomeFailed}
+	outcomes = []string{outcomeApplied, outcomeUnchanged, outcomeDuplicate, outcomeIgnored, outcomeRejected, outcomeInvalid, outcomeFailed, outcomeErased}
 )
 
 func newEventCounter(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "optinproxy_webhook_events_total",
-		Help: "Inbound webhook events by sender (mailchimp, mandrill, crm) and outcome (applied, unchanged, duplicate, ignored, rejected, invalid, failed).",
+		Help: "Inbound webhook events by sender (mailchimp, mandrill, crm) and outcome (applied, unchanged, duplicate, ignored, rejected, invalid, failed, erased).",
 	}, []string{"source", "outcome"})
 	for _, s := range sources {
 		for _, o := range outcomes {

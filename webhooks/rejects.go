@@ -109,13 +109,17 @@ func mandrillPermanent(_ int, name string) bool {
 // Name is "mandrill-rejects".
 func (m *MandrillRejects) Name() string { return "mandrill-rejects" }
 
-// Wants takes suppressions of the configured reasons and withdrawals of
-// the configured purposes, except what Mandrill itself reported.
+// Wants takes suppressions of the configured reasons, erasures when
+// erased is one of them (an erasure is the erased suppression), and
+// withdrawals of the configured purposes, except what Mandrill itself
+// reported.
 func (m *MandrillRejects) Wants(e optin.Event) bool {
 	if e.Actor == ActorMandrill {
 		return false
 	}
 	switch e.Type {
+	case optin.EventSubjectErased:
+		return slices.Contains(m.reasons, optin.SuppressErased)
 	case optin.EventSuppressionAdded:
 		r, ok := suppressedFor(e)
 		return !ok || slices.Contains(m.reasons, r) // unreadable: Deliver says why
@@ -125,16 +129,20 @@ func (m *MandrillRejects) Wants(e optin.Event) bool {
 	return false
 }
 
-// Deliver adds the address to the rejection list.
+// Deliver adds the address to the rejection list. An erased subject's
+// address is read only from its erasure's notice (optin.Erasure.Notify).
 func (m *MandrillRejects) Deliver(ctx context.Context, d Delivery) (bool, error) {
 	e := d.Event
-	if e.Erased || e.Subject.IsZero() {
+	if e.Subject.IsZero() {
 		return false, errors.New("webhooks: the subject was erased before its rejection reached Mandrill: its address can no longer be read")
 	}
 	comment := "optinproxy: withdrawn from " + e.Purpose
-	if e.Type == optin.EventSuppressionAdded {
+	switch e.Type {
+	case optin.EventSuppressionAdded:
 		r, _ := suppressedFor(e)
 		comment = "optinproxy: suppressed (" + string(r) + ")"
+	case optin.EventSubjectErased:
+		comment = "optinproxy: suppressed (" + string(optin.SuppressErased) + ")"
 	}
 	req := struct {
 		Key        string `json:"key"`

@@ -97,7 +97,7 @@ func TestRejectsWants(t *testing.T) {
 		{"withdrawal of a configured purpose", optin.Event{Type: optin.EventConsentWithdrawn, Purpose: "newsletter"}, true},
 		{"withdrawal of another purpose", optin.Event{Type: optin.EventConsentWithdrawn, Purpose: "orders"}, false},
 		{"a mcSuppression removed", optin.Event{Type: optin.EventSuppressionRemoved, Details: []byte(`{"reason":"manual"}`)}, false},
-		{"an erasure event", optin.Event{Type: optin.EventSubjectErased}, false},
+		{"an erasure: the erased suppression, with its notice's address", optin.Event{Type: optin.EventSubjectErased}, true},
 	}
 	for _, tt := range tests {
 		if got := m.Wants(tt.e); got != tt.want {
@@ -111,5 +111,8 @@ func TestRejectsWants(t *testing.T) {
 	}
 	if only.Wants(optin.Event{Type: optin.EventSuppressionAdded, Details: []byte(`{"reason":"unsubscribed_all"}`)}) {
 		t.Error("a reason left out of Reasons is wanted")
+	}
+	if only.Wants(optin.Event{Type: optin.EventSubjectErased}) {
+		t.Error("an erasure is wanted without erased among the Reasons")
 	}
 }

@@ -51,6 +51,9 @@ type SyncReport struct {
 	// Skipped counts the members whose status records nothing: pending
 	// (not confirmed), transactional, archived.
 	Skipped int `json:"skipped"`
+	// Erased counts the subscribed members whose address was erased
+	// here: their grants are refused (optin.ErrErased).
+	Erased int `json:"erased"`
 	// NoAddress counts the contacts without an email address.
 	NoAddress int `json:"no_address"`
 	// BadRows counts the members that could not be recorded; Bad names
@@ -198,6 +201,8 @@ func (s *syncer) apply(ctx context.Context, rep *SyncReport, offset int, members
 	}
 	for i, r := range results {
 		switch {
+		case r.Refused != nil:
+			rep.Erased++
 		case !r.Applied:
 			rep.Unchanged++
 		case kinds[i] == kindWithdraw:

@@ -27,6 +27,7 @@ const (
 
 // jobs are the server's background loops. Stop cancels them and waits.
 type jobs struct {
+	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -43,7 +44,7 @@ func (j *jobs) stop() {
 // dispatcher.
 func startJobs(store optin.Store, jr *journal.Journal, d *webhooks.Dispatcher, retention time.Duration, sweep *retentionSweep, reg prometheus.Registerer, log *slog.Logger) *jobs {
 	ctx, cancel := context.WithCancel(context.Background())
-	j := &jobs{cancel: cancel}
+	j := &jobs{ctx: ctx, cancel: cancel}
 	j.wg.Go(func() { jr.Run(ctx) })
 	// Stopping waits for the deliveries under way, a few seconds at most;
 	// one cut short stays pending and is sent again after a restart.

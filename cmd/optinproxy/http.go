@@ -159,14 +159,14 @@ func newHandler(cfg *config.Config, reg *prometheus.Registry, store optin.Store,
 	if err != nil {
 		return nil, err
 	}
-	pt, err := newPortal(cfg, ledger, unsub.Tokens(), up, reg, log)
+	pt, err := newPortal(cfg, ledger, unsub.Tokens(), up, portalEraser{ledger, out.notify}, reg, log)
 	if err != nil {
 		return nil, err
 	}
 	api, err := admin.New(admin.Options{Ledger: ledger, Tokens: tokens, Logger: log, LongTimeout: long,
 		Outbox: outboxAPI{out.dispatcher}, MailchimpSync: out.sync, PortalLink: pt.Link,
 		PolicyVersion: cfg.Policy.CurrentVersion, Processing: processingRecord(cfg),
-		Roles: roles, Monitor: cfg.Policy.Mode == config.ModeMonitor})
+		Roles: roles, Monitor: cfg.Policy.Mode == config.ModeMonitor, NotifyErasure: out.notify})
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +174,7 @@ func newHandler(cfg *config.Config, reg *prometheus.Registry, store optin.Store,
 	if err != nil {
 		return nil, err
 	}
-	hooks, err := newReceiver(cfg, ledger, rates, reg, log)
+	hooks, err := newReceiver(cfg, ledger, rates, out.notify, reg, log)
 	if err != nil {
 		return nil, err
 	}

@@ -104,7 +104,7 @@ func runSuppress(_ context.Context, e *env, args []string) error {
 	verb := args[0]
 	fs := flag.NewFlagSet("suppress "+verb, flag.ContinueOnError)
 	cf := addClientFlags(fs, e)
-	reason := fs.String("reason", "", "unsubscribed_all, hard_bounce, complaint or manual")
+	reason := fs.String("reason", "", "unsubscribed_all, hard_bounce, complaint or manual; remove also takes erased (the erase scope: the person came back)")
 	pos, err := parseFlags(fs, args[1:])
 	if err != nil {
 		return err

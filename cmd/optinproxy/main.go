@@ -30,6 +30,7 @@ var commands = []command{
 	{"check", "decide each address of a list for a purpose, as the relay would, sending nothing", runCheck},
 	{"check-config", "validate the configuration and print every problem", runCheckConfig},
 	{"consent", "grant|withdraw|show: change or show a subject's consents", runConsent},
+	{"erase", "erase a subject now, or --at a later time (--cancel cancels)", runErase},
 	{"export", "export everything stored about a subject (json, csv, xlsx)", runExport},
 	{"hash-password", "print the bcrypt hash of a password (from stdin or the argument)", runHashPassword},
 	{"import", "import consents from a CSV file", runImport},

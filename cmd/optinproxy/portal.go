@@ -21,7 +21,7 @@ import (
 // address accepts the others' forms.
 // Links asked for at /p go out through the upstream, as the double
 // opt-in mails do.
-func newPortal(cfg *config.Config, ledger *optin.Ledger, tokens *unsubscribe.Tokens, up upstream.Sender, reg prometheus.Registerer, log *slog.Logger) (*portal.Handler, error) {
+func newPortal(cfg *config.Config, ledger *optin.Ledger, tokens *unsubscribe.Tokens, up upstream.Sender, eraser portal.Eraser, reg prometheus.Registerer, log *slog.Logger) (*portal.Handler, error) {
 	secret, err := readSecretFile(cfg.Unsubscribe.SecretFile)
 	if err != nil {
 		return nil, fmt.Errorf("unsubscribe.secret_file: %w", err)
@@ -34,6 +34,7 @@ func newPortal(cfg *config.Config, ledger *optin.Ledger, tokens *unsubscribe.Tok
 		Mailer:        mailer,
 		Tokens:        tokens,
 		Ledger:        ledger,
+		Eraser:        eraser,
 		PublicURL:     cfg.HTTP.PublicURL,
 		LinkTTL:       time.Duration(cfg.Policy.PortalLinkTTL),
 		Secret:        secret,

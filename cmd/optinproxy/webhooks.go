@@ -20,18 +20,20 @@ import (
 // newReceiver builds the inbound webhooks of /webhooks/ from the
 // configuration. A sender that is not configured answers 404. rates is
 // shared with the relay, which counts the copies the complaints are
-// measured against.
-func newReceiver(cfg *config.Config, ledger *optin.Ledger, rates *optin.DomainRates, reg prometheus.Registerer, log *slog.Logger) (*webhooks.Receiver, error) {
+// measured against. notify is outbound.notify: a CRM's erasure keeps the
+// address for the outbound targets.
+func newReceiver(cfg *config.Config, ledger *optin.Ledger, rates *optin.DomainRates, notify bool, reg prometheus.Registerer, log *slog.Logger) (*webhooks.Receiver, error) {
 	w := &cfg.Webhooks
 	return webhooks.NewReceiver(webhooks.ReceiverOptions{
-		Ledger:      ledger,
-		Mailchimp:   webhooks.MailchimpOptions{Secret: w.Mailchimp.Secret, Lists: w.Mailchimp.Lists},
-		Mandrill:    webhooks.MandrillOptions{Key: w.Mandrill.Key, URL: w.Mandrill.URL},
-		CRM:         webhooks.CRMOptions{Secret: w.CRM.Secret, Tolerance: time.Duration(w.CRM.Tolerance)},
-		DedupWindow: time.Duration(w.DedupWindow),
-		Rates:       rates,
-		Metrics:     reg,
-		Logger:      log,
+		Ledger:        ledger,
+		NotifyErasure: notify,
+		Mailchimp:     webhooks.MailchimpOptions{Secret: w.Mailchimp.Secret, Lists: w.Mailchimp.Lists},
+		Mandrill:      webhooks.MandrillOptions{Key: w.Mandrill.Key, URL: w.Mandrill.URL},
+		CRM:           webhooks.CRMOptions{Secret: w.CRM.Secret, Tolerance: time.Duration(w.CRM.Tolerance)},
+		DedupWindow:   time.Duration(w.DedupWindow),
+		Rates:         rates,
+		Metrics:       reg,
+		Logger:        log,
 	})
 }
 
@@ -40,6 +42,9 @@ func newReceiver(cfg *config.Config, ledger *optin.Ledger, rates *optin.DomainRa
 type outbound struct {
 	dispatcher *webhooks.Dispatcher
 	sync       admin.Syncer
+	// notify is set when any target is configured: an erasure then keeps
+	// the address for them (optin.ErasureRequest.Notify).
+	notify bool
 }
 
 // newOutbound builds the outbox's targets from the configuration: each
@@ -91,6 +96,9 @@ func newOutbound(cfg *config.Config, ledger *optin.Ledger, up upstream.Sender, r
 		}
 		targets = append(targets, rj)
 	}
+	// Erasure notices are for the processors that hold the address; the
+	// confirmations target below mails only pending subjects.
+	out.notify = len(targets) > 0
 	if doubleOptIn(cfg) {
 		c, err := newConfirmations(cfg, ledger, up, log)
 		if err != nil {

@@ -3,6 +3,7 @@ package filestore
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"maps"
 	"time"
@@ -69,7 +70,7 @@ type writer struct {
 	ring                           *optin.Keyring
 	events, chains, receipts, supp *bolt.Bucket
 	marks, expiry                  *bolt.Bucket
-	outbox                         *bolt.Bucket
+	outbox, erasures               *bolt.Bucket
 	subjects                       map[string]*loaded
 	order                          []*loaded // first-load order, so writes are deterministic
 }
@@ -81,7 +82,10 @@ type loaded struct {
 	rec        *record
 	st         *optin.SubjectState
 	suppBefore map[optin.SuppressionReason]int64
-	dirty      bool
+	// erasureBefore is the scheduled erasure as loaded (Unix ns, 0 for
+	// none), for the index of the scheduled ones.
+	erasureBefore int64
+	dirty         bool
 }
 
 func newWriter(tx *bolt.Tx, keys *optin.Keys) *writer {
@@ -89,7 +93,7 @@ func newWriter(tx *bolt.Tx, keys *optin.Keys) *writer {
 		tx: tx, keys: keys, ring: keys.Get(),
 		events: tx.Bucket(bucketEvents), chains: tx.Bucket(bucketChains), receipts: tx.Bucket(bucketReceipts),
 		supp: tx.Bucket(bucketSuppressions), marks: tx.Bucket(bucketDeliveries), expiry: tx.Bucket(bucketDeliveryExpiry),
-		outbox:   tx.Bucket(bucketOutbox),
+		outbox: tx.Bucket(bucketOutbox), erasures: tx.Bucket(bucketErasures),
 		subjects: map[string]*loaded{},
 	}
 	// Event keys only grow: fill pages completely instead of splitting
@@ -109,16 +113,38 @@ func (w *writer) apply(ch optin.Change, now time.Time) (optin.Result, error) {
 			return optin.Result{}, err // a replay of what is there
 		}
 	}
+	hadKey := sub.st.Key != nil
 	sealed, res, err := sub.st.Apply(ch, now)
+	if errors.Is(err, optin.ErrErased) {
+		res.Refused = err
+		return res, nil // refused by the rules: the batch goes on
+	}
 	if err != nil || sealed == nil {
 		return res, err
 	}
+	first := sub.rec.Events+sub.rec.Receipts == 0
 	seq, err := w.append(sub, sealed)
 	if err != nil {
 		return res, err
 	}
+	switch haveKey := sub.st.Key != nil; {
+	case hadKey && !haveKey:
+		// Erased: the key and the sealed address go in this write.
+		sub.rec.Wrapped, sub.rec.Sealed = nil, nil
+		if err := w.unmark(sub.sid); err != nil {
+			return res, err
+		}
+	case !hadKey && haveKey && !first:
+		// The subject came back after an erasure: a fresh key, which
+		// opens the events from this one on.
+		sub.rec.KeyFrom = seq
+	}
 	if !sealed.Receipt {
-		if err := w.queue(seq, now); err != nil {
+		var notice []byte
+		if er := ch.Erasure; er != nil && er.Op == optin.EraseNow && er.Notify {
+			notice = w.ring.SealNotice(sub.sid, sealed.ID, ch.Subject)
+		}
+		if err := w.queue(seq, now, notice); err != nil {
 			return res, err
 		}
 	}
@@ -153,6 +179,7 @@ func (w *writer) load(a optin.Address) (*loaded, error) {
 	} else {
 		sub.rec = rec
 		sub.suppBefore = maps.Clone(rec.Suppressions)
+		sub.erasureBefore = rec.ErasureAt
 		var key []byte
 		if rec.Wrapped != nil {
 			if key, err = w.keys.Unwrap(sid, rec.Wrapped); err != nil {
@@ -224,6 +251,9 @@ func (w *writer) flush() error {
 			return err
 		}
 		if err := w.index(sub); err != nil {
+			return err
+		}
+		if err := w.schedule(sub); err != nil {
 			return err
 		}
 	}

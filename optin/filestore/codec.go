@@ -13,6 +13,7 @@ import (
 const (
 	recordV1 = 1 // schema 1: the address and the subject key in the clear
 	recordV2 = 2
+	recordV3 = 3 // version 2 and the erasure fields (KeyFrom, ErasureAt)
 )
 
 // encode writes the record as: the version byte; the sealed address, the
@@ -23,9 +24,18 @@ const (
 // recording event (uvarint, 0 for none); the number of suppressions,
 // then per suppression its reason (length-prefixed) and its time in Unix
 // nanoseconds (varint). Purposes and reasons are written in name order.
+// Version 3, written only for a record that has them (a subject that
+// came back after an erasure, or one with a scheduled erasure), adds
+// KeyFrom (uvarint) and ErasureAt (varint Unix nanoseconds, 0 for none)
+// after the pruned head.
 func (r *record) encode() []byte {
 	b := make([]byte, 0, 256+64*len(r.Consents))
-	b = append(b, recordV2)
+	v3 := r.KeyFrom != 0 || r.ErasureAt != 0
+	if v3 {
+		b = append(b, recordV3)
+	} else {
+		b = append(b, recordV2)
+	}
 	b = appendString(b, string(r.Sealed))
 	b = appendString(b, string(r.Wrapped))
 	b = appendString(b, r.Head)
@@ -34,6 +44,10 @@ func (r *record) encode() []byte {
 	b = binary.AppendUvarint(b, r.Receipts)
 	b = binary.AppendUvarint(b, r.Pruned)
 	b = appendString(b, r.PrunedHead)
+	if v3 {
+		b = binary.AppendUvarint(b, r.KeyFrom)
+		b = binary.AppendVarint(b, r.ErasureAt)
+	}
 	b = binary.AppendUvarint(b, uint64(len(r.Consents)))
 	for _, p := range slices.Sorted(maps.Keys(r.Consents)) {
 		b = appendString(b, p)
@@ -105,7 +119,7 @@ func (d *decoder) clone() []byte {
 // migration's input) has its address in Sealed and its raw key in
 // Wrapped, and no receipt chain.
 func (d *decoder) header(r *record) (version byte, err error) {
-	if len(d.b) == 0 || d.b[0] != recordV1 && d.b[0] != recordV2 {
+	if len(d.b) == 0 || d.b[0] != recordV1 && d.b[0] != recordV2 && d.b[0] != recordV3 {
 		return 0, fmt.Errorf("record version %v", d.b[:min(1, len(d.b))])
 	}
 	version = d.b[0]
@@ -114,18 +128,22 @@ func (d *decoder) header(r *record) (version byte, err error) {
 	r.Wrapped = d.clone()
 	r.Head = d.string()
 	r.Events = d.uvarint()
-	if version == recordV2 {
+	if version >= recordV2 {
 		r.ReceiptHead = d.string()
 		r.Receipts = d.uvarint()
 		r.Pruned = d.uvarint()
 		r.PrunedHead = d.string()
+	}
+	if version == recordV3 {
+		r.KeyFrom = d.uvarint()
+		r.ErasureAt = d.varint()
 	}
 	return version, nil
 }
 
 func decodeRecord(sid string, v []byte) (*record, error) {
 	r, version, err := decodeAnyRecord(sid, v)
-	if err == nil && version != recordV2 {
+	if err == nil && version == recordV1 {
 		err = fmt.Errorf("%w: subject %s: a record of schema 1 in a store of schema 2", optin.ErrCorrupt, sid)
 	}
 	return r, err

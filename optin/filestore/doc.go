@@ -13,7 +13,7 @@
 //
 // # Layout
 //
-// The file holds fourteen top-level buckets:
+// The file holds fifteen top-level buckets:
 //
 //	meta          "schema" -> "2"; "key_check" -> optin.Keyring.Check, so
 //	              that another key is refused
@@ -23,7 +23,10 @@
 //	              receipt chain's head, length and pruned stretch (count
 //	              and last hash), the consents in optin.EncodeConsent form
 //	              each with the sequence of the event that recorded it,
-//	              and the suppressions with their times
+//	              and the suppressions with their times; from record
+//	              version 3, where the subject key's events start (a
+//	              subject back after an erasure) and when a scheduled
+//	              erasure is due
 //	events        8-byte big-endian global sequence -> the JSON of
 //	              optin.SealedEvent, with "r": true for a receipt
 //	chains        SubjectID + 8-byte big-endian index within the subject's
@@ -43,8 +46,10 @@
 //	              the marks in the order they expire, for the purge
 //	outbox        8-byte global sequence of an event of a main chain ->
 //	              8-byte big-endian Unix nanoseconds when it was queued
-//	              (the store's clock): what the webhooks and the list
-//	              sync must still send; the key is the reference
+//	              (the store's clock), then for an erasure made with
+//	              Notify its notice (the address sealed under the ledger
+//	              key): what the webhooks and the list sync must still
+//	              send; the key is the reference
 //	outbox_deliveries
 //	              target + 0x00 + event id -> the JSON of
 //	              optin.OutboxDelivery (no personal data)
@@ -59,6 +64,9 @@
 //	              life, which PruneOutbox reads
 //	seen          a dedup mark's key (a hash) -> 8-byte Until (Unix ns)
 //	seen_expiry   8-byte Until + key -> empty, for the purge
+//	erasures      8-byte big-endian Unix nanoseconds when a scheduled
+//	              erasure is due + SubjectID -> empty: what DueErasures
+//	              reads; it mirrors the subject records
 //
 // Event cursors are the global sequence in decimal (with a subject: the
 // next index of each chain, "E.R"), suppression and subject cursors the
@@ -133,8 +141,13 @@
 //
 // # Erasure
 //
-// An erased subject has no key: its events open with Erased set and its
-// chains still verify. bbolt reuses freed pages but does not wipe them, so
+// An erasure is one write transaction: the subject.erased event is
+// appended, the record loses its consents, its suppressions but erased,
+// its wrapped key, its sealed address and its scheduled erasure, and the
+// subject's delivery marks are deleted. An erased subject has no key:
+// its events open with Erased set and its chains still verify. When it
+// comes back (the erased suppression removed), it gets a fresh key, and
+// the record's KeyFrom says from which event on that key opens them. bbolt reuses freed pages but does not wipe them, so
 // a destroyed key lingers in free pages until they are overwritten or the
 // file is compacted; it is wrapped, so a copy of the file cannot use it
 // once its generation is retired.

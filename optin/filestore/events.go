@@ -62,6 +62,16 @@ type scan struct {
 type opened struct {
 	key  []byte
 	addr optin.Address
+	// from is the sequence the key opens events from (record.KeyFrom).
+	from uint64
+}
+
+// keyAt is the key that opens the subject's event at seq.
+func (o *opened) keyAt(seq uint64) []byte {
+	if seq < o.from {
+		return nil
+	}
+	return o.key
 }
 
 func badCursor(c string) error {
@@ -89,7 +99,7 @@ func (sc *scan) log(cursor string) error {
 			sc.page.NextCursor = formatSeq(last)
 			return nil
 		}
-		if err := sc.offer(e); err != nil {
+		if err := sc.offer(seq, e); err != nil {
 			return err
 		}
 		last = seq
@@ -116,6 +126,7 @@ func (sc *scan) chains(sid, cursor string) error {
 		}
 	}
 	var heads [2]*optin.SealedEvent
+	var seqs [2]uint64
 	for {
 		for c := range 2 {
 			if heads[c] == nil && next[c] < ends[c] {
@@ -126,6 +137,7 @@ func (sc *scan) chains(sid, cursor string) error {
 				if heads[c], err = loadEvent(sc.tx, seq); err != nil {
 					return err
 				}
+				seqs[c] = seq
 			}
 		}
 		if heads[0] == nil && heads[1] == nil {
@@ -139,7 +151,7 @@ func (sc *scan) chains(sid, cursor string) error {
 			sc.page.NextCursor = fmt.Sprintf("%d.%d", next[0], next[1])
 			return nil
 		}
-		if err := sc.offer(heads[c]); err != nil {
+		if err := sc.offer(seqs[c], heads[c]); err != nil {
 			return err
 		}
 		heads[c] = nil
@@ -181,8 +193,8 @@ func (sc *scan) chainCursor(sid, cursor string, buckets [2]*bolt.Bucket, next, e
 	return next, nil
 }
 
-// offer adds e to the page when it matches.
-func (sc *scan) offer(e *optin.SealedEvent) error {
+// offer adds e, the event at seq, to the page when it matches.
+func (sc *scan) offer(seq uint64, e *optin.SealedEvent) error {
 	sc.examined++
 	if !sc.match(e) {
 		return nil
@@ -191,7 +203,7 @@ func (sc *scan) offer(e *optin.SealedEvent) error {
 	if err != nil {
 		return err
 	}
-	ev, err := optin.Open(o.key, *e)
+	ev, err := optin.Open(o.keyAt(seq), *e)
 	if err != nil {
 		return err
 	}
@@ -218,7 +230,7 @@ func (sc *scan) subject(sid string) (*opened, error) {
 	if rec == nil {
 		return nil, fmt.Errorf("%w: event of unknown subject %s", optin.ErrCorrupt, sid)
 	}
-	o := &opened{}
+	o := &opened{from: rec.KeyFrom}
 	if o.key, o.addr, err = rec.open(sc.s.keys, sid); err != nil {
 		return nil, err
 	}

@@ -15,13 +15,16 @@ import (
 // The outbox bucket is keyed by the global sequence of each event of a
 // main chain (seqKey), so an item refers to its event by its own key; its
 // value is when it was queued, 8-byte big-endian Unix nanoseconds by the
-// store's clock, which PruneOutbox compares. Positions are the sequence
-// in decimal: they grow with every write.
+// store's clock, which PruneOutbox compares, and for a subject.erased
+// event written with Notify the erasure notice after it. Positions are
+// the sequence in decimal: they grow with every write.
 
 // queue appends the event at seq to the outbox, in the transaction that
-// appends it to its chain.
-func (w *writer) queue(seq uint64, now time.Time) error {
-	return w.outbox.Put(seqKey(seq), binary.BigEndian.AppendUint64(nil, uint64(max(now.UnixNano(), 0))))
+// appends it to its chain. notice, when not nil, is the erasure notice
+// of a subject.erased event (optin.Erasure.Notify): it follows the time
+// in the value, and goes when the item is pruned.
+func (w *writer) queue(seq uint64, now time.Time, notice []byte) error {
+	return w.outbox.Put(seqKey(seq), append(binary.BigEndian.AppendUint64(nil, uint64(max(now.UnixNano(), 0))), notice...))
 }
 
 // parsePos reads a position; "" is 0, before every item.
@@ -52,8 +55,8 @@ func (s *Store) OutboxRead(ctx context.Context, after string, limit int) (optin.
 		}
 		sc := &scan{s: s, tx: tx, subjects: map[string]*opened{}}
 		c := tx.Bucket(bucketOutbox).Cursor()
-		for k, _ := c.Seek(seqKey(from + 1)); k != nil && len(page.Items) < limit; k, _ = c.Next() {
-			it, err := sc.item(binary.BigEndian.Uint64(k))
+		for k, v := c.Seek(seqKey(from + 1)); k != nil && len(page.Items) < limit; k, v = c.Next() {
+			it, err := sc.item(binary.BigEndian.Uint64(k), v)
 			if err != nil {
 				return err
 			}
@@ -89,11 +92,12 @@ func (s *Store) OutboxItem(ctx context.Context, pos string) (optin.OutboxItem, e
 	}
 	var it optin.OutboxItem
 	err = s.view(ctx, func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketOutbox).Get(seqKey(seq)) == nil {
+		v := tx.Bucket(bucketOutbox).Get(seqKey(seq))
+		if v == nil {
 			return fmt.Errorf("filestore: outbox item %s: %w", pos, optin.ErrNotFound)
 		}
 		var err error
-		it, err = (&scan{s: s, tx: tx, subjects: map[string]*opened{}}).item(seq)
+		it, err = (&scan{s: s, tx: tx, subjects: map[string]*opened{}}).item(seq, v)
 		return err
 	})
 	if err != nil {
@@ -102,8 +106,9 @@ func (s *Store) OutboxItem(ctx context.Context, pos string) (optin.OutboxItem, e
 	return it, nil
 }
 
-// item opens the event at seq as an outbox item.
-func (sc *scan) item(seq uint64) (optin.OutboxItem, error) {
+// item opens the event at seq as an outbox item whose value is v, with
+// the address of its erasure notice when it has one.
+func (sc *scan) item(seq uint64, v []byte) (optin.OutboxItem, error) {
 	se, err := loadEvent(sc.tx, seq)
 	if err != nil {
 		return optin.OutboxItem{}, err
@@ -112,9 +117,14 @@ func (sc *scan) item(seq uint64) (optin.OutboxItem, error) {
 	if err != nil {
 		return optin.OutboxItem{}, err
 	}
-	e, err := optin.Open(o.key, *se)
+	e, err := optin.Open(o.keyAt(seq), *se)
 	if err != nil {
 		return optin.OutboxItem{}, err
+	}
+	if len(v) > 8 && e.Erased {
+		if err := sc.s.keys.FillNotice(&e, se.SubjectID, v[8:]); err != nil {
+			return optin.OutboxItem{}, err
+		}
 	}
 	return optin.OutboxItem{Pos: formatSeq(seq), SubjectID: se.SubjectID, Event: e}, nil
 }

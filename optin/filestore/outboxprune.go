@@ -130,7 +130,7 @@ func (s *Store) pruneItems(ctx context.Context, before time.Time) (int, error) {
 		var drop [][]byte
 		c := ob.Cursor()
 		for k, v := c.First(); k != nil && len(drop) < pruneChunk; k, v = c.Next() {
-			if binary.BigEndian.Uint64(k) > held || len(v) != 8 || binary.BigEndian.Uint64(v) >= edge {
+			if binary.BigEndian.Uint64(k) > held || len(v) < 8 || binary.BigEndian.Uint64(v) >= edge {
 				break
 			}
 			drop = append(drop, bytes.Clone(k))

@@ -37,7 +37,10 @@ func (s *Store) Subject(ctx context.Context, a optin.Address, recent int) (*opti
 				return err
 			}
 		}
-		view = &optin.SubjectView{Address: a}
+		view = &optin.SubjectView{Address: a, Erased: key == nil}
+		if rec.ErasureAt != 0 {
+			view.ErasureAt = time.Unix(0, rec.ErasureAt).UTC()
+		}
 		if view.Consents, err = consentsOf(tx, rec, a, key); err != nil {
 			return err
 		}
@@ -72,7 +75,7 @@ func consentsOf(tx *bolt.Tx, rec *record, a optin.Address, key []byte) ([]optin.
 			if sealed.ID != c.EventID {
 				return nil, fmt.Errorf("%w: consent %s names event %s, found %s", optin.ErrCorrupt, p, c.EventID, sealed.ID)
 			}
-			e, err := optin.Open(key, *sealed)
+			e, err := optin.Open(rec.keyAt(key, seq), *sealed)
 			if err != nil {
 				return nil, err
 			}
@@ -115,7 +118,7 @@ func recentEvents(tx *bolt.Tx, sid string, rec *record, key []byte, a optin.Addr
 			if err != nil {
 				return nil, err
 			}
-			e, err := optin.Open(key, *sealed)
+			e, err := optin.Open(rec.keyAt(key, seq), *sealed)
 			if err != nil {
 				return nil, err
 			}

@@ -34,6 +34,22 @@ type record struct {
 	Recorded map[string]uint64
 	// Suppressions are the times added in Unix nanoseconds, by reason.
 	Suppressions map[optin.SuppressionReason]int64
+	// KeyFrom is the global sequence of the first event sealed under the
+	// subject key: the events before it were sealed under a key an
+	// erasure destroyed (the subject came back since). 0: every event.
+	KeyFrom uint64
+	// ErasureAt is when a scheduled erasure is due, Unix nanoseconds; 0
+	// for none.
+	ErasureAt int64
+}
+
+// keyAt is the key that opens the subject's event at seq: nil for the
+// events sealed before its key was made.
+func (r *record) keyAt(key []byte, seq uint64) []byte {
+	if seq < r.KeyFrom {
+		return nil
+	}
+	return key
 }
 
 // loadRecord reads a subject's record; nil when nothing is stored.
@@ -94,13 +110,20 @@ func (r *record) state(sid string, a optin.Address, key []byte) (*optin.SubjectS
 	for reason, t := range r.Suppressions {
 		st.Suppressions[reason] = time.Unix(0, t).UTC()
 	}
+	if r.ErasureAt != 0 {
+		st.ErasureAt = time.Unix(0, r.ErasureAt).UTC()
+	}
 	return st, nil
 }
 
-// update copies st's current state into the record, sealing the address
-// and wrapping the key of a new subject.
+// update copies st's current state into the record: the address
+// sealed and the key wrapped when the subject has a key the record
+// lacks, both dropped when it has none (erased).
 func (r *record) update(keys *optin.Keyring, st *optin.SubjectState) {
-	if r.Wrapped == nil && st.Key != nil {
+	switch {
+	case st.Key == nil:
+		r.Wrapped, r.Sealed = nil, nil
+	case r.Wrapped == nil:
 		r.Wrapped = keys.Wrap(st.ID, st.Key)
 		r.Sealed = optin.SealAddress(st.Key, st.ID, st.Address)
 	}
@@ -108,6 +131,15 @@ func (r *record) update(keys *optin.Keyring, st *optin.SubjectState) {
 	r.Consents = make(map[string]string, len(st.Consents))
 	for purpose, c := range st.Consents {
 		r.Consents[purpose] = optin.EncodeConsent(c)
+	}
+	for purpose := range r.Recorded {
+		if _, still := st.Consents[purpose]; !still {
+			delete(r.Recorded, purpose)
+		}
+	}
+	r.ErasureAt = 0
+	if !st.ErasureAt.IsZero() {
+		r.ErasureAt = st.ErasureAt.UnixNano()
 	}
 	r.Suppressions = make(map[optin.SuppressionReason]int64, len(st.Suppressions))
 	for reason, t := range st.Suppressions {

@@ -52,6 +52,9 @@ var (
 	bucketSeen             = []byte("seen")
 	bucketSeenExpiry       = []byte("seen_expiry")
 
+	// The scheduled erasures by when they are due (erasures.go).
+	bucketErasures = []byte("erasures")
+
 	keySchema    = []byte("schema")
 	keyCheck     = []byte("key_check")
 	keyLedgerKey = []byte("ledger_key") // schema 1 only
@@ -216,7 +219,8 @@ func (s *Store) init(tx *bolt.Tx) error {
 			optin.ErrBadKey, meta.Get(keyCheck), check)
 	}
 	for _, name := range [][]byte{bucketSubjects, bucketEvents, bucketChains, bucketReceipts, bucketSuppressions, bucketDeliveries, bucketDeliveryExpiry,
-		bucketOutbox, bucketOutboxDeliveries, bucketOutboxIndex, bucketOutboxCursors, bucketOutboxSaved, bucketSeen, bucketSeenExpiry} {
+		bucketOutbox, bucketOutboxDeliveries, bucketOutboxIndex, bucketOutboxCursors, bucketOutboxSaved, bucketSeen, bucketSeenExpiry,
+		bucketErasures} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}

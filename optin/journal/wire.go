@@ -27,6 +27,16 @@ type wireChange struct {
 	Undated   bool          `json:"u,omitempty"`
 	Replaces  string        `json:"r,omitempty"`
 	Notice    string        `json:"n,omitempty"`
+	Erasure   *wireErasure  `json:"er,omitempty"`
+}
+
+// wireErasure is optin.Erasure. The relay journals receipts only; an
+// erasure is kept all the same, so that no change loses a field here.
+type wireErasure struct {
+	Op     uint8     `json:"op"`
+	At     time.Time `json:"at,omitzero"`
+	Notify bool      `json:"n,omitempty"`
+	Due    bool      `json:"due,omitempty"`
 }
 
 type wireEvent struct {
@@ -120,6 +130,9 @@ func toWire(ch optin.Change) wireChange {
 	if d := ch.Delivered; d != nil {
 		w.Delivered = &wireDelivery{Message: d.Message, Until: d.Until}
 	}
+	if er := ch.Erasure; er != nil {
+		w.Erasure = &wireErasure{Op: uint8(er.Op), At: er.At, Notify: er.Notify, Due: er.Due}
+	}
 	return w
 }
 
@@ -163,6 +176,9 @@ func fromWire(w wireChange) (optin.Change, error) {
 	}
 	if d := w.Delivered; d != nil {
 		ch.Delivered = &optin.Delivery{Message: d.Message, Until: d.Until}
+	}
+	if er := w.Erasure; er != nil {
+		ch.Erasure = &optin.Erasure{Op: optin.ErasureOp(er.Op), At: er.At, Notify: er.Notify, Due: er.Due}
 	}
 	return ch, nil
 }

@@ -16,11 +16,12 @@ import (
 // would lose it on the way to the store.
 func TestWireCoversChange(t *testing.T) {
 	for typ, want := range map[reflect.Type]int{
-		reflect.TypeFor[optin.Change]():   11, // all but Once, and the receipt details Event.Details holds too, in wireChange
+		reflect.TypeFor[optin.Change]():   12, // all but Once, and the receipt details Event.Details holds too, in wireChange
 		reflect.TypeFor[optin.Event]():    10, // all but Prev, Hash and Erased in wireEvent
 		reflect.TypeFor[optin.Consent]():  13, // all in wireConsent
 		reflect.TypeFor[optin.Evidence](): 6,  // all in wireEvidence
 		reflect.TypeFor[optin.Delivery](): 2,  // all in wireDelivery
+		reflect.TypeFor[optin.Erasure]():  4,  // all in wireErasure
 	} {
 		if got := typ.NumField(); got != want {
 			t.Errorf("%v has %d fields, wire.go knows %d: update wire.go and this test", typ, got, want)
@@ -46,6 +47,7 @@ func fullChange(t testing.TB) optin.Change {
 		Undated:   true,
 		Replaces:  "e0",
 		Notice:    "e1",
+		Erasure:   &optin.Erasure{Op: optin.EraseSchedule, At: at.Add(48 * time.Hour), Notify: true, Due: true},
 	}
 }
 

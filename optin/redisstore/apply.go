@@ -401,6 +401,7 @@ func (s *Store) fromSeen(sid string, a optin.Address, now time.Time) (*record, b
 	r.st.ReceiptHead = hex.EncodeToString([]byte(sn.head))
 	if sn.wrapped != "" {
 		r.wrapped = []byte(sn.wrapped)
+		r.wrappedSeen = r.wrapped
 		key, err := s.ring.Unwrap(sid, r.wrapped)
 		if err != nil {
 			return nil, false, err
@@ -534,7 +535,11 @@ func (s *Store) scriptArgs(items []*item, dirty []string, recs map[string]*recor
 				flags += "-"
 			}
 		}
-		args = append(args, flags, sid, r.headSeen, r.receiptHeadSeen, r.n, r.r, len(set)/2)
+		if r.erased {
+			flags += "D"
+		}
+		flags += r.scheduleFlag()
+		args = append(args, flags, sid, r.headSeen, r.receiptHeadSeen, r.n, r.r, string(r.wrappedSeen), len(set)/2)
 		for _, f := range set {
 			args = append(args, f)
 		}
@@ -562,11 +567,11 @@ func (s *Store) scriptArgs(items []*item, dirty []string, recs map[string]*recor
 		args = append(args, 0)
 		for _, it := range items {
 			if it.res.Applied && !it.landed && it.ref.chain == chainMain {
-				args = append(args, outboxEntry(it.ref, now))
+				args = append(args, outboxEntry(it.ref, now)+notice(kr, it))
 			}
 		}
 		args[n] = len(args) - n - 1
-		keys = append(keys, s.keys.feed(), s.keys.supp(), s.keys.names(), s.keys.outbox())
+		keys = append(keys, s.keys.feed(), s.keys.supp(), s.keys.names(), s.keys.outbox(), s.keys.erasures())
 	}
 	return keys, args
 }
@@ -581,18 +586,22 @@ func (s *Store) writeIndexes(ctx context.Context, items []*item) error {
 	var feed []byte
 	var supp []any
 	var queued []string
-	n, now := 0, s.now()
+	schedule := map[string]time.Time{} // by subject, the last change's
+	n, now, kr := 0, s.now(), s.ring.Get()
 	for _, it := range items {
 		if !it.res.Applied {
 			continue
 		}
 		n++
 		feed = appendRef(feed, it.ref)
-		if it.ch.AddSuppression != "" {
-			supp = append(supp, it.sid)
+		if er := it.ch.Erasure; it.ch.AddSuppression != "" || er != nil && er.Op == optin.EraseNow {
+			supp = append(supp, it.sid) // an erasure adds the erased suppression
+		}
+		if it.ch.Erasure != nil {
+			schedule[it.sid] = it.res.ErasureAt
 		}
 		if it.ref.chain == chainMain {
-			queued = append(queued, outboxEntry(it.ref, now))
+			queued = append(queued, outboxEntry(it.ref, now)+notice(kr, it))
 		}
 	}
 	if n == 0 {
@@ -606,12 +615,43 @@ func (s *Store) writeIndexes(ctx context.Context, items []*item) error {
 		for _, e := range queued {
 			p.XAdd(ctx, &redis.XAddArgs{Stream: s.keys.outbox(), Values: []string{outboxField, e}})
 		}
+		for sid, at := range schedule {
+			if at.IsZero() {
+				p.ZRem(ctx, s.keys.erasures(), sid)
+			} else {
+				p.ZAdd(ctx, s.keys.erasures(), redis.Z{Score: float64(at.UnixMilli()), Member: sid})
+			}
+		}
 		return nil
 	})
 	if err != nil {
 		return wrap("apply", fmt.Errorf("committed, but the global feed and the outbox may lack %d events: %w", n, err))
 	}
 	return nil
+}
+
+// notice is the erasure notice an item's outbox entry carries after its
+// time: the address sealed under the ledger key (optin.Erasure.Notify),
+// for an erasure carried out with Notify; "" for every other item.
+func notice(kr *optin.Keyring, it *item) string {
+	er := it.ch.Erasure
+	if er == nil || er.Op != optin.EraseNow || !er.Notify || !it.res.Applied {
+		return ""
+	}
+	return string(kr.SealNotice(it.sid, it.res.Event.ID, it.ch.Subject))
+}
+
+// scheduleFlag is the script's flag for a change of the scheduled
+// erasure: S and the due time in Unix ms, s when it is gone, "" when it
+// did not change.
+func (r *record) scheduleFlag() string {
+	switch {
+	case r.st.ErasureAt.Equal(r.loadedErasure):
+		return ""
+	case r.st.ErasureAt.IsZero():
+		return "s"
+	}
+	return "S" + strconv.FormatInt(max(r.st.ErasureAt.UnixMilli(), 0), 10)
 }
 
 // rawHead is a hex hash's raw bytes, "" for none.

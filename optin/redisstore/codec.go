@@ -34,6 +34,7 @@ var (
 		string(optin.EventConsentExpired), string(optin.EventConsentExpiring), string(optin.EventSubjectUpdated),
 		string(optin.EventSubjectErased), string(optin.EventSuppressionAdded), string(optin.EventSuppressionRemoved),
 		string(optin.EventMessageRelayed), string(optin.EventMessageBlocked),
+		string(optin.EventErasureScheduled), string(optin.EventErasureCancelled),
 	}
 )
 

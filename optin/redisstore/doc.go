@@ -42,6 +42,13 @@
 //	                              ro, rp     receipts pruned from the front
 //	                                         of the receipt list, and the
 //	                                         last one's hash (16 raw bytes)
+//	                              ke         "E.R": where the events the
+//	                                         subject key opens start, in
+//	                                         the main and the receipt
+//	                                         chain, for a subject back
+//	                                         after an erasure
+//	                              ea         when a scheduled erasure is
+//	                                         due, Unix ns
 //	{prefix}{SID}:e      list   the main chain: consent, suppression and
 //	                            subject events, sealed, in chain order
 //	{prefix}{SID}:r      list   the receipt chain: message.relayed and
@@ -57,6 +64,9 @@
 //	                            entries (fields s and i) are read too
 //	{prefix}supp         zset   the SIDs that have suppressions, all with
 //	                            score 0, paged by member (ZRANGE BYLEX)
+//	{prefix}erasures     zset   the SIDs with a scheduled erasure, scored
+//	                            by when it is due (Unix ms): what
+//	                            DueErasures reads
 //	{prefix}names        hash   3-byte codes of the purposes and actors
 //	                            receipts name (see names.go)
 //	{prefix}lease:JOB    string the instance that runs a periodic job
@@ -175,7 +185,17 @@
 //     ignored, as any repeat is).
 //
 // The same script appends each event of a main chain to the outbox; a
-// batch of receipts only adds nothing to it.
+// batch of receipts only adds nothing to it. It also checks that each
+// existing subject's wrapped key is still the one read, so that a write
+// built on a key an erasure destroyed (or a rotation replaced) since is
+// read and made again.
+//
+// An erasure is one such write: the subject.erased event appended, the
+// consent fields, the suppressions but erased, w, p and ea deleted, the
+// marks set deleted, and the subject taken out of the erasures index;
+// with Notify its outbox entry carries the notice (the address sealed
+// under the ledger key) after its time. A subject back after an erasure
+// gets a fresh key and ke.
 //
 // On Redis Cluster a script cannot span slots, so each subject gets its
 // own script call (several run in parallel), and the feed entries, the

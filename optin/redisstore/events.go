@@ -59,6 +59,8 @@ type pagedSubject struct {
 	addr       optin.Address
 	pruned     int64
 	prunedHead string
+	// keyFrom is where the events key opens start (record.keyFrom).
+	keyFrom [2]int64
 }
 
 func (pg *pager) filtered() bool { return pg.q.Type != "" || !pg.q.Since.IsZero() }
@@ -79,9 +81,10 @@ func (pg *pager) matches(e *optin.SealedEvent) bool {
 	return (pg.q.Type == "" || e.Type == pg.q.Type) && !e.Time.Before(pg.q.Since)
 }
 
-// take considers one stored event, adding it to the page when it
+// take considers one stored event, at index i of its subject's chain c
+// (0 main, 1 receipts, absolute), adding it to the page when it
 // matches.
-func (pg *pager) take(se optin.SealedEvent) error {
+func (pg *pager) take(se optin.SealedEvent, c int, i int64) error {
 	pg.examined++
 	if !pg.matches(&se) {
 		return nil
@@ -90,7 +93,7 @@ func (pg *pager) take(se optin.SealedEvent) error {
 	var key []byte
 	var a optin.Address
 	if sub != nil {
-		key, a = sub.key, sub.addr
+		key, a = keyAt(sub.key, sub.keyFrom, c, i), sub.addr
 	}
 	e, err := optin.Open(key, se)
 	if err != nil {
@@ -119,7 +122,7 @@ func (pg *pager) readSubjects(ctx context.Context, sids []string) error {
 	cmds := make([]*redis.SliceCmd, len(todo))
 	piped, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, sid := range todo {
-			cmds[i] = p.HMGet(ctx, s.keys.state(sid), fieldWrappedKey, fieldSealedAddress, fieldPruned, fieldPrunedHead)
+			cmds[i] = p.HMGet(ctx, s.keys.state(sid), fieldWrappedKey, fieldSealedAddress, fieldPruned, fieldPrunedHead, fieldKeyFrom)
 		}
 		return nil
 	})
@@ -135,6 +138,9 @@ func (pg *pager) readSubjects(ctx context.Context, sids []string) error {
 		}
 		sub := &pagedSubject{key: key, addr: a, prunedHead: str(3)}
 		sub.pruned, _ = strconv.ParseInt(str(2), 10, 64)
+		if sub.keyFrom, err = parseKeyFrom(str(4)); err != nil {
+			return fmt.Errorf("redisstore: events: %w: subject %s: %s %v", optin.ErrCorrupt, sid, fieldKeyFrom, err)
+		}
 		pg.subjects[sid] = sub
 	}
 	return nil
@@ -241,8 +247,9 @@ func (pg *pager) chains(ctx context.Context) error {
 		}
 		se := buf[c][0]
 		buf[c] = buf[c][1:]
+		at := next[c]
 		next[c]++
-		if err := pg.take(se); err != nil {
+		if err := pg.take(se, c, at); err != nil {
 			return err
 		}
 	}
@@ -310,7 +317,11 @@ func (pg *pager) feed(ctx context.Context) error {
 					return nil
 				}
 				if se != nil {
-					if err := pg.take(*se); err != nil {
+					c := 0
+					if chunk[i].chain == chainReceipt {
+						c = 1
+					}
+					if err := pg.take(*se, c, chunk[i].index); err != nil {
 						return err
 					}
 				}

@@ -24,6 +24,8 @@ const (
 	fieldWrappedKey    = "w"  // the subject key, wrapped under the ledger key
 	fieldPruned        = "ro" // receipts pruned: the absolute index of the list's first
 	fieldPrunedHead    = "rp" // the hash of the last pruned receipt, raw
+	fieldKeyFrom       = "ke" // "E.R": where the subject key's events start (see keyFrom)
+	fieldErasureAt     = "ea" // a scheduled erasure's time, Unix ns
 	consentPrefix      = "c:"
 	suppressPrefix     = "x:"
 
@@ -61,9 +63,13 @@ type keys struct{ prefix string }
 
 func (k keys) meta() string { return k.prefix + "meta" }
 
-func (k keys) feed() string  { return k.prefix + "events" }
-func (k keys) supp() string  { return k.prefix + "supp" }
-func (k keys) names() string { return k.prefix + "names" }
+func (k keys) feed() string { return k.prefix + "events" }
+func (k keys) supp() string { return k.prefix + "supp" }
+
+// erasures is the sorted set of the subjects with a scheduled erasure,
+// scored by when it is due in Unix ms.
+func (k keys) erasures() string { return k.prefix + "erasures" }
+func (k keys) names() string    { return k.prefix + "names" }
 func (k keys) lease(job string) string {
 	return k.prefix + "lease:" + job
 }

@@ -13,7 +13,8 @@ import (
 
 // outboxField is the field of an outbox entry: its reference (appendRef)
 // and then when it was queued, Unix ms by the store's clock, as a
-// uvarint.
+// uvarint; for a subject.erased event written with Notify, its erasure
+// notice follows (optin.Keyring.SealNotice), and goes with the entry.
 const outboxField = "o"
 
 func (k keys) outbox() string { return k.prefix + "outbox" }
@@ -23,22 +24,23 @@ func outboxEntry(r ref, now time.Time) string {
 	return string(binary.AppendUvarint(appendRef(nil, r), uint64(max(now.UnixMilli(), 0))))
 }
 
-// decodeOutboxEntry reads an outbox entry's reference and time.
-func decodeOutboxEntry(m redis.XMessage) (ref, time.Time, error) {
+// decodeOutboxEntry reads an outbox entry's reference, time and erasure
+// notice ("" for none).
+func decodeOutboxEntry(m redis.XMessage) (ref, time.Time, string, error) {
 	v, _ := m.Values[outboxField].(string)
 	bad := fmt.Errorf("redisstore: outbox: %w: entry %s", optin.ErrCorrupt, m.ID)
 	if len(v) < 18 {
-		return ref{}, time.Time{}, bad
+		return ref{}, time.Time{}, "", bad
 	}
 	idx, n := binary.Uvarint([]byte(v[16:min(len(v), 16+binary.MaxVarintLen64)]))
 	if n <= 0 || idx&1 != 0 {
-		return ref{}, time.Time{}, bad
+		return ref{}, time.Time{}, "", bad
 	}
-	ms, k := binary.Uvarint([]byte(v[16+n:]))
-	if k <= 0 || 16+n+k != len(v) {
-		return ref{}, time.Time{}, bad
+	ms, k := binary.Uvarint([]byte(v[16+n : min(len(v), 16+n+binary.MaxVarintLen64)]))
+	if k <= 0 {
+		return ref{}, time.Time{}, "", bad
 	}
-	return ref{sid: b32.EncodeToString([]byte(v[:16])), chain: chainMain, index: int64(idx >> 1)}, time.UnixMilli(int64(ms)), nil
+	return ref{sid: b32.EncodeToString([]byte(v[:16])), chain: chainMain, index: int64(idx >> 1)}, time.UnixMilli(int64(ms)), v[16+n+k:], nil
 }
 
 // checkPos refuses a position that is not a stream entry id.
@@ -116,9 +118,10 @@ func (s *Store) outboxItems(ctx context.Context, msgs []redis.XMessage) ([]optin
 		return nil, nil
 	}
 	rs := make([]ref, len(msgs))
+	notices := make([]string, len(msgs))
 	for i, m := range msgs {
 		var err error
-		if rs[i], _, err = decodeOutboxEntry(m); err != nil {
+		if rs[i], _, notices[i], err = decodeOutboxEntry(m); err != nil {
 			return nil, err
 		}
 	}
@@ -132,9 +135,15 @@ func (s *Store) outboxItems(ctx context.Context, msgs []redis.XMessage) ([]optin
 		if se == nil {
 			return nil, fmt.Errorf("redisstore: outbox: %w: entry %s names event %d of subject %s, which is missing", optin.ErrCorrupt, msgs[i].ID, rs[i].index, rs[i].sid)
 		}
-		e, err := optin.Open(pg.subjects[se.SubjectID].key, *se)
+		sub := pg.subjects[se.SubjectID]
+		e, err := optin.Open(keyAt(sub.key, sub.keyFrom, 0, rs[i].index), *se)
 		if err != nil {
 			return nil, fmt.Errorf("redisstore: outbox: %w", err)
+		}
+		if notices[i] != "" && e.Erased {
+			if err := s.ring.FillNotice(&e, se.SubjectID, []byte(notices[i])); err != nil {
+				return nil, fmt.Errorf("redisstore: outbox: %w", err)
+			}
 		}
 		items[i] = optin.OutboxItem{Pos: msgs[i].ID, SubjectID: se.SubjectID, Event: e}
 	}

@@ -124,7 +124,7 @@ func (s *Store) pruneItems(ctx context.Context, targets []string, before time.Ti
 		var gone []string
 		stop := false
 		for _, m := range msgs {
-			_, queued, err := decodeOutboxEntry(m)
+			_, queued, _, err := decodeOutboxEntry(m)
 			if err != nil {
 				return n, err
 			}

@@ -86,8 +86,13 @@ func (s *Store) Lookup(ctx context.Context, q optin.LookupQuery) ([]optin.Standi
 		if marks != nil {
 			out[i].Delivered = marks[i].Err() == nil && now.UnixMilli() < int64(marks[i].Val())
 		}
-		// A state without a wrapped key (erased) is taken for none: the
-		// write's check then finds it and reads it.
+		if str(iKey) == "" && len(out[i].Suppressions) > 0 {
+			// What an erasure left: its write must read the whole state.
+			s.seen.drop(sids[i])
+			continue
+		}
+		// A state without a wrapped key is taken for none: the write's
+		// check then finds it and reads it.
 		sn := seen{wrapped: str(iKey), at: now}
 		sn.exists = sn.wrapped != ""
 		pruned, _ := strconv.ParseInt(str(iPruned), 10, 64)
@@ -113,6 +118,7 @@ func (s *Store) Subject(ctx context.Context, a optin.Address, recent int) (*opti
 	var (
 		stateCmd          *redis.MapStringStringCmd
 		eventCmd, rcptCmd *redis.StringSliceCmd
+		elen, rlen        *redis.IntCmd
 	)
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		stateCmd = p.HGetAll(ctx, s.keys.state(sid))
@@ -120,6 +126,10 @@ func (s *Store) Subject(ctx context.Context, a optin.Address, recent int) (*opti
 			eventCmd = p.LRange(ctx, s.keys.events(sid), int64(-recent), -1)
 			// One more receipt than shown: the first one's prev.
 			rcptCmd = p.LRange(ctx, s.keys.receipts(sid), int64(-recent-1), -1)
+			// The lengths place them in their chains, for the key that
+			// opens them (record.keyFrom).
+			elen = p.LLen(ctx, s.keys.events(sid))
+			rlen = p.LLen(ctx, s.keys.receipts(sid))
 		}
 		return nil
 	})
@@ -133,14 +143,17 @@ func (s *Store) Subject(ctx context.Context, a optin.Address, recent int) (*opti
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: subject: %w", err)
 	}
-	view := &optin.SubjectView{Address: a}
+	view := &optin.SubjectView{Address: a, Erased: r.st.Key == nil, ErasureAt: r.st.ErasureAt}
 	byID := map[string]optin.Event{}
 	if recent > 0 {
-		main, err := s.openEvents(sid, r.st.Key, eventCmd.Val())
+		raws := eventCmd.Val()
+		main, err := s.openEvents(sid, r.st.Key, r.keyFrom, elen.Val()-int64(len(raws)), raws)
 		if err != nil {
 			return nil, fmt.Errorf("redisstore: subject: %w", err)
 		}
-		rcpts, err := s.openReceipts(sid, a, r.st.Key, rcptCmd.Val(), stateCmd.Val()[fieldPrunedHead], int64(recent), s.names.resolver(ctx, s))
+		rraws := rcptCmd.Val()
+		first := r.r + rlen.Val() - int64(len(rraws)) // r.r counts the pruned ones here
+		rcpts, err := s.openReceipts(sid, a, r.st.Key, r.keyFrom, first, rraws, stateCmd.Val()[fieldPrunedHead], int64(recent), s.names.resolver(ctx, s))
 		if err != nil {
 			return nil, fmt.Errorf("redisstore: subject: %w", err)
 		}
@@ -168,11 +181,12 @@ func (s *Store) Subject(ctx context.Context, a optin.Address, recent int) (*opti
 	return view, nil
 }
 
-// openEvents decodes and opens events of a subject's main chain.
-func (s *Store) openEvents(sid string, key []byte, raws []string) ([]optin.Event, error) {
+// openEvents decodes and opens events of a subject's main chain, the
+// first at index first.
+func (s *Store) openEvents(sid string, key []byte, from [2]int64, first int64, raws []string) ([]optin.Event, error) {
 	out := make([]optin.Event, 0, len(raws))
-	for _, raw := range raws {
-		e, err := s.open(sid, key, raw)
+	for i, raw := range raws {
+		e, err := s.open(sid, keyAt(key, from, 0, first+int64(i)), raw)
 		if err != nil {
 			return nil, err
 		}
@@ -182,22 +196,24 @@ func (s *Store) openEvents(sid string, key []byte, raws []string) ([]optin.Event
 }
 
 // openReceipts decodes and opens the last of raws, a stretch of a
-// subject's receipt list: when raws holds more than want, the first only
-// gives the second its prev; otherwise the stretch starts the list, and
-// its first follows prunedHead (raw).
-func (s *Store) openReceipts(sid string, a optin.Address, key []byte, raws []string, prunedHead string, want int64, resolve func(string) (string, error)) ([]optin.Event, error) {
+// subject's receipt list whose first is at absolute index first: when
+// raws holds more than want, the first only gives the second its prev;
+// otherwise the stretch starts the list, and its first follows
+// prunedHead (raw).
+func (s *Store) openReceipts(sid string, a optin.Address, key []byte, from [2]int64, first int64, raws []string, prunedHead string, want int64, resolve func(string) (string, error)) ([]optin.Event, error) {
 	prev := hexHash(prunedHead)
 	if int64(len(raws)) > want {
 		prev = hexHash(receiptTailHash(raws[0]))
 		raws = raws[1:]
+		first++
 	}
 	out := make([]optin.Event, 0, len(raws))
-	for _, raw := range raws {
+	for i, raw := range raws {
 		se, err := decodeReceipt(sid, raw, prev, resolve)
 		if err != nil {
 			return nil, err
 		}
-		e, err := optin.Open(key, se)
+		e, err := optin.Open(keyAt(key, from, 1, first+int64(i)), se)
 		if err != nil {
 			return nil, err
 		}
@@ -260,7 +276,7 @@ func (s *Store) fetchRecording(ctx context.Context, sid string, r *record, byID 
 			return wrap("subject", err)
 		}
 		for _, w := range wants {
-			e, err := s.open(sid, r.st.Key, w.cmd.Val())
+			e, err := s.open(sid, keyAt(r.st.Key, r.keyFrom, 0, w.index), w.cmd.Val())
 			if err != nil || e.ID != w.id {
 				scan = true
 				continue
@@ -275,8 +291,8 @@ func (s *Store) fetchRecording(ctx context.Context, sid string, r *record, byID 
 	if err != nil {
 		return wrap("subject", err)
 	}
-	for _, raw := range all {
-		e, err := s.open(sid, r.st.Key, raw)
+	for i, raw := range all {
+		e, err := s.open(sid, keyAt(r.st.Key, r.keyFrom, 0, int64(i)), raw)
 		if err != nil {
 			return fmt.Errorf("redisstore: subject: %w", err)
 		}

@@ -19,7 +19,8 @@ import (
 //
 // KEYS: per subject its state hash, main list, receipt list and marks;
 // then, when ARGV[2] is "1", the feed, the suppression index, the names
-// hash and the outbox (one node; on Cluster those are written apart).
+// hash, the outbox and the index of scheduled erasures (one node; on
+// Cluster those are written apart).
 //
 // ARGV: [1] the number of subjects, [2] "1" to write the indexes, [3]
 // now in Unix ms (marks before it are dropped), [4] the feed entry ("" for
@@ -29,17 +30,21 @@ import (
 // write nothing and answer {"name", code}); then per subject: flags, the
 // subject id, the main chain's head as read (32 raw bytes or ""), the
 // receipt chain's, the main chain's length as read, the receipts ever
-// appended as read (pruned ones included), the fields to set (a count, then names and values),
+// appended as read (pruned ones included), the wrapped key as read (""
+// for none), the fields to set (a count, then names and values),
 // to delete (a count, then names), the events to append (a count, then
 // entries), the receipts to append (likewise), the delivery marks (a
 // count, then each mark's until in Unix ms and member), and the latest
 // of those untils; last, the outbox entries (a count, then each entry's
 // value: one per event of a main chain, none for receipts).
 //
-// Flags: N the state must not exist, X it must; E the main chain's head
-// must be the one given (the last event's 32 bytes), R the receipt
-// chain's (the last receipt's 16 bytes, or rp when all are pruned);
-// + and - add the subject to the suppression index or take it out.
+// Flags: N the state must not exist, X it must (with the wrapped key
+// read: a rotation or an erasure since makes it a conflict); E the main
+// chain's head must be the one given (the last event's 32 bytes), R the
+// receipt chain's (the last receipt's 16 bytes, or rp when all are
+// pruned); + and - add the subject to the suppression index or take it
+// out; D deletes its delivery marks (an erasure); S and the due time in
+// Unix ms add it to the index of scheduled erasures, s takes it out.
 var applyScript = redis.NewScript(`
 local n = tonumber(ARGV[1])
 local indexes = ARGV[2] == '1'
@@ -67,8 +72,8 @@ local function landed(s)
   return s.rn >= ro and redis.call('LINDEX', s.r, s.rn - ro) == ARGV[s.rc]
 end
 for i = 1, n do
-  local s = {flags = ARGV[a], sid = ARGV[a+1], eh = ARGV[a+2], rh = ARGV[a+3], n = tonumber(ARGV[a+4]), rn = tonumber(ARGV[a+5])}
-  a = a + 6
+  local s = {flags = ARGV[a], sid = ARGV[a+1], eh = ARGV[a+2], rh = ARGV[a+3], n = tonumber(ARGV[a+4]), rn = tonumber(ARGV[a+5]), w = ARGV[a+6]}
+  a = a + 7
   local k = 4*i - 3
   s.state, s.e, s.r, s.d = KEYS[k], KEYS[k+1], KEYS[k+2], KEYS[k+3]
   s.nset = tonumber(ARGV[a]); s.set = a + 1; a = s.set + 2*s.nset
@@ -80,7 +85,7 @@ for i = 1, n do
   local f = s.flags
   local exists = redis.call('EXISTS', s.state) == 1
   local moved = (string.find(f, 'N', 1, true) and exists)
-    or (string.find(f, 'X', 1, true) and not exists)
+    or (string.find(f, 'X', 1, true) and (not exists or (redis.call('HGET', s.state, 'w') or '') ~= s.w))
     or (string.find(f, 'E', 1, true) and (tail(s.e, 32) or '') ~= s.eh)
   if not moved and string.find(f, 'R', 1, true) then
     moved = (tail(s.r, 16) or redis.call('HGET', s.state, 'rp') or '') ~= s.rh
@@ -100,6 +105,7 @@ for i = 1, n do
   if s.ndel > 0 then redis.call('HDEL', s.state, unpack(ARGV, s.del, s.del + s.ndel - 1)) end
   if s.ne > 0 then redis.call('RPUSH', s.e, unpack(ARGV, s.ev, s.ev + s.ne - 1)) end
   if s.nr > 0 then redis.call('RPUSH', s.r, unpack(ARGV, s.rc, s.rc + s.nr - 1)) end
+  if string.find(s.flags, 'D', 1, true) then redis.call('DEL', s.d) end
   if s.nm > 0 then
     -- Marks: a sorted set by until, which Redis drops whole at the last
     -- until; a set that has grown is trimmed of the expired ones.
@@ -111,6 +117,9 @@ for i = 1, n do
   if indexes then
     if string.find(s.flags, '+', 1, true) then redis.call('ZADD', KEYS[4*n+2], 0, s.sid) end
     if string.find(s.flags, '-', 1, true) then redis.call('ZREM', KEYS[4*n+2], s.sid) end
+    local due = string.match(s.flags, 'S(%d+)')
+    if due then redis.call('ZADD', KEYS[4*n+5], due, s.sid) end
+    if string.find(s.flags, 's', 1, true) then redis.call('ZREM', KEYS[4*n+5], s.sid) end
   end
 end
 if indexes and ARGV[4] ~= '' then redis.call('XADD', KEYS[4*n+1], '*', 'r', ARGV[4]) end

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"maps"
 	"strconv"
@@ -18,8 +19,18 @@ type record struct {
 	// exists is false when no state hash was found: the write creates it
 	// and checks that it still does not exist.
 	exists bool
-	// wrapped is the stored wrapped key; nil for a new subject.
-	wrapped []byte
+	// wrapped is the stored wrapped key; nil for a new subject, and once
+	// erased. wrappedSeen is the one read, which the write checks.
+	wrapped, wrappedSeen []byte
+	// keyFrom is where the events sealed under the subject key start:
+	// keyFrom[0] in the main chain, keyFrom[1] in the receipt chain
+	// (absolute). The events before were sealed under a key an erasure
+	// destroyed (the subject came back since). keyFromNew is set when a
+	// fresh key of this write moves it.
+	keyFrom    [2]int64
+	keyFromNew bool
+	// erased is set when a change of this write erased the subject.
+	erased bool
 	// n is the length of the main chain, r the receipts ever appended
 	// (pruned ones included), both before the pending events.
 	n, r int64
@@ -32,8 +43,9 @@ type record struct {
 	// what a lookup cached knows the receipt chain only.
 	knownHead bool
 	// loaded is the state as read, to diff against.
-	loadedCons  map[string]optin.Consent
-	loadedSupps map[optin.SuppressionReason]time.Time
+	loadedCons    map[string]optin.Consent
+	loadedSupps   map[optin.SuppressionReason]time.Time
+	loadedErasure time.Time
 	// pending are the events Apply sealed, in order; receipts apart.
 	pending, receipts []*optin.SealedEvent
 	// marks are the delivery marks of the applied changes, in order.
@@ -68,6 +80,7 @@ func (s *Store) decodeState(sid string, a optin.Address, m map[string]string, et
 	var key []byte
 	if w, ok := m[fieldWrappedKey]; ok {
 		r.wrapped = []byte(w)
+		r.wrappedSeen = r.wrapped
 		var err error
 		if key, err = s.ring.Unwrap(sid, r.wrapped); err != nil {
 			return nil, err
@@ -85,6 +98,17 @@ func (s *Store) decodeState(sid string, a optin.Address, m map[string]string, et
 	}
 	r.st = optin.NewSubjectState(sid, a)
 	r.st.Key = key
+	var err error
+	if r.keyFrom, err = parseKeyFrom(m[fieldKeyFrom]); err != nil {
+		return nil, bad(fieldKeyFrom, err)
+	}
+	if v, ok := m[fieldErasureAt]; ok {
+		ns, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil, bad(fieldErasureAt, err)
+		}
+		r.st.ErasureAt = time.Unix(0, ns).UTC()
+	}
 	r.headSeen = tailHash(etail)
 	r.st.Head = hex.EncodeToString([]byte(r.headSeen))
 	r.receiptHeadSeen = receiptTailHash(rtail)
@@ -126,16 +150,59 @@ func (s *Store) decodeState(sid string, a optin.Address, m map[string]string, et
 func (r *record) snapshot() {
 	r.loadedCons = maps.Clone(r.st.Consents)
 	r.loadedSupps = maps.Clone(r.st.Suppressions)
+	r.loadedErasure = r.st.ErasureAt
+}
+
+// parseKeyFrom reads the ke field, "E.R"; "" is the start of both
+// chains.
+func parseKeyFrom(v string) ([2]int64, error) {
+	var out [2]int64
+	if v == "" {
+		return out, nil
+	}
+	e, rc, ok := strings.Cut(v, ".")
+	var err1, err2 error
+	out[0], err1 = strconv.ParseInt(e, 10, 64)
+	out[1], err2 = strconv.ParseInt(rc, 10, 64)
+	if !ok || err1 != nil || err2 != nil || out[0] < 0 || out[1] < 0 {
+		return [2]int64{}, fmt.Errorf("%q", v)
+	}
+	return out, nil
+}
+
+// keyAt is the key that opens the event at index i of chain c (0 the
+// main chain, 1 the receipts, absolute): nil before keyFrom.
+func keyAt(key []byte, from [2]int64, c int, i int64) []byte {
+	if i < from[c] {
+		return nil
+	}
+	return key
 }
 
 // apply applies ch, keeping the sealed event and its consent's index.
+// A change the rules refuse (optin.ErrErased) gets the error in its
+// result, and the batch goes on.
 func (r *record) apply(ch optin.Change, now time.Time) (optin.Result, error) {
 	if _, there := r.ids[ch.Event.ID]; ch.Once && there {
 		return optin.Result{}, nil // a replay of what is there
 	}
+	hadKey := r.st.Key != nil
 	sealed, res, err := r.st.Apply(ch, now)
+	if errors.Is(err, optin.ErrErased) {
+		res.Refused = err
+		return res, nil
+	}
 	if err != nil || sealed == nil {
 		return res, err
+	}
+	main, rcpt := r.n+int64(len(r.pending)), r.r+int64(len(r.receipts))
+	switch haveKey := r.st.Key != nil; {
+	case hadKey && !haveKey:
+		r.erased, r.wrapped = true, nil
+	case !hadKey && haveKey && (r.exists || main+rcpt > 0):
+		// Back after an erasure: the fresh key opens the events from
+		// this one on.
+		r.keyFrom, r.keyFromNew = [2]int64{main, rcpt}, true
 	}
 	if sealed.Receipt {
 		r.receipts = append(r.receipts, sealed)
@@ -184,10 +251,30 @@ func (r *record) fields(keys *optin.Keyring, gen uint32) (set []string, del []st
 	if !r.dirty() {
 		return nil, nil
 	}
-	if r.wrapped == nil {
+	switch {
+	case r.st.Key == nil:
+		if r.wrappedSeen != nil {
+			del = append(del, fieldWrappedKey, fieldSealedAddress) // erased
+		}
+	case r.wrapped == nil:
 		r.wrapped, _ = keys.WrapAt(gen, r.st.ID, r.st.Key)
 		set = append(set, fieldWrappedKey, string(r.wrapped),
 			fieldSealedAddress, string(optin.SealAddress(r.st.Key, r.st.ID, r.st.Address)))
+		if r.keyFromNew {
+			set = append(set, fieldKeyFrom, fmt.Sprintf("%d.%d", r.keyFrom[0], r.keyFrom[1]))
+		}
+	}
+	if !r.st.ErasureAt.Equal(r.loadedErasure) {
+		if r.st.ErasureAt.IsZero() {
+			del = append(del, fieldErasureAt)
+		} else {
+			set = append(set, fieldErasureAt, strconv.FormatInt(r.st.ErasureAt.UnixNano(), 10))
+		}
+	}
+	for p := range r.loadedCons {
+		if _, still := r.st.Consents[p]; !still {
+			del = append(del, consentPrefix+p)
+		}
 	}
 	for p, c := range r.st.Consents {
 		// A notice keeps the record's event and changes NoticedAt only.

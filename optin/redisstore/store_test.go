@@ -126,13 +126,20 @@ func (h *harness) reopen(t *testing.T, st optin.Store, now func() time.Time, key
 }
 
 // raw dumps every key of the store's server: its name, and every field,
-// value, member and element, whatever its type.
+// value, member (with its score) and element, whatever its type, and the
+// server's files on disk.
 func raw(t *testing.T, st optin.Store) []byte {
 	s := st.(*Store)
 	ctx := context.Background()
 	var out bytes.Buffer
-	keys, err := s.rdb.Keys(ctx, "*").Result()
-	if err != nil {
+	// SCAN walks every key, as an operator's dump would; KEYS would too,
+	// but blocks the server.
+	var keys []string
+	iter := s.rdb.Scan(ctx, 0, "*", 500).Iterator()
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range keys {
@@ -156,7 +163,10 @@ func raw(t *testing.T, st optin.Store) []byte {
 		case "set":
 			parts, _ = s.rdb.SMembers(ctx, k).Result()
 		case "zset":
-			parts, _ = s.rdb.ZRange(ctx, k, 0, -1).Result()
+			zs, _ := s.rdb.ZRangeWithScores(ctx, k, 0, -1).Result()
+			for _, z := range zs {
+				parts = append(parts, fmt.Sprint(z.Member), fmt.Sprint(z.Score))
+			}
 		case "stream":
 			msgs, _ := s.rdb.XRange(ctx, k, "-", "+").Result()
 			for _, m := range msgs {

@@ -130,6 +130,13 @@ var tests = []test{
 	{"PruneOutbox", testPruneOutbox},
 	{"PruneStaleTarget", testPruneStaleTarget},
 	{"OutboxMarks", testOutboxMarks},
+	{"EraseNow", testEraseNow},
+	{"EraseUnknown", testEraseUnknown},
+	{"ScheduledErasure", testScheduledErasure},
+	{"SweepersOnce", testSweepersOnce},
+	{"ErasureNotice", testErasureNotice},
+	{"ErasureScan", testErasureScan},
+	{"ErasureBackup", testErasureBackup},
 }
 
 // Run runs the whole suite against the store h opens.

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"optinproxy/internal/redistest"
+	"optinproxy/internal/teststore"
+	"optinproxy/optin"
+)
+
+// TestEraseCommand: erase, as a user types it, against a running server
+// on each store: schedule, cancel, cancel none, erase now, a grant and
+// an import row refused, the erased suppression lifted, granted again.
+func TestEraseCommand(t *testing.T) {
+	for _, store := range []string{"embedded", "redis"} {
+		t.Run(store, func(t *testing.T) {
+			dir := t.TempDir()
+			var env []string
+			if store == "redis" {
+				env = append(env, "OPTINPROXY_STORE_REDIS_URL="+redistest.Start(t).URL())
+			}
+			s := startServe(t, dir, env...)
+			cli := func(args ...string) result {
+				return runCmd(t, dir, "", []string{"OPTINPROXY_ADDR=" + s.httpAddr}, args...)
+			}
+			must := func(r result, want string) string {
+				t.Helper()
+				if r.code != 0 || !strings.Contains(r.stdout, want) {
+					t.Fatalf("exit %d, want %q in:\n%s%s", r.code, want, r.stdout, r.stderr)
+				}
+				return r.stdout
+			}
+			fails := func(r result, code int, want string) {
+				t.Helper()
+				if r.code != code || !strings.Contains(r.stderr, want) {
+					t.Errorf("exit %d, want %d with %q in:\n%s%s", r.code, code, want, r.stdout, r.stderr)
+				}
+			}
+			must(cli("consent", "grant", "Gone@Example.com", "newsletter", "--ip", "192.0.2.1"), "granted")
+			later := time.Now().Add(72 * time.Hour).UTC().Format("2006-01-02")
+			must(cli("erase", "gone@example.com", "--at", later), "erasure scheduled for "+later+"T00:00:00Z")
+			must(cli("erase", "--cancel", "gone@example.com"), "gone@example.com: cancelled")
+			fails(cli("erase", "gone@example.com", "--cancel"), 1, "not_found (HTTP 404)")
+			must(cli("erase", "gone@example.com"), "gone@example.com: erased")
+			must(cli("erase", "gone@example.com"), "erased already")
+			fails(cli("consent", "grant", "gone@example.com", "newsletter"), 1, "erased (HTTP 409)")
+			os.WriteFile(filepath.Join(dir, "in.csv"), []byte("email,purpose,status,basis,source\nGONE@example.com,newsletter,granted,consent,import\n"), 0o600)
+			if r := cli("import", "in.csv"); r.code != 1 || !strings.Contains(r.stdout, "in.csv:2: erased") || strings.Contains(r.stdout, "gone@") {
+				t.Errorf("importing the erased address: %d %s %s", r.code, r.stdout, r.stderr)
+			}
+			if r := cli("suppress", "list"); strings.Contains(r.stdout, "gone@") {
+				t.Errorf("suppress list names the erased address: %s", r.stdout)
+			}
+			must(cli("verify"), "every chain is intact")
+			must(cli("suppress", "remove", "gone@example.com", "--reason", "erased"), "removed [erased]")
+			must(cli("consent", "grant", "gone@example.com", "newsletter"), "granted")
+
+			fails(cli("erase"), 2, "want EMAIL")
+			fails(cli("erase", "x@example.com", "--at", "soon"), 2, "--at")
+			fails(cli("erase", "x@example.com", "--at", later, "--cancel"), 2, "--cancel")
+			for _, line := range buffered(s.logs) {
+				if strings.Contains(strings.ToLower(fmt.Sprint(line)), "gone@example.com") {
+					t.Errorf("the server logged the address: %v", line)
+				}
+			}
+		})
+	}
+}
+
+// buffered returns the log lines the tail holds now, without waiting.
+func buffered(l *logTail) []map[string]any {
+	var out []map[string]any
+	for {
+		select {
+		case m, ok := <-l.lines:
+			if !ok {
+				return out
+			}
+			out = append(out, m)
+		default:
+			return out
+		}
+	}
+}
+
+// TestSweepErasures: the server's sweeper carries out a scheduled
+// erasure once it is due, not before, and counts it (a fake clock: the
+// sweep runs every minute).
+func TestSweepErasures(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := teststore.File(t, filepath.Join(t.TempDir(), "optinproxy.db"))
+		ledger, err := optin.NewLedger(optin.LedgerOptions{Store: store, Purposes: optin.Purposes{
+			"newsletter": {Name: "newsletter", Basis: optin.BasisConsent, Category: optin.CategoryMarketing, Unsubscribe: true}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		a, _ := optin.ParseAddress("later@example.com")
+		if _, err := ledger.Erase(ctx, a, optin.ErasureRequest{At: time.Now().Add(90 * time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+		swept := prometheus.NewCounter(prometheus.CounterOpts{Name: "swept"})
+		done := make(chan struct{})
+		go func() {
+			sweepErasures(ctx, store, ledger, false, swept, slog.New(slog.DiscardHandler))
+			close(done)
+		}()
+		time.Sleep(sweepEvery + time.Second) // one sweep: not due yet
+		synctest.Wait()
+		if v, err := store.Subject(ctx, a, 0); err != nil || v.Erased || testutil.ToFloat64(swept) != 0 {
+			t.Fatalf("after one sweep: %+v, %v, swept %v; want not erased yet", v, err, testutil.ToFloat64(swept))
+		}
+		time.Sleep(sweepEvery) // the next: due
+		synctest.Wait()
+		if v, err := store.Subject(ctx, a, 0); err != nil || !v.Erased || testutil.ToFloat64(swept) != 1 {
+			t.Errorf("after the next sweep: %+v, %v, swept %v; want erased, 1", v, err, testutil.ToFloat64(swept))
+		}
+		cancel()
+		<-done
+	})
+}
