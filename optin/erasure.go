@@ -153,18 +153,29 @@ type erasureDetails struct {
 // address is not mailed or imported later. Errors wrap ErrBadAddress or
 // the store's errors.
 func (l *Ledger) Erase(ctx context.Context, a Address, req ErasureRequest) (ErasureResult, error) {
-	if a.IsZero() {
-		return ErasureResult{}, fmt.Errorf("%w: no address", ErrBadAddress)
-	}
-	now := l.now().UTC()
-	ch := Change{Subject: a, Erasure: &Erasure{Op: EraseNow, Notify: req.Notify},
-		Event: Event{Time: now, Type: EventSubjectErased, Subject: a, Actor: req.Actor}}
-	if req.At.After(now) {
-		details, _ := json.Marshal(erasureDetails{At: req.At.UTC()})
-		ch.Erasure = &Erasure{Op: EraseSchedule, At: req.At.UTC()}
-		ch.Event = Event{Time: now, Type: EventErasureScheduled, Subject: a, Actor: req.Actor, Details: details}
+	ch, err := l.EraseChange(a, req)
+	if err != nil {
+		return ErasureResult{}, err
 	}
 	return l.applyErasure(ctx, ch)
+}
+
+// EraseChange builds the Change Erase applies, for a caller that applies
+// it in a batch of its own (the benchmarks' seeding): an erasure now, or
+// one scheduled when req.At is after the ledger's clock. An error wraps
+// ErrBadAddress.
+func (l *Ledger) EraseChange(a Address, req ErasureRequest) (Change, error) {
+	if a.IsZero() {
+		return Change{}, fmt.Errorf("%w: no address", ErrBadAddress)
+	}
+	now := l.now().UTC()
+	if req.At.After(now) {
+		details, _ := json.Marshal(erasureDetails{At: req.At.UTC()})
+		return Change{Subject: a, Erasure: &Erasure{Op: EraseSchedule, At: req.At.UTC()},
+			Event: Event{Time: now, Type: EventErasureScheduled, Subject: a, Actor: req.Actor, Details: details}}, nil
+	}
+	return Change{Subject: a, Erasure: &Erasure{Op: EraseNow, Notify: req.Notify},
+		Event: Event{Time: now, Type: EventSubjectErased, Subject: a, Actor: req.Actor}}, nil
 }
 
 // CancelErasure cancels a's scheduled erasure. An error wrapping

@@ -99,3 +99,32 @@ func BenchmarkSweeps(b *testing.B) {
 	})
 	b.ReportMetric(float64(size)/(1<<20), "file-MiB")
 }
+
+// BenchmarkErasures times the erasure sweeper's pass over N subjects
+// (OPTIN_SWEEP_SUBJECTS, default 100,000), 1 % of them due and 1 %
+// scheduled later (see storetest.BenchErasures), and reports the file's
+// size before and after. It ignores b.N: run it with -benchtime=1x.
+func BenchmarkErasures(b *testing.B) {
+	n := 100_000
+	if v := os.Getenv("OPTIN_SWEEP_SUBJECTS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s := open(b)
+	size := func() int64 {
+		fi, err := os.Stat(s.db.Path())
+		if err != nil {
+			b.Fatal(err)
+		}
+		return fi.Size()
+	}
+	var before, after int64
+	storetest.BenchErasures(b, s, n, 0.01, storetest.ErasureHooks{
+		Seeded: func([]optin.Address) { before = size() },
+		Swept:  func([]optin.Address) { after = size() },
+	})
+	b.ReportMetric(float64(before)/(1<<20), "file-MiB")
+	b.ReportMetric(float64(after)/(1<<20), "file-MiB-after")
+}

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -146,6 +147,51 @@ func BenchmarkSweeps(b *testing.B) {
 	storetest.BenchSweeps(b, s, n, 0.01, func() { used = usedMemory(b, s.rdb) - base })
 	b.ReportMetric(float64(used)/(1<<20), "redis-MiB")
 	b.ReportMetric(float64(used)/float64(n), "redis-B/subject")
+}
+
+// BenchmarkErasures times the erasure sweeper's pass over N subjects
+// (OPTIN_SWEEP_SUBJECTS, default 1,000,000), one consent and one receipt
+// each, 1 % of them with an erasure due and 1 % with one scheduled
+// later, on a private redis-server, and the pass with nothing due the
+// server makes every minute (see storetest.BenchErasures). Besides,
+// Redis's used_memory once seeded and what the pass changed of it, and
+// the MEMORY USAGE of a due subject's own keys (its state, chains and
+// marks) before and after its erasure. It ignores b.N: run it with
+// -benchtime=1x.
+func BenchmarkErasures(b *testing.B) {
+	n := envInt(b, "OPTIN_SWEEP_SUBJECTS", 1_000_000)
+	s := benchStore(b)
+	ctx := context.Background()
+	base := usedMemory(b, s.rdb)
+	var seeded, swept, keysBefore, keysAfter int64
+	subjectKeys := func(addrs []optin.Address) (sum int64) {
+		for _, a := range addrs {
+			sid := s.sid(a)
+			for _, key := range []string{s.keys.state(sid), s.keys.events(sid), s.keys.receipts(sid), s.keys.marks(sid)} {
+				// A key that is not there answers nil: it takes nothing.
+				used, err := s.rdb.MemoryUsage(ctx, key, 0).Result()
+				if err != nil && !errors.Is(err, redis.Nil) {
+					b.Fatal(err)
+				}
+				sum += used
+			}
+		}
+		return sum / int64(len(addrs))
+	}
+	storetest.BenchErasures(b, s, n, 0.01, storetest.ErasureHooks{
+		Seeded: func(due []optin.Address) {
+			seeded, keysBefore = usedMemory(b, s.rdb), subjectKeys(due)
+		},
+		RoundTrips: s.RoundTrips,
+		Swept: func(erased []optin.Address) {
+			swept, keysAfter = usedMemory(b, s.rdb), subjectKeys(erased)
+		},
+	})
+	b.ReportMetric(float64(seeded-base)/(1<<20), "redis-MiB")
+	b.ReportMetric(float64(seeded-base)/float64(n), "redis-B/subject")
+	b.ReportMetric(float64(swept-seeded)/float64(n/100), "redis-B/erasure")
+	b.ReportMetric(float64(keysBefore), "B/subject-keys-before")
+	b.ReportMetric(float64(keysAfter), "B/subject-keys-erased")
 }
 
 // usedMemory is INFO memory's used_memory.
