@@ -47,9 +47,10 @@ type ErasureHooks struct {
 // It reports the seconds of the pass and the erasures it carried out per
 // second (erase-), the mean time of a pass with nothing due, the
 // minutely check (idle-us, over idlePasses), the round trips of each
-// when the store counts them, and checks what the passes did: every due subject erased once, none skipped, the others not
-// erased and still scheduled. Run it with -benchtime 1x: it makes one
-// pass whatever b.N.
+// when the store counts them, and checks what the passes did: as many
+// erased as were due, none skipped, nothing in the later passes; the
+// first due subject erased, the first scheduled later not, and still
+// scheduled. Run it with -benchtime 1x: it makes one pass whatever b.N.
 func BenchErasures(b *testing.B, s optin.Store, n int, due float64, hooks ErasureHooks) {
 	period := int(1 / due)
 	if period < 2 || n < period {
