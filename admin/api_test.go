@@ -140,6 +140,23 @@ func TestBadInput(t *testing.T) {
 				t.Errorf("%s %s: code %q, want %q", tc.method, tc.path, got, tc.code)
 			}
 		}
+		// The messages speak to the client, not of Go packages, and an
+		// unknown purpose is answered with the known ones.
+		for path, want := range map[string]string{
+			"/api/v1/subjects/not-an-address":           "bad address: missing @",
+			"/api/v1/events?subject=not-an-address":     "bad address: missing @",
+			"/api/v1/subjects/a@example.com/consents/x": `unknown purpose: "x"; the purposes are: events, newsletter, transactional`,
+		} {
+			method := "GET"
+			if strings.Contains(path, "/consents/") {
+				method = "PUT"
+			}
+			_, raw := s.call(t, adminToken, method, path, "", nil)
+			var e struct{ Error struct{ Message string } }
+			if json.Unmarshal([]byte(raw), &e); e.Error.Message != want {
+				t.Errorf("%s %s: message %q, want %q", method, path, e.Error.Message, want)
+			}
+		}
 		// Nothing of that was stored.
 		if code, raw := s.call(t, readToken, "GET", "/api/v1/subjects/a@example.com", "", nil); code != 404 {
 			t.Errorf("bad requests stored something: %d %s", code, raw)
