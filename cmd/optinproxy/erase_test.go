@@ -73,6 +73,7 @@ func TestEraseCommand(t *testing.T) {
 
 			fails(cli("erase"), 2, "want EMAIL")
 			fails(cli("erase", "x@example.com", "--at", "soon"), 2, "--at")
+			fails(cli("erase", "x@example.com", "--at", "2020-01-01"), 2, "--at 2020-01-01T00:00:00Z is in the past; to erase now, leave --at out")
 			fails(cli("erase", "x@example.com", "--at", later, "--cancel"), 2, "--cancel")
 			for _, line := range buffered(s.logs) {
 				if strings.Contains(strings.ToLower(fmt.Sprint(line)), "gone@example.com") {
