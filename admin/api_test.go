@@ -231,6 +231,9 @@ func TestImportCSV(t *testing.T) {
 		if fmt.Sprint(lines) != "[3 5 6 7 8]" {
 			t.Errorf("bad lines %v, want [3 5 6 7 8]: %s", lines, raw)
 		}
+		if ans.BadRows[0].Error != "bad address: missing @" || ans.BadRows[1].Error != `unknown purpose: "nope"` {
+			t.Errorf("bad rows' errors: %+v", ans.BadRows)
+		}
 		var subj subjectAnswer
 		s.call(t, readToken, "GET", "/api/v1/subjects/anna@example.com", "", &subj)
 		if len(subj.Consents) != 1 || subj.Consents[0].Evidence == nil || subj.Consents[0].Evidence.PolicyVersion != "2025-06" ||
@@ -244,6 +247,9 @@ func TestImportCSV(t *testing.T) {
 		}
 		if code, raw := s.call(t, adminToken, "POST", "/api/v1/imports", "mail,purpose\nx,y\n", nil); code != 400 || !strings.Contains(raw, "mail") {
 			t.Errorf("bad header: %d %s", code, raw)
+		}
+		if code, raw := s.call(t, adminToken, "POST", "/api/v1/imports", "", nil); code != 400 || !strings.Contains(raw, "the CSV is empty") {
+			t.Errorf("empty file: %d %s", code, raw)
 		}
 	})
 }
