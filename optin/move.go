@@ -122,7 +122,8 @@ func (l *Ledger) moveChanges(old *SubjectView, to Address, actor string, at, now
 		extra["moved_from"] = c.EventID
 		ev.Extra = extra
 		copied := &Consent{Subject: to, Purpose: c.Purpose, Status: c.Status, Basis: c.Basis, Source: c.Source,
-			GrantedAt: c.GrantedAt, UpdatedAt: c.UpdatedAt, ExpiresAt: c.ExpiresAt, Gaps: c.Gaps}
+			GrantedAt: c.GrantedAt, UpdatedAt: c.UpdatedAt, ExpiresAt: c.ExpiresAt, Gaps: c.Gaps,
+			NoticedAt: c.NoticedAt} // an expiry announced at the old address is not announced again
 		details := ConsentDetails{Status: c.Status, Basis: c.Basis, Source: c.Source, Evidence: &ev, ExpiresAt: c.ExpiresAt}
 		changes = append(changes, Change{Subject: to, Consent: copied, Event: Event{
 			Time: now, Type: eventFor(c.Status), Subject: to, Purpose: c.Purpose, Actor: actor, Details: details.Marshal()}})

@@ -70,6 +70,19 @@ type Change struct {
 	// same write as the event, when the change is applied; the relay sets
 	// it on message.relayed receipts.
 	Delivered *Delivery
+	// Replaces, when set, is the EventID of the stored record that the
+	// change was made from (a sweep read it and expires it): the change
+	// is ignored unless that record is still the one stored for
+	// Consent.Purpose, so that a renewal written in between stands.
+	Replaces string
+	// Notice, when set, is the EventID of the stored record whose coming
+	// expiry Event (a consent.expiring of Event.Purpose) announces;
+	// Consent is nil. The record keeps its state and its event (its
+	// evidence) and gets NoticedAt, the event's time. The change is
+	// ignored unless that record is still the one stored and its expiry
+	// was not announced yet: a renewal in between, or a second sweep,
+	// records nothing.
+	Notice string
 	// Undated marks a consent change whose time is unknown (an import row
 	// without granted_at): it is applied only when no record for its
 	// purpose is stored, since it cannot be ordered against one.
@@ -131,11 +144,26 @@ func (st *SubjectState) apply(ch Change, now time.Time) (*SealedEvent, Result, e
 	if ch.Erasure != nil {
 		return st.applyErasure(ch, now)
 	}
-	if c := ch.Consent; c != nil {
+	if ch.Notice != "" {
+		old, had := st.Consents[ch.Event.Purpose]
+		if !had || old.EventID != ch.Notice || !old.NoticedAt.IsZero() {
+			if had {
+				res.Consent = &old
+			}
+			return nil, res, nil // renewed, changed or announced already
+		}
+	} else if c := ch.Consent; c != nil {
 		if _, erased := st.Suppressions[SuppressErased]; erased && (c.Status == StatusGranted || c.Status == StatusPending) {
 			return nil, res, fmt.Errorf("%w: %s for %s", ErrErased, c.Status, c.Purpose)
 		}
-		if old, had := st.Consents[c.Purpose]; had && (ch.Undated || !newer(c, &old)) {
+		old, had := st.Consents[c.Purpose]
+		if ch.Replaces != "" && (!had || old.EventID != ch.Replaces) {
+			if had {
+				res.Consent = &old
+			}
+			return nil, res, nil // the record it was made from is gone
+		}
+		if had && (ch.Undated || !newer(c, &old)) {
 			res.Consent = &old
 			return nil, res, nil // older, undated or a repeat: the stored one stands
 		}
@@ -170,6 +198,12 @@ func (st *SubjectState) apply(ch Change, now time.Time) (*SealedEvent, Result, e
 		}
 		st.Consents[c.Purpose] = stored
 		res.Consent = &stored
+	}
+	if ch.Notice != "" {
+		noticed := st.Consents[e.Purpose]
+		noticed.NoticedAt = e.Time
+		st.Consents[e.Purpose] = noticed
+		res.Consent = &noticed
 	}
 	if r := ch.AddSuppression; r != "" {
 		if _, had := st.Suppressions[r]; !had {
@@ -259,6 +293,9 @@ type ConsentDetails struct {
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 	// Import names the file an imported change came from.
 	Import *ImportSource `json:"import,omitempty"`
+	// Reason says why a record expired (ExpiredRetention or
+	// ExpiredUnconfirmed); "" for every other change.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Marshal returns the details as JSON for Event.Details.

@@ -83,6 +83,8 @@ func FuzzNewPayload(f *testing.F) {
 	f.Add("subject.updated", "ana@example.org", "", []byte(`{"new_email":"ana@example.net"}`), false)
 	f.Add("suppression.added", "ana@example.org", "", []byte(`{"reason":"hard_bounce","new_email":"x@y.example"}`), false)
 	f.Add("subject.updated", "ana@example.org", "", []byte(`{"new_email":"ana@example.net"}`), true)
+	f.Add("consent.expiring", "ana@example.org", "newsletter", []byte(`{"purpose":"newsletter","expires_at":"2027-01-31T12:00:00+01:00"}`), false)
+	f.Add("consent.expired", "ana@example.org", "newsletter", []byte(`{"status":"expired","expires_at":7,"reason":"retention"}`), false)
 	f.Add("consent.granted", "", "", []byte(`{"status":1}`), false)
 	f.Add("consent.granted", "Ana@Example.org", "", []byte(`[`), false)
 	f.Add("x", "a@b.example", "p", []byte("null"), false)

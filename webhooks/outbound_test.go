@@ -215,6 +215,12 @@ func TestPayload(t *testing.T) {
 	upd.Details = json.RawMessage(`{"new_email":"ana@example.net","old_email":"x"}`)
 	sup := testEvent(t, "ev3", "ana@example.org", optin.EventSuppressionAdded)
 	sup.Details = json.RawMessage(`{"reason":"hard_bounce"}`)
+	expiring := testEvent(t, "ev5", "ana@example.org", optin.EventConsentExpiring)
+	expiring.Details = json.RawMessage(`{"purpose":"newsletter","expires_at":"2027-01-31T12:00:00+01:00"}`)
+	expired := testEvent(t, "ev6", "ana@example.org", optin.EventConsentExpired)
+	expired.Details = json.RawMessage(`{"status":"expired","basis":"consent","source":"retention","expires_at":"2027-01-31T11:00:00Z","reason":"retention"}`)
+	granted := testEvent(t, "ev7", "ana@example.org", optin.EventConsentGranted)
+	granted.Details = json.RawMessage(`{"status":"granted","basis":"consent","source":"form","expires_at":"2027-01-31T11:00:00Z"}`)
 	erased := optin.Event{ID: "ev4", Type: optin.EventConsentGranted, Time: time.Unix(0, 0), Purpose: "newsletter", Actor: "api", Erased: true}
 	tests := []struct {
 		e    optin.Event
@@ -224,6 +230,12 @@ func TestPayload(t *testing.T) {
 		{upd, `{"id":"ev2","type":"subject.updated","time":"2025-01-02T03:04:05Z","email":"ana@example.org","new_email":"ana@example.net","purpose":"newsletter","actor":"subject"}`},
 		// A suppression names its reason.
 		{sup, `{"id":"ev3","type":"suppression.added","time":"2025-01-02T03:04:05Z","email":"ana@example.org","purpose":"newsletter","reason":"hard_bounce","actor":"subject"}`},
+		// consent.expiring says when the consent ends, so that a CRM can
+		// ask for renewal before; consent.expired when and why it ended.
+		{expiring, `{"id":"ev5","type":"consent.expiring","time":"2025-01-02T03:04:05Z","email":"ana@example.org","purpose":"newsletter","expires_at":"2027-01-31T11:00:00Z","actor":"subject"}`},
+		{expired, `{"id":"ev6","type":"consent.expired","time":"2025-01-02T03:04:05Z","email":"ana@example.org","purpose":"newsletter","status":"expired","basis":"consent","source":"retention","reason":"retention","expires_at":"2027-01-31T11:00:00Z","actor":"subject"}`},
+		// Other events keep their expiry in the ledger.
+		{granted, `{"id":"ev7","type":"consent.granted","time":"2025-01-02T03:04:05Z","email":"ana@example.org","purpose":"newsletter","status":"granted","basis":"consent","source":"form","actor":"subject"}`},
 		// An erased subject: no address.
 		{erased, `{"id":"ev4","type":"consent.granted","time":"1970-01-01T00:00:00Z","purpose":"newsletter","actor":"api","erased":true}`},
 	}

@@ -40,8 +40,9 @@ func (j *jobs) stop() {
 }
 
 // startJobs starts the watch of the store, the drainer of the receipt
-// journal, the pruning of receipts and the outbox's dispatcher.
-func startJobs(store optin.Store, jr *journal.Journal, d *webhooks.Dispatcher, retention time.Duration, reg prometheus.Registerer, log *slog.Logger) *jobs {
+// journal, the pruning of receipts, the retention sweep and the outbox's
+// dispatcher.
+func startJobs(store optin.Store, jr *journal.Journal, d *webhooks.Dispatcher, retention time.Duration, sweep *retentionSweep, reg prometheus.Registerer, log *slog.Logger) *jobs {
 	ctx, cancel := context.WithCancel(context.Background())
 	j := &jobs{ctx: ctx, cancel: cancel}
 	j.wg.Go(func() { jr.Run(ctx) })
@@ -55,6 +56,7 @@ func startJobs(store optin.Store, jr *journal.Journal, d *webhooks.Dispatcher, r
 	reg.MustRegister(lost, pruned)
 	j.wg.Go(func() { watchStore(ctx, store, lost, log.With("component", "store")) })
 	j.wg.Go(func() { prune(ctx, store, retention, pruned, log.With("component", "prune")) })
+	j.wg.Go(func() { sweep.run(ctx) })
 	return j
 }
 

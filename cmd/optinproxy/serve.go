@@ -212,7 +212,7 @@ func start(ctx context.Context, cfg *config.Config, dkimKeys []dkim.Key, environ
 		return nil, err
 	}
 	a := &app{log: log, smtp: srv, upstream: up, store: store, journal: jr, portal: parts.portal, serveErr: make(chan error, 3),
-		jobs: startJobs(store, jr, parts.outbound.dispatcher, time.Duration(cfg.Policy.ReceiptRetention), reg, log)}
+		jobs: startJobs(store, jr, parts.outbound.dispatcher, time.Duration(cfg.Policy.ReceiptRetention), retentionOf(cfg, parts.ledger, reg, log), reg, log)}
 	a.jobs.startErasures(store, parts.ledger, parts.outbound.notify, reg, log)
 	var listeners []net.Listener
 	closeAll := func() {

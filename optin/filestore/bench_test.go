@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -73,4 +74,28 @@ func fillSubjects(b testing.TB, s *Store, n int) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkSweeps times one pass of each sweeper over N subjects
+// (OPTIN_SWEEP_SUBJECTS, default 100,000), 1 % of them due (see
+// storetest.BenchSweeps), and reports the file's size once they are
+// written. It ignores b.N: run it with -benchtime=1x.
+func BenchmarkSweeps(b *testing.B) {
+	n := 100_000
+	if v := os.Getenv("OPTIN_SWEEP_SUBJECTS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s := open(b)
+	var size int64
+	storetest.BenchSweeps(b, s, n, 0.01, func() {
+		fi, err := os.Stat(s.db.Path())
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = fi.Size()
+	})
+	b.ReportMetric(float64(size)/(1<<20), "file-MiB")
 }

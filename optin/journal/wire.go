@@ -25,6 +25,8 @@ type wireChange struct {
 	Event     wireEvent     `json:"e"`
 	Delivered *wireDelivery `json:"d,omitempty"`
 	Undated   bool          `json:"u,omitempty"`
+	Replaces  string        `json:"r,omitempty"`
+	Notice    string        `json:"n,omitempty"`
 	Erasure   *wireErasure  `json:"er,omitempty"`
 }
 
@@ -112,7 +114,9 @@ func toWire(ch optin.Change) wireChange {
 		Remove:  string(ch.RemoveSuppression),
 		Event: wireEvent{ID: e.ID, Time: e.Time, Type: string(e.Type), Subject: e.Subject.String(),
 			Purpose: e.Purpose, Actor: e.Actor, Details: e.Details},
-		Undated: ch.Undated,
+		Undated:  ch.Undated,
+		Replaces: ch.Replaces,
+		Notice:   ch.Notice,
 	}
 	if c := ch.Consent; c != nil {
 		w.Consent = &wireConsent{Subject: c.Subject.String(), Purpose: c.Purpose, Status: string(c.Status),
@@ -149,8 +153,10 @@ func fromWire(w wireChange) (optin.Change, error) {
 		RemoveSuppression: optin.SuppressionReason(w.Remove),
 		Event: optin.Event{ID: w.Event.ID, Time: w.Event.Time, Type: optin.EventType(w.Event.Type),
 			Purpose: w.Event.Purpose, Actor: w.Event.Actor, Details: w.Event.Details},
-		Undated: w.Undated,
-		Once:    true,
+		Undated:  w.Undated,
+		Replaces: w.Replaces,
+		Notice:   w.Notice,
+		Once:     true,
 	}
 	if ch.Event.Subject, err = address(w.Event.Subject); err != nil {
 		return optin.Change{}, err

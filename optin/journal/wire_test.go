@@ -16,7 +16,7 @@ import (
 // would lose it on the way to the store.
 func TestWireCoversChange(t *testing.T) {
 	for typ, want := range map[reflect.Type]int{
-		reflect.TypeFor[optin.Change]():   10, // all but Once, and the receipt details Event.Details holds too, in wireChange
+		reflect.TypeFor[optin.Change]():   12, // all but Once, and the receipt details Event.Details holds too, in wireChange
 		reflect.TypeFor[optin.Event]():    10, // all but Prev, Hash and Erased in wireEvent
 		reflect.TypeFor[optin.Consent]():  13, // all in wireConsent
 		reflect.TypeFor[optin.Evidence](): 6,  // all in wireEvidence
@@ -45,6 +45,8 @@ func fullChange(t testing.TB) optin.Change {
 			Actor: "api:crm", Details: json.RawMessage(`{"status":"granted"}`)},
 		Delivered: &optin.Delivery{Message: "mid:<m@x>", Until: at.Add(24 * time.Hour)},
 		Undated:   true,
+		Replaces:  "e0",
+		Notice:    "e1",
 		Erasure:   &optin.Erasure{Op: optin.EraseSchedule, At: at.Add(48 * time.Hour), Notify: true, Due: true},
 	}
 }

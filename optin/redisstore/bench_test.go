@@ -132,6 +132,22 @@ func BenchmarkMemoryPerSubject(b *testing.B) {
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "subjects/s")
 }
 
+// BenchmarkSweeps times one pass of each sweeper (the retention sweep,
+// again with nothing due, the receipt pruning) over N subjects
+// (OPTIN_SWEEP_SUBJECTS, default 1,000,000), one consent and one receipt
+// each, 1 % of them due, on a private redis-server; and reports Redis's
+// used_memory once they are written. It ignores b.N: run it with
+// -benchtime=1x.
+func BenchmarkSweeps(b *testing.B) {
+	n := envInt(b, "OPTIN_SWEEP_SUBJECTS", 1_000_000)
+	s := benchStore(b)
+	base := usedMemory(b, s.rdb)
+	var used int64
+	storetest.BenchSweeps(b, s, n, 0.01, func() { used = usedMemory(b, s.rdb) - base })
+	b.ReportMetric(float64(used)/(1<<20), "redis-MiB")
+	b.ReportMetric(float64(used)/float64(n), "redis-B/subject")
+}
+
 // usedMemory is INFO memory's used_memory.
 func usedMemory(b *testing.B, rdb redis.UniversalClient) int64 {
 	b.Helper()

@@ -277,7 +277,8 @@ func (r *record) fields(keys *optin.Keyring, gen uint32) (set []string, del []st
 		}
 	}
 	for p, c := range r.st.Consents {
-		if old, had := r.loadedCons[p]; !had || old.EventID != c.EventID {
+		// A notice keeps the record's event and changes NoticedAt only.
+		if old, had := r.loadedCons[p]; !had || old.EventID != c.EventID || !old.NoticedAt.Equal(c.NoticedAt) {
 			index, known := r.index[p]
 			if !known {
 				index = -1

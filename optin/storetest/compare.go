@@ -107,14 +107,15 @@ func sameRecord(tb testing.TB, what string, got, want *optin.Consent) {
 		tb.Errorf("%s: record %+v, want %+v", what, got, want)
 	case got.Purpose != want.Purpose, got.Status != want.Status, got.Basis != want.Basis, got.Source != want.Source,
 		got.EventID != want.EventID, !got.GrantedAt.Equal(want.GrantedAt), !got.UpdatedAt.Equal(want.UpdatedAt),
-		!got.ExpiresAt.Equal(want.ExpiresAt):
+		!got.ExpiresAt.Equal(want.ExpiresAt), got.PolicyVersion != want.PolicyVersion, !got.NoticedAt.Equal(want.NoticedAt):
 		tb.Errorf("%s:\n got %s\nwant %s", what, describeRecord(got), describeRecord(want))
 	}
 }
 
 func describeRecord(c *optin.Consent) string {
-	return fmt.Sprintf("{%s %s basis=%s source=%s granted=%s updated=%s expires=%s event=%s}", c.Purpose, c.Status, c.Basis, c.Source,
-		c.GrantedAt.Format(time.RFC3339Nano), c.UpdatedAt.Format(time.RFC3339Nano), c.ExpiresAt.Format(time.RFC3339Nano), c.EventID)
+	return fmt.Sprintf("{%s %s basis=%s source=%s granted=%s updated=%s expires=%s event=%s policy=%q noticed=%s}", c.Purpose, c.Status, c.Basis, c.Source,
+		c.GrantedAt.Format(time.RFC3339Nano), c.UpdatedAt.Format(time.RFC3339Nano), c.ExpiresAt.Format(time.RFC3339Nano), c.EventID,
+		c.PolicyVersion, c.NoticedAt.Format(time.RFC3339Nano))
 }
 
 // reasons returns suppression reasons sorted, for comparing as sets.
