@@ -139,7 +139,13 @@ func (h *Handler) erasedAddress(ctx context.Context, a optin.Address) (bool, err
 	} else if err != nil {
 		return false, err
 	}
-	return slices.ContainsFunc(v.Suppressions, func(s optin.Suppression) bool { return s.Reason == optin.SuppressErased }), nil
+	return erasedView(v), nil
+}
+
+// erasedView reports whether v is what an erasure left: the erased
+// suppression.
+func erasedView(v *optin.SubjectView) bool {
+	return slices.ContainsFunc(v.Suppressions, func(s optin.Suppression) bool { return s.Reason == optin.SuppressErased })
 }
 
 // erase is POST /p/TOKEN/erasure: with the box ticked, the erasure is

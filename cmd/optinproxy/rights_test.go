@@ -31,10 +31,12 @@ type apiSubject struct {
 		Evidence                map[string]any
 	}
 	Suppressions []struct{ Reason string }
-	Events       []struct {
-		Type, Purpose, Actor string
-		Details              map[string]any
-	}
+	Events       []apiEvent
+}
+
+type apiEvent struct {
+	Type, Purpose, Actor string
+	Details              map[string]any
 }
 
 func (v apiSubject) status(purpose string) (status, source string) {
@@ -47,12 +49,7 @@ func (v apiSubject) status(purpose string) (status, source string) {
 }
 
 func (v apiSubject) hasEvent(typ, purpose string) bool {
-	return slices.ContainsFunc(v.Events, func(e struct {
-		Type, Purpose, Actor string
-		Details              map[string]any
-	}) bool {
-		return e.Type == typ && e.Purpose == purpose
-	})
+	return slices.ContainsFunc(v.Events, func(e apiEvent) bool { return e.Type == typ && e.Purpose == purpose })
 }
 
 // subject reads email through the admin API.
