@@ -140,6 +140,23 @@ func TestBadInput(t *testing.T) {
 				t.Errorf("%s %s: code %q, want %q", tc.method, tc.path, got, tc.code)
 			}
 		}
+		// The messages speak to the client, not of Go packages, and an
+		// unknown purpose is answered with the known ones.
+		for path, want := range map[string]string{
+			"/api/v1/subjects/not-an-address":           "bad address: missing @",
+			"/api/v1/events?subject=not-an-address":     "bad address: missing @",
+			"/api/v1/subjects/a@example.com/consents/x": `unknown purpose: "x"; the purposes are: events, newsletter, transactional`,
+		} {
+			method := "GET"
+			if strings.Contains(path, "/consents/") {
+				method = "PUT"
+			}
+			_, raw := s.call(t, adminToken, method, path, "", nil)
+			var e struct{ Error struct{ Message string } }
+			if json.Unmarshal([]byte(raw), &e); e.Error.Message != want {
+				t.Errorf("%s %s: message %q, want %q", method, path, e.Error.Message, want)
+			}
+		}
 		// Nothing of that was stored.
 		if code, raw := s.call(t, readToken, "GET", "/api/v1/subjects/a@example.com", "", nil); code != 404 {
 			t.Errorf("bad requests stored something: %d %s", code, raw)
@@ -214,6 +231,9 @@ func TestImportCSV(t *testing.T) {
 		if fmt.Sprint(lines) != "[3 5 6 7 8]" {
 			t.Errorf("bad lines %v, want [3 5 6 7 8]: %s", lines, raw)
 		}
+		if ans.BadRows[0].Error != "bad address: missing @" || ans.BadRows[1].Error != `unknown purpose: "nope"` {
+			t.Errorf("bad rows' errors: %+v", ans.BadRows)
+		}
 		var subj subjectAnswer
 		s.call(t, readToken, "GET", "/api/v1/subjects/anna@example.com", "", &subj)
 		if len(subj.Consents) != 1 || subj.Consents[0].Evidence == nil || subj.Consents[0].Evidence.PolicyVersion != "2025-06" ||
@@ -227,6 +247,9 @@ func TestImportCSV(t *testing.T) {
 		}
 		if code, raw := s.call(t, adminToken, "POST", "/api/v1/imports", "mail,purpose\nx,y\n", nil); code != 400 || !strings.Contains(raw, "mail") {
 			t.Errorf("bad header: %d %s", code, raw)
+		}
+		if code, raw := s.call(t, adminToken, "POST", "/api/v1/imports", "", nil); code != 400 || !strings.Contains(raw, "the CSV is empty") {
+			t.Errorf("empty file: %d %s", code, raw)
 		}
 	})
 }

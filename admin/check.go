@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
-	"strings"
 
 	"optinproxy/optin"
 )
@@ -59,19 +57,13 @@ func (a *API) check(w http.ResponseWriter, r *http.Request, _ principal) {
 		badRequest(w, `the body must be {"purpose": "...", "emails": ["...", ...]}: `+err.Error())
 		return
 	}
-	ps := a.ledger.Purposes()
-	p, ok := ps[purpose]
+	p, ok := a.ledger.Purposes()[purpose]
 	if !ok {
-		names := make([]string, 0, len(ps))
-		for name := range ps {
-			names = append(names, name)
-		}
-		slices.Sort(names)
 		what := fmt.Sprintf("unknown purpose %q", purpose)
 		if purpose == "" {
 			what = "purpose is required"
 		}
-		writeError(w, http.StatusBadRequest, "unknown_purpose", what+"; the purposes are: "+strings.Join(names, ", "))
+		writeError(w, http.StatusBadRequest, "unknown_purpose", what+"; the purposes are: "+a.purposeNames())
 		return
 	}
 	ans := checkJSON{Purpose: p.Name, Mode: "enforce", Results: make([]checkResult, len(emails))}

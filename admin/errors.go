@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
+	"strings"
 
 	"optinproxy/internal/httpjson"
 	"optinproxy/optin"
@@ -33,11 +35,11 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, optin.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not_found", "nothing is stored for this address")
 	case errors.Is(err, optin.ErrUnknownPurpose):
-		writeError(w, http.StatusNotFound, "unknown_purpose", err.Error())
+		writeError(w, http.StatusNotFound, "unknown_purpose", clientMessage(err)+"; the purposes are: "+a.purposeNames())
 	case errors.Is(err, optin.ErrBadAddress):
-		writeError(w, http.StatusBadRequest, "bad_address", err.Error())
+		writeError(w, http.StatusBadRequest, "bad_address", clientMessage(err))
 	case errors.Is(err, optin.ErrBadInput):
-		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		writeError(w, http.StatusBadRequest, "bad_request", clientMessage(err))
 	case errors.Is(err, optin.ErrUnavailable), errors.Is(err, optin.ErrConflict):
 		a.log.Warn("store unavailable", "route", r.Pattern, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "the store is not reachable now; nothing was changed, try again")
@@ -45,6 +47,25 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		a.log.Error("request failed", "method", r.Method, "route", r.Pattern, "err", err)
 		writeError(w, http.StatusInternalServerError, "internal", "internal error")
 	}
+}
+
+// clientMessage is the text of an input error for the client: without the
+// package prefix of optin's sentinels ("bad address: missing @", not
+// "optin: bad address: missing @").
+func clientMessage(err error) string {
+	return strings.TrimPrefix(err.Error(), "optin: ")
+}
+
+// purposeNames lists the configured purposes, sorted, for a message
+// about an unknown one.
+func (a *API) purposeNames() string {
+	ps := a.ledger.Purposes()
+	names := make([]string, 0, len(ps))
+	for name := range ps {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
 }
 
 // tooLarge answers a body over limit; more adds to the message.

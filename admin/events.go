@@ -21,7 +21,7 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request, _ principal) {
 	if s := q.Get("subject"); s != "" {
 		addr, err := optin.ParseAddress(s)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "bad_address", err.Error())
+			writeError(w, http.StatusBadRequest, "bad_address", clientMessage(err))
 			return
 		}
 		eq.Subject = addr

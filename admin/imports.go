@@ -52,6 +52,10 @@ func (a *API) importCSV(w http.ResponseWriter, r *http.Request, p principal) {
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
 	head, err := cr.Read()
+	if errors.Is(err, io.EOF) {
+		badRequest(w, "the CSV is empty: it needs a header row with at least email,purpose,status,basis,source")
+		return
+	}
 	if err != nil {
 		a.failImport(w, r, fmt.Errorf("reading the header row: %w", err), 0)
 		return
@@ -103,7 +107,7 @@ func (a *API) importCSV(w http.ResponseWriter, r *http.Request, p principal) {
 				// The row is refused, never the address in the answer.
 				bad(lines[i], "erased: the address was erased and takes no consent")
 			case rs.Refused != nil:
-				bad(lines[i], rs.Refused.Error())
+				bad(lines[i], clientMessage(rs.Refused))
 			case rs.Applied:
 				ans.Applied++
 			default:
@@ -137,7 +141,7 @@ func (a *API) importCSV(w http.ResponseWriter, r *http.Request, p principal) {
 		src.Line = line
 		ch, err := a.importRow(rec, col, p, src)
 		if err != nil {
-			bad(line, err.Error())
+			bad(line, clientMessage(err))
 			continue
 		}
 		batch, lines = append(batch, ch), append(lines, line)

@@ -41,7 +41,7 @@ const recentEvents = 20
 func pathAddress(w http.ResponseWriter, r *http.Request) (optin.Address, bool) {
 	a, err := optin.ParseAddress(r.PathValue("email"))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad_address", err.Error())
+		writeError(w, http.StatusBadRequest, "bad_address", clientMessage(err))
 		return optin.Address{}, false
 	}
 	return a, true

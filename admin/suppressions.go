@@ -49,7 +49,7 @@ func (a *API) addSuppression(w http.ResponseWriter, r *http.Request, p principal
 	}
 	addr, err := optin.ParseAddress(req.Email)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad_address", err.Error())
+		writeError(w, http.StatusBadRequest, "bad_address", clientMessage(err))
 		return
 	}
 	if req.Reason == "" {

@@ -1,8 +1,11 @@
 package portal
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"optinproxy/optin"
@@ -106,6 +109,17 @@ func (h *Handler) changeAddress(w http.ResponseWriter, r *http.Request) {
 		h.back(w, r, s.token, "same", "")
 		return
 	}
+	// An erased address takes no records: the move would withdraw
+	// everything here, record nothing there, and land the subject on a
+	// page saying their data was erased.
+	if erased, err := h.erasedAddress(r.Context(), to); err != nil {
+		h.down(w, r, "portal address change", s.claim.Subject, err)
+		return
+	} else if erased {
+		h.log.Info("portal address change refused: the new address was erased", "subject", s.claim.Subject, "to", to)
+		h.back(w, r, s.token, "erased_address", "")
+		return
+	}
 	if _, err := h.o.Ledger.Move(r.Context(), s.claim.Subject, to, Actor, time.Time{}); err != nil {
 		h.down(w, r, "portal address change", s.claim.Subject, err)
 		return
@@ -114,6 +128,24 @@ func (h *Handler) changeAddress(w http.ResponseWriter, r *http.Request) {
 	h.log.Info("portal address change", "subject", s.claim.Subject, "to", to)
 	token, _ := h.issue(to)
 	h.back(w, r, token, "moved", "")
+}
+
+// erasedAddress reports whether a's erasure was carried out: what is left
+// of it is the erased suppression.
+func (h *Handler) erasedAddress(ctx context.Context, a optin.Address) (bool, error) {
+	v, err := h.o.Ledger.Store().Subject(ctx, a, 0)
+	if errors.Is(err, optin.ErrNotFound) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	return erasedView(v), nil
+}
+
+// erasedView reports whether v is what an erasure left: the erased
+// suppression.
+func erasedView(v *optin.SubjectView) bool {
+	return slices.ContainsFunc(v.Suppressions, func(s optin.Suppression) bool { return s.Reason == optin.SuppressErased })
 }
 
 // erase is POST /p/TOKEN/erasure: with the box ticked, the erasure is

@@ -18,24 +18,33 @@ func (e *env) move(link, to, again string) (*http.Response, string) {
 	return e.post(link+"/address", url.Values{"csrf": {e.csrf(link)}, "email": {to}, "email_again": {again}})
 }
 
-// Correcting the address: typed twice, moved by the ledger with its
-// history, subject.updated on both addresses; the answer is the new
+// Correcting the address: typed twice, not to an erased address, moved
+// by the ledger with its history, subject.updated on both addresses; the answer is the new
 // address's portal under a new link, and the old link stops working.
 func TestCorrectAddress(t *testing.T) {
 	eachStore(t, func(t *testing.T, e *env) {
 		link := e.link(e.jan)
+		gone := address(t, "gone@example.com")
+		if _, err := e.ledger.Erase(context.Background(), gone, optin.ErasureRequest{Actor: "test"}); err != nil {
+			t.Fatal(err)
+		}
 		before := len(e.view(e.jan).Events)
 		for _, tc := range []struct{ to, again, notice string }{
 			{"jan@new.example", "jan@other.example", "De twee adressen zijn niet gelijk"},
 			{"jan@new.example", "", "De twee adressen zijn niet gelijk"},
 			{"not an address", "not an address", "geen geldig e-mailadres"},
 			{"JAN@example.com", "jan@EXAMPLE.com", "Dit is al uw e-mailadres"},
+			// An erased address would take nothing of it.
+			{"Gone@Example.com", "gone@example.com", "de gegevens van dit adres zijn gewist en het blijft geblokkeerd"},
 		} {
 			resp, body := e.follow(e.move(link, tc.to, tc.again))
 			wantStatus(t, tc.to+"/"+tc.again, resp, body, 200, tc.notice)
 		}
 		if after := len(e.view(e.jan).Events); after != before {
 			t.Fatalf("refused corrections recorded %d events", after-before)
+		}
+		if v := e.view(gone); len(v.Events) != 1 || len(v.Consents) != 0 {
+			t.Errorf("the erased address after the refused move: %d events, %+v", len(v.Events), v.Consents)
 		}
 
 		resp, body := e.move(link, "Jan@New.Example", "jan@new.example")

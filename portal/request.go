@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -106,7 +105,7 @@ func (h *Handler) send(ctx context.Context, a optin.Address, lang string) {
 	case err != nil:
 		h.log.Error("portal link not sent: store", "subject", a, "err", err)
 		return
-	case slices.ContainsFunc(v.Suppressions, func(s optin.Suppression) bool { return s.Reason == optin.SuppressErased }):
+	case erasedView(v):
 		h.log.Info("portal link not sent: erased", "subject", a)
 		return
 	case h.o.Mailer == nil:

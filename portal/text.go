@@ -198,6 +198,8 @@ var texts = map[string]text{
 			"same":      "Dit is al uw e-mailadres. Er is niets veranderd.",
 			"bad":       "Het nieuwe adres is geen geldig e-mailadres. Er is niets veranderd.",
 			"confirm":   "Vink het vakje aan om het wissen te bevestigen. Er is niets gewist.",
+			"erased_address": "Uw gegevens kunnen niet naar dit adres: de gegevens van dit adres zijn gewist en het blijft geblokkeerd. " +
+				"Er is niets veranderd.",
 		},
 
 		Day: "1 dag", Days: "%d dagen", Hour: "1 uur", Hours: "%d uur", Minute: "1 minuut", Minutes: "%d minuten",
@@ -319,6 +321,8 @@ var texts = map[string]text{
 			"same":      "This is your address already. Nothing was changed.",
 			"bad":       "The new address is not a valid email address. Nothing was changed.",
 			"confirm":   "Tick the box to confirm the erasure. Nothing was erased.",
+			"erased_address": "Your data cannot move to this address: its data was erased, and it stays blocked. " +
+				"Nothing was changed.",
 		},
 
 		Day: "1 day", Days: "%d days", Hour: "1 hour", Hours: "%d hours", Minute: "1 minute", Minutes: "%d minutes",

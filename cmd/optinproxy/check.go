@@ -54,6 +54,9 @@ func runCheck(_ context.Context, e *env, args []string) error {
 		}
 		return fmt.Errorf("%s:%w", name, err)
 	}
+	if emails == nil {
+		emails = []string{} // sent as [], which the API takes; null it refuses
+	}
 	c, err := cf.connect()
 	if err != nil {
 		return err

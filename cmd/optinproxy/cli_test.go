@@ -86,8 +86,16 @@ func TestCLIAgainstServer(t *testing.T) {
 				t.Errorf("bad address: %d %q", r.code, r.stderr)
 			}
 			r = runCmd(t, dir, "", []string{"OPTINPROXY_ADDR=" + s.httpAddr, "OPTINPROXY_TOKEN=wrong"}, "consent", "show", "jan@example.com")
-			if r.code != 1 || !strings.Contains(r.stderr, "unauthorized") {
+			if r.code != 1 || !strings.Contains(r.stderr, "unauthorized") || !strings.Contains(r.stderr, "the token came from OPTINPROXY_TOKEN; the server is http://"+s.httpAddr) {
 				t.Errorf("wrong token: %d %q", r.code, r.stderr)
+			}
+			// In the folder of another server, with its token file.
+			other := t.TempDir()
+			os.MkdirAll(filepath.Join(other, "data"), 0o700)
+			os.WriteFile(filepath.Join(other, "data", "admin.token"), []byte("another server's\n"), 0o600)
+			r = runCmd(t, other, "", []string{"OPTINPROXY_ADDR=" + s.httpAddr}, "consent", "show", "jan@example.com")
+			if r.code != 1 || !strings.Contains(r.stderr, "the token came from ./data/admin.token") {
+				t.Errorf("the token file of another server: %d %q", r.code, r.stderr)
 			}
 			if r := cli("", "consent", "grant", "only-one-arg"); r.code != 2 {
 				t.Errorf("missing argument: exit %d, want 2", r.code)

@@ -19,7 +19,9 @@ import (
 type client struct {
 	base  string
 	token string
-	http  *http.Client
+	// tokenFrom names where the token came from, for a 401.
+	tokenFrom string
+	http      *http.Client
 }
 
 // defaultAddr is the server of the zero-config defaults.
@@ -28,12 +30,14 @@ const defaultAddr = "http://127.0.0.1:8080"
 // clientFlags adds --addr and --token to fs; call connect after parsing.
 type clientFlags struct {
 	addr, token *string
+	envToken    string
 }
 
 func addClientFlags(fs *flag.FlagSet, e *env) clientFlags {
 	return clientFlags{
-		addr:  fs.String("addr", e.getenv("OPTINPROXY_ADDR"), "server address (default "+defaultAddr+", or OPTINPROXY_ADDR)"),
-		token: fs.String("token", e.getenv("OPTINPROXY_TOKEN"), "admin API token (default OPTINPROXY_TOKEN, or ./data/admin.token)"),
+		addr:     fs.String("addr", e.getenv("OPTINPROXY_ADDR"), "server address (default "+defaultAddr+", or OPTINPROXY_ADDR)"),
+		token:    fs.String("token", e.getenv("OPTINPROXY_TOKEN"), "admin API token (default OPTINPROXY_TOKEN, or ./data/admin.token)"),
+		envToken: e.getenv("OPTINPROXY_TOKEN"),
 	}
 }
 
@@ -51,15 +55,19 @@ func (f clientFlags) connect() (*client, error) {
 	if err != nil || u.Host == "" {
 		return nil, usagef("--addr %q is not a server address such as %s", addr, defaultAddr)
 	}
-	token := *f.token
-	if token == "" {
-		b, err := os.ReadFile(filepath.Join("data", "admin.token"))
+	token, from := *f.token, "--token"
+	switch {
+	case token == "":
+		file := filepath.Join("data", "admin.token")
+		b, err := os.ReadFile(file)
 		if err != nil {
 			return nil, usagef("no token: give --token or OPTINPROXY_TOKEN, or run in the folder where `optinproxy serve` made data/admin.token")
 		}
-		token = strings.TrimSpace(string(b))
+		token, from = strings.TrimSpace(string(b)), "./"+file
+	case token == f.envToken:
+		from = "OPTINPROXY_TOKEN"
 	}
-	return &client{base: strings.TrimRight(u.String(), "/"), token: token, http: &http.Client{Timeout: 5 * time.Minute}}, nil
+	return &client{base: strings.TrimRight(u.String(), "/"), token: token, tokenFrom: from, http: &http.Client{Timeout: 5 * time.Minute}}, nil
 }
 
 // apiError is an error answer of the API, printed as one line.
@@ -100,7 +108,12 @@ func (c *client) do(method, path, contentType string, body io.Reader) ([]byte, e
 		if json.Unmarshal(raw, &e) != nil || e.Error.Code == "" {
 			return nil, &apiError{status: resp.StatusCode, code: "http_error", message: strings.TrimSpace(string(raw))}
 		}
-		return nil, &apiError{status: resp.StatusCode, code: e.Error.Code, message: e.Error.Message}
+		msg := e.Error.Message
+		if resp.StatusCode == http.StatusUnauthorized {
+			// Most often a token of another server: say which was sent where.
+			msg += fmt.Sprintf(" (the token came from %s; the server is %s)", c.tokenFrom, c.base)
+		}
+		return nil, &apiError{status: resp.StatusCode, code: e.Error.Code, message: msg}
 	}
 	return raw, nil
 }

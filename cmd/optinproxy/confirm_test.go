@@ -137,11 +137,12 @@ func mailsTo(t *testing.T, dir, rcpt string) [][]byte {
 	return out
 }
 
-// confirmation waits for the one confirmation mailed to rcpt and
-// returns its subject, its text part and the link in it.
-func confirmation(t *testing.T, dir, rcpt string) (subject, text, link string) {
+// mailedLink waits for the one mail the proxy sent rcpt of its own (a
+// confirmation, a portal link) and returns its subject, its text part and
+// the link in it.
+func mailedLink(t *testing.T, dir, rcpt string) (subject, text, link string) {
 	t.Helper()
-	waitUntil(t, "the confirmation to "+rcpt, func() bool { return len(mailsTo(t, dir, rcpt)) > 0 })
+	waitUntil(t, "the mail to "+rcpt, func() bool { return len(mailsTo(t, dir, rcpt)) > 0 })
 	mails := mailsTo(t, dir, rcpt)
 	if len(mails) != 1 {
 		t.Fatalf("%d mails to %s, want 1", len(mails), rcpt)
@@ -170,7 +171,7 @@ func confirmation(t *testing.T, dir, rcpt string) (subject, text, link string) {
 		}
 	}
 	if link == "" {
-		t.Fatalf("no link in the confirmation:\n%s", text)
+		t.Fatalf("no link in the mail:\n%s", text)
 	}
 	return subject, text, link
 }
@@ -190,7 +191,7 @@ func TestDoubleOptInEndToEnd(t *testing.T) {
 	if code, out := swaksSend(t, d.smtpAddr, "jan@example.com", newsletter...); code == 0 || !strings.Contains(out, "pending_confirmation") {
 		t.Fatalf("newsletter before the confirmation: %d\n%s", code, out)
 	}
-	subject, text, link := confirmation(t, dir, "jan@example.com")
+	subject, text, link := mailedLink(t, dir, "jan@example.com")
 	if subject != "Bevestig uw aanmelding: Our monthly newsletter" || !strings.HasPrefix(link, d.base+"/confirm/") ||
 		!strings.Contains(text, "Doet u niets, dan gebeurt er niets") {
 		t.Errorf("confirmation %q, link %q:\n%s", subject, link, text)
@@ -288,7 +289,7 @@ func TestBrowserConfirmFromMail(t *testing.T) {
 		{"ann@example.com", "en-GB,en", "Confirm subscription", "Your subscription is confirmed"},
 	} {
 		d.signUp(t, tt.email, `{"ip": "192.0.2.7"}`)
-		_, _, link := confirmation(t, dir, tt.email)
+		_, _, link := mailedLink(t, dir, tt.email)
 		ctx, cancel := context.WithTimeout(testtools.Browser(t, tt.accept), 60*time.Second)
 		if err := chromedp.Do(ctx, chromedp.Navigate(link)); err != nil {
 			t.Fatal(err)

@@ -126,25 +126,43 @@ func runConsentShow(e *env, args []string) error {
 	}
 	var v struct {
 		Email        string          `json:"email"`
+		Erased       bool            `json:"erased"`
 		Consents     []optin.Consent `json:"consents"`
 		Suppressions []struct {
 			Reason    string    `json:"reason"`
 			CreatedAt time.Time `json:"created_at"`
 		} `json:"suppressions"`
-		Events []optin.Event `json:"events"`
+		Events []shownEvent `json:"events"`
 	}
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return err
 	}
-	printSubject(e.stdout, v.Email, v.Consents, v.Events)
+	heading := v.Email
+	if v.Erased {
+		heading += " (erased: its history is kept, but can no longer be read)"
+	}
+	printSubject(e.stdout, heading, v.Consents, v.Events)
 	for _, s := range v.Suppressions {
 		fmt.Fprintf(e.stdout, "suppressed: %s since %s\n", s.Reason, s.CreatedAt.Format(time.RFC3339))
 	}
 	return nil
 }
 
-func printSubject(w io.Writer, email string, consents []optin.Consent, events []optin.Event) {
-	fmt.Fprintf(w, "%s\n\n", email)
+// shownEvent is an event of the API's answer as show prints it. Its
+// subject is a plain string: an erased subject's events carry "", which
+// optin.Address would refuse.
+type shownEvent struct {
+	Time    time.Time       `json:"time"`
+	Type    optin.EventType `json:"type"`
+	Purpose string          `json:"purpose"`
+	Actor   string          `json:"actor"`
+	Details json.RawMessage `json:"details"`
+	Hash    string          `json:"hash"`
+	Erased  bool            `json:"erased"`
+}
+
+func printSubject(w io.Writer, heading string, consents []optin.Consent, events []shownEvent) {
+	fmt.Fprintf(w, "%s\n\n", heading)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PURPOSE\tSTATUS\tBASIS\tSOURCE\tGRANTED\tUPDATED\tEXPIRES\tEVIDENCE")
 	for _, c := range consents {
@@ -170,8 +188,12 @@ func printSubject(w io.Writer, email string, consents []optin.Consent, events []
 }
 
 // detail sums up a message receipt: the decision, its reason, the
-// message, and the consent event it rested on.
-func detail(ev optin.Event) string {
+// message, and the consent event it rested on. An erased subject's events
+// can no longer be read.
+func detail(ev shownEvent) string {
+	if ev.Erased {
+		return "(erased)"
+	}
 	if ev.Type != optin.EventMessageRelayed && ev.Type != optin.EventMessageBlocked {
 		return ""
 	}

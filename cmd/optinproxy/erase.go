@@ -31,6 +31,11 @@ func runErase(_ context.Context, e *env, args []string) error {
 		if err != nil {
 			return usagef("--at %q: want an RFC 3339 time such as 2026-07-01T09:00:00Z, or a date", *at)
 		}
+		// The API erases at once for a time gone by; from the command
+		// line that is more likely a mistyped date, and cannot be undone.
+		if t.Before(time.Now()) {
+			return usagef("--at %s is in the past; to erase now, leave --at out", t.UTC().Format(time.RFC3339))
+		}
 		body["at"] = t
 	}
 	c, err := cf.connect()

@@ -20,8 +20,8 @@ import (
 )
 
 // TestEraseCommand: erase, as a user types it, against a running server
-// on each store: schedule, cancel, cancel none, erase now, a grant and
-// an import row refused, the erased suppression lifted, granted again.
+// on each store: schedule, cancel, cancel none, erase now, what is left
+// shown, a grant and an import row refused, the erased suppression lifted, granted again.
 func TestEraseCommand(t *testing.T) {
 	for _, store := range []string{"embedded", "redis"} {
 		t.Run(store, func(t *testing.T) {
@@ -55,6 +55,11 @@ func TestEraseCommand(t *testing.T) {
 			must(cli("erase", "gone@example.com"), "gone@example.com: erased")
 			must(cli("erase", "gone@example.com"), "erased already")
 			fails(cli("consent", "grant", "gone@example.com", "newsletter"), 1, "erased (HTTP 409)")
+			// What the erasure left shows: the history, unreadable.
+			shown := must(cli("consent", "show", "gone@example.com"), "gone@example.com (erased: its history is kept, but can no longer be read)")
+			if !strings.Contains(shown, "subject.erased") || !strings.Contains(shown, "(erased)") || !strings.Contains(shown, "suppressed: erased since") {
+				t.Errorf("consent show of the erased subject:\n%s", shown)
+			}
 			os.WriteFile(filepath.Join(dir, "in.csv"), []byte("email,purpose,status,basis,source\nGONE@example.com,newsletter,granted,consent,import\n"), 0o600)
 			if r := cli("import", "in.csv"); r.code != 1 || !strings.Contains(r.stdout, "in.csv:2: erased") || strings.Contains(r.stdout, "gone@") {
 				t.Errorf("importing the erased address: %d %s %s", r.code, r.stdout, r.stderr)
@@ -68,6 +73,7 @@ func TestEraseCommand(t *testing.T) {
 
 			fails(cli("erase"), 2, "want EMAIL")
 			fails(cli("erase", "x@example.com", "--at", "soon"), 2, "--at")
+			fails(cli("erase", "x@example.com", "--at", "2020-01-01"), 2, "--at 2020-01-01T00:00:00Z is in the past; to erase now, leave --at out")
 			fails(cli("erase", "x@example.com", "--at", later, "--cancel"), 2, "--cancel")
 			for _, line := range buffered(s.logs) {
 				if strings.Contains(strings.ToLower(fmt.Sprint(line)), "gone@example.com") {

@@ -90,7 +90,11 @@ func main() {
 
 // run dispatches args to a command and returns the exit status.
 func run(ctx context.Context, e *env, args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 2 && args[0] == "help" {
+		// help COMMAND is COMMAND --help.
+		args = []string{args[1], "--help"}
+	}
+	if len(args) == 0 || isHelp(args[0]) || args[0] == "help" {
 		printUsage(e.stdout)
 		if len(args) == 0 {
 			return 2
@@ -102,10 +106,18 @@ func run(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "optinproxy: unknown command %q (see optinproxy help)\n", args[0])
 		return 2
 	}
+	if _, verbs := subcommands[c.name]; verbs && len(args) > 1 && isHelp(args[1]) {
+		printSubcommands(e.stdout, c)
+		return 0
+	}
 	err := c.run(ctx, e, args[1:])
 	var ue usageError
+	var he helpError
 	switch {
 	case err == nil:
+		return 0
+	case errors.As(err, &he):
+		printHelp(e.stdout, he.fs)
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
@@ -136,8 +148,9 @@ func printUsage(w io.Writer) {
 	fmt.Fprintln(w, "usage: optinproxy <command> [flags] [args]")
 	fmt.Fprintln(w, "\ncommands:")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-14s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-15s %s\n", c.name, c.summary)
 	}
+	fmt.Fprintln(w, "\nEach command's arguments and flags: optinproxy help COMMAND, or optinproxy COMMAND --help.")
 }
 
 // parseFlags parses fs from args where flags may stand before or after the
@@ -149,7 +162,7 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
+				return nil, helpError{fs}
 			}
 			return nil, usageError{err.Error()}
 		}

@@ -193,6 +193,18 @@ func TestCheckMatchesTheRelay(t *testing.T) {
 					t.Errorf("%v: exit %d %q; want %d and one line naming %q", tc.args, r.code, r.stderr, tc.code, tc.want)
 				}
 			}
+			// A list without addresses is an empty answer, its purpose checked.
+			os.WriteFile(filepath.Join(dir, "empty.csv"), nil, 0o600)
+			os.WriteFile(filepath.Join(dir, "header.csv"), []byte("email,name\n"), 0o600)
+			for _, f := range []string{"empty.csv", "header.csv"} {
+				if r := cli("check", f, "--purpose", "newsletter"); r.code != 0 || r.stdout != "email,decision,reason\n" ||
+					r.stderr != "0 addresses: 0 allowed, 0 blocked for newsletter\n" {
+					t.Errorf("check %s: exit %d %q %q", f, r.code, r.stdout, r.stderr)
+				}
+				if r := cli("check", f, "--purpose", "nieuwsbrief"); r.code != 1 || !strings.Contains(r.stderr, "unknown purpose") {
+					t.Errorf("check %s of an unknown purpose: exit %d %q", f, r.code, r.stderr)
+				}
+			}
 		})
 	}
 }
