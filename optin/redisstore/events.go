@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -41,6 +42,11 @@ func (s *Store) Events(ctx context.Context, q optin.EventQuery) (optin.EventPage
 	}
 	return pg.page, nil
 }
+
+// feedSkew is how far ahead of the Redis server's clock a proxy's may
+// be for Events with a Since to find every event: the feed is entered at
+// Since less this much.
+const feedSkew = time.Hour
 
 // pager collects one page of events.
 type pager struct {
@@ -265,6 +271,15 @@ var streamID = regexp.MustCompile(`^[0-9]+-[0-9]+$`)
 func (pg *pager) feed(ctx context.Context) error {
 	s := pg.s
 	pos, took := "-", 0
+	if !pg.q.Since.IsZero() {
+		// The feed's ids are the server's clock at each write, and no
+		// event is written before its time by more than the skew between
+		// the proxy's clock and Redis's: a first page starts there, not
+		// at the start of the log.
+		if ms := pg.q.Since.Add(-feedSkew).UnixMilli(); ms > 0 {
+			pos = strconv.FormatInt(ms, 10) + "-0"
+		}
+	}
 	if c := pg.q.Cursor; c != "" {
 		id, k, slash := strings.Cut(c, "/")
 		n, err := strconv.Atoi(k)
