@@ -46,14 +46,12 @@ type ConfirmOptions struct {
 // evidence. The token is the only credential, as for /u/. Safe for
 // concurrent use.
 type ConfirmHandler struct {
+	pageSettings
 	tokens   *Tokens
 	ledger   Confirmer
 	purposes optin.Purposes
-	lang     languagePicker
 	expiry   time.Duration
-	log      *slog.Logger
 	count    *prometheus.CounterVec
-	now      func() time.Time
 	mux      *http.ServeMux
 }
 
@@ -71,17 +69,9 @@ func NewConfirmHandler(o ConfirmOptions) (*ConfirmHandler, error) {
 	case o.Expiry <= 0:
 		return nil, errors.New("unsubscribe: confirm handler without an expiry")
 	}
-	if o.Language == "" {
-		o.Language = Dutch
-	}
-	if _, ok := texts[o.Language]; !ok {
-		return nil, fmt.Errorf("unsubscribe: language %q, want nl or en", o.Language)
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.Now == nil {
-		o.Now = time.Now
+	ps, err := newPageSettings(o.Language, o.Logger, o.Now, "confirm")
+	if err != nil {
+		return nil, err
 	}
 	count := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "optinproxy_confirmations_total",
@@ -97,8 +87,8 @@ func NewConfirmHandler(o ConfirmOptions) (*ConfirmHandler, error) {
 			return nil, err
 		}
 	}
-	h := &ConfirmHandler{tokens: o.Tokens, ledger: o.Ledger, purposes: o.Purposes, lang: newLanguagePicker(o.Language),
-		expiry: o.Expiry, log: o.Logger.With("component", "confirm"), count: count, now: o.Now, mux: http.NewServeMux()}
+	h := &ConfirmHandler{pageSettings: ps, tokens: o.Tokens, ledger: o.Ledger, purposes: o.Purposes,
+		expiry: o.Expiry, count: count, mux: http.NewServeMux()}
 	h.mux.HandleFunc("GET /confirm/{token}", h.ask)
 	h.mux.HandleFunc("POST /confirm/{token}", h.confirm)
 	return h, nil
