@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -124,23 +123,14 @@ func TestBrowserRightsWalk(t *testing.T) {
 		t.Skip("drives chromium")
 	}
 	dir := t.TempDir()
-	addr := freeAddr(t)
-	cfg := filepath.Join(dir, "optinproxy.yaml")
-	if err := os.WriteFile(cfg, []byte(`purposes:
+	d := startPublic(t, dir, `purposes:
   newsletter: {basis: consent, category: marketing, retention: 730d, description: "Our monthly newsletter"}
   offers: {basis: consent, category: marketing, retention: 365d, description: "Offers and discounts"}
   transactional: {basis: contract, category: transactional}
 notices:
   from: privacy@shop.example
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := startServe(t, dir, "OPTINPROXY_CONFIG="+cfg, "OPTINPROXY_HTTP_LISTEN="+addr, "OPTINPROXY_HTTP_PUBLIC_URL=http://"+addr)
-	token, err := os.ReadFile(filepath.Join(dir, "data", "admin.token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &doiServer{server: s, base: "http://" + addr, token: strings.TrimSpace(string(token))}
+`)
+	s := d.server
 	for _, p := range []string{"newsletter", "offers"} {
 		d.api(t, "PUT", "/api/v1/subjects/jan%40example.com/consents/"+p, "application/json",
 			`{"source": "form", "evidence": {"ip": "192.0.2.7", "text": "Yes, send me `+p+`"}}`, nil)

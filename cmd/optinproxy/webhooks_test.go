@@ -153,7 +153,9 @@ webhooks:
 func post(t *testing.T, u, contentType string, body []byte, header http.Header) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", u, bytes.NewReader(body))
-	req.Header.Set("Content-Type", contentType)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
 	for k, v := range header {
 		req.Header[k] = v
 	}
