@@ -27,9 +27,7 @@ func TestEnforcementEndToEnd(t *testing.T) {
 		t.Run(store, func(t *testing.T) {
 			dir := t.TempDir()
 			s := serveOn(t, store, dir)
-			cli := func(args ...string) result {
-				return runCmd(t, dir, "", []string{"OPTINPROXY_ADDR=" + s.httpAddr}, args...)
-			}
+			cli := cliOf(t, dir, s)
 			outbox := func() int {
 				files, _ := filepath.Glob(filepath.Join(dir, "data/outbox/*.eml"))
 				return len(files)

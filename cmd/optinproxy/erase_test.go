@@ -26,9 +26,7 @@ func TestEraseCommand(t *testing.T) {
 		t.Run(store, func(t *testing.T) {
 			dir := t.TempDir()
 			s := serveOn(t, store, dir)
-			cli := func(args ...string) result {
-				return runCmd(t, dir, "", []string{"OPTINPROXY_ADDR=" + s.httpAddr}, args...)
-			}
+			cli := cliOf(t, dir, s)
 			mustOut(t, cli("consent", "grant", "Gone@Example.com", "newsletter", "--ip", "192.0.2.1"), "granted")
 			later := time.Now().Add(72 * time.Hour).UTC().Format("2006-01-02")
 			mustOut(t, cli("erase", "gone@example.com", "--at", later), "erasure scheduled for "+later+"T00:00:00Z")

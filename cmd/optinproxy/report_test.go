@@ -31,10 +31,7 @@ func TestCheckMatchesTheRelay(t *testing.T) {
 				t.Fatal(err)
 			}
 			s := serveOn(t, store, dir, "OPTINPROXY_CONFIG="+cfgFile)
-			cli := func(args ...string) result {
-				t.Helper()
-				return runCmd(t, dir, "", []string{"OPTINPROXY_ADDR=" + s.httpAddr}, args...)
-			}
+			cli := cliOf(t, dir, s)
 			must := func(args ...string) string {
 				t.Helper()
 				r := cli(args...)

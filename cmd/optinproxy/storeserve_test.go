@@ -39,3 +39,12 @@ func failsWith(t *testing.T, r result, code int, want string) {
 		t.Errorf("exit %d, want %d with %q in:\n%s%s", r.code, code, want, r.stdout, r.stderr)
 	}
 }
+
+// cliOf runs the CLI in dir against s, as a user in the server's folder
+// would: the token comes from ./data/admin.token.
+func cliOf(t *testing.T, dir string, s *server) func(args ...string) result {
+	return func(args ...string) result {
+		t.Helper()
+		return runCmd(t, dir, "", []string{"OPTINPROXY_ADDR=" + s.httpAddr}, args...)
+	}
+}
