@@ -3,12 +3,10 @@ package portal_test
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/xuri/excelize/v2"
@@ -16,28 +14,6 @@ import (
 	"optinproxy/internal/testtools"
 	"optinproxy/optin"
 )
-
-// waitText waits, a bounded while, for the page in ctx to show text: a
-// form's answer is a new page, which chromedp does not wait for.
-func waitText(t *testing.T, ctx context.Context, text string) {
-	t.Helper()
-	var body string
-	for range 100 {
-		if body, _ = chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body"))); strings.Contains(body, text) {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("the page does not show %q: %q", text, body)
-}
-
-// press focuses sel and presses Enter on it, as a keyboard user does.
-func press(t *testing.T, ctx context.Context, sel string) {
-	t.Helper()
-	if err := chromedp.Do(ctx, chromedp.Focus(chromedp.CSS(sel)), chromedp.KeyEvent(kb.Enter)); err != nil {
-		t.Fatalf("pressing %s: %v", sel, err)
-	}
-}
 
 // A subject in a real browser: asks for a link at /p, opens it from the
 // mail, withdraws a purpose, corrects the address, downloads the XLSX and
@@ -55,7 +31,7 @@ func TestBrowserPortal(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(e.url+"/p"), chromedp.SendKeys(chromedp.CSS("#email"), "Jan@Example.com")); err != nil {
 		t.Fatal(err)
 	}
-	press(t, ctx, `button[type=submit]`)
+	testtools.KeyPress(t, ctx, `button[type=submit]`)
 	testtools.WaitTitle(t, ctx, "Check your mailbox")
 	mail := e.mail.next(t)
 	if mail.to != e.jan || mail.lang != "en" {
@@ -67,8 +43,8 @@ func TestBrowserPortal(t *testing.T) {
 		t.Fatal(err)
 	}
 	testtools.WaitTitle(t, ctx, "Your data")
-	press(t, ctx, `section[aria-labelledby="purpose-newsletter"] button`)
-	waitText(t, ctx, "Saved: you will no longer get Onze maandelijkse nieuwsbrief.")
+	testtools.KeyPress(t, ctx, `section[aria-labelledby="purpose-newsletter"] button`)
+	testtools.WaitText(t, ctx, "Saved: you will no longer get Onze maandelijkse nieuwsbrief.")
 	c := e.consent(e.jan, "newsletter")
 	if c == nil || c.Status != optin.StatusWithdrawn || c.Source != optin.SourcePortal {
 		t.Fatalf("newsletter record %+v", c)
@@ -85,9 +61,9 @@ func TestBrowserPortal(t *testing.T) {
 	); err != nil {
 		t.Fatal(err)
 	}
-	press(t, ctx, `section[aria-labelledby="address-title"] button`)
-	waitText(t, ctx, "Your email address was changed.")
-	waitText(t, ctx, "This is what we keep about jan@new.example")
+	testtools.KeyPress(t, ctx, `section[aria-labelledby="address-title"] button`)
+	testtools.WaitText(t, ctx, "Your email address was changed.")
+	testtools.WaitText(t, ctx, "This is what we keep about jan@new.example")
 	moved := address(t, "jan@new.example")
 	if !updated(t, e, e.jan, "new_email", "subject") || !updated(t, e, moved, "old_email", "subject") {
 		t.Errorf("no subject.updated on both addresses")
@@ -95,29 +71,7 @@ func TestBrowserPortal(t *testing.T) {
 
 	// Download the XLSX.
 	dir := t.TempDir()
-	progress := chromedp.Events(ctx, browser.DownloadProgress)
-	if err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-		yes := true
-		_, err := chromedp.Call(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
-			Behavior: browser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: dir, EventsEnabled: &yes})
-		return err
-	})); err != nil {
-		t.Fatal(err)
-	}
-	press(t, ctx, `a[href$="format=xlsx"]`)
-	var file string
-	for ev, err := range progress {
-		if err != nil {
-			t.Fatalf("waiting for the download: %v", err)
-		}
-		if ev.State == browser.DownloadProgressStateCompleted {
-			file = filepath.Join(dir, ev.GUID)
-			break
-		}
-		if ev.State == browser.DownloadProgressStateCanceled {
-			t.Fatal("the download was cancelled")
-		}
-	}
+	file := testtools.Download(t, ctx, `a[href$="format=xlsx"]`, dir)
 	f, err := excelize.OpenFile(file)
 	if err != nil {
 		t.Fatalf("the downloaded XLSX does not open: %v", err)
@@ -136,7 +90,7 @@ func TestBrowserPortal(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Focus(chromedp.CSS("#erasure-confirm")), chromedp.KeyEvent(" ")); err != nil {
 		t.Fatal(err)
 	}
-	press(t, ctx, "button.danger")
+	testtools.KeyPress(t, ctx, "button.danger")
 	testtools.WaitTitle(t, ctx, "Your data has been erased")
 	if calls := e.eraser.called(); len(calls) != 1 || calls[0] != "jan@new.example by subject" {
 		t.Errorf("eraser calls %v", calls)

@@ -46,14 +46,12 @@ type ConfirmOptions struct {
 // evidence. The token is the only credential, as for /u/. Safe for
 // concurrent use.
 type ConfirmHandler struct {
+	pageSettings
 	tokens   *Tokens
 	ledger   Confirmer
 	purposes optin.Purposes
-	lang     languagePicker
 	expiry   time.Duration
-	log      *slog.Logger
 	count    *prometheus.CounterVec
-	now      func() time.Time
 	mux      *http.ServeMux
 }
 
@@ -71,17 +69,9 @@ func NewConfirmHandler(o ConfirmOptions) (*ConfirmHandler, error) {
 	case o.Expiry <= 0:
 		return nil, errors.New("unsubscribe: confirm handler without an expiry")
 	}
-	if o.Language == "" {
-		o.Language = Dutch
-	}
-	if _, ok := texts[o.Language]; !ok {
-		return nil, fmt.Errorf("unsubscribe: language %q, want nl or en", o.Language)
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.Now == nil {
-		o.Now = time.Now
+	ps, err := newPageSettings(o.Language, o.Logger, o.Now, "confirm")
+	if err != nil {
+		return nil, err
 	}
 	count := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "optinproxy_confirmations_total",
@@ -97,8 +87,8 @@ func NewConfirmHandler(o ConfirmOptions) (*ConfirmHandler, error) {
 			return nil, err
 		}
 	}
-	h := &ConfirmHandler{tokens: o.Tokens, ledger: o.Ledger, purposes: o.Purposes, lang: newLanguagePicker(o.Language),
-		expiry: o.Expiry, log: o.Logger.With("component", "confirm"), count: count, now: o.Now, mux: http.NewServeMux()}
+	h := &ConfirmHandler{pageSettings: ps, tokens: o.Tokens, ledger: o.Ledger, purposes: o.Purposes,
+		expiry: o.Expiry, count: count, mux: http.NewServeMux()}
 	h.mux.HandleFunc("GET /confirm/{token}", h.ask)
 	h.mux.HandleFunc("POST /confirm/{token}", h.confirm)
 	return h, nil
@@ -109,9 +99,7 @@ func (h *ConfirmHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.m
 // ask names the purpose and offers the button; it reads nothing from the
 // store and changes nothing, for mail scanners follow links.
 func (h *ConfirmHandler) ask(w http.ResponseWriter, r *http.Request) {
-	t := h.lang.pick(r)
-	p := page{T: t, C: confirmTexts[t.Lang]}
-	c, ok := h.claim(w, r, p)
+	p, c, ok := h.claim(w, r)
 	if !ok {
 		return
 	}
@@ -122,9 +110,7 @@ func (h *ConfirmHandler) ask(w http.ResponseWriter, r *http.Request) {
 // confirm grants, when the record the link was made for is still
 // pending. A repeat says so and records nothing.
 func (h *ConfirmHandler) confirm(w http.ResponseWriter, r *http.Request) {
-	t := h.lang.pick(r)
-	p := page{T: t, C: confirmTexts[t.Lang]}
-	c, ok := h.claim(w, r, p)
+	p, c, ok := h.claim(w, r)
 	if !ok {
 		return
 	}
@@ -133,7 +119,7 @@ func (h *ConfirmHandler) confirm(w http.ResponseWriter, r *http.Request) {
 	rec, err := h.record(ctx, c)
 	if err != nil {
 		h.log.Error("confirmation not recorded", "purpose", c.Purpose, "subject", c.Subject, "err", err)
-		h.problem(w, p, http.StatusServiceUnavailable, t.DownTitle, p.C.DownText)
+		h.problem(w, p, http.StatusServiceUnavailable, p.T.DownTitle, p.C.DownText)
 		return
 	}
 	switch {
@@ -150,7 +136,7 @@ func (h *ConfirmHandler) confirm(w http.ResponseWriter, r *http.Request) {
 	policy := rec.PolicyVersion // the version the subject signed up under
 	ev := optin.Evidence{IP: remoteIP(r), UserAgent: truncate(r.UserAgent(), 256), PolicyVersion: policy,
 		Text:  p.C.Ask + " " + p.Purpose + " [" + p.C.Button + "]",
-		Extra: map[string]string{"pending_event": rec.EventID, "lang": t.Lang}}
+		Extra: map[string]string{"pending_event": rec.EventID, "lang": p.T.Lang}}
 	// The grant must order after the request it confirms, whose time may
 	// be a CRM's, a little ahead of this clock.
 	at := h.now()
@@ -161,7 +147,7 @@ func (h *ConfirmHandler) confirm(w http.ResponseWriter, r *http.Request) {
 		Source: optin.SourceDoubleOptIn, Actor: confirmActor, Evidence: ev, At: at})
 	if err != nil {
 		h.log.Error("confirmation not recorded", "purpose", c.Purpose, "subject", c.Subject, "err", err)
-		h.problem(w, p, http.StatusServiceUnavailable, t.DownTitle, p.C.DownText)
+		h.problem(w, p, http.StatusServiceUnavailable, p.T.DownTitle, p.C.DownText)
 		return
 	}
 	if !res.Applied {
@@ -179,25 +165,28 @@ func (h *ConfirmHandler) confirm(w http.ResponseWriter, r *http.Request) {
 	h.done(w, p, false)
 }
 
-// claim opens the link's token and checks what needs no store: the
-// token is ours and of the confirm kind, its purpose is configured, it
-// has not expired. Otherwise it answers and returns false.
-func (h *ConfirmHandler) claim(w http.ResponseWriter, r *http.Request, p page) (Claim, bool) {
+// claim starts the page in the request's language, opens the link's
+// token and checks what needs no store: the token is ours and of the
+// confirm kind, its purpose is configured, it has not expired. Otherwise
+// it answers and returns false.
+func (h *ConfirmHandler) claim(w http.ResponseWriter, r *http.Request) (page, Claim, bool) {
+	t := h.lang.pick(r)
+	p := page{T: t, C: confirmTexts[t.Lang]}
 	c, err := h.tokens.ParseKind(KindConfirm, r.PathValue("token"))
 	if err != nil {
 		h.log.Info("bad confirmation link", "err", err)
 		h.problem(w, p, http.StatusBadRequest, p.T.BadTitle, p.C.BadText)
-		return Claim{}, false
+		return p, Claim{}, false
 	}
 	if _, ok := h.purposes[c.Purpose]; !ok {
 		h.problem(w, p, http.StatusGone, p.C.GoneTitle, p.C.GoneText)
-		return Claim{}, false
+		return p, Claim{}, false
 	}
 	if !h.now().Before(c.Issued.Add(h.expiry)) {
 		h.problem(w, p, http.StatusGone, p.C.ExpiredTitle, p.C.ExpiredText)
-		return Claim{}, false
+		return p, Claim{}, false
 	}
-	return c, true
+	return p, c, true
 }
 
 // record reads c's record for its purpose; nil when there is none.

@@ -100,16 +100,8 @@ func (c *confirmPages) record(purpose string) *optin.Consent {
 
 func (c *confirmPages) confirmed(purpose string) float64 {
 	c.t.Helper()
-	families, err := c.reg.Gather()
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	for _, f := range families {
-		for _, m := range f.GetMetric() {
-			if f.GetName() == "optinproxy_confirmations_total" && m.GetLabel()[0].GetValue() == purpose {
-				return m.GetCounter().GetValue()
-			}
-		}
+	if v, ok := c.counter("optinproxy_confirmations_total", map[string]string{"purpose": purpose}); ok {
+		return v
 	}
 	return -1
 }

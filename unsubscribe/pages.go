@@ -65,14 +65,38 @@ type HandlerOptions struct {
 // Handler serves GET and POST /u/TOKEN, and applies the tokens of the
 // mailto address through Apply. Safe for concurrent use.
 type Handler struct {
+	pageSettings
 	tokens   *Tokens
 	ledger   Withdrawer
 	purposes optin.Purposes
-	lang     languagePicker
-	log      *slog.Logger
 	count    *prometheus.CounterVec
-	now      func() time.Time
 	mux      *http.ServeMux
+}
+
+// pageSettings are what the /u/ and /confirm/ pages share: the language
+// picker, the scoped logger and the clock.
+type pageSettings struct {
+	lang languagePicker
+	log  *slog.Logger
+	now  func() time.Time
+}
+
+// newPageSettings checks language ("" is Dutch) and fills in the defaults
+// of logger (discard) and now (time.Now).
+func newPageSettings(language string, logger *slog.Logger, now func() time.Time, component string) (pageSettings, error) {
+	if language == "" {
+		language = Dutch
+	}
+	if _, ok := texts[language]; !ok {
+		return pageSettings{}, fmt.Errorf("unsubscribe: language %q, want nl or en", language)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return pageSettings{lang: newLanguagePicker(language), log: logger.With("component", component), now: now}, nil
 }
 
 // NewHandler validates o and builds the handler, which expects to be
@@ -84,24 +108,15 @@ func NewHandler(o HandlerOptions) (*Handler, error) {
 	case o.Ledger == nil:
 		return nil, errors.New("unsubscribe: handler without a ledger")
 	}
-	if o.Language == "" {
-		o.Language = Dutch
-	}
-	if _, ok := texts[o.Language]; !ok {
-		return nil, fmt.Errorf("unsubscribe: language %q, want nl or en", o.Language)
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.Now == nil {
-		o.Now = time.Now
+	ps, err := newPageSettings(o.Language, o.Logger, o.Now, "unsubscribe")
+	if err != nil {
+		return nil, err
 	}
 	count, err := newCounter(o.Metrics, o.Purposes)
 	if err != nil {
 		return nil, err
 	}
-	h := &Handler{tokens: o.Tokens, ledger: o.Ledger, purposes: o.Purposes, lang: newLanguagePicker(o.Language),
-		log: o.Logger.With("component", "unsubscribe"), count: count, now: o.Now, mux: http.NewServeMux()}
+	h := &Handler{pageSettings: ps, tokens: o.Tokens, ledger: o.Ledger, purposes: o.Purposes, count: count, mux: http.NewServeMux()}
 	h.mux.HandleFunc("GET /u/{token}", h.ask)
 	h.mux.HandleFunc("POST /u/{token}", h.confirm)
 	return h, nil

@@ -126,22 +126,35 @@ func (p *pages) decide(purpose string) optin.Decision {
 
 func (p *pages) counted(purpose, channel string) float64 {
 	p.t.Helper()
+	v, _ := p.counter("optinproxy_unsubscribes_total", map[string]string{"purpose": purpose, "channel": channel})
+	return v
+}
+
+// counter is the value of the counter name whose labels include want,
+// as registered in p.reg; found is false when there is none.
+func (p *pages) counter(name string, want map[string]string) (v float64, found bool) {
+	p.t.Helper()
 	families, err := p.reg.Gather()
 	if err != nil {
 		p.t.Fatal(err)
 	}
 	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
 		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
+			matched := 0
 			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
+				if v, ok := want[l.GetName()]; ok && v == l.GetValue() {
+					matched++
+				}
 			}
-			if f.GetName() == "optinproxy_unsubscribes_total" && labels["purpose"] == purpose && labels["channel"] == channel {
-				return m.GetCounter().GetValue()
+			if matched == len(want) {
+				return m.GetCounter().GetValue(), true
 			}
 		}
 	}
-	return 0
+	return 0, false
 }
 
 func wantStatus(t *testing.T, what string, resp *http.Response, body string, code int, texts ...string) {

@@ -88,25 +88,33 @@ func watchStore(ctx context.Context, store optin.Store, lost prometheus.Gauge, l
 // prune deletes receipts older than retention every pruneEvery, under
 // the store's lease, so that of several instances one does it.
 func prune(ctx context.Context, store optin.Store, retention time.Duration, pruned prometheus.Counter, log *slog.Logger) {
-	wait := pruneFirst
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		wait = pruneEvery
+	every(ctx, pruneFirst, pruneEvery, func() {
 		held, err := store.Lease(ctx, "prune-receipts", pruneEvery/2)
 		if err != nil || !held {
-			continue
+			return
 		}
 		start := time.Now()
 		n, err := store.PruneReceipts(ctx, start.Add(-retention))
 		pruned.Add(float64(n))
 		if err != nil {
 			log.Error("pruning old receipts failed; trying again later", "pruned", n, "err", err)
-			continue
+			return
 		}
 		log.Info("pruned receipts past their retention", "pruned", n, "retention", retention.String(), "took", time.Since(start).Round(time.Millisecond).String())
+	})
+}
+
+// every calls job first after first, then every then, until ctx ends.
+// The wait counts from the end of a run, so runs never overlap.
+func every(ctx context.Context, first, then time.Duration, job func()) {
+	wait := first
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = then
+		job()
 	}
 }

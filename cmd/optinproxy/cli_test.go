@@ -18,36 +18,25 @@ import (
 // on each store: grant with evidence, show, withdraw, history, export as
 // XLSX, import, suppress, verify.
 func TestCLIAgainstServer(t *testing.T) {
-	for _, store := range []string{"embedded", "redis"} {
+	for _, store := range stores {
 		t.Run(store, func(t *testing.T) {
 			dir := t.TempDir()
-			var env []string
-			if store == "redis" {
-				env = append(env, "OPTINPROXY_STORE_REDIS_URL="+redistest.Start(t).URL())
-			}
-			s := startServe(t, dir, env...)
+			s := serveOn(t, store, dir)
 			cli := func(stdin string, args ...string) result {
 				// The CLI finds the token in ./data/admin.token, as a user
 				// in the server's folder would.
 				return runCmd(t, dir, stdin, []string{"OPTINPROXY_ADDR=" + s.httpAddr}, args...)
 			}
-			must := func(r result, want string) string {
-				t.Helper()
-				if r.code != 0 || !strings.Contains(r.stdout, want) {
-					t.Fatalf("exit %d, want %q in:\n%s%s", r.code, want, r.stdout, r.stderr)
-				}
-				return r.stdout
-			}
-			must(cli("", "consent", "grant", "Jan@Example.com", "newsletter", "--source", "form", "--ip", "192.0.2.1",
+			mustOut(t, cli("", "consent", "grant", "Jan@Example.com", "newsletter", "--source", "form", "--ip", "192.0.2.1",
 				"--text", "Ja, stuur mij de nieuwsbrief", "--evidence", "campaign=spring"), "jan@example.com newsletter: granted")
-			out := must(cli("", "consent", "show", "jan@example.com"), "newsletter  granted")
+			out := mustOut(t, cli("", "consent", "show", "jan@example.com"), "newsletter  granted")
 			for _, want := range []string{`"ip":"192.0.2.1"`, `"campaign":"spring"`, "consent.granted", "token:admin"} {
 				if !strings.Contains(out, want) {
 					t.Errorf("show lacks %q:\n%s", want, out)
 				}
 			}
-			must(cli("", "consent", "withdraw", "jan@example.com", "newsletter"), "withdrawn")
-			out = must(cli("", "consent", "show", "--json", "jan@example.com"), `"status": "withdrawn"`)
+			mustOut(t, cli("", "consent", "withdraw", "jan@example.com", "newsletter"), "withdrawn")
+			out = mustOut(t, cli("", "consent", "show", "--json", "jan@example.com"), `"status": "withdrawn"`)
 			var v struct {
 				Events []struct{ Type, Prev, Hash string }
 			}
@@ -55,7 +44,7 @@ func TestCLIAgainstServer(t *testing.T) {
 			if len(v.Events) != 2 || v.Events[1].Prev != v.Events[0].Hash {
 				t.Errorf("history is not a chain of two: %+v", v.Events)
 			}
-			must(cli("", "export", "jan@example.com", "--format", "xlsx", "--output", "jan.xlsx"), "wrote jan.xlsx")
+			mustOut(t, cli("", "export", "jan@example.com", "--format", "xlsx", "--output", "jan.xlsx"), "wrote jan.xlsx")
 			f, err := excelize.OpenFile(filepath.Join(dir, "jan.xlsx"))
 			if err != nil {
 				t.Fatalf("the XLSX does not open: %v", err)
@@ -64,17 +53,17 @@ func TestCLIAgainstServer(t *testing.T) {
 			if len(rows) != 3 || rows[1][2] != "consent.granted" || rows[2][2] != "consent.withdrawn" {
 				t.Errorf("XLSX events: %v", rows)
 			}
-			must(cli("", "export", "jan@example.com", "--format", "csv"), "consent,newsletter,withdrawn")
+			mustOut(t, cli("", "export", "jan@example.com", "--format", "csv"), "consent,newsletter,withdrawn")
 
 			os.WriteFile(filepath.Join(dir, "in.csv"), []byte("email,purpose,status,basis,source\nanna@example.com,newsletter,granted,consent,import\nbroken,newsletter,granted,consent,import\n"), 0o600)
 			r := cli("", "import", "in.csv")
 			if r.code != 1 || !strings.Contains(r.stdout, "1 applied") || !strings.Contains(r.stdout, "in.csv:3:") {
 				t.Errorf("import with a bad row: %d %s %s", r.code, r.stdout, r.stderr)
 			}
-			must(cli("", "suppress", "add", "bounce@example.com", "--reason", "hard_bounce"), "suppressed")
-			must(cli("", "suppress", "list"), "bounce@example.com\thard_bounce")
-			must(cli("", "suppress", "remove", "bounce@example.com"), "removed [hard_bounce]")
-			must(cli("", "verify"), "every chain is intact")
+			mustOut(t, cli("", "suppress", "add", "bounce@example.com", "--reason", "hard_bounce"), "suppressed")
+			mustOut(t, cli("", "suppress", "list"), "bounce@example.com\thard_bounce")
+			mustOut(t, cli("", "suppress", "remove", "bounce@example.com"), "removed [hard_bounce]")
+			mustOut(t, cli("", "verify"), "every chain is intact")
 
 			// Errors a user makes get one clear line.
 			r = cli("", "consent", "grant", "jan@example.com", "no-such-purpose")

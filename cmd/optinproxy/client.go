@@ -41,6 +41,23 @@ func addClientFlags(fs *flag.FlagSet, e *env) clientFlags {
 	}
 }
 
+// parseConnect parses args, wants exactly n positional arguments (usage
+// names them otherwise) and connects: the start of most API commands.
+func (f clientFlags) parseConnect(fs *flag.FlagSet, args []string, n int, usage string) (*client, []string, error) {
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(pos) != n {
+		return nil, nil, usageError{usage}
+	}
+	c, err := f.connect()
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, pos, nil
+}
+
 // connect resolves the address and token: flags, then the environment,
 // then the zero-config defaults of a server run in this folder.
 func (f clientFlags) connect() (*client, error) {

@@ -28,16 +28,13 @@ type doiServer struct {
 	token string // the generated admin token
 }
 
-func startDOI(t *testing.T, dir string) *doiServer {
+// startPublic writes config to dir/optinproxy.yaml and starts the server
+// there, its HTTP listener on a free address that is also its public URL.
+func startPublic(t *testing.T, dir, config string) *doiServer {
 	t.Helper()
 	addr := freeAddr(t)
 	cfg := filepath.Join(dir, "optinproxy.yaml")
-	if err := os.WriteFile(cfg, []byte(`purposes:
-  newsletter: {basis: consent, category: marketing, retention: 730d, double_opt_in: true, description: "Our monthly newsletter"}
-notices:
-  from: privacy@shop.example
-  reply_to: dpo@shop.example
-`), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	s := startServe(t, dir, "OPTINPROXY_CONFIG="+cfg, "OPTINPROXY_HTTP_LISTEN="+addr, "OPTINPROXY_HTTP_PUBLIC_URL=http://"+addr)
@@ -45,10 +42,21 @@ notices:
 	if err != nil {
 		t.Fatal(err)
 	}
+	return &doiServer{server: s, base: "http://" + addr, token: strings.TrimSpace(string(token))}
+}
+
+func startDOI(t *testing.T, dir string) *doiServer {
+	t.Helper()
+	d := startPublic(t, dir, `purposes:
+  newsletter: {basis: consent, category: marketing, retention: 730d, double_opt_in: true, description: "Our monthly newsletter"}
+notices:
+  from: privacy@shop.example
+  reply_to: dpo@shop.example
+`)
 	// A new outbox target starts at the outbox's end: a sign-up before it
 	// took its place would not be mailed. Its gauge shows it has.
 	waitUntil(t, "the confirmations target at work", func() bool {
-		resp, err := http.Get("http://" + s.httpAddr + "/metrics")
+		resp, err := http.Get("http://" + d.httpAddr + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,7 +64,7 @@ notices:
 		b, _ := io.ReadAll(resp.Body)
 		return bytes.Contains(b, []byte(`optinproxy_outbox_pending{target="confirmations"}`))
 	})
-	return &doiServer{server: s, base: "http://" + addr, token: strings.TrimSpace(string(token))}
+	return d
 }
 
 // api calls the admin API and decodes its JSON answer into out.
@@ -210,18 +218,8 @@ func TestDoubleOptInEndToEnd(t *testing.T) {
 		t.Fatalf("GET changed the record: %v", c)
 	}
 
-	post := func() (int, string) {
-		req, _ := http.NewRequest("POST", link, nil)
-		req.Header.Set("User-Agent", "JanBrowser/1.0")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
-	if code, body := post(); code != 200 || !strings.Contains(body, "Uw aanmelding is bevestigd") {
+	browser := http.Header{"User-Agent": {"JanBrowser/1.0"}}
+	if code, body := post(t, link, "", nil, browser); code != 200 || !strings.Contains(body, "Uw aanmelding is bevestigd") {
 		t.Fatalf("POST: %d\n%s", code, body)
 	}
 	c := d.consent(t, "jan@example.com")
@@ -234,7 +232,7 @@ func TestDoubleOptInEndToEnd(t *testing.T) {
 	if code, out := swaksSend(t, d.smtpAddr, "jan@example.com", newsletter...); code != 0 || !strings.Contains(out, "relayed 1, blocked 0") {
 		t.Errorf("newsletter after the confirmation: %d\n%s", code, out)
 	}
-	if code, body := post(); code != 200 || !strings.Contains(body, "U was al aangemeld") {
+	if code, body := post(t, link, "", nil, browser); code != 200 || !strings.Contains(body, "U was al aangemeld") {
 		t.Errorf("second POST: %d\n%s", code, body)
 	}
 	var events struct{ Events []struct{ Type string } }

@@ -105,14 +105,7 @@ func runConsentShow(e *env, args []string) error {
 	fs := flag.NewFlagSet("consent show", flag.ContinueOnError)
 	cf := addClientFlags(fs, e)
 	asJSON := fs.Bool("json", false, "print the API's JSON")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usagef("want EMAIL")
-	}
-	c, err := cf.connect()
+	c, pos, err := cf.parseConnect(fs, args, 1, "want EMAIL")
 	if err != nil {
 		return err
 	}
@@ -224,14 +217,7 @@ func day(t time.Time) string {
 func runVerify(_ context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	cf := addClientFlags(fs, e)
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		return usagef("takes no arguments")
-	}
-	c, err := cf.connect()
+	c, _, err := cf.parseConnect(fs, args, 0, "takes no arguments")
 	if err != nil {
 		return err
 	}

@@ -23,17 +23,11 @@ func swaksSend(t *testing.T, addr, to string, args ...string) (int, string) {
 // mail still goes; each decision is in the subject's history, and the
 // chain verifies.
 func TestEnforcementEndToEnd(t *testing.T) {
-	for _, store := range []string{"embedded", "redis"} {
+	for _, store := range stores {
 		t.Run(store, func(t *testing.T) {
 			dir := t.TempDir()
-			var env []string
-			if store == "redis" {
-				env = append(env, "OPTINPROXY_STORE_REDIS_URL="+redistest.Start(t).URL())
-			}
-			s := startServe(t, dir, env...)
-			cli := func(args ...string) result {
-				return runCmd(t, dir, "", []string{"OPTINPROXY_ADDR=" + s.httpAddr}, args...)
-			}
+			s := serveOn(t, store, dir)
+			cli := cliOf(t, dir, s)
 			outbox := func() int {
 				files, _ := filepath.Glob(filepath.Join(dir, "data/outbox/*.eml"))
 				return len(files)

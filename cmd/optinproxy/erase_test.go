@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"optinproxy/internal/redistest"
 	"optinproxy/internal/teststore"
 	"optinproxy/optin"
 )
@@ -23,40 +22,21 @@ import (
 // on each store: schedule, cancel, cancel none, erase now, what is left
 // shown, a grant and an import row refused, the erased suppression lifted, granted again.
 func TestEraseCommand(t *testing.T) {
-	for _, store := range []string{"embedded", "redis"} {
+	for _, store := range stores {
 		t.Run(store, func(t *testing.T) {
 			dir := t.TempDir()
-			var env []string
-			if store == "redis" {
-				env = append(env, "OPTINPROXY_STORE_REDIS_URL="+redistest.Start(t).URL())
-			}
-			s := startServe(t, dir, env...)
-			cli := func(args ...string) result {
-				return runCmd(t, dir, "", []string{"OPTINPROXY_ADDR=" + s.httpAddr}, args...)
-			}
-			must := func(r result, want string) string {
-				t.Helper()
-				if r.code != 0 || !strings.Contains(r.stdout, want) {
-					t.Fatalf("exit %d, want %q in:\n%s%s", r.code, want, r.stdout, r.stderr)
-				}
-				return r.stdout
-			}
-			fails := func(r result, code int, want string) {
-				t.Helper()
-				if r.code != code || !strings.Contains(r.stderr, want) {
-					t.Errorf("exit %d, want %d with %q in:\n%s%s", r.code, code, want, r.stdout, r.stderr)
-				}
-			}
-			must(cli("consent", "grant", "Gone@Example.com", "newsletter", "--ip", "192.0.2.1"), "granted")
+			s := serveOn(t, store, dir)
+			cli := cliOf(t, dir, s)
+			mustOut(t, cli("consent", "grant", "Gone@Example.com", "newsletter", "--ip", "192.0.2.1"), "granted")
 			later := time.Now().Add(72 * time.Hour).UTC().Format("2006-01-02")
-			must(cli("erase", "gone@example.com", "--at", later), "erasure scheduled for "+later+"T00:00:00Z")
-			must(cli("erase", "--cancel", "gone@example.com"), "gone@example.com: cancelled")
-			fails(cli("erase", "gone@example.com", "--cancel"), 1, "not_found (HTTP 404)")
-			must(cli("erase", "gone@example.com"), "gone@example.com: erased")
-			must(cli("erase", "gone@example.com"), "erased already")
-			fails(cli("consent", "grant", "gone@example.com", "newsletter"), 1, "erased (HTTP 409)")
+			mustOut(t, cli("erase", "gone@example.com", "--at", later), "erasure scheduled for "+later+"T00:00:00Z")
+			mustOut(t, cli("erase", "--cancel", "gone@example.com"), "gone@example.com: cancelled")
+			failsWith(t, cli("erase", "gone@example.com", "--cancel"), 1, "not_found (HTTP 404)")
+			mustOut(t, cli("erase", "gone@example.com"), "gone@example.com: erased")
+			mustOut(t, cli("erase", "gone@example.com"), "erased already")
+			failsWith(t, cli("consent", "grant", "gone@example.com", "newsletter"), 1, "erased (HTTP 409)")
 			// What the erasure left shows: the history, unreadable.
-			shown := must(cli("consent", "show", "gone@example.com"), "gone@example.com (erased: its history is kept, but can no longer be read)")
+			shown := mustOut(t, cli("consent", "show", "gone@example.com"), "gone@example.com (erased: its history is kept, but can no longer be read)")
 			if !strings.Contains(shown, "subject.erased") || !strings.Contains(shown, "(erased)") || !strings.Contains(shown, "suppressed: erased since") {
 				t.Errorf("consent show of the erased subject:\n%s", shown)
 			}
@@ -67,14 +47,14 @@ func TestEraseCommand(t *testing.T) {
 			if r := cli("suppress", "list"); strings.Contains(r.stdout, "gone@") {
 				t.Errorf("suppress list names the erased address: %s", r.stdout)
 			}
-			must(cli("verify"), "every chain is intact")
-			must(cli("suppress", "remove", "gone@example.com", "--reason", "erased"), "removed [erased]")
-			must(cli("consent", "grant", "gone@example.com", "newsletter"), "granted")
+			mustOut(t, cli("verify"), "every chain is intact")
+			mustOut(t, cli("suppress", "remove", "gone@example.com", "--reason", "erased"), "removed [erased]")
+			mustOut(t, cli("consent", "grant", "gone@example.com", "newsletter"), "granted")
 
-			fails(cli("erase"), 2, "want EMAIL")
-			fails(cli("erase", "x@example.com", "--at", "soon"), 2, "--at")
-			fails(cli("erase", "x@example.com", "--at", "2020-01-01"), 2, "--at 2020-01-01T00:00:00Z is in the past; to erase now, leave --at out")
-			fails(cli("erase", "x@example.com", "--at", later, "--cancel"), 2, "--cancel")
+			failsWith(t, cli("erase"), 2, "want EMAIL")
+			failsWith(t, cli("erase", "x@example.com", "--at", "soon"), 2, "--at")
+			failsWith(t, cli("erase", "x@example.com", "--at", "2020-01-01"), 2, "--at 2020-01-01T00:00:00Z is in the past; to erase now, leave --at out")
+			failsWith(t, cli("erase", "x@example.com", "--at", later, "--cancel"), 2, "--cancel")
 			for _, line := range buffered(s.logs) {
 				if strings.Contains(strings.ToLower(fmt.Sprint(line)), "gone@example.com") {
 					t.Errorf("the server logged the address: %v", line)

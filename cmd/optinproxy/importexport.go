@@ -14,14 +14,7 @@ import (
 func runImport(_ context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("import", flag.ContinueOnError)
 	cf := addClientFlags(fs, e)
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usagef("want FILE.csv")
-	}
-	c, err := cf.connect()
+	c, pos, err := cf.parseConnect(fs, args, 1, "want FILE.csv")
 	if err != nil {
 		return err
 	}

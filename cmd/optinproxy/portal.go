@@ -50,14 +50,7 @@ func newPortal(cfg *config.Config, ledger *optin.Ledger, tokens *unsubscribe.Tok
 func runPortalLink(_ context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("portal-link", flag.ContinueOnError)
 	cf := addClientFlags(fs, e)
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usagef("want EMAIL")
-	}
-	c, err := cf.connect()
+	c, pos, err := cf.parseConnect(fs, args, 1, "want EMAIL")
 	if err != nil {
 		return err
 	}

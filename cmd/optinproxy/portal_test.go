@@ -13,9 +13,7 @@ import (
 func TestPortalLinkCommand(t *testing.T) {
 	dir := t.TempDir()
 	s := startServe(t, dir)
-	cli := func(args ...string) result {
-		return runCmd(t, dir, "", []string{"OPTINPROXY_ADDR=" + s.httpAddr}, args...)
-	}
+	cli := cliOf(t, dir, s)
 	if r := cli("consent", "grant", "jan@example.com", "newsletter"); r.code != 0 {
 		t.Fatalf("grant: %d %s", r.code, r.stderr)
 	}

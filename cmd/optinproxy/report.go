@@ -178,9 +178,9 @@ func runReport(_ context.Context, e *env, args []string) error {
 	return run[name](c, newReportOut(*format, e.stdout, header[name]...), window)
 }
 
-// pages gets every page of a report, calling each with the page's raw
-// JSON, which it decodes, and returns the cursor it holds.
-func (c *client) pages(path string, q url.Values, each func(raw []byte) (string, error)) error {
+// reportPages gets every page of a report, hands its raw JSON to o and
+// the page, decoded, to each, which returns the page's next_cursor.
+func reportPages[P any](c *client, o *reportOut, path string, q url.Values, each func(page *P) string) error {
 	q.Set("limit", "1000")
 	for cursor, pages := "", 0; pages < 1_000_000; pages++ {
 		q.Set("cursor", cursor)
@@ -188,10 +188,12 @@ func (c *client) pages(path string, q url.Values, each func(raw []byte) (string,
 		if err != nil {
 			return err
 		}
-		next, err := each(raw)
-		if err != nil {
+		page := new(P)
+		if err := json.Unmarshal(raw, page); err != nil {
 			return err
 		}
+		o.page(raw)
+		next := each(page)
 		if next == "" || next == cursor {
 			return nil
 		}
@@ -218,24 +220,20 @@ func reportTime(t time.Time) string {
 
 func reportNoProof(c *client, o *reportOut, q url.Values) error {
 	n := 0
-	err := c.pages("/api/v1/reports/no-proof", q, func(raw []byte) (string, error) {
-		var page struct {
-			Consents []struct {
-				Email, Purpose, Status, Source string
-				GrantedAt                      time.Time `json:"granted_at"`
-				Missing                        []string
-			} `json:"consents"`
-			NextCursor string `json:"next_cursor"`
-		}
-		if err := json.Unmarshal(raw, &page); err != nil {
-			return "", err
-		}
-		o.page(raw)
+	type pageJSON struct {
+		Consents []struct {
+			Email, Purpose, Status, Source string
+			GrantedAt                      time.Time `json:"granted_at"`
+			Missing                        []string
+		} `json:"consents"`
+		NextCursor string `json:"next_cursor"`
+	}
+	err := reportPages(c, o, "/api/v1/reports/no-proof", q, func(page *pageJSON) string {
 		for _, r := range page.Consents {
 			n++
 			o.row(r.Email, r.Purpose, r.Status, r.Source, reportDay(r.GrantedAt), strings.Join(r.Missing, ", "))
 		}
-		return page.NextCursor, nil
+		return page.NextCursor
 	})
 	if err != nil {
 		return err
@@ -257,17 +255,13 @@ func reportNoBasis(c *client, o *reportOut, q url.Values) error {
 	byKey := map[[2]string]*row{}
 	var since, until time.Time
 	erased := 0
-	err := c.pages("/api/v1/reports/no-basis", q, func(raw []byte) (string, error) {
-		var page struct {
-			Since, Until time.Time
-			Subjects     []row
-			Erased       int
-			NextCursor   string `json:"next_cursor"`
-		}
-		if err := json.Unmarshal(raw, &page); err != nil {
-			return "", err
-		}
-		o.page(raw)
+	type pageJSON struct {
+		Since, Until time.Time
+		Subjects     []row
+		Erased       int
+		NextCursor   string `json:"next_cursor"`
+	}
+	err := reportPages(c, o, "/api/v1/reports/no-basis", q, func(page *pageJSON) string {
 		since, until, erased = page.Since, page.Until, erased+page.Erased
 		for _, r := range page.Subjects {
 			k := [2]string{r.Email, r.Purpose}
@@ -288,7 +282,7 @@ func reportNoBasis(c *client, o *reportOut, q url.Values) error {
 				}
 			}
 		}
-		return page.NextCursor, nil
+		return page.NextCursor
 	})
 	if err != nil {
 		return err
@@ -321,16 +315,12 @@ func reportAffected(c *client, o *reportOut, q url.Values) error {
 	var rows []*row
 	byEmail := map[string]*row{}
 	erased := 0
-	err := c.pages("/api/v1/reports/affected", q, func(raw []byte) (string, error) {
-		var page struct {
-			Subjects   []row
-			Erased     int
-			NextCursor string `json:"next_cursor"`
-		}
-		if err := json.Unmarshal(raw, &page); err != nil {
-			return "", err
-		}
-		o.page(raw)
+	type pageJSON struct {
+		Subjects   []row
+		Erased     int
+		NextCursor string `json:"next_cursor"`
+	}
+	err := reportPages(c, o, "/api/v1/reports/affected", q, func(page *pageJSON) string {
 		erased += page.Erased
 		for _, r := range page.Subjects {
 			have := byEmail[r.Email]
@@ -349,7 +339,7 @@ func reportAffected(c *client, o *reportOut, q url.Values) error {
 				have.Last = r.Last
 			}
 		}
-		return page.NextCursor, nil
+		return page.NextCursor
 	})
 	if err != nil {
 		return err
@@ -377,17 +367,13 @@ func reportExpiring(c *client, o *reportOut, q url.Values) error {
 		NoticedAt              time.Time `json:"noticed_at"`
 	}
 	var rows []row
-	err := c.pages("/api/v1/reports/expiring", q, func(raw []byte) (string, error) {
-		var page struct {
-			Consents   []row
-			NextCursor string `json:"next_cursor"`
-		}
-		if err := json.Unmarshal(raw, &page); err != nil {
-			return "", err
-		}
-		o.page(raw)
+	type pageJSON struct {
+		Consents   []row
+		NextCursor string `json:"next_cursor"`
+	}
+	err := reportPages(c, o, "/api/v1/reports/expiring", q, func(page *pageJSON) string {
 		rows = append(rows, page.Consents...)
-		return page.NextCursor, nil
+		return page.NextCursor
 	})
 	if err != nil {
 		return err
@@ -402,26 +388,22 @@ func reportExpiring(c *client, o *reportOut, q url.Values) error {
 
 func reportOutdated(c *client, o *reportOut, q url.Values) error {
 	n, current := 0, ""
-	err := c.pages("/api/v1/reports/outdated-policy", q, func(raw []byte) (string, error) {
-		var page struct {
-			CurrentVersion string `json:"current_version"`
-			Consents       []struct {
-				Email, Purpose, Status string
-				PolicyVersion          string    `json:"policy_version"`
-				GrantedAt              time.Time `json:"granted_at"`
-			}
-			NextCursor string `json:"next_cursor"`
+	type pageJSON struct {
+		CurrentVersion string `json:"current_version"`
+		Consents       []struct {
+			Email, Purpose, Status string
+			PolicyVersion          string    `json:"policy_version"`
+			GrantedAt              time.Time `json:"granted_at"`
 		}
-		if err := json.Unmarshal(raw, &page); err != nil {
-			return "", err
-		}
-		o.page(raw)
+		NextCursor string `json:"next_cursor"`
+	}
+	err := reportPages(c, o, "/api/v1/reports/outdated-policy", q, func(page *pageJSON) string {
 		current = page.CurrentVersion
 		for _, r := range page.Consents {
 			n++
 			o.row(r.Email, r.Purpose, r.Status, r.PolicyVersion, reportDay(r.GrantedAt))
 		}
-		return page.NextCursor, nil
+		return page.NextCursor
 	})
 	if err != nil {
 		return err

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"optinproxy/config"
-	"optinproxy/internal/redistest"
 )
 
 // TestCheckMatchesTheRelay: on each store, the list check answers for
@@ -20,7 +19,7 @@ import (
 // none), as its receipts record; an address that does not parse is
 // invalid_address. The reports then read the same ledger.
 func TestCheckMatchesTheRelay(t *testing.T) {
-	for _, store := range []string{"embedded", "redis"} {
+	for _, store := range stores {
 		t.Run(store, func(t *testing.T) {
 			dir := t.TempDir()
 			cfgFile := filepath.Join(dir, "optinproxy.yaml")
@@ -31,15 +30,8 @@ func TestCheckMatchesTheRelay(t *testing.T) {
 			if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			env := []string{"OPTINPROXY_CONFIG=" + cfgFile}
-			if store == "redis" {
-				env = append(env, "OPTINPROXY_STORE_REDIS_URL="+redistest.Start(t).URL())
-			}
-			s := startServe(t, dir, env...)
-			cli := func(args ...string) result {
-				t.Helper()
-				return runCmd(t, dir, "", []string{"OPTINPROXY_ADDR=" + s.httpAddr}, args...)
-			}
+			s := serveOn(t, store, dir, "OPTINPROXY_CONFIG="+cfgFile)
+			cli := cliOf(t, dir, s)
 			must := func(args ...string) string {
 				t.Helper()
 				r := cli(args...)

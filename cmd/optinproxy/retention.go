@@ -58,16 +58,7 @@ func retentionOf(cfg *config.Config, ledger *optin.Ledger, reg prometheus.Regist
 
 // run sweeps every retentionEvery until ctx ends.
 func (r *retentionSweep) run(ctx context.Context) {
-	wait := retentionFirst
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		wait = retentionEvery
-		r.sweep(ctx)
-	}
+	every(ctx, retentionFirst, retentionEvery, func() { r.sweep(ctx) })
 }
 
 // sweep makes one pass if this instance holds (or takes) the lease, and

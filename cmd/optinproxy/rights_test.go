@@ -5,16 +5,12 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
-	"github.com/chromedp/chromedp/kb"
 	"github.com/emersion/go-smtp"
 	"github.com/xuri/excelize/v2"
 
@@ -60,57 +56,6 @@ func (d *doiServer) subject(t *testing.T, email string) apiSubject {
 	return v
 }
 
-// keyPress focuses sel and presses Enter on it, as a keyboard user does.
-func keyPress(t *testing.T, ctx context.Context, sel string) {
-	t.Helper()
-	if err := chromedp.Do(ctx, chromedp.Focus(chromedp.CSS(sel)), chromedp.KeyEvent(kb.Enter)); err != nil {
-		t.Fatalf("pressing %s: %v", sel, err)
-	}
-}
-
-// waitBody waits, a bounded while, for the page to show text: a form's
-// answer is a new page, which chromedp does not wait for.
-func waitBody(t *testing.T, ctx context.Context, text string) string {
-	t.Helper()
-	var body string
-	for range 100 {
-		if body, _ = chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body"))); strings.Contains(body, text) {
-			return body
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("the page does not show %q: %q", text, body)
-	return ""
-}
-
-// download follows the link sel into dir and returns the file's path.
-func download(t *testing.T, ctx context.Context, sel, dir string) string {
-	t.Helper()
-	progress := chromedp.Events(ctx, browser.DownloadProgress)
-	if err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-		yes := true
-		_, err := chromedp.Call(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
-			Behavior: browser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: dir, EventsEnabled: &yes})
-		return err
-	})); err != nil {
-		t.Fatal(err)
-	}
-	keyPress(t, ctx, sel)
-	for ev, err := range progress {
-		if err != nil {
-			t.Fatalf("waiting for the download: %v", err)
-		}
-		switch ev.State {
-		case browser.DownloadProgressStateCompleted:
-			return filepath.Join(dir, ev.GUID)
-		case browser.DownloadProgressStateCanceled:
-			t.Fatal("the download was cancelled")
-		}
-	}
-	t.Fatal("no download")
-	return ""
-}
-
 // TestBrowserRightsWalk is a recipient using their rights in a real
 // browser (Debian's chromium) against the built binary: with consents to
 // two marketing purposes, they ask for a link at /p, open it from the
@@ -124,23 +69,14 @@ func TestBrowserRightsWalk(t *testing.T) {
 		t.Skip("drives chromium")
 	}
 	dir := t.TempDir()
-	addr := freeAddr(t)
-	cfg := filepath.Join(dir, "optinproxy.yaml")
-	if err := os.WriteFile(cfg, []byte(`purposes:
+	d := startPublic(t, dir, `purposes:
   newsletter: {basis: consent, category: marketing, retention: 730d, description: "Our monthly newsletter"}
   offers: {basis: consent, category: marketing, retention: 365d, description: "Offers and discounts"}
   transactional: {basis: contract, category: transactional}
 notices:
   from: privacy@shop.example
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := startServe(t, dir, "OPTINPROXY_CONFIG="+cfg, "OPTINPROXY_HTTP_LISTEN="+addr, "OPTINPROXY_HTTP_PUBLIC_URL=http://"+addr)
-	token, err := os.ReadFile(filepath.Join(dir, "data", "admin.token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &doiServer{server: s, base: "http://" + addr, token: strings.TrimSpace(string(token))}
+`)
+	s := d.server
 	for _, p := range []string{"newsletter", "offers"} {
 		d.api(t, "PUT", "/api/v1/subjects/jan%40example.com/consents/"+p, "application/json",
 			`{"source": "form", "evidence": {"ip": "192.0.2.7", "text": "Yes, send me `+p+`"}}`, nil)
@@ -153,7 +89,7 @@ notices:
 	if err := chromedp.Do(ctx, chromedp.Navigate(d.base+"/p"), chromedp.SendKeys(chromedp.CSS("#email"), "Jan@Example.com")); err != nil {
 		t.Fatal(err)
 	}
-	keyPress(t, ctx, "button[type=submit]")
+	testtools.KeyPress(t, ctx, "button[type=submit]")
 	testtools.WaitTitle(t, ctx, "Check your mailbox")
 	subject, text, link := mailedLink(t, dir, "jan@example.com")
 	if subject != "Your link to your data" || !strings.HasPrefix(link, d.base+"/p/") || !strings.Contains(text, "If you do nothing, nothing happens") {
@@ -165,14 +101,14 @@ notices:
 		t.Fatal(err)
 	}
 	testtools.WaitTitle(t, ctx, "Your data")
-	body := waitBody(t, ctx, "This is what we keep about jan@example.com")
+	body := testtools.WaitText(t, ctx, "This is what we keep about jan@example.com")
 	for _, want := range []string{"Our monthly newsletter", "Offers and discounts", "You agreed"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the portal lacks %q: %q", want, body)
 		}
 	}
-	keyPress(t, ctx, `section[aria-labelledby="purpose-newsletter"] button`)
-	waitBody(t, ctx, "Saved: you will no longer get Our monthly newsletter.")
+	testtools.KeyPress(t, ctx, `section[aria-labelledby="purpose-newsletter"] button`)
+	testtools.WaitText(t, ctx, "Saved: you will no longer get Our monthly newsletter.")
 	jan := d.subject(t, "jan@example.com")
 	var withdrawn map[string]any
 	for _, c := range jan.Consents {
@@ -195,9 +131,9 @@ notices:
 	); err != nil {
 		t.Fatal(err)
 	}
-	keyPress(t, ctx, `section[aria-labelledby="address-title"] button`)
-	waitBody(t, ctx, "Your email address was changed.")
-	body = waitBody(t, ctx, "This is what we keep about jan@new.example")
+	testtools.KeyPress(t, ctx, `section[aria-labelledby="address-title"] button`)
+	testtools.WaitText(t, ctx, "Your email address was changed.")
+	body = testtools.WaitText(t, ctx, "This is what we keep about jan@new.example")
 	if !strings.Contains(body, "Address changed from jan@example.com") {
 		t.Errorf("the new portal does not show the change: %q", body)
 	}
@@ -238,7 +174,7 @@ notices:
 	}
 
 	// Download the XLSX: it opens, and holds the consents.
-	file := download(t, ctx, `a[href$="format=xlsx"]`, t.TempDir())
+	file := testtools.Download(t, ctx, `a[href$="format=xlsx"]`, t.TempDir())
 	x, err := excelize.OpenFile(file)
 	if err != nil {
 		t.Fatalf("the downloaded XLSX does not open: %v", err)
@@ -263,7 +199,7 @@ notices:
 	if err := chromedp.Do(ctx, chromedp.Focus(chromedp.CSS("#erasure-confirm")), chromedp.KeyEvent(" ")); err != nil {
 		t.Fatal(err)
 	}
-	keyPress(t, ctx, "button.danger")
+	testtools.KeyPress(t, ctx, "button.danger")
 	testtools.WaitTitle(t, ctx, "Your data has been erased")
 	erased := d.subject(t, "jan@new.example")
 	if !erased.Erased || len(erased.Consents) != 0 || len(erased.Suppressions) != 1 || erased.Suppressions[0].Reason != "erased" ||
@@ -295,7 +231,7 @@ notices:
 	if err := chromedp.Do(ctx, chromedp.Navigate(d.base+"/p"), chromedp.SendKeys(chromedp.CSS("#email"), "jan@new.example")); err != nil {
 		t.Fatal(err)
 	}
-	keyPress(t, ctx, "button[type=submit]")
+	testtools.KeyPress(t, ctx, "button[type=submit]")
 	testtools.WaitTitle(t, ctx, "Check your mailbox")
 	line := s.logs.waitFor(t, "portal link not sent: erased", 15*time.Second)
 	if a, _ := optin.ParseAddress("jan@new.example"); line["subject"] != a.Hash() {

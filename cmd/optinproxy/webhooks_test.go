@@ -153,7 +153,9 @@ webhooks:
 func post(t *testing.T, u, contentType string, body []byte, header http.Header) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", u, bytes.NewReader(body))
-	req.Header.Set("Content-Type", contentType)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
 	for k, v := range header {
 		req.Header[k] = v
 	}
@@ -193,10 +195,7 @@ func TestWebhooksEndToEnd(t *testing.T) {
 	cfg := webhookConfig(t, dir, addr, rs.URL(), recv, mc)
 	s := startServe(t, dir, "OPTINPROXY_CONFIG="+cfg, "OPTINPROXY_HTTP_LISTEN="+addr)
 	base := "http://" + s.httpAddr
-	cli := func(args ...string) result {
-		t.Helper()
-		return runCmd(t, dir, "", []string{"OPTINPROXY_ADDR=" + s.httpAddr}, args...)
-	}
+	cli := cliOf(t, dir, s)
 
 	// Mailchimp validates the URL with a GET; a wrong secret is refused.
 	if resp, err := http.Get(base + "/webhooks/mailchimp/" + mcSecret); err != nil || resp.StatusCode != 200 {

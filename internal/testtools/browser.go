@@ -2,10 +2,14 @@ package testtools
 
 import (
 	"context"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // Browser starts a headless Debian chromium (installing it when missing)
@@ -44,4 +48,56 @@ func WaitTitle(t testing.TB, ctx context.Context, title string) {
 	}
 	body, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
 	t.Fatalf("the page's title is %q, want %q; page: %q", got, title, body)
+}
+
+// WaitText waits, a bounded while, for the page in ctx to show text, and
+// returns the page's text.
+func WaitText(t testing.TB, ctx context.Context, text string) string {
+	t.Helper()
+	var body string
+	for range 100 {
+		if body, _ = chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body"))); strings.Contains(body, text) {
+			return body
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("the page does not show %q: %q", text, body)
+	return ""
+}
+
+// KeyPress focuses sel and presses Enter on it, as a keyboard user does.
+func KeyPress(t testing.TB, ctx context.Context, sel string) {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.Focus(chromedp.CSS(sel)), chromedp.KeyEvent(kb.Enter)); err != nil {
+		t.Fatalf("pressing %s: %v", sel, err)
+	}
+}
+
+// Download presses the link sel, lets the browser save what it leads to
+// in dir, and returns the file's path.
+func Download(t testing.TB, ctx context.Context, sel, dir string) string {
+	t.Helper()
+	progress := chromedp.Events(ctx, browser.DownloadProgress)
+	if err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		yes := true
+		_, err := chromedp.Call(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+			Behavior: browser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: dir, EventsEnabled: &yes})
+		return err
+	})); err != nil {
+		t.Fatal(err)
+	}
+	KeyPress(t, ctx, sel)
+	for ev, err := range progress {
+		if err != nil {
+			t.Fatalf("waiting for the download: %v", err)
+		}
+		switch ev.State {
+		case browser.DownloadProgressStateCompleted:
+			return filepath.Join(dir, ev.GUID)
+		case browser.DownloadProgressStateCanceled:
+			t.Fatal("the download was cancelled")
+		}
+	}
+	t.Fatal("no download")
+	return ""
 }

@@ -81,22 +81,10 @@ func fillSubjects(b testing.TB, s *Store, n int) {
 // storetest.BenchSweeps), and reports the file's size once they are
 // written. It ignores b.N: run it with -benchtime=1x.
 func BenchmarkSweeps(b *testing.B) {
-	n := 100_000
-	if v := os.Getenv("OPTIN_SWEEP_SUBJECTS"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil {
-			b.Fatal(err)
-		}
-	}
+	n := sweepSubjects(b)
 	s := open(b)
 	var size int64
-	storetest.BenchSweeps(b, s, n, 0.01, func() {
-		fi, err := os.Stat(s.db.Path())
-		if err != nil {
-			b.Fatal(err)
-		}
-		size = fi.Size()
-	})
+	storetest.BenchSweeps(b, s, n, 0.01, func() { size = fileSize(b, s) })
 	b.ReportMetric(float64(size)/(1<<20), "file-MiB")
 }
 
@@ -105,26 +93,38 @@ func BenchmarkSweeps(b *testing.B) {
 // scheduled later (see storetest.BenchErasures), and reports the file's
 // size before and after. It ignores b.N: run it with -benchtime=1x.
 func BenchmarkErasures(b *testing.B) {
-	n := 100_000
-	if v := os.Getenv("OPTIN_SWEEP_SUBJECTS"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil {
-			b.Fatal(err)
-		}
-	}
+	n := sweepSubjects(b)
 	s := open(b)
-	size := func() int64 {
-		fi, err := os.Stat(s.db.Path())
-		if err != nil {
-			b.Fatal(err)
-		}
-		return fi.Size()
-	}
 	var before, after int64
 	storetest.BenchErasures(b, s, n, 0.01, storetest.ErasureHooks{
-		Seeded: func([]optin.Address) { before = size() },
-		Swept:  func([]optin.Address) { after = size() },
+		Seeded: func([]optin.Address) { before = fileSize(b, s) },
+		Swept:  func([]optin.Address) { after = fileSize(b, s) },
 	})
 	b.ReportMetric(float64(before)/(1<<20), "file-MiB")
 	b.ReportMetric(float64(after)/(1<<20), "file-MiB-after")
+}
+
+// sweepSubjects is the number of subjects the sweeper benchmarks seed:
+// OPTIN_SWEEP_SUBJECTS, default 100,000.
+func sweepSubjects(b *testing.B) int {
+	b.Helper()
+	v := os.Getenv("OPTIN_SWEEP_SUBJECTS")
+	if v == "" {
+		return 100_000
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
+
+// fileSize is the size of s's database file.
+func fileSize(b *testing.B, s *Store) int64 {
+	b.Helper()
+	fi, err := os.Stat(s.db.Path())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return fi.Size()
 }
