@@ -25,7 +25,7 @@ const checkBatch = 10_000
 // found before any output.
 func runCheck(_ context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	cf := addClientFlags(fs, e)
+	cf := addClientFlags(fs, e, "read")
 	purpose := fs.String("purpose", "", "the purpose to decide for (required)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {

@@ -6,12 +6,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
+
+	"optinproxy/config"
 )
 
 // client talks to a running server's admin API: the command line's
@@ -27,18 +31,43 @@ type client struct {
 // defaultAddr is the server of the zero-config defaults.
 const defaultAddr = "http://127.0.0.1:8080"
 
-// clientFlags adds --addr and --token to fs; call connect after parsing.
+// clientFlags adds --addr, --token and --config to fs; call connect
+// after parsing.
 type clientFlags struct {
-	addr, token *string
-	envToken    string
+	addr, token, config *string
+	envToken            string
+	// scope is what the command's requests need: a --config token is
+	// chosen by it.
+	scope   string
+	environ []string
 }
 
-func addClientFlags(fs *flag.FlagSet, e *env) clientFlags {
+func addClientFlags(fs *flag.FlagSet, e *env, scope string) clientFlags {
 	return clientFlags{
-		addr:     fs.String("addr", e.getenv("OPTINPROXY_ADDR"), "server address (default "+defaultAddr+", or OPTINPROXY_ADDR)"),
-		token:    fs.String("token", e.getenv("OPTINPROXY_TOKEN"), "admin API token (default OPTINPROXY_TOKEN, or ./data/admin.token)"),
+		addr:     fs.String("addr", e.getenv("OPTINPROXY_ADDR"), "server address (default OPTINPROXY_ADDR, else http.listen of --config, else "+defaultAddr+")"),
+		token:    fs.String("token", e.getenv("OPTINPROXY_TOKEN"), "admin API token (default OPTINPROXY_TOKEN, else the first admin.tokens token_file of --config with scope "+scope+", else ./data/admin.token)"),
+		config:   fs.String("config", e.getenv("OPTINPROXY_CONFIG"), "the server's configuration file, for its address and a token (default OPTINPROXY_CONFIG)"),
 		envToken: e.getenv("OPTINPROXY_TOKEN"),
+		scope:    scope,
+		environ:  e.environ,
 	}
+}
+
+// suppressScope is the scope suppress VERB needs; removing an erased
+// suppression needs erase, set once --reason is parsed.
+func suppressScope(verb string) string {
+	if verb == "list" {
+		return "read"
+	}
+	return "write"
+}
+
+// outboxScope is the scope outbox VERB needs.
+func outboxScope(verb string) string {
+	if verb == "replay" {
+		return "write"
+	}
+	return "read"
 }
 
 // parseConnect parses args, wants exactly n positional arguments (usage
@@ -58,10 +87,28 @@ func (f clientFlags) parseConnect(fs *flag.FlagSet, args []string, n int, usage 
 	return c, pos, nil
 }
 
-// connect resolves the address and token: flags, then the environment,
-// then the zero-config defaults of a server run in this folder.
+// connect resolves the address and token. Each comes from the first of:
+// its flag, its environment variable, the --config file (SPEC §8), then
+// the zero-config defaults of a server run in this folder.
 func (f clientFlags) connect() (*client, error) {
-	addr := *f.addr
+	addr, token, from := *f.addr, *f.token, "--token"
+	if token != "" && token == f.envToken {
+		from = "OPTINPROXY_TOKEN"
+	}
+	if *f.config != "" && (addr == "" || token == "") {
+		cfg, err := loadConfig(*f.config, f.environ)
+		if err != nil {
+			return nil, err
+		}
+		if addr == "" {
+			addr = listenAddr(cfg.HTTP.Listen)
+		}
+		if token == "" {
+			if token, from, err = configToken(cfg, *f.config, f.scope); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if addr == "" {
 		addr = defaultAddr
 	}
@@ -72,19 +119,50 @@ func (f clientFlags) connect() (*client, error) {
 	if err != nil || u.Host == "" {
 		return nil, usagef("--addr %q is not a server address such as %s", addr, defaultAddr)
 	}
-	token, from := *f.token, "--token"
-	switch {
-	case token == "":
+	if token == "" {
 		file := filepath.Join("data", "admin.token")
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return nil, usagef("no token: give --token or OPTINPROXY_TOKEN, or run in the folder where `optinproxy serve` made data/admin.token")
+			return nil, usagef("no token: give --token, OPTINPROXY_TOKEN or --config with the server's configuration, or run in the folder where `optinproxy serve` made data/admin.token")
 		}
 		token, from = strings.TrimSpace(string(b)), "./"+file
-	case token == f.envToken:
-		from = "OPTINPROXY_TOKEN"
 	}
 	return &client{base: strings.TrimRight(u.String(), "/"), token: token, tokenFrom: from, http: &http.Client{Timeout: 5 * time.Minute}}, nil
+}
+
+// listenAddr is the address to reach a server listening on listen: a
+// wildcard host is reached on loopback.
+func listenAddr(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	switch host {
+	case "", "0.0.0.0":
+		host = "127.0.0.1"
+	case "::":
+		host = "::1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// configToken is the first admin.tokens entry of cfg (read from path)
+// that has a token_file and scope, and a description of it for a 401.
+func configToken(cfg *config.Config, path, scope string) (token, from string, err error) {
+	var have []string
+	for i, t := range cfg.Admin.Tokens {
+		if t.TokenFile == "" {
+			continue
+		}
+		if slices.Contains(t.Scopes, scope) {
+			return t.Token, fmt.Sprintf("%s (admin.tokens[%d] %q of %s)", t.TokenFile, i, t.Name, path), nil
+		}
+		have = append(have, fmt.Sprintf("%s [%s]", t.Name, strings.Join(t.Scopes, " ")))
+	}
+	if len(have) == 0 {
+		return "", "", usagef("%s has no admin.tokens entry with a token_file: give --token or OPTINPROXY_TOKEN, or add a token with scope %s", path, scope)
+	}
+	return "", "", usagef("%s has no admin.tokens entry with a token_file and scope %s (have: %s): give --token or OPTINPROXY_TOKEN, or add %s to a token's scopes", path, scope, strings.Join(have, ", "), scope)
 }
 
 // apiError is an error answer of the API, printed as one line.

@@ -42,7 +42,7 @@ func (f evidenceFlags) Set(s string) error {
 
 func runConsentChange(e *env, verb string, args []string) error {
 	fs := flag.NewFlagSet("consent "+verb, flag.ContinueOnError)
-	cf := addClientFlags(fs, e)
+	cf := addClientFlags(fs, e, "write")
 	source := fs.String("source", "", "where the change comes from (form, crm, import, ...; default api)")
 	basis := fs.String("basis", "", "lawful basis (default: the purpose's)")
 	ip := fs.String("ip", "", "evidence: the subject's IP address")
@@ -103,7 +103,7 @@ func runConsentChange(e *env, verb string, args []string) error {
 
 func runConsentShow(e *env, args []string) error {
 	fs := flag.NewFlagSet("consent show", flag.ContinueOnError)
-	cf := addClientFlags(fs, e)
+	cf := addClientFlags(fs, e, "read")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
 	c, pos, err := cf.parseConnect(fs, args, 1, "want EMAIL")
 	if err != nil {
@@ -216,7 +216,7 @@ func day(t time.Time) string {
 
 func runVerify(_ context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	cf := addClientFlags(fs, e)
+	cf := addClientFlags(fs, e, "read")
 	c, _, err := cf.parseConnect(fs, args, 0, "takes no arguments")
 	if err != nil {
 		return err

@@ -12,7 +12,7 @@ import (
 // the admin API (a token with the erase scope).
 func runErase(_ context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("erase", flag.ContinueOnError)
-	cf := addClientFlags(fs, e)
+	cf := addClientFlags(fs, e, "erase")
 	at := fs.String("at", "", "erase at this time (RFC 3339, or YYYY-MM-DD for midnight UTC) instead of now; cancellable until then")
 	cancel := fs.Bool("cancel", false, "cancel the scheduled erasure")
 	pos, err := parseFlags(fs, args)

@@ -13,7 +13,7 @@ import (
 
 func runImport(_ context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("import", flag.ContinueOnError)
-	cf := addClientFlags(fs, e)
+	cf := addClientFlags(fs, e, "write")
 	c, pos, err := cf.parseConnect(fs, args, 1, "want FILE.csv")
 	if err != nil {
 		return err
@@ -54,7 +54,7 @@ func runImport(_ context.Context, e *env, args []string) error {
 
 func runExport(_ context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("export", flag.ContinueOnError)
-	cf := addClientFlags(fs, e)
+	cf := addClientFlags(fs, e, "read")
 	format := fs.String("format", "json", "json, csv or xlsx")
 	output := fs.String("output", "", "file to write (default: standard output for json and csv, EMAIL.xlsx for xlsx)")
 	pos, err := parseFlags(fs, args)
@@ -96,7 +96,7 @@ func runSuppress(_ context.Context, e *env, args []string) error {
 	}
 	verb := args[0]
 	fs := flag.NewFlagSet("suppress "+verb, flag.ContinueOnError)
-	cf := addClientFlags(fs, e)
+	cf := addClientFlags(fs, e, suppressScope(verb))
 	reason := fs.String("reason", "", "unsubscribed_all, hard_bounce, complaint or manual; remove also takes erased (the erase scope: the person came back)")
 	pos, err := parseFlags(fs, args[1:])
 	if err != nil {
@@ -113,6 +113,9 @@ func runSuppress(_ context.Context, e *env, args []string) error {
 		}
 	default:
 		return usagef("unknown subcommand %q: want add, remove or list", verb)
+	}
+	if *reason == "erased" {
+		cf.scope = "erase"
 	}
 	c, err := cf.connect()
 	if err != nil {

@@ -34,7 +34,7 @@ func runOutbox(_ context.Context, e *env, args []string) error {
 	}
 	verb := args[0]
 	fs := flag.NewFlagSet("outbox "+verb, flag.ContinueOnError)
-	cf := addClientFlags(fs, e)
+	cf := addClientFlags(fs, e, outboxScope(verb))
 	status := fs.String("status", "dead", "list: dead, pending or retired")
 	target := fs.String("target", "", "only this target (hook-..., mailchimp-..., mandrill-rejects)")
 	all := fs.Bool("all", false, "replay: every dead delivery (of --target, when given)")
@@ -134,7 +134,7 @@ func stamp(t time.Time) string {
 // audience into the ledger, and prints what it did.
 func runSync(_ context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("sync", flag.ContinueOnError)
-	cf := addClientFlags(fs, e)
+	cf := addClientFlags(fs, e, "write")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err

@@ -49,7 +49,7 @@ func newPortal(cfg *config.Config, ledger *optin.Ledger, tokens *unsubscribe.Tok
 // server, to hand to the subject.
 func runPortalLink(_ context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("portal-link", flag.ContinueOnError)
-	cf := addClientFlags(fs, e)
+	cf := addClientFlags(fs, e, "write")
 	c, pos, err := cf.parseConnect(fs, args, 1, "want EMAIL")
 	if err != nil {
 		return err

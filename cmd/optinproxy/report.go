@@ -85,7 +85,7 @@ func csvSafe(v string) string {
 
 func runReport(_ context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
-	cf := addClientFlags(fs, e)
+	cf := addClientFlags(fs, e, "read")
 	format := fs.String("format", "", "table (default), csv or json; for processing markdown (default) or json")
 	asJSON := fs.Bool("json", false, "the same as --format json")
 	since := fs.String("since", "", "no-basis and affected: the window's start, RFC 3339 (no-basis default: 30 days ago)")
