@@ -102,6 +102,12 @@ func TestWarnings(t *testing.T) {
 		t.Fatalf("a production configuration got warnings: %q", w)
 	}
 
+	// Users with nothing trusted: AUTH is asked of every client.
+	authOnly := "smtp: {trusted_networks: [], users: [{username: a, password_hash: \"" + testHash(t) + "\"}]}\n"
+	if w := strings.Join(mustLoad(t, authOnly).Warnings(), "\n"); strings.Contains(w, "includes loopback") {
+		t.Errorf("loopback warned about while smtp.trusted_networks is empty: %s", w)
+	}
+
 	tests := []struct {
 		name, text, want string
 	}{
@@ -110,6 +116,8 @@ func TestWarnings(t *testing.T) {
 		{"trusted without tls", "smtp: {trusted_networks: [10.0.0.0/8]}\n", "10.0.0.0/8 but smtp.tls is not set"},
 		{"open relay", "smtp: {trusted_networks: [0.0.0.0/0]}\n", "anyone who reaches the listener may relay"},
 		{"users without tls", "smtp: {users: [{username: a, password_hash: \"" + testHash(t) + "\"}]}\n", "authenticate only from loopback"},
+		{"users with loopback trusted", "smtp: {users: [{username: a, password_hash: \"" + testHash(t) + "\"}]}\n",
+			"smtp.users are configured but smtp.trusted_networks includes loopback (127.0.0.0/8, ::1/128): clients on this machine relay without AUTH; set smtp.trusted_networks: []"},
 		{"monitor", "policy: {mode: monitor}\n", "policy.mode is monitor"},
 		{"file upstream", "", "mail is written to ./data/outbox"},
 		{"opportunistic starttls", "upstream: {url: smtp://mail.example.net}\n", "unencrypted if it does not offer STARTTLS"},

@@ -34,6 +34,20 @@ func (c *Config) Warnings() []string {
 			add("smtp.trusted_networks includes %s but smtp.tls is not set: mail from there travels unencrypted", p)
 		}
 	}
+	if len(c.SMTP.Users) > 0 {
+		// Users suggest every client should log in, but the default
+		// trusted networks let anything on this machine relay without.
+		var loopback []string
+		for _, p := range c.SMTP.TrustedPrefixes() {
+			if p.Bits() > 0 && p.Addr().IsLoopback() {
+				loopback = append(loopback, p.String())
+			}
+		}
+		if len(loopback) > 0 {
+			add("smtp.users are configured but smtp.trusted_networks includes loopback (%s): clients on this machine relay without AUTH; set smtp.trusted_networks: [] to require AUTH from every client",
+				strings.Join(loopback, ", "))
+		}
+	}
 	if len(c.SMTP.Users) > 0 && !tlsSet {
 		add("smtp.users are configured but smtp.tls is not: clients can authenticate only from loopback")
 	}

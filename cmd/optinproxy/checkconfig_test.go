@@ -32,7 +32,9 @@ func TestCheckConfigDSNWarnings(t *testing.T) {
 		wantNotIn string // a user that must not be named
 	}{
 		{"user without from_domains", "  blocked_dsn: true\n  trusted_networks: []\n" + users,
-			[]string{userWarning}, []string{trustedWarning}, `"crm"`},
+			[]string{userWarning}, []string{trustedWarning, "includes loopback"}, `"crm"`},
+		{"users beside loopback trusted", users,
+			[]string{"smtp.users are configured but smtp.trusted_networks includes loopback (127.0.0.0/8, ::1/128): clients on this machine relay without AUTH"}, nil, ""},
 		{"default trusted networks", "  blocked_dsn: true\n",
 			[]string{trustedWarning}, []string{"has no from_domains"}, ""},
 		{"nothing to warn of", "  blocked_dsn: true\n  trusted_networks: []\n  users:\n    - {username: crm, password_hash: '" + string(h) + "', from_domains: [shop.example]}\n",
