@@ -118,6 +118,8 @@ func TestWarnings(t *testing.T) {
 		{"users without tls", "smtp: {users: [{username: a, password_hash: \"" + testHash(t) + "\"}]}\n", "authenticate only from loopback"},
 		{"users with loopback trusted", "smtp: {users: [{username: a, password_hash: \"" + testHash(t) + "\"}]}\n",
 			"smtp.users are configured but smtp.trusted_networks includes loopback (127.0.0.0/8, ::1/128): clients on this machine relay without AUTH; set smtp.trusted_networks: []"},
+		{"a built-in purpose left out", "policy: {default_purpose: promotions}\npurposes:\n  promotions: {basis: consent, category: marketing}\n",
+			"purposes does not list the built-in transactional, so it is not configured: mail and API calls naming it are refused; the purposes listed are all there are, so to keep it add to purposes: transactional: {basis: contract, category: transactional}"},
 		{"monitor", "policy: {mode: monitor}\n", "policy.mode is monitor"},
 		{"file upstream", "", "mail is written to ./data/outbox"},
 		{"opportunistic starttls", "upstream: {url: smtp://mail.example.net}\n", "unencrypted if it does not offer STARTTLS"},

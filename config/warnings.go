@@ -2,10 +2,12 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -57,6 +59,15 @@ func (c *Config) Warnings() []string {
 			c.Store.KeyPath(), c.Store.Path)
 	}
 
+	// A purposes block lists all the purposes there are (decode.go): a
+	// built-in left out is gone, which a file adding one purpose rarely
+	// means.
+	for _, name := range slices.Sorted(maps.Keys(Default().Purposes)) {
+		if _, ok := c.Purposes[name]; !ok {
+			add("purposes does not list the built-in %s, so it is not configured: mail and API calls naming it are refused; the purposes listed are all there are, so to keep it add to purposes: %s", name, builtinPurpose(name))
+		}
+	}
+
 	if c.Policy.Mode == ModeMonitor {
 		add("policy.mode is monitor: decisions are recorded but every recipient gets the mail")
 	}
@@ -98,4 +109,17 @@ func isLoopbackHost(host string) bool {
 	}
 	a, err := netip.ParseAddr(host)
 	return err == nil && a.IsLoopback()
+}
+
+// builtinPurpose is the built-in purpose name as one line of YAML.
+func builtinPurpose(name string) string {
+	p := Default().Purposes[name]
+	fields := []string{"basis: " + p.Basis, "category: " + p.Category}
+	if p.Retention > 0 {
+		fields = append(fields, "retention: "+p.Retention.String())
+	}
+	if p.Description != "" {
+		fields = append(fields, fmt.Sprintf("description: %q", p.Description))
+	}
+	return name + ": {" + strings.Join(fields, ", ") + "}"
 }

@@ -68,3 +68,19 @@ func TestCheckConfigDSNWarnings(t *testing.T) {
 		})
 	}
 }
+
+// A purposes block naming only a new purpose drops the built-in ones:
+// check-config names each one dropped and the lines that keep it.
+func TestCheckConfigPurposesLeftOut(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "optinproxy.yaml")
+	os.WriteFile(path, []byte("policy: {default_purpose: promotions}\npurposes:\n  promotions: {basis: consent, category: marketing, description: Offers}\n  newsletter: {basis: consent, category: marketing}\n"), 0o600)
+	r := runCmd(t, dir, "", nil, "check-config", path)
+	want := "warning: purposes does not list the built-in transactional, so it is not configured: mail and API calls naming it are refused; the purposes listed are all there are, so to keep it add to purposes: transactional: {basis: contract, category: transactional}"
+	if r.code != 0 || !strings.Contains(r.stdout, want) || !strings.Contains(r.stdout, ": ok") {
+		t.Errorf("exit %d, want 0 and %q in:\n%s%s", r.code, want, r.stdout, r.stderr)
+	}
+	if strings.Contains(r.stdout, "built-in newsletter") {
+		t.Errorf("newsletter is listed, yet named as left out:\n%s", r.stdout)
+	}
+}
