@@ -147,8 +147,19 @@ func listenAddr(listen string) string {
 }
 
 // configToken is the first admin.tokens entry of cfg (read from path)
-// that has a token_file and scope, and a description of it for a 401.
+// that has a token_file and scope, or the server's own token when there
+// are no entries, and a description of it for a 401.
 func configToken(cfg *config.Config, path, scope string) (token, from string, err error) {
+	if len(cfg.Admin.Tokens) == 0 {
+		// The server then made its own token, with every scope, in
+		// store.path (SPEC §9).
+		file := adminTokenFile(cfg)
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", "", usagef("%s has no admin.tokens and the token the server makes without them is not there (%v): give --token or OPTINPROXY_TOKEN, or start `optinproxy serve --config %s` first", path, err, path)
+		}
+		return strings.TrimSpace(string(b)), file + " (made by the server, as " + path + " has no admin.tokens)", nil
+	}
 	var have []string
 	for i, t := range cfg.Admin.Tokens {
 		if t.TokenFile == "" {
