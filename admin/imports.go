@@ -282,7 +282,11 @@ func (a *API) failImport(w http.ResponseWriter, r *http.Request, err error, stor
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		tooLarge(w, mbe.Limit, fmt.Sprintf("; the %d rows before it were applied or already stored", stored))
+		before := fmt.Sprintf("the %d rows before it were", stored)
+		if stored == 1 {
+			before = "the row before it was"
+		}
+		tooLarge(w, mbe.Limit, "; "+before+" applied or already stored")
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		a.fail(w, r, err)
 	default:
