@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -405,4 +406,74 @@ func TestImportInventsNoEvidence(t *testing.T) {
 			t.Errorf("no-proof report: %v, want %v", got, want)
 		}
 	})
+}
+
+// TestImportShortRows: a row may leave its trailing optional columns off
+// (a spreadsheet drops empty trailing cells); a row without a required
+// column is refused with the column's name and its line.
+func TestImportShortRows(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *apiServer) {
+		csv := "email,purpose,status,basis,source,granted_at,policy_version,ip\n" +
+			"anna@example.com,newsletter,granted,consent,import\n" +
+			"bob@example.com,newsletter,granted,consent,import,2026-01-10\n" +
+			"carl@example.com,newsletter,granted\n" +
+			"dora@example.com,newsletter,granted,consent,import,,,,extra\n"
+		var ans importResult
+		code, raw := s.call(t, adminToken, "POST", "/api/v1/imports", csv, &ans)
+		if code != 200 || ans.Rows != 4 || ans.Applied != 2 || ans.Bad != 2 {
+			t.Fatalf("import: %d %s", code, raw)
+		}
+		if ans.BadRows[0].Line != 4 || ans.BadRows[0].Error != "missing column basis: 3 fields, the header has 8; only granted_at, policy_version and ip may be left off" {
+			t.Errorf("the row without basis: %+v", ans.BadRows[0])
+		}
+		if ans.BadRows[1].Line != 5 || ans.BadRows[1].Error != "9 fields, the header has 8" {
+			t.Errorf("the row with an extra field: %+v", ans.BadRows[1])
+		}
+		var subj subjectAnswer
+		s.call(t, readToken, "GET", "/api/v1/subjects/bob@example.com", "", &subj)
+		if len(subj.Consents) != 1 || !subj.Consents[0].GrantedAt.Equal(time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC)) {
+			t.Errorf("the short dated row: %+v", subj.Consents)
+		}
+	})
+}
+
+// TestImportSemicolons: Excel set to Dutch saves "CSV" with semicolons, a
+// byte order mark and CRLF line ends; the import reads it as it is.
+func TestImportSemicolons(t *testing.T) {
+	body, err := os.ReadFile("testdata/import-semicolon.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eachStore(t, func(t *testing.T, s *apiServer) {
+		var ans importResult
+		code, raw := s.call(t, adminToken, "POST", "/api/v1/imports", string(body), &ans)
+		if code != 200 || ans.Rows != 3 || ans.Applied != 3 || ans.Bad != 0 {
+			t.Fatalf("import: %d %s", code, raw)
+		}
+		var subj subjectAnswer
+		s.call(t, readToken, "GET", "/api/v1/subjects/anna@example.com", "", &subj)
+		if len(subj.Consents) != 1 || subj.Consents[0].Evidence == nil || subj.Consents[0].Evidence.PolicyVersion != "2025-06, juni" ||
+			!subj.Consents[0].GrantedAt.Equal(time.Date(2026, 1, 10, 9, 0, 0, 0, time.UTC)) {
+			t.Errorf("anna: %+v", subj.Consents)
+		}
+		s.call(t, readToken, "GET", "/api/v1/subjects/piet@example.com", "", &subj)
+		if len(subj.Consents) != 1 || subj.Consents[0].Source != "webformulier" ||
+			subj.Consents[0].Evidence == nil || subj.Consents[0].Evidence.PolicyVersion != "v3; juni" {
+			t.Errorf("the quoted policy version with a semicolon: %+v", subj.Consents)
+		}
+		// A separator the import does not read gets a hint, not only
+		// "unknown column".
+		code, raw = s.call(t, adminToken, "POST", "/api/v1/imports", "email\tpurpose\tstatus\tbasis\tsource\nx\ty\n", nil)
+		if code != 400 || !strings.Contains(raw, "separate its columns with commas or semicolons: save the file as CSV") {
+			t.Errorf("a tab-separated file: %d %s", code, raw)
+		}
+	})
+}
+
+type importResult struct {
+	Rows, Applied, Ignored, Bad int
+	BadRows                     []struct {
+		Line  int
+		Error string
+	} `json:"bad_rows"`
 }

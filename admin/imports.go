@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"bufio"
+	"bytes"
 	"cmp"
 	"encoding/csv"
 	"errors"
@@ -48,7 +50,9 @@ var importColumns = []string{"email", "purpose", "status", "basis", "source", "g
 // §2), so that is all a row without granted_at has to show.
 func (a *API) importCSV(w http.ResponseWriter, r *http.Request, p principal) {
 	src := optin.ImportSource{File: importFileName(r.URL.Query().Get("file")), At: a.opts.Now().UTC()}
-	cr := csv.NewReader(r.Body)
+	body := bufio.NewReaderSize(r.Body, 64<<10)
+	cr := csv.NewReader(body)
+	cr.Comma = sniffSeparator(body)
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
 	head, err := cr.Read()
@@ -72,7 +76,11 @@ func (a *API) importCSV(w http.ResponseWriter, r *http.Request, p principal) {
 			known = known || c == name
 		}
 		if !known {
-			badRequest(w, fmt.Sprintf("unknown column %q; the columns are %s", name, strings.Join(importColumns, ",")))
+			hint := ""
+			if strings.ContainsAny(name, ";\t") {
+				hint = " (a header row must separate its columns with commas or semicolons: save the file as CSV)"
+			}
+			badRequest(w, fmt.Sprintf("unknown column %q; the columns are %s%s", name, strings.Join(importColumns, ","), hint))
 			return
 		}
 		col[name] = i
@@ -134,8 +142,12 @@ func (a *API) importCSV(w http.ResponseWriter, r *http.Request, p principal) {
 		}
 		ans.Rows++
 		line, _ := cr.FieldPos(0)
-		if len(rec) != len(head) {
+		if len(rec) > len(head) {
 			bad(line, fmt.Sprintf("%d fields, the header has %d", len(rec), len(head)))
+			continue
+		}
+		if msg := missingColumn(rec, head, col); msg != "" {
+			bad(line, msg)
 			continue
 		}
 		src.Line = line
@@ -166,7 +178,8 @@ func (a *API) importCSV(w http.ResponseWriter, r *http.Request, p principal) {
 // importRow turns one row into a change, or says what is wrong with it.
 func (a *API) importRow(rec []string, col map[string]int, p principal, src optin.ImportSource) (optin.Change, error) {
 	get := func(name string) string {
-		if i, ok := col[name]; ok {
+		// A short row leaves its trailing optional columns off: empty.
+		if i, ok := col[name]; ok && i < len(rec) {
 			return strings.TrimSpace(rec[i])
 		}
 		return ""
@@ -197,6 +210,39 @@ func (a *API) importRow(rec []string, col map[string]int, p principal, src optin
 	default:
 		return optin.Change{}, fmt.Errorf("status %q: want granted, pending, withdrawn or expired", status)
 	}
+}
+
+// missingColumn says which required column a short row lacks, or "" when
+// it lacks only optional ones (granted_at, policy_version, ip), which a
+// spreadsheet leaves off a row whose trailing cells are empty.
+func missingColumn(rec, head []string, col map[string]int) string {
+	if len(rec) == len(head) {
+		return ""
+	}
+	for _, req := range importColumns[:5] {
+		if col[req] >= len(rec) {
+			return fmt.Sprintf("missing column %s: %d fields, the header has %d; only granted_at, policy_version and ip may be left off",
+				req, len(rec), len(head))
+		}
+	}
+	return ""
+}
+
+// sniffSeparator chooses the field separator from the header row: Excel
+// set to a language whose decimal mark is a comma (Dutch among them)
+// saves "CSV" with semicolons. The header has no quoted commas or
+// semicolons, as its column names hold neither, so counting is enough.
+func sniffSeparator(body *bufio.Reader) rune {
+	// An error here (a short body, a cut connection) is the CSV reader's
+	// to report: bufio keeps it for the next read.
+	buf, _ := body.Peek(body.Size())
+	if i := bytes.IndexByte(buf, '\n'); i >= 0 {
+		buf = buf[:i]
+	}
+	if bytes.Count(buf, []byte{';'}) > bytes.Count(buf, []byte{','}) {
+		return ';'
+	}
+	return ','
 }
 
 // importFileName keeps of a file name what an event may hold: its last
@@ -236,7 +282,11 @@ func (a *API) failImport(w http.ResponseWriter, r *http.Request, err error, stor
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		tooLarge(w, mbe.Limit, fmt.Sprintf("; the %d rows before it were applied or already stored", stored))
+		before := fmt.Sprintf("the %d rows before it were", stored)
+		if stored == 1 {
+			before = "the row before it was"
+		}
+		tooLarge(w, mbe.Limit, "; "+before+" applied or already stored")
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		a.fail(w, r, err)
 	default:

@@ -3,12 +3,17 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
 	"time"
+
+	"golang.org/x/term"
 )
 
 func runImport(_ context.Context, e *env, args []string) error {
@@ -38,25 +43,38 @@ func runImport(_ context.Context, e *env, args []string) error {
 	if err := json.Unmarshal(raw, &ans); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "%d rows: %d applied, %d unchanged (already stored or older), %d bad (%.1fs)\n",
-		ans.Rows, ans.Applied, ans.Ignored, ans.Bad, time.Since(start).Seconds())
+	fmt.Fprintf(e.stdout, "%s: %d applied, %d unchanged (already stored or older), %d bad (%.1fs)\n",
+		count(ans.Rows, "row"), ans.Applied, ans.Ignored, ans.Bad, time.Since(start).Seconds())
 	for _, b := range ans.BadRows {
 		fmt.Fprintf(e.stdout, "%s:%d: %s\n", pos[0], b.Line, b.Error)
 	}
 	if ans.Bad > len(ans.BadRows) {
-		fmt.Fprintf(e.stdout, "... and %d more bad rows\n", ans.Bad-len(ans.BadRows))
+		fmt.Fprintf(e.stdout, "... and %s more\n", count(ans.Bad-len(ans.BadRows), "bad row"))
 	}
 	if ans.Bad > 0 {
-		return exitError{msg: fmt.Sprintf("optinproxy import: %d bad rows were skipped", ans.Bad), code: 1}
+		verb := "were"
+		if ans.Bad == 1 {
+			verb = "was"
+		}
+		return exitError{msg: fmt.Sprintf("optinproxy import: %s %s skipped", count(ans.Bad, "bad row"), verb), code: 1}
 	}
 	return nil
+}
+
+// count puts n before noun, plural unless n is 1: "1 row", "2 rows".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func runExport(_ context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("export", flag.ContinueOnError)
 	cf := addClientFlags(fs, e, "read")
 	format := fs.String("format", "json", "json, csv or xlsx")
-	output := fs.String("output", "", "file to write (default: standard output for json and csv, EMAIL.xlsx for xlsx)")
+	output := fs.String("output", "", "file to write, - for standard output (default: standard output; xlsx to a terminal: EMAIL.xlsx)")
+	force := fs.Bool("force", false, "overwrite the file written (--output, or EMAIL.xlsx) if it exists")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -67,6 +85,19 @@ func runExport(_ context.Context, e *env, args []string) error {
 	if *format != "json" && *format != "csv" && *format != "xlsx" {
 		return usagef("--format must be json, csv or xlsx")
 	}
+	out := *output
+	if out == "" && *format == "xlsx" && isTerminal(e.stdout) {
+		// A workbook is binary: on a terminal it would be noise, so it
+		// goes to a file; piped or redirected it goes where it is sent.
+		out = filepath.Base(pos[0]) + ".xlsx"
+	}
+	if out != "" && out != "-" && !*force {
+		// Checked before the request so that nothing is fetched in vain;
+		// O_EXCL below still refuses a file that appears meanwhile.
+		if _, err := os.Lstat(out); err == nil {
+			return exitError{msg: fmt.Sprintf("optinproxy export: %s exists; give --force to overwrite it, or another --output", out), code: 1}
+		}
+	}
 	c, err := cf.connect()
 	if err != nil {
 		return err
@@ -75,19 +106,42 @@ func runExport(_ context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	out := *output
-	if out == "" && *format == "xlsx" {
-		out = filepath.Base(pos[0]) + ".xlsx"
-	}
 	if out == "" || out == "-" {
 		_, err := e.stdout.Write(raw)
 		return err
 	}
-	if err := os.WriteFile(out, raw, 0o600); err != nil {
+	if err := writeNew(out, raw, *force); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "wrote %s (%d bytes)\n", out, len(raw))
 	return nil
+}
+
+// writeNew writes b to a file created for it; an existing file is
+// overwritten only when force is set.
+func writeNew(name string, b []byte, force bool) error {
+	flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	if !force {
+		flags = os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	}
+	f, err := os.OpenFile(name, flags, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return exitError{msg: fmt.Sprintf("optinproxy export: %s exists; give --force to overwrite it, or another --output", name), code: 1}
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// isTerminal says whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func runSuppress(_ context.Context, e *env, args []string) error {

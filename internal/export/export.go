@@ -117,6 +117,9 @@ func (ex *Export) Encode(f Format) ([]byte, error) {
 		if err := enc.Encode(ex); err != nil {
 			return nil, err
 		}
+		// Details and evidence hold JSON stored HTML-escaped; a reader
+		// of the download wants <id@host>, not \u003cid@host\u003e.
+		return unescapeHTML(b.Bytes()), nil
 	case CSV:
 		cw := csv.NewWriter(&b)
 		for _, row := range ex.rows() {

@@ -21,7 +21,7 @@ func (ex *Export) consentRows() [][]string {
 		ev := ""
 		if c.Evidence != nil {
 			b, _ := c.Evidence.MarshalJSON()
-			ev = string(b)
+			ev = string(unescapeHTML(b))
 		}
 		rows = append(rows, []string{c.Purpose, string(c.Status), string(c.Basis), c.Source,
 			stamp(c.GrantedAt), stamp(c.UpdatedAt), stamp(c.ExpiresAt), c.EventID, ev})
@@ -40,7 +40,7 @@ func (ex *Export) suppressionRows() [][]string {
 func (ex *Export) eventRows() [][]string {
 	var rows [][]string
 	for _, e := range ex.Events {
-		rows = append(rows, []string{e.ID, stamp(e.Time), string(e.Type), e.Purpose, e.Actor, string(e.Details), e.Prev, e.Hash})
+		rows = append(rows, []string{e.ID, stamp(e.Time), string(e.Type), e.Purpose, e.Actor, string(unescapeHTML(e.Details)), e.Prev, e.Hash})
 	}
 	return rows
 }
