@@ -247,8 +247,15 @@ func TestPurposeErrors(t *testing.T) {
 		})
 		c := p.dial(t)
 		_, err := send(c, "crm@shop.example", []string{"piet@example.com"}, msgWith("u1", "nonsense"))
-		if se := wantCode(t, err, 550); se.EnhancedCode != (smtp.EnhancedCode{5, 7, 1}) || !contains(se.Message, `Unknown purpose "nonsense"`) {
+		if se := wantCode(t, err, 550); se.EnhancedCode != (smtp.EnhancedCode{5, 7, 1}) || !contains(se.Message, `Unknown purpose "nonsense"; the purposes are: breach-notice, newsletter, promotions, transactional`) {
 			t.Errorf("unknown purpose: %v %q", se.EnhancedCode, se.Message)
+		}
+		// The header's name is matched exactly; a capitalized one is told
+		// that names are lower case.
+		c.Reset()
+		_, err = send(c, "crm@shop.example", []string{"piet@example.com"}, msgWith("u1b", "Newsletter"))
+		if se := wantCode(t, err, 550); !contains(se.Message, `Unknown purpose "Newsletter" (purpose names are lower case: "newsletter"); the purposes are: breach-notice, newsletter, promotions, transactional`) {
+			t.Errorf("capitalized purpose: %q", se.Message)
 		}
 		c.Reset()
 		_, err = send(c, "crm@shop.example", []string{"piet@example.com"}, msgWith("u2", "newsletter\r\nX-Optin-Purpose: transactional"))
@@ -262,6 +269,12 @@ func TestPurposeErrors(t *testing.T) {
 		_, err = send(c, "crm@shop.example", []string{"piet@example.com"}, msgWith("u3", "breach-notice"))
 		if se := wantCode(t, err, 550); !contains(se.Message, `Purpose "breach-notice" is not allowed for this user`) {
 			t.Errorf("not allowed: %q", se.Message)
+		}
+		// A user limited to some purposes is told only of those.
+		c.Reset()
+		_, err = send(c, "crm@shop.example", []string{"piet@example.com"}, msgWith("u4", "promo"))
+		if se := wantCode(t, err, 550); !contains(se.Message, `Unknown purpose "promo"; the purposes are: newsletter, transactional`) {
+			t.Errorf("unknown purpose for a limited user: %q", se.Message)
 		}
 		if n := len(p.up.deliveries()); n != 0 {
 			t.Errorf("%d copies relayed", n)

@@ -75,8 +75,15 @@ func errConflictingPurposes(a, b string) *smtp.SMTPError {
 
 var errNoPurpose = purposeError("No purpose: add an %s header naming one", purposeHeader)
 
-func errUnknownPurpose(name string) *smtp.SMTPError {
-	return purposeError("Unknown purpose %s", quoteName(name))
+// errUnknownPurpose names the purpose and the ones the user may use.
+func errUnknownPurpose(name string, usable optin.Purposes) *smtp.SMTPError {
+	msg := "Unknown purpose " + quoteName(name)
+	if lower := strings.ToLower(name); lower != name {
+		if _, ok := usable[lower]; ok {
+			msg += fmt.Sprintf(" (purpose names are lower case: %q)", lower)
+		}
+	}
+	return purposeError("%s; the purposes are: %s", msg, strings.Join(usable.Names(), ", "))
 }
 
 func errPurposeNotAllowed(name string) *smtp.SMTPError {
