@@ -153,8 +153,9 @@ func TestMixedRecipients(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !contains(text, "relayed 2, blocked 1") {
-			t.Errorf("reply %q, want relayed 2, blocked 1", text)
+		// The reply names whom it blocked, and why.
+		if !contains(text, "relayed 2, blocked 1 (<piet@example.com>: no_consent)") {
+			t.Errorf("reply %q, want relayed 2, blocked 1 (<piet@example.com>: no_consent)", text)
 		}
 		got := p.up.deliveries()
 		if len(got) != 1 || !slices.Equal(got[0].to, []string{"jan@example.com", "info@bakkerij.example"}) {
@@ -554,7 +555,7 @@ func TestPartialFailureAcrossRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !contains(text, "relayed 1, blocked 1") || !contains(text, "2 relayed earlier") {
+		if !contains(text, "relayed 1, blocked 1 (<piet@example.com>: no_consent) (2 relayed earlier)") {
 			t.Errorf("retry reply %q", text)
 		}
 		want := map[string]int{"a@example.com": 1, "c@example.com": 1, "d@example.com": 1}
@@ -567,7 +568,7 @@ func TestPartialFailureAcrossRestart(t *testing.T) {
 		// Another instance on the same Redis finds every copy done.
 		third := enforcing(t, up, ls.reopen(t), nil)
 		text, err = send(third.dial(t), "crm@shop.example", rcpts, msg)
-		if err != nil || !contains(text, "already relayed") {
+		if err != nil || !contains(text, "already relayed to all 3 allowed recipients; blocked 1 (<piet@example.com>: no_consent)") {
 			t.Errorf("third try on another instance: %q %v", text, err)
 		}
 		if got := up.received(); fmt.Sprint(got) != fmt.Sprint(want) {
