@@ -147,6 +147,8 @@ func TestBadInput(t *testing.T) {
 			"/api/v1/subjects/not-an-address":           "bad address: missing @",
 			"/api/v1/events?subject=not-an-address":     "bad address: missing @",
 			"/api/v1/subjects/a@example.com/consents/x": `unknown purpose: "x"; the purposes are: events, newsletter, transactional`,
+			// Names are matched exactly; one that differs in case is told so.
+			"/api/v1/subjects/a@example.com/consents/Newsletter": `unknown purpose: "Newsletter" (purpose names are lower case: "newsletter"); the purposes are: events, newsletter, transactional`,
 		} {
 			method := "GET"
 			if strings.Contains(path, "/consents/") {
@@ -179,6 +181,15 @@ func TestSuppressions(t *testing.T) {
 	eachStore(t, func(t *testing.T, s *apiServer) {
 		if code, raw := s.call(t, adminToken, "POST", "/api/v1/suppressions", `{"email": "Bounce@Example.com", "reason": "hard_bounce"}`, nil); code != 201 {
 			t.Fatalf("add: %d %s", code, raw)
+		}
+		// An unknown reason is answered with the ones that would do.
+		if code, raw := s.call(t, adminToken, "POST", "/api/v1/suppressions", `{"email": "bounce@example.com", "reason": "spam"}`, nil); code != 400 ||
+			!strings.Contains(raw, `unknown suppression reason \"spam\"; the reasons to add are: unsubscribed_all, hard_bounce, complaint, manual`) {
+			t.Errorf("unknown reason: %d %s", code, raw)
+		}
+		if code, raw := s.call(t, adminToken, "DELETE", "/api/v1/suppressions/bounce@example.com?reason=spam", "", nil); code != 400 ||
+			!strings.Contains(raw, `unknown suppression reason \"spam\"; the reasons are: unsubscribed_all, hard_bounce, complaint, erased, manual`) {
+			t.Errorf("removing an unknown reason: %d %s", code, raw)
 		}
 		if code, _ := s.call(t, adminToken, "POST", "/api/v1/suppressions", `{"email": "bounce@example.com", "reason": "hard_bounce"}`, nil); code != 200 {
 			t.Errorf("repeat add: %d, want 200 (nothing new)", code)
@@ -232,7 +243,7 @@ func TestImportCSV(t *testing.T) {
 		if fmt.Sprint(lines) != "[3 5 6 7 8]" {
 			t.Errorf("bad lines %v, want [3 5 6 7 8]: %s", lines, raw)
 		}
-		if ans.BadRows[0].Error != "bad address: missing @" || ans.BadRows[1].Error != `unknown purpose: "nope"` {
+		if ans.BadRows[0].Error != "bad address: missing @" || ans.BadRows[1].Error != `unknown purpose: "nope"; the purposes are: events, newsletter, transactional` {
 			t.Errorf("bad rows' errors: %+v", ans.BadRows)
 		}
 		var subj subjectAnswer

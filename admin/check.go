@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 
 	"optinproxy/optin"
 )
@@ -59,11 +60,11 @@ func (a *API) check(w http.ResponseWriter, r *http.Request, _ principal) {
 	}
 	p, ok := a.ledger.Purposes()[purpose]
 	if !ok {
-		what := fmt.Sprintf("unknown purpose %q", purpose)
+		what := "unknown purpose: " + a.ledger.Purposes().Unknown(purpose)
 		if purpose == "" {
-			what = "purpose is required"
+			what = "purpose is required; the purposes are: " + strings.Join(a.ledger.Purposes().Names(), ", ")
 		}
-		writeError(w, http.StatusBadRequest, "unknown_purpose", what+"; the purposes are: "+a.purposeNames())
+		writeError(w, http.StatusBadRequest, "unknown_purpose", what)
 		return
 	}
 	ans := checkJSON{Purpose: p.Name, Mode: "enforce", Results: make([]checkResult, len(emails))}

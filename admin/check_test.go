@@ -96,7 +96,8 @@ func TestCheck(t *testing.T) {
 			inMessage string
 		}{
 			{checkBody("nieuwsbrief", "a@example.com"), 400, "unknown_purpose", "events, newsletter, transactional"},
-			{checkBody("", "a@example.com"), 400, "unknown_purpose", "purpose is required"},
+			{checkBody("", "a@example.com"), 400, "unknown_purpose", "purpose is required; the purposes are: events, newsletter, transactional"},
+			{checkBody("NEWSLETTER", "a@example.com"), 400, "unknown_purpose", `(purpose names are lower case: \"newsletter\"); the purposes are: events`},
 			{`{"purpose": "newsletter"}`, 400, "bad_request", "no emails list"},
 			{`{"purpose": "newsletter", "email": ["a@example.com"]}`, 400, "bad_request", "unknown field email"},
 			{`{"purpose": "newsletter", "emails": "a@example.com"}`, 400, "bad_request", "emails"},

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"slices"
 	"strings"
 
 	"optinproxy/internal/httpjson"
@@ -35,7 +34,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, optin.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not_found", "nothing is stored for this address")
 	case errors.Is(err, optin.ErrUnknownPurpose):
-		writeError(w, http.StatusNotFound, "unknown_purpose", clientMessage(err)+"; the purposes are: "+a.purposeNames())
+		writeError(w, http.StatusNotFound, "unknown_purpose", clientMessage(err))
 	case errors.Is(err, optin.ErrBadAddress):
 		writeError(w, http.StatusBadRequest, "bad_address", clientMessage(err))
 	case errors.Is(err, optin.ErrBadInput):
@@ -54,18 +53,6 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 // "optin: bad address: missing @").
 func clientMessage(err error) string {
 	return strings.TrimPrefix(err.Error(), "optin: ")
-}
-
-// purposeNames lists the configured purposes, sorted, for a message
-// about an unknown one.
-func (a *API) purposeNames() string {
-	ps := a.ledger.Purposes()
-	names := make([]string, 0, len(ps))
-	for name := range ps {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return strings.Join(names, ", ")
 }
 
 // tooLarge answers a body over limit; more adds to the message.

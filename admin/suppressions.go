@@ -1,8 +1,10 @@
 package admin
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"optinproxy/optin"
 )
@@ -56,7 +58,11 @@ func (a *API) addSuppression(w http.ResponseWriter, r *http.Request, p principal
 		req.Reason = optin.SuppressManual
 	}
 	if req.Reason == optin.SuppressErased {
-		badRequest(w, "the erased suppression is made by erasure, not by hand")
+		badRequest(w, "the erased suppression is made by erasure, not by hand; the reasons to add are: "+manualReasons())
+		return
+	}
+	if !req.Reason.Valid() {
+		badRequest(w, fmt.Sprintf("unknown suppression reason %q; the reasons to add are: %s", req.Reason, manualReasons()))
 		return
 	}
 	res, err := a.ledger.Suppress(r.Context(), addr, req.Reason, p.actor())
@@ -115,4 +121,16 @@ func (a *API) removeSuppression(w http.ResponseWriter, r *http.Request, p princi
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"email": addr.String(), "removed": removed})
+}
+
+// manualReasons lists the suppression reasons a client may add: all but
+// erased, which only erasure makes.
+func manualReasons() string {
+	var names []string
+	for _, r := range optin.SuppressionReasons {
+		if r != optin.SuppressErased {
+			names = append(names, string(r))
+		}
+	}
+	return strings.Join(names, ", ")
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -199,6 +200,18 @@ const (
 	SuppressErased          SuppressionReason = "erased"
 	SuppressManual          SuppressionReason = "manual"
 )
+
+// SuppressionReasons are the known reasons, for an error that lists them.
+var SuppressionReasons = []SuppressionReason{SuppressUnsubscribedAll, SuppressHardBounce, SuppressComplaint, SuppressErased, SuppressManual}
+
+// badReason is the error for an unknown reason, naming the valid ones.
+func badReason(r SuppressionReason) error {
+	names := make([]string, len(SuppressionReasons))
+	for i, v := range SuppressionReasons {
+		names[i] = string(v)
+	}
+	return fmt.Errorf("%w: unknown suppression reason %q; the reasons are: %s", ErrBadInput, r, strings.Join(names, ", "))
+}
 
 // Valid reports whether r is a known reason.
 func (r SuppressionReason) Valid() bool {

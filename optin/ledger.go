@@ -240,7 +240,7 @@ func (l *Ledger) Suppress(ctx context.Context, a Address, reason SuppressionReas
 // page, an erasure with its withdrawals).
 func (l *Ledger) SuppressChange(a Address, reason SuppressionReason, actor string) (Change, error) {
 	if !reason.Valid() {
-		return Change{}, fmt.Errorf("%w: suppression reason %q", ErrBadInput, reason)
+		return Change{}, badReason(reason)
 	}
 	return Change{Subject: a, AddSuppression: reason, Event: l.suppressionEvent(a, EventSuppressionAdded, reason, actor)}, nil
 }
@@ -248,7 +248,7 @@ func (l *Ledger) SuppressChange(a Address, reason SuppressionReason, actor strin
 // Unsuppress removes an address-level block.
 func (l *Ledger) Unsuppress(ctx context.Context, a Address, reason SuppressionReason, actor string) (Result, error) {
 	if !reason.Valid() {
-		return Result{}, fmt.Errorf("%w: suppression reason %q", ErrBadInput, reason)
+		return Result{}, badReason(reason)
 	}
 	return l.applyOne(ctx, Change{Subject: a, RemoveSuppression: reason, Event: l.suppressionEvent(a, EventSuppressionRemoved, reason, actor)})
 }

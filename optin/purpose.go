@@ -3,6 +3,8 @@ package optin
 import (
 	"fmt"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -94,7 +96,28 @@ type Purposes map[string]Purpose
 func (ps Purposes) Get(name string) (Purpose, error) {
 	p, ok := ps[name]
 	if !ok {
-		return Purpose{}, fmt.Errorf("%w: %q", ErrUnknownPurpose, name)
+		return Purpose{}, fmt.Errorf("%w: %s", ErrUnknownPurpose, ps.Unknown(name))
 	}
 	return p, nil
+}
+
+// Names lists the configured purposes, sorted.
+func (ps Purposes) Names() []string {
+	names := make([]string, 0, len(ps))
+	for name := range ps {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Unknown says, for an error, that name is not a purpose and what would
+// be valid. Names are matched exactly (SPEC §2 and §4 do not fold case),
+// so a name that differs from one only in case is told so.
+func (ps Purposes) Unknown(name string) string {
+	msg := fmt.Sprintf("%q", name)
+	if _, ok := ps[strings.ToLower(name)]; ok && name != strings.ToLower(name) {
+		msg += fmt.Sprintf(" (purpose names are lower case: %q)", strings.ToLower(name))
+	}
+	return msg + "; the purposes are: " + strings.Join(ps.Names(), ", ")
 }

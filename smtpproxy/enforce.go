@@ -61,7 +61,7 @@ func (s *Server) purposeOf(sess *session, msg *message) (optin.Purpose, error) {
 	}
 	p, ok := s.opts.Purposes[name]
 	if !ok {
-		return optin.Purpose{}, errUnknownPurpose(name)
+		return optin.Purpose{}, errUnknownPurpose(name, s.usablePurposes(sess))
 	}
 	if !sess.mayUsePurpose(name) {
 		return optin.Purpose{}, errPurposeNotAllowed(name)
@@ -82,6 +82,18 @@ func quoteName(s string) string {
 		s = s[:64] + "..."
 	}
 	return fmt.Sprintf("%q", s)
+}
+
+// usablePurposes are the purposes the session's user may use, for a reply
+// that says what would be valid.
+func (s *Server) usablePurposes(sess *session) optin.Purposes {
+	ps := optin.Purposes{}
+	for name, p := range s.opts.Purposes {
+		if sess.mayUsePurpose(name) {
+			ps[name] = p
+		}
+	}
+	return ps
 }
 
 func (sess *session) mayUsePurpose(name string) bool {

@@ -153,8 +153,9 @@ func TestMixedRecipients(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !contains(text, "relayed 2, blocked 1") {
-			t.Errorf("reply %q, want relayed 2, blocked 1", text)
+		// The reply names whom it blocked, and why.
+		if !contains(text, "relayed 2, blocked 1 (<piet@example.com>: no_consent)") {
+			t.Errorf("reply %q, want relayed 2, blocked 1 (<piet@example.com>: no_consent)", text)
 		}
 		got := p.up.deliveries()
 		if len(got) != 1 || !slices.Equal(got[0].to, []string{"jan@example.com", "info@bakkerij.example"}) {
@@ -247,8 +248,15 @@ func TestPurposeErrors(t *testing.T) {
 		})
 		c := p.dial(t)
 		_, err := send(c, "crm@shop.example", []string{"piet@example.com"}, msgWith("u1", "nonsense"))
-		if se := wantCode(t, err, 550); se.EnhancedCode != (smtp.EnhancedCode{5, 7, 1}) || !contains(se.Message, `Unknown purpose "nonsense"`) {
+		if se := wantCode(t, err, 550); se.EnhancedCode != (smtp.EnhancedCode{5, 7, 1}) || !contains(se.Message, `Unknown purpose "nonsense"; the purposes are: breach-notice, newsletter, promotions, transactional`) {
 			t.Errorf("unknown purpose: %v %q", se.EnhancedCode, se.Message)
+		}
+		// The header's name is matched exactly; a capitalized one is told
+		// that names are lower case.
+		c.Reset()
+		_, err = send(c, "crm@shop.example", []string{"piet@example.com"}, msgWith("u1b", "Newsletter"))
+		if se := wantCode(t, err, 550); !contains(se.Message, `Unknown purpose "Newsletter" (purpose names are lower case: "newsletter"); the purposes are: breach-notice, newsletter, promotions, transactional`) {
+			t.Errorf("capitalized purpose: %q", se.Message)
 		}
 		c.Reset()
 		_, err = send(c, "crm@shop.example", []string{"piet@example.com"}, msgWith("u2", "newsletter\r\nX-Optin-Purpose: transactional"))
@@ -262,6 +270,12 @@ func TestPurposeErrors(t *testing.T) {
 		_, err = send(c, "crm@shop.example", []string{"piet@example.com"}, msgWith("u3", "breach-notice"))
 		if se := wantCode(t, err, 550); !contains(se.Message, `Purpose "breach-notice" is not allowed for this user`) {
 			t.Errorf("not allowed: %q", se.Message)
+		}
+		// A user limited to some purposes is told only of those.
+		c.Reset()
+		_, err = send(c, "crm@shop.example", []string{"piet@example.com"}, msgWith("u4", "promo"))
+		if se := wantCode(t, err, 550); !contains(se.Message, `Unknown purpose "promo"; the purposes are: newsletter, transactional`) {
+			t.Errorf("unknown purpose for a limited user: %q", se.Message)
 		}
 		if n := len(p.up.deliveries()); n != 0 {
 			t.Errorf("%d copies relayed", n)
@@ -541,7 +555,7 @@ func TestPartialFailureAcrossRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !contains(text, "relayed 1, blocked 1") || !contains(text, "2 relayed earlier") {
+		if !contains(text, "relayed 1, blocked 1 (<piet@example.com>: no_consent) (2 relayed earlier)") {
 			t.Errorf("retry reply %q", text)
 		}
 		want := map[string]int{"a@example.com": 1, "c@example.com": 1, "d@example.com": 1}
@@ -554,7 +568,7 @@ func TestPartialFailureAcrossRestart(t *testing.T) {
 		// Another instance on the same Redis finds every copy done.
 		third := enforcing(t, up, ls.reopen(t), nil)
 		text, err = send(third.dial(t), "crm@shop.example", rcpts, msg)
-		if err != nil || !contains(text, "already relayed") {
+		if err != nil || !contains(text, "already relayed to all 3 allowed recipients; blocked 1 (<piet@example.com>: no_consent)") {
 			t.Errorf("third try on another instance: %q %v", text, err)
 		}
 		if got := up.received(); fmt.Sprint(got) != fmt.Sprint(want) {

@@ -75,8 +75,15 @@ func errConflictingPurposes(a, b string) *smtp.SMTPError {
 
 var errNoPurpose = purposeError("No purpose: add an %s header naming one", purposeHeader)
 
-func errUnknownPurpose(name string) *smtp.SMTPError {
-	return purposeError("Unknown purpose %s", quoteName(name))
+// errUnknownPurpose names the purpose and the ones the user may use.
+func errUnknownPurpose(name string, usable optin.Purposes) *smtp.SMTPError {
+	msg := "Unknown purpose " + quoteName(name)
+	if lower := strings.ToLower(name); lower != name {
+		if _, ok := usable[lower]; ok {
+			msg += fmt.Sprintf(" (purpose names are lower case: %q)", lower)
+		}
+	}
+	return purposeError("%s; the purposes are: %s", msg, strings.Join(usable.Names(), ", "))
 }
 
 func errPurposeNotAllowed(name string) *smtp.SMTPError {
@@ -110,7 +117,7 @@ func answer(tx *transaction, f fates, out outcome, stored bool) (string, *smtp.S
 	case len(f.due) == 0 && f.earlier == 0:
 		return resultBlocked, blockedReply(tx.purpose, f.blocked)
 	case len(f.due) == 0:
-		return resultRelayed, ok(fmt.Sprintf("Ok: %s already relayed to all %d allowed recipients; blocked %d", tx.qid, f.earlier, len(f.blocked)))
+		return resultRelayed, ok(fmt.Sprintf("Ok: %s already relayed to all %d allowed recipients; blocked %d%s", tx.qid, f.earlier, len(f.blocked), whomBlocked(f.blocked)))
 	case out.err != nil && out.err.Code >= 500:
 		return resultRejected, out.err
 	case out.err != nil:
@@ -122,7 +129,7 @@ func answer(tx *transaction, f fates, out outcome, stored bool) (string, *smtp.S
 			Message: fmt.Sprintf("Relayed to %d of %d recipients; the upstream refused the others (%s); retry: the relayed ones will not get it twice",
 				len(out.accepted), len(f.due), summarize(out.failed))}
 	}
-	text := fmt.Sprintf("Ok: queued as %s; relayed %d, blocked %d", tx.qid, len(f.due), len(f.blocked))
+	text := fmt.Sprintf("Ok: queued as %s; relayed %d, blocked %d%s", tx.qid, len(f.due), len(f.blocked), whomBlocked(f.blocked))
 	if f.earlier > 0 {
 		text += fmt.Sprintf(" (%d relayed earlier)", f.earlier)
 	}
@@ -133,6 +140,19 @@ func answer(tx *transaction, f fates, out outcome, stored bool) (string, *smtp.S
 		text += fmt.Sprintf("; monitor mode: %d would have been blocked", f.monitor)
 	}
 	return resultRelayed, ok(text)
+}
+
+// whomBlocked names the blocked recipients of a partly relayed message
+// with their reasons, so the client knows whom it did not reach (SPEC §4:
+// blocked recipients are reported in the reply text). The client gave
+// these addresses, so naming them back is no leak.
+func whomBlocked(blocked []verdict) string {
+	if len(blocked) == 0 {
+		return ""
+	}
+	return " (" + listRecipients(len(blocked), func(i int) string {
+		return fmt.Sprintf("<%s>: %s", blocked[i].rcpt.raw, blocked[i].decision.Reason)
+	}) + ")"
 }
 
 // unsubscribed answers a message that went only to unsubscribe

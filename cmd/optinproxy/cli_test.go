@@ -70,6 +70,15 @@ func TestCLIAgainstServer(t *testing.T) {
 			if r.code != 1 || !strings.Contains(r.stderr, "unknown_purpose") {
 				t.Errorf("unknown purpose: %d %q", r.code, r.stderr)
 			}
+			// What would be valid is named: purposes (lower case) and reasons.
+			r = cli("", "consent", "grant", "jan@example.com", "Newsletter")
+			if r.code != 1 || !strings.Contains(r.stderr, `unknown purpose: "Newsletter" (purpose names are lower case: "newsletter"); the purposes are: newsletter, transactional`) {
+				t.Errorf("capitalized purpose: %d %q", r.code, r.stderr)
+			}
+			r = cli("", "suppress", "add", "jan@example.com", "--reason", "spam")
+			if r.code != 1 || !strings.Contains(r.stderr, `unknown suppression reason "spam"; the reasons to add are: unsubscribed_all, hard_bounce, complaint, manual`) {
+				t.Errorf("unknown reason: %d %q", r.code, r.stderr)
+			}
 			r = cli("", "consent", "grant", "not-an-address", "newsletter")
 			if r.code != 1 || !strings.Contains(r.stderr, "bad_address") {
 				t.Errorf("bad address: %d %q", r.code, r.stderr)

@@ -339,3 +339,40 @@ func TestKillUnderLoad(t *testing.T) {
 		t.Errorf("%d duplicates and %d copies without a receipt: more than the %d messages in flight at the kill", dup, unreceipted, workers)
 	}
 }
+
+// TestRedisDownLogsJSON: when Redis goes away, go-redis's own complaints
+// arrive in the JSON log as warnings, with no plain-text line among them
+// and no address.
+func TestRedisDownLogsJSON(t *testing.T) {
+	rs := redistest.Start(t)
+	dir := t.TempDir()
+	s := startServe(t, dir, "OPTINPROXY_STORE_REDIS_URL="+rs.URL()+"?dial_timeout=300ms")
+	rs.Stop()
+	if code, out := swaksSend(t, s.smtpAddr, "jan@example.com", "--header", "X-Optin-Purpose: newsletter"); code == 0 || !strings.Contains(out, "451") {
+		t.Fatalf("a message with Redis down: exit %d\n%s", code, out)
+	}
+	timeout := time.After(60 * time.Second)
+	for {
+		select {
+		case m, ok := <-s.logs.lines:
+			if !ok {
+				t.Fatal("the server exited")
+			}
+			msg := fmt.Sprint(m["msg"])
+			if strings.HasPrefix(msg, "(not json)") {
+				t.Errorf("a plain-text line in the log: %s", msg)
+			}
+			if line, _ := json.Marshal(m); strings.Contains(string(line), "jan@example") {
+				t.Errorf("an address in the log: %s", line)
+			}
+			if msg == "redis client" {
+				if m["level"] != "WARN" || m["component"] != "redis" || !strings.Contains(fmt.Sprint(m["detail"]), "failed to dial") {
+					t.Errorf("go-redis's line: %v", m)
+				}
+				return
+			}
+		case <-timeout:
+			t.Fatal("no redis client line in the log within 60s")
+		}
+	}
+}

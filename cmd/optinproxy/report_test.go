@@ -83,6 +83,12 @@ func TestCheckMatchesTheRelay(t *testing.T) {
 			if code != 0 || !strings.Contains(out, "relayed 2, blocked 5") {
 				t.Fatalf("newsletter to the list: exit %d\n%s", code, out)
 			}
+			// The reply names each blocked recipient with its reason.
+			for _, a := range valid {
+				if reason, blocked := strings.CutPrefix(checked[a], "block "); blocked && !strings.Contains(out, "<"+a+">: "+reason) {
+					t.Errorf("the reply does not name <%s>: %s:\n%s", a, reason, out)
+				}
+			}
 			for _, a := range valid {
 				var v struct {
 					Events []struct {

@@ -19,6 +19,7 @@ import (
 	"optinproxy/dkim"
 	"optinproxy/optin"
 	"optinproxy/optin/journal"
+	"optinproxy/optin/redisstore"
 	"optinproxy/portal"
 	"optinproxy/smtpproxy"
 	"optinproxy/upstream"
@@ -48,6 +49,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(e.stderr, nil))
+	redisstore.SetLogger(log.With("component", "redis"))
 	for _, w := range append(cfg.Warnings(), dk.warnings...) {
 		log.Warn("configuration", "advice", w)
 	}
