@@ -71,7 +71,11 @@ func (s *Server) purposeOf(sess *session, msg *message) (optin.Purpose, error) {
 
 // quoteName quotes a purpose name the client gave for a reply: one line,
 // printable, not too long.
-func quoteName(s string) string {
+func quoteName(s string) string { return fmt.Sprintf("%q", replyName(s)) }
+
+// replyName is what of a name the client gave a reply may repeat: its
+// printable characters, at most 64 bytes of them.
+func replyName(s string) string {
 	s = strings.Map(func(r rune) rune {
 		if unicode.IsPrint(r) {
 			return r
@@ -81,7 +85,7 @@ func quoteName(s string) string {
 	if len(s) > 64 {
 		s = s[:64] + "..."
 	}
-	return fmt.Sprintf("%q", s)
+	return s
 }
 
 // usablePurposes are the purposes the session's user may use, for a reply

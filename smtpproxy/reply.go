@@ -75,15 +75,10 @@ func errConflictingPurposes(a, b string) *smtp.SMTPError {
 
 var errNoPurpose = purposeError("No purpose: add an %s header naming one", purposeHeader)
 
-// errUnknownPurpose names the purpose and the ones the user may use.
+// errUnknownPurpose names the purpose and the ones the user may use, in
+// the words the API and the command line use too.
 func errUnknownPurpose(name string, usable optin.Purposes) *smtp.SMTPError {
-	msg := "Unknown purpose " + quoteName(name)
-	if lower := strings.ToLower(name); lower != name {
-		if _, ok := usable[lower]; ok {
-			msg += fmt.Sprintf(" (purpose names are lower case: %q)", lower)
-		}
-	}
-	return purposeError("%s; the purposes are: %s", msg, strings.Join(usable.Names(), ", "))
+	return purposeError("Unknown purpose %s", usable.Unknown(replyName(name)))
 }
 
 func errPurposeNotAllowed(name string) *smtp.SMTPError {
