@@ -174,6 +174,22 @@ func NewDispatcher(opts DispatcherOptions) (*Dispatcher, error) {
 	return d, nil
 }
 
+// Place saves the place of every target that has none (a target new to
+// the configuration) at the outbox's end now. The server calls it before
+// it opens its listeners: otherwise a new target would take its place
+// when its worker first runs, after the changes of the first moments,
+// and never send them. Two instances placing one new target at once may
+// set it back a little; what lies between is then delivered twice, which
+// receivers deduplicate by webhook-id.
+func (d *Dispatcher) Place(ctx context.Context) error {
+	for name := range d.workers {
+		if _, err := place(ctx, d.opts.Store, name); err != nil {
+			return fmt.Errorf("webhooks: placing target %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
 // Run delivers until ctx ends or Close is called, then waits for the
 // attempts under way (for at most Grace) and returns. It may be called
 // once.

@@ -222,6 +222,28 @@ func TestDispatchNewTargetOnEmptyOutbox(t *testing.T) {
 	})
 }
 
+// TestDispatchPlaceBeforeWrites: a new target placed (as the server does
+// before it listens) gets the changes written before its worker first
+// runs; without Place its worker would start at the end, after them.
+func TestDispatchPlaceBeforeWrites(t *testing.T) {
+	eachStore(t, func(t *testing.T, k storeKind) {
+		st, _ := k.open(t)
+		r := newReceiver(t, testSecret)
+		p := newTestEndpoint(t, r.srv.URL, noRetryClient())
+		d, err := NewDispatcher(fastOptions(st, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Place(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		want := newChanger(t, st).events(2, 2) // before any worker ran
+		go d.Run(context.Background())
+		t.Cleanup(func() { d.Close() })
+		checkArrivals(t, r.waitAccepted(4, 10*time.Second), want)
+	})
+}
+
 // TestDispatchOptions: bad options are refused.
 func TestDispatchOptions(t *testing.T) {
 	p := newTestEndpoint(t, "http://127.0.0.1:1/", quickClient())

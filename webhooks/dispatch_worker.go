@@ -182,19 +182,24 @@ func (w *worker) holdLease(ctx context.Context) bool {
 	return ok
 }
 
+// place returns target's cursor; a target never saved gets the outbox's
+// end, saved: a new target starts with what happens from now on, not the
+// history.
+func place(ctx context.Context, st OutboxStore, target string) (string, error) {
+	cursor, err := st.OutboxCursor(ctx, target)
+	if errors.Is(err, optin.ErrNotFound) {
+		if cursor, err = st.OutboxEnd(ctx); err == nil && cursor != "" {
+			err = st.SaveDeliveries(ctx, target, nil, cursor)
+		}
+	}
+	return cursor, err
+}
+
 // start loads the cursor (the outbox's end for a target never saved) and
 // the pending records.
 func (w *worker) start(ctx context.Context) error {
 	w.drop()
-	st := w.d.opts.Store
-	cursor, err := st.OutboxCursor(ctx, w.name)
-	if errors.Is(err, optin.ErrNotFound) {
-		// A new target starts with what happens from now on, not the
-		// history.
-		if cursor, err = st.OutboxEnd(ctx); err == nil && cursor != "" {
-			err = st.SaveDeliveries(ctx, w.name, nil, cursor)
-		}
-	}
+	cursor, err := place(ctx, w.d.opts.Store, w.name)
 	if err != nil {
 		return err
 	}

@@ -213,6 +213,13 @@ func start(ctx context.Context, cfg *config.Config, dkimKeys []dkim.Key, environ
 		store.Close()
 		return nil, err
 	}
+	// New outbox targets take their place before the listeners open, so
+	// that they send every change made from the first request on.
+	pctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if err := parts.outbound.dispatcher.Place(pctx); err != nil {
+		log.Warn("outbox targets not placed yet; each takes its place when it first runs", "err", err)
+	}
+	cancel()
 	a := &app{log: log, smtp: srv, upstream: up, store: store, journal: jr, portal: parts.portal, serveErr: make(chan error, 3),
 		jobs: startJobs(store, jr, parts.outbound.dispatcher, time.Duration(cfg.Policy.ReceiptRetention), retentionOf(cfg, parts.ledger, reg, log), reg, log)}
 	a.jobs.startErasures(store, parts.ledger, parts.outbound.notify, reg, log)
