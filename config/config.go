@@ -19,6 +19,10 @@ type Config struct {
 	Admin       Admin              `yaml:"admin"`
 	Webhooks    Webhooks           `yaml:"webhooks"`
 	DKIM        []DKIM             `yaml:"dkim"`
+
+	// ledgerKeyInEnv is set by Load when the ledger key comes from
+	// OPTINPROXY_LEDGER_KEY, so that no key file is written or read.
+	ledgerKeyInEnv bool
 }
 
 type SMTP struct {
@@ -137,7 +141,13 @@ type RoleAddresses struct {
 	Remove []string `yaml:"remove"`
 }
 
+// Purpose is one entry of the purposes map. The file's entries are added
+// to the built-in purposes by name, an entry named like a built-in
+// changing only the fields it sets; Load drops the entries whose Enabled
+// is false, so every purpose of a loaded Config is in use.
 type Purpose struct {
+	// Enabled false removes the purpose, a built-in one too; nil is true.
+	Enabled     *bool    `yaml:"enabled"`
 	Basis       string   `yaml:"basis"`
 	Category    string   `yaml:"category"`
 	Retention   Duration `yaml:"retention"`

@@ -67,17 +67,17 @@ func TestValidationProblems(t *testing.T) {
 		// policy
 		{"policy.mode", "policy:\n  mode: strict\n", "policy.mode", 2},
 		{"policy.default_purpose", "policy:\n  default_purpose: nope\n", "policy.default_purpose", 2},
-		{"default purpose gone with replaced purposes", "purposes:\n  orders: {basis: contract, category: transactional}\n", "policy.default_purpose", 0},
+		{"default purpose disabled", "purposes:\n  newsletter: {enabled: false}\n", "policy.default_purpose", 0},
 		{"role address bad", "policy:\n  role_addresses:\n    add: [\"info@example.com\"]\n", "policy.role_addresses.add[0]", 3},
 		// purposes
 		{"purpose name", "purposes:\n  newsletter: {basis: consent, category: marketing}\n  News_Letter: {basis: consent, category: marketing}\n", "purposes.News_Letter", 3},
-		{"basis missing", "purposes:\n  newsletter: {category: marketing}\n", "purposes.newsletter.basis", 2},
+		{"basis missing", "purposes:\n  news: {category: marketing}\n", "purposes.news.basis", 2},
 		{"basis bad", "purposes:\n  newsletter:\n    basis: whim\n    category: marketing\n", "purposes.newsletter.basis", 3},
-		{"category missing", "purposes:\n  newsletter: {basis: consent}\n", "purposes.newsletter.category", 2},
+		{"category missing", "purposes:\n  news: {basis: consent}\n", "purposes.news.category", 2},
 		{"category bad", "purposes:\n  newsletter:\n    basis: consent\n    category: spam\n", "purposes.newsletter.category", 4},
 		{"retention negative", "purposes:\n  newsletter:\n    basis: consent\n    category: marketing\n    retention: -1d\n", "purposes.newsletter.retention", 5},
 		{"role_addresses bad", "purposes:\n  newsletter:\n    basis: consent\n    category: marketing\n    role_addresses: never\n", "purposes.newsletter.role_addresses", 5},
-		{"no purposes", "purposes: {}\npolicy: {default_purpose: \"\"}\n", "purposes", 1},
+		{"every purpose disabled", "purposes:\n  newsletter: {enabled: false}\n  transactional: {enabled: false}\npolicy: {default_purpose: \"\"}\n", "purposes", 1},
 		// unsubscribe
 		{"language", "unsubscribe:\n  language: de\n", "unsubscribe.language", 2},
 		{"mailto_domain", "unsubscribe:\n  mailto_domain: localhost\n", "unsubscribe.mailto_domain", 2},
