@@ -127,12 +127,14 @@ func (l *loader) checkUpstream(u *Upstream) {
 	case u.Username == "" && u.PasswordFile != "":
 		l.invalid("upstream.username", "must be set when upstream.password_file is")
 	}
-	if u.DedupWindow < 0 {
-		l.invalid("upstream.dedup_window", "must not be negative")
+	// The relay has no "off" for these: 0 would silently mean its
+	// built-in 24h and 20, so it is refused rather than misread.
+	if u.DedupWindow <= 0 {
+		l.invalid("upstream.dedup_window", "must be more than 0: within it a CRM's retry reaches only the recipients that did not get the message (24h is usual)")
 	}
 	l.checkPositive("upstream.timeout", int64(u.Timeout))
-	if u.PoolSize < 0 {
-		l.invalid("upstream.pool_size", "must not be negative")
+	if u.PoolSize <= 0 {
+		l.invalid("upstream.pool_size", "must be at least 1 (the idle upstream connections kept for reuse)")
 	}
 }
 

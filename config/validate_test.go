@@ -52,6 +52,8 @@ func TestValidationProblems(t *testing.T) {
 		{"password_file without username", "upstream:\n  password_file: KEY\n", "upstream.username", 1},
 		{"dedup_window negative", "upstream:\n  dedup_window: -1h\n", "upstream.dedup_window", 2},
 		{"pool_size negative", "upstream:\n  pool_size: -1\n", "upstream.pool_size", 2},
+		{"dedup_window zero, which the relay would read as 24h", "upstream:\n  dedup_window: 0s\n", "upstream.dedup_window", 2},
+		{"pool_size zero, which the relay would read as 20", "upstream:\n  pool_size: 0\n", "upstream.pool_size", 2},
 		// http
 		{"http.listen", "http:\n  listen: \"8080\"\n", "http.listen", 2},
 		{"public_url relative", "http:\n  public_url: /optin\n", "http.public_url", 2},
@@ -153,7 +155,6 @@ func TestValidValues(t *testing.T) {
 		{"sentinel", "store: {redis: {sentinel: {master: mymaster, addrs: [\"s1:26379\", \"s2:26379\"]}}}\n"},
 		{"cluster", "store: {redis: {cluster_addrs: [\"c1:6379\", \"c2:6379\"]}, path: \"\"}\n"},
 		{"empty default purpose", "policy: {default_purpose: \"\"}\n"},
-		{"zero dedup window", "upstream: {dedup_window: 0s}\n"},
 		{"webhooks set", "webhooks:\n  mailchimp: {secret: abcdefghijklmnopqrstuvwxyz, lists: {abc: newsletter}}\n  crm: {secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw, tolerance: 10m}\n  mandrill: {key: k, url: \"https://x.example/webhooks/mandrill\"}\n  outbound: [{url: \"https://crm.example/hook\", secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw, events: [consent.withdrawn]}]\n  outbox: {dead_after: 1d, retired_for: 30d}\n"},
 		{"uppercase sha256", "admin: {tokens: [{name: a, token_sha256: " + strings.Repeat("AB", 32) + ", scopes: [read, write, erase]}]}\n"},
 	}
