@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -129,5 +130,36 @@ func TestPurposesAddedToBuiltins(t *testing.T) {
 	s = startServe(t, dir, "OPTINPROXY_CONFIG="+path, "OPTINPROXY_PURPOSES_NEWSLETTER_ENABLED=false")
 	if code, out := swaksSend(t, s.smtpAddr, "jan@example.com", "--header", "X-Optin-Purpose: newsletter"); code == 0 || !strings.Contains(out, `Unknown purpose "newsletter"`) {
 		t.Errorf("newsletter disabled: exit %d, want the unknown-purpose reply\n%s", code, out)
+	}
+}
+
+// TestCheckConfigAsDocumented: the check-config session that
+// docs/configuration.md shows is what the binary prints: the file it
+// shows, the variable, every problem line and the exit status.
+func TestCheckConfigAsDocumented(t *testing.T) {
+	raw, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, session, ok := strings.Cut(string(raw), "$ cat optinproxy.yaml\n")
+	if !ok {
+		t.Fatal("docs/configuration.md shows no check-config session")
+	}
+	session, _, _ = strings.Cut(session, "\n```")
+	file, rest, _ := strings.Cut(session, "$ OPTINPROXY_SMTP_LISTEN=2525 optinproxy check-config optinproxy.yaml\n")
+	output, status, ok := strings.Cut(rest, "$ echo $?\n")
+	if !ok || file == "" {
+		t.Fatalf("the session is not file, command, output, status:\n%s", session)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "optinproxy.yaml"), []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runCmd(t, dir, "", []string{"OPTINPROXY_SMTP_LISTEN=2525"}, "check-config", "optinproxy.yaml")
+	if got := strconv.Itoa(r.code); got != strings.TrimSpace(status) {
+		t.Errorf("exit %s, the document says %s", got, strings.TrimSpace(status))
+	}
+	if r.stdout+r.stderr != output {
+		t.Errorf("check-config printed:\n%s%s\nthe document shows:\n%s", r.stdout, r.stderr, output)
 	}
 }
