@@ -124,9 +124,9 @@ func TestWarnings(t *testing.T) {
 		name, text, want string
 	}{
 		{"public_url http", "http: {public_url: \"http://optin.example.com\"}\n", "http.public_url is not https"},
-		{"public_url loopback", "", "http.public_url points at 127.0.0.1: the links it starts in mail (portal links; unsubscribe links of newsletter) work only on this machine"},
+		{"public_url loopback", "", "http.public_url points at 127.0.0.1: the links put in mail (portal links; unsubscribe links of newsletter) work only on this machine"},
 		{"public_url http, confirmation links", "purposes: {newsletter: {double_opt_in: true}}\n",
-			"http.public_url is not https: the links it starts in mail (portal links; unsubscribe links of newsletter; double opt-in confirmation links of newsletter) travel unencrypted"},
+			"http.public_url is not https: the links put in mail (portal links; unsubscribe links of newsletter; double opt-in confirmation links of newsletter) travel unencrypted"},
 		{"trusted without tls", "smtp: {trusted_networks: [10.0.0.0/8]}\n", "10.0.0.0/8 but smtp.tls is not set"},
 		{"open relay", "smtp: {trusted_networks: [0.0.0.0/0]}\n", "anyone who reaches the listener may relay"},
 		{"users without tls", "smtp: {users: [{username: a, password_hash: \"" + testHash(t) + "\"}]}\n", "authenticate only from loopback"},

@@ -99,7 +99,7 @@ func TestDisabledPurposeNamed(t *testing.T) {
 		"purposes:",          // 1
 		"  newsletter:",      // 2
 		"    enabled: false", // 3
-		"  promotions: {basis: consent, category: marketing}",
+		"  promotions: {basis: consent, category: marketing}", // 4
 		"smtp:",               // 5
 		"  users:",            // 6
 		"    - username: crm", // 7

@@ -21,10 +21,10 @@ func (c *Config) Warnings() []string {
 	if u, err := url.Parse(c.HTTP.PublicURL); err == nil {
 		links := c.linksInMail()
 		if u.Scheme != "https" {
-			add("http.public_url is not https: the links it starts in mail (%s) travel unencrypted", links)
+			add("http.public_url is not https: the links put in mail (%s) travel unencrypted", links)
 		}
 		if isLoopbackHost(u.Hostname()) {
-			add("http.public_url points at %s: the links it starts in mail (%s) work only on this machine", u.Hostname(), links)
+			add("http.public_url points at %s: the links put in mail (%s) work only on this machine", u.Hostname(), links)
 		}
 	}
 
