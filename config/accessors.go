@@ -11,7 +11,7 @@ import (
 )
 
 // Methods that read a validated Config the way the server must, so that
-// the rules of SPEC §9 live in one place.
+// the configuration's rules live in one place.
 
 // KeyPath is the ledger key's file: store.key_file, or ledger.key in
 // store.path when unset.
@@ -30,7 +30,7 @@ func (s Store) UsesRedis() bool {
 
 // UnsubscribeEnabled reports whether mail of this purpose gets unsubscribe
 // links: the purpose's unsubscribe key when set, else true for marketing
-// purposes only (SPEC §2).
+// purposes only.
 func (p Purpose) UnsubscribeEnabled() bool {
 	if p.Unsubscribe != nil {
 		return *p.Unsubscribe

@@ -1,10 +1,10 @@
-// Package config reads optinproxy's YAML configuration (SPEC §9): the
+// Package config reads optinproxy's YAML configuration: the
 // defaults, a strict decode that names the line of every unknown key, the
 // environment overrides by key path, the *_file secrets, and one validation
 // pass that reports every problem at once. Only cmd/optinproxy imports it.
 package config
 
-// Config is the whole file. Every field has the default of SPEC §9 after
+// Config is the whole file. Every field has its documented default after
 // Default; Load fills it from a file and the environment.
 type Config struct {
 	SMTP        SMTP               `yaml:"smtp"`
@@ -41,7 +41,7 @@ type SMTP struct {
 	MaxInflightBytes int64 `yaml:"max_inflight_bytes"`
 	BlockedDSN       bool  `yaml:"blocked_dsn"`
 	// ReadTimeout and WriteTimeout bound each SMTP command read and reply
-	// written; not in the SPEC's example but every relay needs them.
+	// written; every relay needs them.
 	ReadTimeout  Duration `yaml:"read_timeout"`
 	WriteTimeout Duration `yaml:"write_timeout"`
 	Users        []User   `yaml:"users"`

@@ -15,7 +15,7 @@ import (
 const EnvPrefix = "OPTINPROXY_"
 
 // cliVars are OPTINPROXY_* variables that are not configuration keys:
-// the command line's, and the ledger key itself (SPEC §2: the
+// the command line's, and the ledger key itself (the
 // environment may carry it instead of store.key_file).
 var cliVars = map[string]bool{
 	"OPTINPROXY_CONFIG": true,

@@ -258,9 +258,9 @@ func TestRepeatedKey(t *testing.T) {
 	}
 }
 
-// TestSpecExample loads the shape of SPEC §9, with real files for its
+// TestFullExample loads a file that sets the documented keys, with real files for its
 // secrets, and checks that every key arrived.
-func TestSpecExample(t *testing.T) {
+func TestFullExample(t *testing.T) {
 	dir := t.TempDir()
 	tokenFile := writeFile(t, dir, "crm.token", "  tok-123\n")
 	apiKey := writeFile(t, dir, "mc.key", "key-us1\n")
