@@ -42,8 +42,18 @@ func (p Purpose) UnsubscribeEnabled() bool {
 // as its one-address prefix. An empty result trusts nothing. Entries that
 // do not parse are skipped; Load has refused them already.
 func (s SMTP) TrustedPrefixes() []netip.Prefix {
-	out := make([]netip.Prefix, 0, len(s.TrustedNetworks))
-	for _, n := range s.TrustedNetworks {
+	return prefixes(s.TrustedNetworks)
+}
+
+// TrustedProxyPrefixes returns http.trusted_proxies as prefixes, like
+// TrustedPrefixes.
+func (h HTTP) TrustedProxyPrefixes() []netip.Prefix {
+	return prefixes(h.TrustedProxies)
+}
+
+func prefixes(list []string) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(list))
+	for _, n := range list {
 		if p, err := parsePrefix(n); err == nil {
 			out = append(out, p)
 		}

@@ -129,6 +129,7 @@ func TestWarnings(t *testing.T) {
 			"http.public_url is not https: the links put in mail (portal links; unsubscribe links of newsletter; double opt-in confirmation links of newsletter) travel unencrypted"},
 		{"trusted without tls", "smtp: {trusted_networks: [10.0.0.0/8]}\n", "10.0.0.0/8 but smtp.tls is not set"},
 		{"open relay", "smtp: {trusted_networks: [0.0.0.0/0]}\n", "anyone who reaches the listener may relay"},
+		{"any proxy trusted", "http: {trusted_proxies: [\"::/0\"]}\n", "http.trusted_proxies includes ::/0: any client can name the IP recorded as its evidence"},
 		{"users without tls", "smtp: {users: [{username: a, password_hash: \"" + testHash(t) + "\"}]}\n", "authenticate only from loopback"},
 		{"users with loopback trusted", "smtp: {users: [{username: a, password_hash: \"" + testHash(t) + "\"}]}\n",
 			"smtp.users are configured but smtp.trusted_networks includes loopback (127.0.0.0/8, ::1/128): clients on this machine relay without AUTH; set smtp.trusted_networks: []"},

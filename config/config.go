@@ -77,6 +77,10 @@ type Upstream struct {
 type HTTP struct {
 	Listen    string `yaml:"listen"`
 	PublicURL string `yaml:"public_url"`
+	// TrustedProxies are the reverse proxies (CIDR, or one address) whose
+	// X-Forwarded-For names the client: behind one, the evidence of a page
+	// and the portal's per-client limit would otherwise see the proxy.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 type Store struct {

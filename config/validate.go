@@ -140,6 +140,11 @@ func (l *loader) checkUpstream(u *Upstream) {
 
 func (l *loader) checkHTTP(h *HTTP) {
 	l.checkHostPort("http.listen", h.Listen, true)
+	for i, n := range h.TrustedProxies {
+		if _, err := parsePrefix(n); err != nil {
+			l.invalid(index("http.trusted_proxies", i), err.Error())
+		}
+	}
 	if err := checkHTTPURL(h.PublicURL); err != nil {
 		l.invalid("http.public_url", err.Error())
 	}

@@ -25,6 +25,7 @@ func TestValidationProblems(t *testing.T) {
 		{"key pair does not load", "smtp:\n  tls:\n    cert_file: KEY\n    key_file: KEY\n", "smtp.tls.cert_file", 3},
 		{"key pair missing", "smtp:\n  tls:\n    cert_file: DIR/nope.pem\n    key_file: KEY\n", "smtp.tls.cert_file", 3},
 		{"hostname empty", "smtp: {hostname: \"\"}\n", "smtp.hostname", 1},
+		{"trusted proxy bad", "http:\n  trusted_proxies: [10.0.0.1, proxy.example]\n", "http.trusted_proxies[1]", 2},
 		{"trusted network bad", "smtp:\n  trusted_networks:\n    - 10.0.0.0/8\n    - 10.0.0.0/33\n", "smtp.trusted_networks[1]", 4},
 		{"max_message_bytes zero", "smtp:\n  max_message_bytes: 0\n", "smtp.max_message_bytes", 2},
 		{"max_recipients negative", "smtp:\n  max_recipients: -5\n", "smtp.max_recipients", 2},

@@ -28,6 +28,12 @@ func (c *Config) Warnings() []string {
 		}
 	}
 
+	for _, p := range c.HTTP.TrustedProxyPrefixes() {
+		if p.Bits() == 0 {
+			add("http.trusted_proxies includes %s: any client can name the IP recorded as its evidence with X-Forwarded-For", p)
+		}
+	}
+
 	tlsSet := c.SMTP.TLS.CertFile != ""
 	for _, p := range c.SMTP.TrustedPrefixes() {
 		switch {
