@@ -160,8 +160,10 @@ func (l *loader) checkStore(s *Store) {
 		}
 	}
 	sentinel := r.Sentinel.Master != "" || len(r.Sentinel.Addrs) > 0
-	if n := btoi(r.URL != "") + btoi(sentinel) + btoi(len(r.ClusterAddrs) > 0); n > 1 {
-		l.invalid("store.redis", "set only one of url, sentinel and cluster_addrs")
+	// Beside sentinel or cluster_addrs, url carries only the credentials,
+	// TLS and database for the nodes they lead to; its host is not used.
+	if sentinel && len(r.ClusterAddrs) > 0 {
+		l.invalid("store.redis", "set only one of sentinel and cluster_addrs")
 	}
 	if sentinel {
 		if r.Sentinel.Master == "" {

@@ -62,7 +62,7 @@ func TestValidationProblems(t *testing.T) {
 		// store
 		{"redis url scheme", "store:\n  redis:\n    url: http://localhost\n", "store.redis.url", 3},
 		{"redis url unparsable", "store:\n  redis:\n    url: redis://localhost:6379/notadb\n", "store.redis.url", 3},
-		{"redis url and cluster", "store:\n  redis:\n    url: redis://localhost\n    cluster_addrs: [\"a:1\"]\n", "store.redis", 2},
+		{"redis sentinel and cluster", "store:\n  redis:\n    sentinel: {master: m, addrs: [\"a:1\"]}\n    cluster_addrs: [\"b:1\"]\n", "store.redis", 2},
 		{"sentinel without addrs", "store:\n  redis:\n    sentinel:\n      master: m\n", "store.redis.sentinel.addrs", 3},
 		{"sentinel without master", "store:\n  redis:\n    sentinel:\n      addrs: [\"a:1\"]\n", "store.redis.sentinel.master", 3},
 		{"cluster addr bad", "store:\n  redis:\n    cluster_addrs:\n      - nohost\n", "store.redis.cluster_addrs[0]", 4},
@@ -168,5 +168,18 @@ func TestValidValues(t *testing.T) {
 				t.Fatalf("unexpected problems:\n%v", errs)
 			}
 		})
+	}
+}
+
+// Beside Sentinel or Cluster addresses, url is where the password and TLS
+// come from, so the two together load.
+func TestRedisCredentialsBesideSentinel(t *testing.T) {
+	for _, text := range []string{
+		"store:\n  redis:\n    url: rediss://:s3cret@redis/0\n    sentinel: {master: m, addrs: [\"10.0.0.1:26379\"]}\n",
+		"store:\n  redis:\n    url: rediss://:s3cret@redis/0\n    cluster_addrs: [\"10.0.0.1:6379\"]\n",
+	} {
+		if c := mustLoad(t, text); !c.Store.UsesRedis() {
+			t.Errorf("not a Redis store:\n%s", text)
+		}
 	}
 }
