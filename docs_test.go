@@ -1,6 +1,7 @@
 package optinproxy_test
 
 import (
+	"bytes"
 	"fmt"
 	"go/ast"
 	"go/parser"
@@ -252,8 +253,13 @@ func addLiterals(file *ast.File, into map[string]bool) {
 // metricName is a metric of the proxy named in a document.
 var metricName = regexp.MustCompile(`\boptinproxy_[a-z_]+[a-z]`)
 
+// registered is how the program names a metric it registers with
+// Prometheus: the Name of its options, or the name of a Desc.
+var registered = regexp.MustCompile(`(?:Name:\s*|NewDesc\()"(optinproxy_[a-z_]+)"`)
+
 // Every metric the user documents name is one the program registers, so
-// that an alert written from the documents finds its series.
+// that an alert written from the documents finds its series; and every
+// metric it registers is in the metrics tables of docs/operations.md.
 func TestDocumentedMetricsExist(t *testing.T) {
 	defined := map[string]bool{}
 	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
@@ -261,7 +267,7 @@ func TestDocumentedMetricsExist(t *testing.T) {
 			return err
 		}
 		src, err := os.ReadFile(path)
-		for _, m := range regexp.MustCompile(`"(optinproxy_[a-z_]+)"`).FindAllSubmatch(src, -1) {
+		for _, m := range registered.FindAllSubmatch(src, -1) {
 			defined[string(m[1])] = true
 		}
 		return err
@@ -285,6 +291,15 @@ func TestDocumentedMetricsExist(t *testing.T) {
 			if !defined[base] {
 				t.Errorf("%s names the metric %s, which the program does not register", doc, name)
 			}
+		}
+	}
+	ops, err := os.ReadFile("docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range defined {
+		if !bytes.Contains(ops, []byte("| `"+name+"` |")) {
+			t.Errorf("the metric %s is not in the tables of docs/operations.md", name)
 		}
 	}
 	if len(defined) < 20 {
