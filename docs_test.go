@@ -1,6 +1,12 @@
 package optinproxy_test
 
 import (
+	"bytes"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -164,5 +170,185 @@ func TestDocumentLinks(t *testing.T) {
 	}
 	if checked == 0 {
 		t.Fatal("no links found: is the test run from the module root?")
+	}
+}
+
+// citedTest is a test named in docs/compliance.md: a package path of the
+// module, a dot, a test function and, after a slash, one of its cases.
+var citedTest = regexp.MustCompile("`((?:[a-z0-9]+/)*[a-z0-9]+)\\.(Test[A-Za-z0-9_]+)(?:/([A-Za-z0-9_-]+))?`")
+
+// Every test that docs/compliance.md cites as proof exists, so that the
+// document cannot point at a test that was renamed or removed.
+func TestComplianceTestsExist(t *testing.T) {
+	raw, err := os.ReadFile("docs/compliance.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, problems := missingTests(string(raw))
+	for _, p := range problems {
+		t.Error("docs/compliance.md: " + p)
+	}
+	if n < 50 {
+		t.Errorf("docs/compliance.md cites %d tests; is the citation form still `package.TestName`?", n)
+	}
+}
+
+// TestMissingTestsCatches shows that missingTests notices a test, a case
+// and a package that do not exist, and lets real ones be.
+func TestMissingTestsCatches(t *testing.T) {
+	doc := "`optin.TestDecideCrossProduct`, `optin/redisstore.TestConformance/PruneReceipts`, " +
+		"`optin.TestNoSuchTest`, `optin/redisstore.TestConformance/NoSuchCase`, `nosuchpkg.TestX`"
+	n, problems := missingTests(doc)
+	if n != 5 || len(problems) != 3 {
+		t.Fatalf("%d cited, problems %q; want 5 cited and 3 problems", n, problems)
+	}
+	for i, want := range []string{"optin.TestNoSuchTest", "NoSuchCase", "nosuchpkg"} {
+		if !strings.Contains(problems[i], want) {
+			t.Errorf("problem %d is %q, want one about %s", i, problems[i], want)
+		}
+	}
+}
+
+// missingTests returns how many tests doc cites and a problem for each
+// that does not exist: a func TestX in the package's test files, and for
+// a case, its name as a string literal in those files or in a package of
+// the module they import (the store suite names its cases there).
+func missingTests(doc string) (int, []string) {
+	type facts struct {
+		funcs, literals map[string]bool
+		err             error
+	}
+	read := map[string]facts{} // by package: each is parsed once
+	var problems []string
+	cited := citedTest.FindAllStringSubmatch(doc, -1)
+	for _, m := range cited {
+		pkg, test, tcase := m[1], m[2], m[3]
+		f, ok := read[pkg]
+		if !ok {
+			f.funcs, f.literals, f.err = testFacts(pkg)
+			read[pkg] = f
+		}
+		funcs, literals, err := f.funcs, f.literals, f.err
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", m[0], err))
+			continue
+		}
+		if !funcs[test] {
+			problems = append(problems, fmt.Sprintf("%s: no func %s in the tests of ./%s", m[0], test, pkg))
+			continue
+		}
+		if tcase != "" && !literals[tcase] {
+			problems = append(problems, fmt.Sprintf("%s: no case %q of %s in ./%s or the suites it runs", m[0], tcase, test, pkg))
+		}
+	}
+	return len(cited), problems
+}
+
+// testFacts reads the test functions of the package at dir (relative to
+// the module root) and the string literals of its test files and of the
+// module's packages they import.
+func testFacts(dir string) (funcs, literals map[string]bool, err error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*_test.go"))
+	if err != nil || len(files) == 0 {
+		return nil, nil, fmt.Errorf("no test files in ./%s", dir)
+	}
+	funcs, literals = map[string]bool{}, map[string]bool{}
+	fset := token.NewFileSet()
+	var imported []string
+	for _, f := range files {
+		file, err := parser.ParseFile(fset, f, nil, 0)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, d := range file.Decls {
+			if fn, ok := d.(*ast.FuncDecl); ok && fn.Recv == nil {
+				funcs[fn.Name.Name] = true
+			}
+		}
+		addLiterals(file, literals)
+		for _, imp := range file.Imports {
+			if p, ok := strings.CutPrefix(strings.Trim(imp.Path.Value, `"`), module+"/"); ok {
+				imported = append(imported, p)
+			}
+		}
+	}
+	for _, p := range imported {
+		srcs, _ := filepath.Glob(filepath.Join(p, "*.go"))
+		for _, f := range srcs {
+			file, err := parser.ParseFile(fset, f, nil, 0)
+			if err != nil {
+				return nil, nil, err
+			}
+			addLiterals(file, literals)
+		}
+	}
+	return funcs, literals, nil
+}
+
+func addLiterals(file *ast.File, into map[string]bool) {
+	ast.Inspect(file, func(n ast.Node) bool {
+		if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+			if s, err := strconv.Unquote(lit.Value); err == nil {
+				into[s] = true
+			}
+		}
+		return true
+	})
+}
+
+// metricName is a metric of the proxy named in a document.
+var metricName = regexp.MustCompile(`\boptinproxy_[a-z_]+[a-z]`)
+
+// registered is how the program names a metric it registers with
+// Prometheus: the Name of its options, or the name of a Desc.
+var registered = regexp.MustCompile(`(?:Name:\s*|NewDesc\()"(optinproxy_[a-z_]+)"`)
+
+// Every metric the user documents name is one the program registers, so
+// that an alert written from the documents finds its series; and every
+// metric it registers is in the metrics tables of docs/operations.md.
+func TestDocumentedMetricsExist(t *testing.T) {
+	defined := map[string]bool{}
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		src, err := os.ReadFile(path)
+		for _, m := range registered.FindAllSubmatch(src, -1) {
+			defined[string(m[1])] = true
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, _ := filepath.Glob("docs/*.md")
+	for _, doc := range append([]string{"README.md"}, docs...) {
+		raw, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range metricName.FindAllString(string(raw), -1) {
+			base := name
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				if b, ok := strings.CutSuffix(name, suffix); ok && defined[b] {
+					base = b
+				}
+			}
+			if !defined[base] {
+				t.Errorf("%s names the metric %s, which the program does not register", doc, name)
+			}
+		}
+	}
+	ops, err := os.ReadFile("docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range defined {
+		if !bytes.Contains(ops, []byte("| `"+name+"` |")) {
+			t.Errorf("the metric %s is not in the tables of docs/operations.md", name)
+		}
+	}
+	if len(defined) < 20 {
+		t.Fatalf("found %d metrics in the source; is the test run from the module root?", len(defined))
 	}
 }
