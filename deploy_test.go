@@ -253,6 +253,18 @@ func TestImageRunsAsNonRoot(t *testing.T) {
 			t.Errorf("%s: owner %d, mode %v; want 65532, 0600", name, st.Uid, fi.Mode().Perm())
 		}
 	}
+	// docker exec runs the command line in the image's environment: it
+	// finds the generated admin token through the image's configuration.
+	// (OPTINPROXY_ADDR only because the test moved the listener.)
+	for _, args := range [][]string{{"consent", "grant", "jan@example.com", "newsletter"}, {"consent", "show", "jan@example.com"}} {
+		cmd := exec.Command(bin, args...)
+		cmd.Dir = root.data
+		cmd.Env = append(root.env(), "OPTINPROXY_ADDR="+srv.http)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nonroot, Gid: nonroot}}
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "newsletter") {
+			t.Errorf("optinproxy %s as uid 65532: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
 }
 
 // TestImageDataFolderMustBeTheUsers: the Dockerfile gives the data folder
