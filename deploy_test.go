@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"optinproxy/internal/testtools"
 )
 
 // The tests of the files that run optinproxy as a service (Dockerfile,
@@ -331,13 +333,7 @@ func (r containerRoot) env() []string {
 
 // cleanEnv is the test's environment without OPTINPROXY_* variables.
 func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "OPTINPROXY_") {
-			env = append(env, kv)
-		}
-	}
-	return env
+	return testtools.Environ("OPTINPROXY_")
 }
 
 // server is a started optinproxy serve.
