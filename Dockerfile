@@ -30,12 +30,12 @@ RUN mkdir -p /out/data/keys
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/optinproxy /usr/local/bin/optinproxy
 COPY --from=build --chown=65532:65532 /out/data /var/lib/optinproxy
-COPY deploy/docker/optinproxy.yml /etc/optinproxy/optinproxy.yml
+COPY deploy/docker/optinproxy.yml /etc/optinproxy/config.yaml
 # The configuration is a file, so that a file of one's own mounted over it
 # (or named by OPTINPROXY_CONFIG) replaces it whole. Environment variables
 # set here would override every user's file, which is why the image sets
 # none but this one.
-ENV OPTINPROXY_CONFIG=/etc/optinproxy/optinproxy.yml
+ENV OPTINPROXY_CONFIG=/etc/optinproxy/config.yaml
 WORKDIR /var/lib/optinproxy
 VOLUME /var/lib/optinproxy
 USER 65532:65532

@@ -15,7 +15,7 @@ import (
 
 // TestComposeFile reads docker-compose.yml as Compose would (this machine
 // has no docker compose, so its YAML is checked here): Redis keeps an
-// append-only file synced on every write in a volume, two or more proxies
+// append-only file synced on every write in a volume and never evicts, two or more proxies
 // built from the Dockerfile each have their configuration from
 // deploy/compose/, their own data volume, the shared keys and secrets from
 // files, and publish ports on loopback only; the network they trust is the
@@ -27,7 +27,7 @@ func TestComposeFile(t *testing.T) {
 
 	redis := mapAt(services, "redis")
 	cmd := " " + strings.Join(stringsAt(redis, "command"), " ") + " "
-	for _, want := range []string{" --appendonly yes ", " --appendfsync always "} {
+	for _, want := range []string{" --appendonly yes ", " --appendfsync always ", " --maxmemory-policy noeviction "} {
 		if !strings.Contains(cmd, want) {
 			t.Errorf("redis command %q lacks %q", cmd, strings.TrimSpace(want))
 		}

@@ -362,7 +362,7 @@ func TestAlertRulesAreComplete(t *testing.T) {
 			t.Errorf("%s lacks a summary or a description", name)
 		}
 	}
-	for _, want := range []string{"OptinproxyDown", "OptinproxyUpstreamFailing", "OptinproxyReceiptsNotStored",
+	for _, want := range []string{"OptinproxyDown", "OptinproxyMessagesTempfailing", "OptinproxyUpstreamFailing", "OptinproxyReceiptsNotStored",
 		"OptinproxyStoreDataLost", "OptinproxyOutboxDeadLetters", "OptinproxyOutboundWebhookFailing", "OptinproxyInboundWebhooksFailing"} {
 		if !names[want] {
 			t.Errorf("no rule %s", want)

@@ -302,7 +302,7 @@ func imageRoot(t *testing.T, owner int) containerRoot {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	r := containerRoot{dir: dir, data: filepath.Join(dir, "var/lib/optinproxy"), config: filepath.Join(dir, "etc/optinproxy/optinproxy.yml")}
+	r := containerRoot{dir: dir, data: filepath.Join(dir, "var/lib/optinproxy"), config: filepath.Join(dir, "etc/optinproxy/config.yaml")}
 	raw, err := os.ReadFile("deploy/docker/optinproxy.yml")
 	if err != nil {
 		t.Fatal(err)
