@@ -28,9 +28,9 @@ const (
 	alertsFile    = "deploy/prometheus/alerts.yml"
 )
 
-// metricName finds the series the queries read: ours, and the Go and
+// queryMetric finds the series the queries read: ours, and the Go and
 // process collectors' the server registers too.
-var metricName = regexp.MustCompile(`\b((?:optinproxy|process|go)_[a-zA-Z0-9_]+)`)
+var queryMetric = regexp.MustCompile(`\b((?:optinproxy|process|go)_[a-zA-Z0-9_]+)`)
 
 // prometheusMade are series Prometheus makes itself when it scrapes.
 var prometheusMade = []string{"up"}
@@ -82,7 +82,7 @@ func TestQueryProblems(t *testing.T) {
 // exposed (series name -> its label names) lacks.
 func queryProblems(q string, exposed map[string][]string) []string {
 	var problems []string
-	names := metricName.FindAllString(q, -1)
+	names := queryMetric.FindAllString(q, -1)
 	for _, made := range prometheusMade {
 		if regexp.MustCompile(`\b` + made + `\{`).MatchString(q) {
 			names = append(names, made)
