@@ -118,9 +118,17 @@ func readCheckList(r io.Reader) ([]string, error) {
 		return nil, fmt.Errorf("%d: %w: the text is not UTF-8", line, errCheckFile)
 	}
 	first, _, _ := strings.Cut(string(raw), "\n")
+	// Columns are separated by commas, or by semicolons as Excel writes
+	// them in languages with a decimal comma; the header row decides.
+	sep := ','
+	if strings.Count(first, ";") > strings.Count(first, ",") {
+		sep = ';'
+	}
 	col := -1
-	if strings.Contains(first, ",") || strings.EqualFold(strings.TrimSpace(first), "email") {
-		header, err := csv.NewReader(strings.NewReader(first)).Read()
+	if strings.ContainsRune(first, sep) || strings.EqualFold(strings.TrimSpace(first), "email") {
+		hr := csv.NewReader(strings.NewReader(first))
+		hr.Comma = sep
+		header, err := hr.Read()
 		if err == nil {
 			for i, h := range header {
 				if strings.EqualFold(strings.TrimSpace(h), "email") {
@@ -129,7 +137,7 @@ func readCheckList(r io.Reader) ([]string, error) {
 				}
 			}
 		}
-		if col < 0 && strings.Contains(first, ",") {
+		if col < 0 && strings.ContainsRune(first, sep) {
 			return nil, fmt.Errorf("1: %w: a CSV needs an email column in its header row (found %q)", errCheckFile, first)
 		}
 	}
@@ -149,6 +157,10 @@ func readCheckList(r io.Reader) ([]string, error) {
 	}
 	cr := csv.NewReader(bytes.NewReader(raw))
 	cr.TrimLeadingSpace = true
+	cr.Comma = sep
+	// Rows may leave off trailing cells, as a spreadsheet does with empty
+	// ones and as import takes them; only the email cell must be there.
+	cr.FieldsPerRecord = -1
 	if _, err := cr.Read(); err != nil {
 		return nil, fmt.Errorf("1: %w", err)
 	}
@@ -164,6 +176,10 @@ func readCheckList(r io.Reader) ([]string, error) {
 		}
 		if err != nil {
 			return nil, err
+		}
+		if col >= len(rec) {
+			line, _ := cr.FieldPos(0)
+			return nil, fmt.Errorf("%d: %w: the row ends before its email column", line, errCheckFile)
 		}
 		out = append(out, strings.TrimSpace(rec[col]))
 	}
