@@ -12,6 +12,8 @@ import (
 	"os"
 	"strings"
 	"unicode/utf8"
+
+	"optinproxy/internal/plural"
 )
 
 // checkBatch is how many addresses one POST /api/v1/check takes.
@@ -94,7 +96,7 @@ func runCheck(_ context.Context, e *env, args []string) error {
 	if err := out.Error(); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stderr, "%d addresses: %d allowed, %d blocked for %s\n", len(emails), allowed, blocked, *purpose)
+	fmt.Fprintf(e.stderr, "%s: %d allowed, %d blocked for %s\n", plural.Count(len(emails), "address"), allowed, blocked, *purpose)
 	if mode == "monitor" {
 		fmt.Fprintln(e.stderr, "the proxy runs in monitor mode (policy.mode): it relays to the blocked addresses too, and records that they were blocked")
 	}
