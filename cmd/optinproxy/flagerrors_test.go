@@ -58,3 +58,14 @@ func TestBadFlagValues(t *testing.T) {
 		t.Errorf("report --help lacks -days int:\n%s", out)
 	}
 }
+
+// An API command that finds no token says, on one line that ends the
+// output, every way to give one; exit status 2.
+func TestNoTokenLine(t *testing.T) {
+	r := runCmd(t, t.TempDir(), "", []string{"OPTINPROXY_ADDR=127.0.0.1:1"}, "verify")
+	want := "optinproxy verify: no token: give --token, OPTINPROXY_TOKEN or --config with the server's configuration, " +
+		"or run in the folder where `optinproxy serve` made data/admin.token\n"
+	if r.code != 2 || r.stdout != "" || r.stderr != want {
+		t.Errorf("exit %d, stdout %q, stderr %q; want exit 2 and %q", r.code, r.stdout, r.stderr, want)
+	}
+}
