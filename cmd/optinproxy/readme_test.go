@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"os/exec"
@@ -291,6 +293,58 @@ func TestREADMEWalkReading(t *testing.T) {
 	} {
 		if miss := missingOutput(tc.shown, out); (miss == "") != tc.ok {
 			t.Errorf("%q in %q: missing %q", tc.shown, out, miss)
+		}
+	}
+}
+
+// fileKey is a key of a configuration sample that names a file.
+var fileKey = regexp.MustCompile(`\b(\w*_file): *"?([^",}\s]+)`)
+
+// Every configuration sample of the README (its fenced yaml blocks)
+// passes check-config, with the files it names made as a user would make
+// them: a key_file an Ed25519 key, any other *_file a secret.
+func TestREADMEConfigSamples(t *testing.T) {
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var samples []string
+	var cur []string
+	in := false
+	for _, l := range strings.Split(string(raw), "\n") {
+		switch {
+		case !in && strings.TrimSpace(l) == "```yaml":
+			in, cur = true, nil
+		case in && strings.TrimSpace(l) == "```":
+			in = false
+			samples = append(samples, strings.Join(cur, "\n")+"\n")
+		case in:
+			cur = append(cur, l)
+		}
+	}
+	if len(samples) < 2 {
+		t.Fatalf("found %d yaml samples in the README", len(samples))
+	}
+	for i, sample := range samples {
+		dir := t.TempDir()
+		for _, m := range fileKey.FindAllStringSubmatch(sample, -1) {
+			path := filepath.Join(dir, m[2])
+			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if m[1] == "key_file" {
+				_, key, _ := ed25519.GenerateKey(rand.Reader)
+				writePEM(t, filepath.Dir(path), filepath.Base(path), key)
+			} else if err := os.WriteFile(path, []byte("a-secret-of-thirty-two-letters-0\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, "sample.yaml"), []byte(sample), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := runCmd(t, dir, "", nil, "check-config", "sample.yaml")
+		if r.code != 0 || !strings.Contains(r.stdout, "sample.yaml: ok") {
+			t.Errorf("README sample %d does not pass check-config (exit %d):\n%s\n%s%s", i+1, r.code, sample, r.stdout, r.stderr)
 		}
 	}
 }
