@@ -26,14 +26,7 @@ func TestEveryFlagIsDocumented(t *testing.T) {
 	}
 	found := 0
 	for _, c := range commands {
-		names := [][]string{{c.name}}
-		if verbs, ok := subcommands[c.name]; ok {
-			names = nil
-			for _, v := range verbs {
-				names = append(names, []string{c.name, v})
-			}
-		}
-		for _, name := range names {
+		for _, name := range invocations(c) {
 			_, out, _ := runHere(append(append([]string{}, name...), "--help")...)
 			for _, m := range helpFlag.FindAllStringSubmatch(out, -1) {
 				found++

@@ -10,11 +10,7 @@ import (
 // exit status 2. Nothing is started or asked of a server.
 func TestUnknownFlagOfEveryCommand(t *testing.T) {
 	for _, c := range commands {
-		names := [][]string{{c.name}}
-		for _, verb := range subcommands[c.name] {
-			names = append(names, []string{c.name, verb})
-		}
-		for _, name := range names {
+		for _, name := range invocations(c) {
 			args := append(append([]string{}, name...), "--no-such-flag")
 			code, out, errs := runHere(args...)
 			if code != 2 || out != "" || strings.Count(errs, "\n") != 1 || !strings.HasSuffix(errs, "\n") {
@@ -29,6 +25,16 @@ func TestUnknownFlagOfEveryCommand(t *testing.T) {
 			}
 		}
 	}
+}
+
+// invocations are the ways to call c: its name, and its name with each
+// of its verbs.
+func invocations(c command) [][]string {
+	names := [][]string{{c.name}}
+	for _, verb := range subcommands[c.name] {
+		names = append(names, []string{c.name, verb})
+	}
+	return names
 }
 
 // A flag's bad or missing value names the flag, the value and what would
