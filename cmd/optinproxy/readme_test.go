@@ -199,7 +199,11 @@ func TestREADMEWalk(t *testing.T) {
 			cmd := strings.TrimSpace(st.cmd)
 			switch {
 			case cmd == "go build -o optinproxy ./cmd/optinproxy":
-				if err := os.Symlink(binary, filepath.Join(dir, "optinproxy")); err != nil && !os.IsExist(err) {
+				abs, err := filepath.Abs(binary)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(abs, filepath.Join(dir, "optinproxy")); err != nil && !os.IsExist(err) {
 					t.Fatal(err)
 				}
 				continue
@@ -221,10 +225,10 @@ func TestREADMEWalk(t *testing.T) {
 			}
 			code, out := runShell(t, dir, env, cmd)
 			if len(st.shown) == 0 && code != 0 {
-				t.Errorf("README.md:%d: exit %d:\n%s\n%s", st.line, code, st.cmd, out)
+				t.Errorf("README.md:%d: exit %d:\n%s\n%s", st.line, code, cmd, out)
 			}
 			if miss := missingOutput(st.shown, out); miss != "" {
-				t.Errorf("README.md:%d: the output lacks the line the README shows\n\t%s\n(exit %d) of\n%s\n%s", st.line, miss, code, st.cmd, out)
+				t.Errorf("README.md:%d: the output lacks the line the README shows\n\t%s\n(exit %d) of\n%s\n%s", st.line, miss, code, cmd, out)
 			}
 		}
 	}
