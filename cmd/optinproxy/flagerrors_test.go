@@ -53,6 +53,14 @@ func TestBadFlagValues(t *testing.T) {
 		// The flag meant, when one begins with what was typed.
 		{[]string{"export", "jan@example.com", "--out", "jan.json"}, `optinproxy export: unknown flag --out (did you mean --output?); export takes --addr, --config, --force, --format, --output, --token`},
 		{[]string{"version", "-x"}, `optinproxy version: unknown flag --x; version takes no flags`},
+		// Values the flag's type takes, but the command does not.
+		{[]string{"export", "jan@example.com", "--format", "pdf"}, `optinproxy export: --format "pdf": want json, csv or xlsx`},
+		{[]string{"report", "expiring", "--format", "xml"}, `optinproxy report: --format "xml": want table, csv or json for report expiring`},
+		{[]string{"report", "processing", "--format", "csv"}, `optinproxy report: --format "csv": want markdown or json for report processing`},
+		{[]string{"report", "expiring", "--days", "0"}, `optinproxy report: --days 0: want at least 1`},
+		{[]string{"outbox", "list", "--status", "gone"}, `optinproxy outbox: --status "gone": want dead, pending or retired`},
+		{[]string{"hash-password", "--cost", "99", "pw"}, `optinproxy hash-password: --cost 99: want 4 to 31`},
+		{[]string{"unsubscribe-url", "jan@example.com"}, `optinproxy unsubscribe-url: --purpose is required, e.g. --purpose newsletter`},
 	} {
 		code, out, errs := runHere(tc.args...)
 		if code != 2 || out != "" || errs != tc.want+"\n" {

@@ -77,7 +77,7 @@ func runExport(_ context.Context, e *env, args []string) error {
 		return usagef("want EMAIL")
 	}
 	if *format != "json" && *format != "csv" && *format != "xlsx" {
-		return usagef("--format must be json, csv or xlsx")
+		return usagef("--format %q: want json, csv or xlsx", *format)
 	}
 	out := *output
 	if out == "" && *format == "xlsx" && isTerminal(e.stdout) {

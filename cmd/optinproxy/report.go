@@ -113,7 +113,7 @@ func runReport(_ context.Context, e *env, args []string) error {
 		*format = formats[0]
 	}
 	if !slices.Contains(formats, *format) {
-		return usagef("report %s: --format must be %s", name, strings.Join(formats, " or "))
+		return usagef("--format %q: want %s or %s for report %s", *format, strings.Join(formats[:len(formats)-1], ", "), formats[len(formats)-1], name)
 	}
 	window := url.Values{}
 	for _, f := range []struct{ key, val string }{{"since", *since}, {"until", *until}} {
@@ -137,7 +137,7 @@ func runReport(_ context.Context, e *env, args []string) error {
 		return usagef("--days is for expiring")
 	}
 	if *days < 1 {
-		return usagef("--days must be at least 1")
+		return usagef("--days %d: want at least 1", *days)
 	}
 	run := map[string]func(*client, *reportOut, url.Values) error{
 		"no-proof": reportNoProof, "no-basis": reportNoBasis, "affected": reportAffected,
