@@ -199,14 +199,13 @@ func TestREADMEWalk(t *testing.T) {
 			cmd := strings.TrimSpace(st.cmd)
 			switch {
 			case cmd == "go build -o optinproxy ./cmd/optinproxy":
-				abs, err := filepath.Abs(binary)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := os.Symlink(abs, filepath.Join(dir, "optinproxy")); err != nil && !os.IsExist(err) {
-					t.Fatal(err)
-				}
+				linkBinary(t, dir)
 				continue
+			case cmd == "go build -o optinproxy ./cmd/optinproxy && ./optinproxy serve":
+				linkBinary(t, dir)
+				cmd = "./optinproxy serve"
+			}
+			switch {
 			case strings.HasPrefix(cmd, "sudo apt-get install -y "):
 				pkg := strings.Fields(strings.TrimPrefix(cmd, "sudo apt-get install -y "))[0]
 				testtools.Need(t, pkg, pkg)
@@ -234,6 +233,19 @@ func TestREADMEWalk(t *testing.T) {
 	}
 	if ran < 20 {
 		t.Errorf("the walk ran %d commands of the README; its blocks were not found", ran)
+	}
+}
+
+// linkBinary puts the binary these tests built in dir as ./optinproxy,
+// where the README's go build would have written it.
+func linkBinary(t *testing.T, dir string) {
+	t.Helper()
+	abs, err := filepath.Abs(binary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(abs, filepath.Join(dir, "optinproxy")); err != nil && !os.IsExist(err) {
+		t.Fatal(err)
 	}
 }
 
