@@ -43,10 +43,15 @@ type reloader struct {
 	running *config.Config
 	reloads *prometheus.CounterVec
 	lastOK  prometheus.Gauge
+	// advised are the configuration's warnings logged already: a reload
+	// logs only new ones.
+	advised map[string]bool
 }
 
-func newReloader(path string, environ []string, a *app, cfg *config.Config, log *slog.Logger) (*reloader, error) {
-	r := &reloader{path: path, environ: environ, a: a, running: cfg, log: log.With("component", "reload"),
+// newReloader registers the reload metrics; advice are the warnings
+// logged at start.
+func newReloader(path string, environ []string, a *app, cfg *config.Config, advice []string, log *slog.Logger) (*reloader, error) {
+	r := &reloader{path: path, environ: environ, a: a, running: cfg, log: log.With("component", "reload"), advised: map[string]bool{},
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "optinproxy_config_reloads_total",
 			Help: "Configuration reloads (SIGHUP) by result: ok, or error when the configuration had problems and the running one stayed.",
@@ -55,6 +60,9 @@ func newReloader(path string, environ []string, a *app, cfg *config.Config, log 
 			Name: "optinproxy_config_last_reload_success_timestamp_seconds",
 			Help: "When the configuration in force was read: at start, or by the last reload that worked (Unix time).",
 		}),
+	}
+	for _, w := range advice {
+		r.advised[w] = true
 	}
 	r.reloads.WithLabelValues("ok")
 	r.reloads.WithLabelValues("error")
@@ -85,7 +93,10 @@ func (r *reloader) reload(ctx context.Context) {
 		r.log.Warn("configuration reload: this key changed and needs a restart; its running value stays", "key", key)
 	}
 	for _, w := range append(cfg.Warnings(), dk.warnings...) {
-		r.log.Warn("configuration", "advice", w)
+		if !r.advised[w] {
+			r.advised[w] = true
+			r.log.Warn("configuration", "advice", w)
+		}
 	}
 	c, err := r.prepare(&next)
 	if err == nil {

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,6 +88,21 @@ func mailOn(c *smtp.Client, to, purpose, id string) error {
 	msg := "From: <crm@shop.example>\r\nTo: <" + to + ">\r\nSubject: Hello\r\nMessage-ID: <" + id + "@shop.example>\r\n" +
 		"X-Optin-Purpose: " + purpose + "\r\n\r\nHello.\r\n"
 	return c.SendMail("crm@shop.example", []string{to}, strings.NewReader(msg))
+}
+
+// httpGet returns the body of a 200 answer.
+func httpGet(t *testing.T, u string) string {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d\n%s", u, resp.StatusCode, b)
+	}
+	return string(b)
 }
 
 // hup sends the server SIGHUP and waits for the reload's last log line.
@@ -183,6 +200,15 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	grant("marie@example.com", "promotions") // the API knows the new purpose too
 	if err := mailOn(c2, "marie@example.com", "promotions", "promo-v2"); err != nil {
 		t.Errorf("the added purpose: %v", err)
+	}
+	// The unsubscribe page of the new purpose offers it by name.
+	r := runCmd(t, dir, "", []string{"OPTINPROXY_CONFIG=" + path}, "unsubscribe-url", "marie@example.com", "--purpose", "promotions")
+	_, token, ok := strings.Cut(strings.TrimSpace(r.stdout), "/u/")
+	if r.code != 0 || !ok {
+		t.Fatalf("unsubscribe-url: %d %q %s", r.code, r.stdout, r.stderr)
+	}
+	if page := httpGet(t, "http://"+s.httpAddr+"/u/"+token); !strings.Contains(page, "<strong>promotions</strong>") || !strings.Contains(page, `id="choice-this"`) {
+		t.Errorf("the unsubscribe page of the added purpose does not offer it:\n%s", page)
 	}
 	if err := mailOn(c2, "webteam@bakkerij.example", "newsletter", "role-v2"); err != nil {
 		t.Errorf("the added role address: %v", err)

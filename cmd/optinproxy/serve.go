@@ -58,7 +58,8 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	log := slog.New(slog.NewJSONHandler(e.stderr, nil))
 	redisstore.SetLogger(log.With("component", "redis"))
-	for _, w := range append(cfg.Warnings(), dk.warnings...) {
+	advice := append(cfg.Warnings(), dk.warnings...)
+	for _, w := range advice {
 		log.Warn("configuration", "advice", w)
 	}
 	// An SMTP client may hold an upstream connection while its message is
@@ -68,7 +69,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	rl, err := newReloader(*path, e.environ, a, cfg, log)
+	rl, err := newReloader(*path, e.environ, a, cfg, advice, log)
 	if err != nil {
 		a.stop(ctx)
 		return err
