@@ -16,10 +16,10 @@ import (
 const module = "optinproxy"
 
 // doors are the packages that face the outside (admin is the JSON API of
-// SPEC §8); they share nothing but optin.
+// /api/v1); they share nothing but optin.
 var doors = []string{"smtpproxy", "unsubscribe", "webhooks", "admin"}
 
-// TestDependencyDirection keeps the shape of STYLE.md true for the packages
+// TestDependencyDirection keeps the intended layering true for the packages
 // that exist: optin imports nothing of the project; the doors import no other
 // door; config is imported only by cmd; the stores (optin/...), upstream
 // and dkim are imported only by cmd, and dkim imports only optin. Only non-test imports count: tests may import

@@ -1,4 +1,4 @@
-// Package admin is the JSON API of SPEC §8 under /api/v1: subjects,
+// Package admin is the JSON API under /api/v1: subjects,
 // consents, suppressions, the event log, imports and exports, for
 // administrators and CRMs. The command line is its client. Of the project
 // it imports optin and internal/httpjson; cmd mounts its Handler on the

@@ -355,7 +355,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 
 // TestImportInventsNoEvidence: a row without granted_at or
 // policy_version keeps them empty, its event names the file and line
-// (SPEC §2), it does not undo a stored withdrawal, and the no-proof
+// (no evidence invented), it does not undo a stored withdrawal, and the no-proof
 // report lists it with what is missing.
 func TestImportInventsNoEvidence(t *testing.T) {
 	eachStore(t, func(t *testing.T, s *apiServer) {

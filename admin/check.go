@@ -11,7 +11,7 @@ import (
 	"optinproxy/optin"
 )
 
-// MaxCheck is how many addresses one list check takes (SPEC §8).
+// MaxCheck is how many addresses one list check takes.
 const MaxCheck = 10_000
 
 // ReasonInvalidAddress is the check's reason for an address that does

@@ -33,7 +33,7 @@ const maxExpiringDays = 36_500
 
 // reportExpiring lists the granted consents whose expires_at is after
 // now and within ?days= (default 30) of it, soonest first within a page:
-// whom to ask for renewal (SPEC §6). Paged through the subjects like
+// whom to ask for renewal. Paged through the subjects like
 // the no-proof report.
 func (a *API) reportExpiring(w http.ResponseWriter, r *http.Request, _ principal) {
 	q := r.URL.Query()
@@ -95,7 +95,7 @@ type outdatedJSON struct {
 
 // reportOutdatedPolicy lists the granted and pending consents given
 // under a privacy-policy version other than policy.current_version, or
-// under none known: whom to inform when the policy changes (SPEC §6).
+// under none known: whom to inform when the policy changes.
 // Paged through the subjects like the no-proof report.
 func (a *API) reportOutdatedPolicy(w http.ResponseWriter, r *http.Request, _ principal) {
 	q := r.URL.Query()

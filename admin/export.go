@@ -7,7 +7,7 @@ import (
 )
 
 // exportSubject answers ?format=json (default), csv or xlsx: everything
-// stored about the subject (SPEC §6, access and portability), built by
+// stored about the subject (the rights of access and portability), built by
 // internal/export as the portal's download is.
 func (a *API) exportSubject(w http.ResponseWriter, r *http.Request, _ principal) {
 	addr, ok := pathAddress(w, r)

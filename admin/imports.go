@@ -38,7 +38,7 @@ type badRow struct {
 	Error string `json:"error"`
 }
 
-// importColumns are the CSV columns of SPEC §8; the first five are
+// importColumns are the CSV columns of an import; the first five are
 // required in the header.
 var importColumns = []string{"email", "purpose", "status", "basis", "source", "granted_at", "policy_version", "ip"}
 
@@ -46,8 +46,8 @@ var importColumns = []string{"email", "purpose", "status", "basis", "source", "g
 // validates each row, and applies the good ones in batches. A bad row is
 // reported with its line and does not stop the import. ?file= names the
 // file the rows came from, which each consent's event keeps with its
-// line and the time of the import: imports never invent evidence (SPEC
-// §2), so that is all a row without granted_at has to show.
+// line and the time of the import: imports never invent evidence,
+// so that is all a row without granted_at has to show.
 func (a *API) importCSV(w http.ResponseWriter, r *http.Request, p principal) {
 	src := optin.ImportSource{File: importFileName(r.URL.Query().Get("file")), At: a.opts.Now().UTC()}
 	body := bufio.NewReaderSize(r.Body, 64<<10)

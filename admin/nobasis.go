@@ -43,7 +43,7 @@ const (
 )
 
 // reportNoBasis lists the subjects someone tried to mail without a basis
-// (SPEC §6): per subject and purpose, the reasons of the blocked
+// for processing: per subject and purpose, the reasons of the blocked
 // decisions in ?since= to ?until= (default the last 30 days), how many,
 // how many went out anyway in monitor mode, and the last. A page reads
 // up to reportCalls store pages of receipts in all; a subject and

@@ -80,7 +80,7 @@ type processingJSON struct {
 }
 
 // dataCategories are the kinds of personal data the proxy keeps: fixed
-// by what the ledger stores (SPEC §2).
+// by what the ledger stores.
 var dataCategories = []dataCategory{
 	{"email address", []string{"the address, normalized; it identifies the data subject"}},
 	{"consent records", []string{"purpose", "status", "lawful basis", "source", "granted, updated and expiry times", "privacy-policy version"}},
@@ -90,7 +90,7 @@ var dataCategories = []dataCategory{
 	{"audit log", []string{"event type", "time", "actor (API token, SMTP user, webhook, the subject)", "the details of each change"}},
 }
 
-// security are the measures the proxy itself takes (SPEC §2).
+// security are the measures the proxy itself takes.
 var security = []string{
 	"every personal field (the address, evidence, event details, receipts) is sealed (AES-GCM) under a key of its own subject",
 	"each subject key is stored only wrapped by the ledger key, which is kept out of the store (a key file or the environment); rotate-key re-wraps them under a new generation and retires old ones",

@@ -78,7 +78,7 @@ type noProofJSON struct {
 }
 
 // reportNoProof lists the granted and pending consents whose proof lacks
-// something (SPEC §6): imported without a grant time or a policy version,
+// something: imported without a grant time or a policy version,
 // or given with no evidence at all. ?cursor=&limit= page through the
 // subjects; a page reads up to reportBudget subjects and may hold fewer
 // consents than limit, or none, while next_cursor is not empty.

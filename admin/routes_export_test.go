@@ -8,3 +8,13 @@ func Routes() []string {
 	}
 	return out
 }
+
+// RouteScopes maps each served route ("METHOD /path") to the scope it
+// needs, for the OpenAPI test to check the document's security.
+func RouteScopes() map[string]string {
+	out := make(map[string]string, len(routes))
+	for _, r := range routes {
+		out[r.method+" "+r.path] = r.scope
+	}
+	return out
+}

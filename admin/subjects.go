@@ -13,7 +13,7 @@ import (
 	"optinproxy/optin"
 )
 
-// subjectJSON is the answer of GET /api/v1/subjects/{email} (SPEC §8).
+// subjectJSON is the answer of GET /api/v1/subjects/{email}.
 //
 // An erased subject answers 200 with what the erasure left: no consents,
 // the erased suppression, its events with erased set and no personal

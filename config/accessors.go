@@ -11,7 +11,7 @@ import (
 )
 
 // Methods that read a validated Config the way the server must, so that
-// the rules of SPEC §9 live in one place.
+// the configuration's rules live in one place.
 
 // KeyPath is the ledger key's file: store.key_file, or ledger.key in
 // store.path when unset.
@@ -30,7 +30,7 @@ func (s Store) UsesRedis() bool {
 
 // UnsubscribeEnabled reports whether mail of this purpose gets unsubscribe
 // links: the purpose's unsubscribe key when set, else true for marketing
-// purposes only (SPEC §2).
+// purposes only.
 func (p Purpose) UnsubscribeEnabled() bool {
 	if p.Unsubscribe != nil {
 		return *p.Unsubscribe
@@ -42,8 +42,18 @@ func (p Purpose) UnsubscribeEnabled() bool {
 // as its one-address prefix. An empty result trusts nothing. Entries that
 // do not parse are skipped; Load has refused them already.
 func (s SMTP) TrustedPrefixes() []netip.Prefix {
-	out := make([]netip.Prefix, 0, len(s.TrustedNetworks))
-	for _, n := range s.TrustedNetworks {
+	return prefixes(s.TrustedNetworks)
+}
+
+// TrustedProxyPrefixes returns http.trusted_proxies as prefixes, like
+// TrustedPrefixes.
+func (h HTTP) TrustedProxyPrefixes() []netip.Prefix {
+	return prefixes(h.TrustedProxies)
+}
+
+func prefixes(list []string) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(list))
+	for _, n := range list {
 		if p, err := parsePrefix(n); err == nil {
 			out = append(out, p)
 		}

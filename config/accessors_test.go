@@ -108,18 +108,35 @@ func TestWarnings(t *testing.T) {
 		t.Errorf("loopback warned about while smtp.trusted_networks is empty: %s", w)
 	}
 
+	// Warnings only for what is on: no unsubscribe links are put in
+	// without a purpose that adds them, no key file is used when the
+	// key comes from the environment, and transactional is kept.
+	noLinks := mustLoad(t, "purposes: {newsletter: {unsubscribe: false}}\n", "OPTINPROXY_LEDGER_KEY=whatever")
+	for _, w := range noLinks.Warnings() {
+		for _, off := range []string{"unsubscribe links", "confirmation links", "store.key_file", "purposes.transactional"} {
+			if strings.Contains(w, off) {
+				t.Errorf("warning about %s, which is off: %s", off, w)
+			}
+		}
+	}
+
 	tests := []struct {
 		name, text, want string
 	}{
 		{"public_url http", "http: {public_url: \"http://optin.example.com\"}\n", "http.public_url is not https"},
-		{"public_url loopback", "", "links in mail work only on this machine"},
+		{"public_url loopback", "", "http.public_url points at 127.0.0.1: the links put in mail (portal links; unsubscribe links of newsletter) work only on this machine"},
+		{"public_url http, confirmation links", "purposes: {newsletter: {double_opt_in: true}}\n",
+			"http.public_url is not https: the links put in mail (portal links; unsubscribe links of newsletter; double opt-in confirmation links of newsletter) travel unencrypted"},
 		{"trusted without tls", "smtp: {trusted_networks: [10.0.0.0/8]}\n", "10.0.0.0/8 but smtp.tls is not set"},
 		{"open relay", "smtp: {trusted_networks: [0.0.0.0/0]}\n", "anyone who reaches the listener may relay"},
+		{"any proxy trusted", "http: {trusted_proxies: [\"::/0\"]}\n", "http.trusted_proxies includes ::/0: any client can name the IP recorded as its evidence"},
 		{"users without tls", "smtp: {users: [{username: a, password_hash: \"" + testHash(t) + "\"}]}\n", "authenticate only from loopback"},
 		{"users with loopback trusted", "smtp: {users: [{username: a, password_hash: \"" + testHash(t) + "\"}]}\n",
 			"smtp.users are configured but smtp.trusted_networks includes loopback (127.0.0.0/8, ::1/128): clients on this machine relay without AUTH; set smtp.trusted_networks: []"},
-		{"a built-in purpose left out", "policy: {default_purpose: promotions}\npurposes:\n  promotions: {basis: consent, category: marketing}\n",
-			"purposes does not list the built-in transactional, so it is not configured: mail and API calls naming it are refused; the purposes listed are all there are, so to keep it add to purposes: transactional: {basis: contract, category: transactional}"},
+		{"transactional disabled", "purposes: {transactional: {enabled: false}}\n",
+			"purposes.transactional is disabled: mail naming it in X-Optin-Purpose is refused as of an unknown purpose; no purpose of category transactional is left, so transactional mail (order confirmations, password resets) will need one: add it under purposes and name it in X-Optin-Purpose"},
+		{"transactional disabled, another kept", "purposes: {transactional: {enabled: false}, orders: {basis: contract, category: transactional}}\n",
+			"transactional mail (order confirmations, password resets) will need to name orders instead"},
 		{"monitor", "policy: {mode: monitor}\n", "policy.mode is monitor"},
 		{"file upstream", "", "mail is written to ./data/outbox"},
 		{"opportunistic starttls", "upstream: {url: smtp://mail.example.net}\n", "unencrypted if it does not offer STARTTLS"},

@@ -1,10 +1,10 @@
-// Package config reads optinproxy's YAML configuration (SPEC §9): the
+// Package config reads optinproxy's YAML configuration: the
 // defaults, a strict decode that names the line of every unknown key, the
 // environment overrides by key path, the *_file secrets, and one validation
 // pass that reports every problem at once. Only cmd/optinproxy imports it.
 package config
 
-// Config is the whole file. Every field has the default of SPEC §9 after
+// Config is the whole file. Every field has its documented default after
 // Default; Load fills it from a file and the environment.
 type Config struct {
 	SMTP        SMTP               `yaml:"smtp"`
@@ -19,6 +19,10 @@ type Config struct {
 	Admin       Admin              `yaml:"admin"`
 	Webhooks    Webhooks           `yaml:"webhooks"`
 	DKIM        []DKIM             `yaml:"dkim"`
+
+	// ledgerKeyInEnv is set by Load when the ledger key comes from
+	// OPTINPROXY_LEDGER_KEY, so that no key file is written or read.
+	ledgerKeyInEnv bool
 }
 
 type SMTP struct {
@@ -37,7 +41,7 @@ type SMTP struct {
 	MaxInflightBytes int64 `yaml:"max_inflight_bytes"`
 	BlockedDSN       bool  `yaml:"blocked_dsn"`
 	// ReadTimeout and WriteTimeout bound each SMTP command read and reply
-	// written; not in the SPEC's example but every relay needs them.
+	// written; every relay needs them.
 	ReadTimeout  Duration `yaml:"read_timeout"`
 	WriteTimeout Duration `yaml:"write_timeout"`
 	Users        []User   `yaml:"users"`
@@ -73,6 +77,10 @@ type Upstream struct {
 type HTTP struct {
 	Listen    string `yaml:"listen"`
 	PublicURL string `yaml:"public_url"`
+	// TrustedProxies are the reverse proxies (CIDR, or one address) whose
+	// X-Forwarded-For names the client: behind one, the evidence of a page
+	// and the portal's per-client limit would otherwise see the proxy.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 type Store struct {
@@ -137,7 +145,13 @@ type RoleAddresses struct {
 	Remove []string `yaml:"remove"`
 }
 
+// Purpose is one entry of the purposes map. The file's entries are added
+// to the built-in purposes by name, an entry named like a built-in
+// changing only the fields it sets; Load drops the entries whose Enabled
+// is false, so every purpose of a loaded Config is in use.
 type Purpose struct {
+	// Enabled false removes the purpose, a built-in one too; nil is true.
+	Enabled     *bool    `yaml:"enabled"`
 	Basis       string   `yaml:"basis"`
 	Category    string   `yaml:"category"`
 	Retention   Duration `yaml:"retention"`

@@ -20,8 +20,12 @@ import (
 //   - a key that is absent or null keeps its default, so a section whose
 //     keys are all commented out changes nothing;
 //   - a list replaces the default list, and an empty list [] stays empty;
-//   - a map replaces the default map (purposes listed in the file are all
-//     the purposes there are).
+//   - a map's entries are added to the default map by name, and an entry
+//     named like a default one overlays it field by field, as a section
+//     overlays its defaults: "purposes: {newsletter: {retention: 365d}}"
+//     changes one field of the built-in newsletter and keeps the
+//     built-in transactional. (Load then drops the purposes whose enabled
+//     is false.)
 //
 // Top-level keys starting with "x-" are ignored: they hold anchors
 // ("x-base: &base {...}") to reuse with aliases and merge keys.
@@ -93,7 +97,12 @@ func (l *loader) mapping(n *yaml.Node, v reflect.Value, path string) {
 		l.problem(path, n, "want a mapping, got "+describe(n))
 		return
 	}
+	// A fresh map, so that the defaults' map is never written through.
 	m := reflect.MakeMap(v.Type())
+	iter := v.MapRange()
+	for iter.Next() {
+		m.SetMapIndex(iter.Key(), iter.Value())
+	}
 	for _, p := range l.pairs(n, path, 0) {
 		name := p.key.Value
 		if name == "" {
@@ -101,6 +110,9 @@ func (l *loader) mapping(n *yaml.Node, v reflect.Value, path string) {
 			continue
 		}
 		e := reflect.New(v.Type().Elem()).Elem()
+		if old := m.MapIndex(reflect.ValueOf(name)); old.IsValid() {
+			e.Set(old)
+		}
 		l.value(p.val, e, join(path, name), p.key)
 		m.SetMapIndex(reflect.ValueOf(name), e)
 	}

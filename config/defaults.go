@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Default returns a new Config holding exactly the defaults of SPEC §9, the
+// Default returns a new Config holding exactly the documented defaults, the
 // configuration `optinproxy serve` runs with when there is no file. Each
 // call returns fresh maps and slices, so the caller may change them. The
 // default hostname is the machine's (os.Hostname), or "localhost".
@@ -79,7 +79,7 @@ func Default() *Config {
 			CRM:         CRM{Tolerance: Duration(5 * time.Minute)},
 			Outbound:    []Outbound{},
 			Outbox:      Outbox{DeadAfter: Duration(72 * time.Hour), RetiredFor: Duration(7 * 24 * time.Hour)},
-			// SPEC §9 shows purpose: newsletter as the default; it only
+			// purpose: newsletter is the documented default; it only
 			// matters once api_key_file is set.
 			MailchimpAPI: MailchimpAPI{Purpose: "newsletter"},
 		},

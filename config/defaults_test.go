@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// TestDefaultMatchesSpec checks every default SPEC §9 names.
-func TestDefaultMatchesSpec(t *testing.T) {
+// TestDocumentedDefaults checks every documented default.
+func TestDocumentedDefaults(t *testing.T) {
 	d := Default()
 	host, err := os.Hostname()
 	if err != nil || host == "" {

@@ -61,7 +61,7 @@ func parseDuration(s string) (Duration, error) {
 
 // String writes whole days with the "d" suffix and drops zero minutes and
 // seconds ("730d", "1d12h", "5m"), so that a marshalled default reads as
-// SPEC §9 writes it; parseDuration reads it back to the same value.
+// the documentation writes it; parseDuration reads it back to the same value.
 func (d Duration) String() string {
 	td := time.Duration(d)
 	prefix := ""

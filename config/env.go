@@ -15,7 +15,7 @@ import (
 const EnvPrefix = "OPTINPROXY_"
 
 // cliVars are OPTINPROXY_* variables that are not configuration keys:
-// the command line's, and the ledger key itself (SPEC §2: the
+// the command line's, and the ledger key itself (the
 // environment may carry it instead of store.key_file).
 var cliVars = map[string]bool{
 	"OPTINPROXY_CONFIG": true,
@@ -27,6 +27,17 @@ var cliVars = map[string]bool{
 // LedgerKeyEnv names the variable that may carry the ledger key's text
 // (the content of a key file, lines separated by newlines or ";").
 const LedgerKeyEnv = "OPTINPROXY_LEDGER_KEY"
+
+// ledgerKeyIn reports whether environ carries the ledger key; an empty
+// value does not count, as the server reads it.
+func ledgerKeyIn(environ []string) bool {
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, LedgerKeyEnv+"="); ok && v != "" {
+			return true
+		}
+	}
+	return false
+}
 
 // step is one key of a resolved variable's path.
 type step struct {
@@ -137,12 +148,9 @@ func (l *loader) override(root *yaml.Node, o override) {
 		next := lookup(cur, st)
 		if next == nil || next.Kind != yaml.MappingNode {
 			// Absent, null or of the wrong type in the file: the variable
-			// wins. A map starts from its default so that
-			// OPTINPROXY_PURPOSES_NEWSLETTER_RETENTION changes only that.
+			// wins. The decode overlays the new mapping on the defaults,
+			// so OPTINPROXY_PURPOSES_NEWSLETTER_RETENTION changes only that.
 			next = &yaml.Node{Kind: yaml.MappingNode}
-			if st.typ.Kind() == reflect.Map {
-				next = defaultNode(o.path[:i+1])
-			}
 			l.put(cur, st, o.name, next)
 		}
 		cur = next
@@ -259,26 +267,6 @@ func (l *loader) envValue(o override, t reflect.Type) (*yaml.Node, bool) {
 		return nil, false
 	}
 	return doc, true
-}
-
-// defaultNode encodes the default value at path, a map, as a node tree.
-func defaultNode(path []step) *yaml.Node {
-	v := reflect.ValueOf(Default()).Elem()
-	for _, st := range path {
-		if st.mapKey {
-			v = v.MapIndex(reflect.ValueOf(st.name))
-		} else {
-			v = v.Field(fieldsOf(v.Type())[st.name])
-		}
-		if !v.IsValid() { // a map entry with no default
-			return &yaml.Node{Kind: yaml.MappingNode}
-		}
-	}
-	n := &yaml.Node{}
-	if err := n.Encode(v.Interface()); err != nil || n.Kind != yaml.MappingNode {
-		return &yaml.Node{Kind: yaml.MappingNode}
-	}
-	return n
 }
 
 func deepCopy(n *yaml.Node, depth int) *yaml.Node {

@@ -138,7 +138,8 @@ func TestEnvOverrides(t *testing.T) {
 			file: "policy: {default_purpose: product-updates}\npurposes:\n  product-updates: {basis: consent, category: marketing}\n",
 			env:  []string{"OPTINPROXY_PURPOSES_PRODUCT_UPDATES_ROLE_ADDRESSES=require_consent"},
 			check: func(t *testing.T, c *Config) {
-				eq(t, c.Purposes, map[string]Purpose{"product-updates": {Basis: "consent", Category: "marketing", RoleAddresses: "require_consent"}})
+				eq(t, c.Purposes["product-updates"], Purpose{Basis: "consent", Category: "marketing", RoleAddresses: "require_consent"})
+				eq(t, len(c.Purposes), 3)
 			},
 		},
 		{
@@ -149,11 +150,13 @@ func TestEnvOverrides(t *testing.T) {
 			},
 		},
 		{
-			name: "whole map as YAML",
+			name: "whole map as YAML, added to the built-ins",
 			env: []string{"OPTINPROXY_PURPOSES={orders: {basis: contract, category: transactional}}",
 				"OPTINPROXY_POLICY_DEFAULT_PURPOSE=orders"},
 			check: func(t *testing.T, c *Config) {
-				eq(t, c.Purposes, map[string]Purpose{"orders": {Basis: "contract", Category: "transactional"}})
+				want := Default().Purposes
+				want["orders"] = Purpose{Basis: "contract", Category: "transactional"}
+				eq(t, c.Purposes, want)
 			},
 		},
 		{

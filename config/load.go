@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
@@ -26,9 +27,10 @@ import (
 // concurrently.
 func Load(path string, environ []string, checks ...Check) (*Config, error) {
 	l := &loader{
-		env:     map[*yaml.Node]string{},
-		origins: map[string]origin{},
-		failed:  map[string]bool{},
+		env:      map[*yaml.Node]string{},
+		origins:  map[string]origin{},
+		failed:   map[string]bool{},
+		disabled: map[string]origin{},
 	}
 	root := &yaml.Node{Kind: yaml.MappingNode}
 	if path != "" {
@@ -46,6 +48,8 @@ func Load(path string, environ []string, checks ...Check) (*Config, error) {
 	l.applyEnv(root, environ)
 	cfg := Default()
 	l.value(root, reflect.ValueOf(cfg).Elem(), "", root)
+	l.dropDisabled(cfg)
+	cfg.ledgerKeyInEnv = ledgerKeyIn(environ)
 	l.readSecrets(cfg)
 	l.validate(cfg)
 	for _, check := range checks {
@@ -74,12 +78,25 @@ type loader struct {
 	origins map[string]origin
 	// failed holds the key paths that had a decode problem.
 	failed map[string]bool
-	visits int
+	// disabled holds where each purpose removed by enabled: false was.
+	disabled map[string]origin
+	visits   int
 }
 
 type origin struct {
 	line int
 	env  string
+}
+
+// String says where a value came from: "line 7" or the variable's name.
+func (o origin) String() string {
+	switch {
+	case o.env != "":
+		return o.env
+	case o.line > 0:
+		return fmt.Sprintf("line %d", o.line)
+	}
+	return "the defaults"
 }
 
 func (l *loader) where(n *yaml.Node) origin {

@@ -28,20 +28,6 @@ func TestFileOverlaysDefaults(t *testing.T) {
 	}
 }
 
-// TestPurposesReplaceDefaults: a purposes map in the file is the whole
-// set; the default newsletter and transactional are not added.
-func TestPurposesReplaceDefaults(t *testing.T) {
-	cfg := mustLoad(t, lines(
-		"policy: {default_purpose: orders}",
-		"purposes:",
-		"  orders: {basis: contract, category: transactional}",
-	))
-	want := map[string]Purpose{"orders": {Basis: "contract", Category: "transactional"}}
-	if !reflect.DeepEqual(cfg.Purposes, want) {
-		t.Fatalf("purposes = %+v, want %+v", cfg.Purposes, want)
-	}
-}
-
 // TestLists: a list in the file replaces the default; [] stays empty
 // (trusts nothing); an absent or null key keeps the default.
 func TestLists(t *testing.T) {
@@ -138,13 +124,12 @@ func TestWrongTypes(t *testing.T) {
 		findProblem(t, errs, key, line)
 	}
 	findProblem(t, errs, "http.listen", 16)
-	// The rest: purposes.other.category and policy.default_purpose, which
-	// are missing, not mistyped. A key that failed to decode is not
-	// reported again by validation (no "purposes.news.basis: must be set").
+	// The rest: purposes.other.category, which is missing, not
+	// mistyped. A key that failed to decode is not reported again by
+	// validation (no "purposes.news.basis: must be set").
 	findProblem(t, errs, "purposes.other.category", 11)
-	findProblem(t, errs, "policy.default_purpose", 0)
-	if len(errs.Problems) != 15 {
-		t.Fatalf("want 15 problems, got:\n%v", errs)
+	if len(errs.Problems) != 14 {
+		t.Fatalf("want 14 problems, got:\n%v", errs)
 	}
 	_, errs = loadYAML(t, "smtp: {max_recipients: \"10\"}\n")
 	if p := findProblem(t, errs, "smtp.max_recipients", 1); !strings.Contains(p.Msg, "without quotes") {
@@ -249,10 +234,9 @@ func TestAnchors(t *testing.T) {
 		"  b: *base",
 	), "OPTINPROXY_POLICY_DEFAULT_PURPOSE=a")
 	month := Duration(30 * day)
-	want := map[string]Purpose{
-		"a": {Basis: "consent", Category: "marketing", Retention: 2 * month},
-		"b": {Basis: "consent", Category: "marketing", Retention: month},
-	}
+	want := Default().Purposes
+	want["a"] = Purpose{Basis: "consent", Category: "marketing", Retention: 2 * month}
+	want["b"] = Purpose{Basis: "consent", Category: "marketing", Retention: month}
 	if !reflect.DeepEqual(cfg.Purposes, want) {
 		t.Fatalf("purposes = %+v, want %+v", cfg.Purposes, want)
 	}
@@ -274,9 +258,9 @@ func TestRepeatedKey(t *testing.T) {
 	}
 }
 
-// TestSpecExample loads the shape of SPEC §9, with real files for its
+// TestFullExample loads a file that sets the documented keys, with real files for its
 // secrets, and checks that every key arrived.
-func TestSpecExample(t *testing.T) {
+func TestFullExample(t *testing.T) {
 	dir := t.TempDir()
 	tokenFile := writeFile(t, dir, "crm.token", "  tok-123\n")
 	apiKey := writeFile(t, dir, "mc.key", "key-us1\n")

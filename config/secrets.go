@@ -51,7 +51,15 @@ func (l *loader) fromFile(key string, secret *string, file string) {
 		l.invalid(key, "set either "+name+" or "+name+"_file, not both")
 		return
 	}
-	*secret = l.secret(key+"_file", file)
+	s, err := readSecret(file)
+	if err != nil {
+		l.invalid(key+"_file", err.Error())
+		// The secret is not missing but unreadable: "must be set when
+		// lists are" would only repeat the problem.
+		l.failed[key] = true
+		return
+	}
+	*secret = s
 }
 
 func (l *loader) secret(key, path string) string {

@@ -79,3 +79,21 @@ func TestSecretFileProblems(t *testing.T) {
 		t.Errorf("problem does not name the variable: %+v", p)
 	}
 }
+
+// TestUnreadableSecretFileOnce: a webhook secret whose file cannot be
+// read is one problem, on its *_file key, not also "must be set".
+func TestUnreadableSecretFileOnce(t *testing.T) {
+	_, errs := loadYAML(t, lines(
+		"webhooks:",
+		"  mailchimp:",
+		"    secret_file: /nonexistent/mailchimp.secret",
+		"    lists: {abc123: newsletter}",
+		"  outbound:",
+		"    - {url: \"https://crm.example/hook\", secret_file: /nonexistent/outbound.secret}",
+	))
+	findProblem(t, errs, "webhooks.mailchimp.secret_file", 3)
+	findProblem(t, errs, "webhooks.outbound[0].secret_file", 6)
+	if len(errs.Problems) != 2 {
+		t.Fatalf("want 2 problems, got:\n%v", errs)
+	}
+}

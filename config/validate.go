@@ -127,17 +127,24 @@ func (l *loader) checkUpstream(u *Upstream) {
 	case u.Username == "" && u.PasswordFile != "":
 		l.invalid("upstream.username", "must be set when upstream.password_file is")
 	}
-	if u.DedupWindow < 0 {
-		l.invalid("upstream.dedup_window", "must not be negative")
+	// The relay has no "off" for these: 0 would silently mean its
+	// built-in 24h and 20, so it is refused rather than misread.
+	if u.DedupWindow <= 0 {
+		l.invalid("upstream.dedup_window", "must be more than 0: within it a CRM's retry reaches only the recipients that did not get the message (24h is usual)")
 	}
 	l.checkPositive("upstream.timeout", int64(u.Timeout))
-	if u.PoolSize < 0 {
-		l.invalid("upstream.pool_size", "must not be negative")
+	if u.PoolSize <= 0 {
+		l.invalid("upstream.pool_size", "must be at least 1 (the idle upstream connections kept for reuse)")
 	}
 }
 
 func (l *loader) checkHTTP(h *HTTP) {
 	l.checkHostPort("http.listen", h.Listen, true)
+	for i, n := range h.TrustedProxies {
+		if _, err := parsePrefix(n); err != nil {
+			l.invalid(index("http.trusted_proxies", i), err.Error())
+		}
+	}
 	if err := checkHTTPURL(h.PublicURL); err != nil {
 		l.invalid("http.public_url", err.Error())
 	}
@@ -153,8 +160,10 @@ func (l *loader) checkStore(s *Store) {
 		}
 	}
 	sentinel := r.Sentinel.Master != "" || len(r.Sentinel.Addrs) > 0
-	if n := btoi(r.URL != "") + btoi(sentinel) + btoi(len(r.ClusterAddrs) > 0); n > 1 {
-		l.invalid("store.redis", "set only one of url, sentinel and cluster_addrs")
+	// Beside sentinel or cluster_addrs, url carries only the credentials,
+	// TLS and database for the nodes they lead to; its host is not used.
+	if sentinel && len(r.ClusterAddrs) > 0 {
+		l.invalid("store.redis", "set only one of sentinel and cluster_addrs")
 	}
 	if sentinel {
 		if r.Sentinel.Master == "" {

@@ -14,20 +14,6 @@ import (
 // Validation of the consent side: policy, purposes, unsubscribe, admin
 // tokens, webhooks and DKIM keys.
 
-var purposeNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
-
-// checkPurposeName adds a problem unless name is a configured purpose.
-func (l *loader) checkPurposeName(key, name string, purposes map[string]Purpose) {
-	if _, ok := purposes[name]; ok {
-		return
-	}
-	if name == "" {
-		l.invalid(key, "must name a purpose")
-		return
-	}
-	l.invalid(key, fmt.Sprintf("no purpose %q is configured (have: %s)", name, strings.Join(slices.Sorted(maps.Keys(purposes)), ", ")))
-}
-
 func (l *loader) checkPolicy(c *Config) {
 	p := &c.Policy
 	if !oneOf(p.Mode, modes) {
@@ -58,30 +44,6 @@ func (l *loader) checkPolicy(c *Config) {
 			if local == "" || strings.ContainsAny(local, "@ \t") {
 				l.invalid(index("policy.role_addresses."+side.name, i), fmt.Sprintf("want a local part such as info, got %q", local))
 			}
-		}
-	}
-}
-
-func (l *loader) checkPurposes(purposes map[string]Purpose) {
-	if len(purposes) == 0 {
-		l.invalid("purposes", "must configure at least one purpose")
-	}
-	for _, name := range slices.Sorted(maps.Keys(purposes)) {
-		p, key := purposes[name], "purposes."+name
-		if !purposeNameRE.MatchString(name) {
-			l.invalid(key, "a purpose name is lower-case letters, digits, '-' and '_', starting with a letter or digit")
-		}
-		if !oneOf(p.Basis, bases) {
-			l.invalid(key+".basis", mustBeOneOf(p.Basis, bases))
-		}
-		if !oneOf(p.Category, categories) {
-			l.invalid(key+".category", mustBeOneOf(p.Category, categories))
-		}
-		if p.Retention < 0 {
-			l.invalid(key+".retention", "must not be negative")
-		}
-		if p.RoleAddresses != "" && p.RoleAddresses != RoleAddressesAllow && p.RoleAddresses != RoleAddressesRequireConsent {
-			l.invalid(key+".role_addresses", mustBeOneOf(p.RoleAddresses, []string{RoleAddressesAllow, RoleAddressesRequireConsent}))
 		}
 	}
 }

@@ -25,6 +25,7 @@ func TestValidationProblems(t *testing.T) {
 		{"key pair does not load", "smtp:\n  tls:\n    cert_file: KEY\n    key_file: KEY\n", "smtp.tls.cert_file", 3},
 		{"key pair missing", "smtp:\n  tls:\n    cert_file: DIR/nope.pem\n    key_file: KEY\n", "smtp.tls.cert_file", 3},
 		{"hostname empty", "smtp: {hostname: \"\"}\n", "smtp.hostname", 1},
+		{"trusted proxy bad", "http:\n  trusted_proxies: [10.0.0.1, proxy.example]\n", "http.trusted_proxies[1]", 2},
 		{"trusted network bad", "smtp:\n  trusted_networks:\n    - 10.0.0.0/8\n    - 10.0.0.0/33\n", "smtp.trusted_networks[1]", 4},
 		{"max_message_bytes zero", "smtp:\n  max_message_bytes: 0\n", "smtp.max_message_bytes", 2},
 		{"max_recipients negative", "smtp:\n  max_recipients: -5\n", "smtp.max_recipients", 2},
@@ -52,6 +53,8 @@ func TestValidationProblems(t *testing.T) {
 		{"password_file without username", "upstream:\n  password_file: KEY\n", "upstream.username", 1},
 		{"dedup_window negative", "upstream:\n  dedup_window: -1h\n", "upstream.dedup_window", 2},
 		{"pool_size negative", "upstream:\n  pool_size: -1\n", "upstream.pool_size", 2},
+		{"dedup_window zero, which the relay would read as 24h", "upstream:\n  dedup_window: 0s\n", "upstream.dedup_window", 2},
+		{"pool_size zero, which the relay would read as 20", "upstream:\n  pool_size: 0\n", "upstream.pool_size", 2},
 		// http
 		{"http.listen", "http:\n  listen: \"8080\"\n", "http.listen", 2},
 		{"public_url relative", "http:\n  public_url: /optin\n", "http.public_url", 2},
@@ -59,7 +62,7 @@ func TestValidationProblems(t *testing.T) {
 		// store
 		{"redis url scheme", "store:\n  redis:\n    url: http://localhost\n", "store.redis.url", 3},
 		{"redis url unparsable", "store:\n  redis:\n    url: redis://localhost:6379/notadb\n", "store.redis.url", 3},
-		{"redis url and cluster", "store:\n  redis:\n    url: redis://localhost\n    cluster_addrs: [\"a:1\"]\n", "store.redis", 2},
+		{"redis sentinel and cluster", "store:\n  redis:\n    sentinel: {master: m, addrs: [\"a:1\"]}\n    cluster_addrs: [\"b:1\"]\n", "store.redis", 2},
 		{"sentinel without addrs", "store:\n  redis:\n    sentinel:\n      master: m\n", "store.redis.sentinel.addrs", 3},
 		{"sentinel without master", "store:\n  redis:\n    sentinel:\n      addrs: [\"a:1\"]\n", "store.redis.sentinel.master", 3},
 		{"cluster addr bad", "store:\n  redis:\n    cluster_addrs:\n      - nohost\n", "store.redis.cluster_addrs[0]", 4},
@@ -67,17 +70,17 @@ func TestValidationProblems(t *testing.T) {
 		// policy
 		{"policy.mode", "policy:\n  mode: strict\n", "policy.mode", 2},
 		{"policy.default_purpose", "policy:\n  default_purpose: nope\n", "policy.default_purpose", 2},
-		{"default purpose gone with replaced purposes", "purposes:\n  orders: {basis: contract, category: transactional}\n", "policy.default_purpose", 0},
+		{"default purpose disabled", "purposes:\n  newsletter: {enabled: false}\n", "policy.default_purpose", 0},
 		{"role address bad", "policy:\n  role_addresses:\n    add: [\"info@example.com\"]\n", "policy.role_addresses.add[0]", 3},
 		// purposes
 		{"purpose name", "purposes:\n  newsletter: {basis: consent, category: marketing}\n  News_Letter: {basis: consent, category: marketing}\n", "purposes.News_Letter", 3},
-		{"basis missing", "purposes:\n  newsletter: {category: marketing}\n", "purposes.newsletter.basis", 2},
+		{"basis missing", "purposes:\n  news: {category: marketing}\n", "purposes.news.basis", 2},
 		{"basis bad", "purposes:\n  newsletter:\n    basis: whim\n    category: marketing\n", "purposes.newsletter.basis", 3},
-		{"category missing", "purposes:\n  newsletter: {basis: consent}\n", "purposes.newsletter.category", 2},
+		{"category missing", "purposes:\n  news: {basis: consent}\n", "purposes.news.category", 2},
 		{"category bad", "purposes:\n  newsletter:\n    basis: consent\n    category: spam\n", "purposes.newsletter.category", 4},
 		{"retention negative", "purposes:\n  newsletter:\n    basis: consent\n    category: marketing\n    retention: -1d\n", "purposes.newsletter.retention", 5},
 		{"role_addresses bad", "purposes:\n  newsletter:\n    basis: consent\n    category: marketing\n    role_addresses: never\n", "purposes.newsletter.role_addresses", 5},
-		{"no purposes", "purposes: {}\npolicy: {default_purpose: \"\"}\n", "purposes", 1},
+		{"every purpose disabled", "purposes:\n  newsletter: {enabled: false}\n  transactional: {enabled: false}\npolicy: {default_purpose: \"\"}\n", "purposes", 1},
 		// unsubscribe
 		{"language", "unsubscribe:\n  language: de\n", "unsubscribe.language", 2},
 		{"mailto_domain", "unsubscribe:\n  mailto_domain: localhost\n", "unsubscribe.mailto_domain", 2},
@@ -153,7 +156,6 @@ func TestValidValues(t *testing.T) {
 		{"sentinel", "store: {redis: {sentinel: {master: mymaster, addrs: [\"s1:26379\", \"s2:26379\"]}}}\n"},
 		{"cluster", "store: {redis: {cluster_addrs: [\"c1:6379\", \"c2:6379\"]}, path: \"\"}\n"},
 		{"empty default purpose", "policy: {default_purpose: \"\"}\n"},
-		{"zero dedup window", "upstream: {dedup_window: 0s}\n"},
 		{"webhooks set", "webhooks:\n  mailchimp: {secret: abcdefghijklmnopqrstuvwxyz, lists: {abc: newsletter}}\n  crm: {secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw, tolerance: 10m}\n  mandrill: {key: k, url: \"https://x.example/webhooks/mandrill\"}\n  outbound: [{url: \"https://crm.example/hook\", secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw, events: [consent.withdrawn]}]\n  outbox: {dead_after: 1d, retired_for: 30d}\n"},
 		{"uppercase sha256", "admin: {tokens: [{name: a, token_sha256: " + strings.Repeat("AB", 32) + ", scopes: [read, write, erase]}]}\n"},
 	}
@@ -166,5 +168,18 @@ func TestValidValues(t *testing.T) {
 				t.Fatalf("unexpected problems:\n%v", errs)
 			}
 		})
+	}
+}
+
+// Beside Sentinel or Cluster addresses, url is where the password and TLS
+// come from, so the two together load.
+func TestRedisCredentialsBesideSentinel(t *testing.T) {
+	for _, text := range []string{
+		"store:\n  redis:\n    url: rediss://:s3cret@redis/0\n    sentinel: {master: m, addrs: [\"10.0.0.1:26379\"]}\n",
+		"store:\n  redis:\n    url: rediss://:s3cret@redis/0\n    cluster_addrs: [\"10.0.0.1:6379\"]\n",
+	} {
+		if c := mustLoad(t, text); !c.Store.UsesRedis() {
+			t.Errorf("not a Redis store:\n%s", text)
+		}
 	}
 }

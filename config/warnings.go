@@ -19,11 +19,18 @@ func (c *Config) Warnings() []string {
 	add := func(format string, args ...any) { w = append(w, fmt.Sprintf(format, args...)) }
 
 	if u, err := url.Parse(c.HTTP.PublicURL); err == nil {
+		links := c.linksInMail()
 		if u.Scheme != "https" {
-			add("http.public_url is not https: unsubscribe and portal links in mail travel unencrypted")
+			add("http.public_url is not https: the links put in mail (%s) travel unencrypted", links)
 		}
 		if isLoopbackHost(u.Hostname()) {
-			add("http.public_url points at %s: links in mail work only on this machine", u.Hostname())
+			add("http.public_url points at %s: the links put in mail (%s) work only on this machine", u.Hostname(), links)
+		}
+	}
+
+	for _, p := range c.HTTP.TrustedProxyPrefixes() {
+		if p.Bits() == 0 {
+			add("http.trusted_proxies includes %s: any client can name the IP recorded as its evidence with X-Forwarded-For", p)
 		}
 	}
 
@@ -54,18 +61,13 @@ func (c *Config) Warnings() []string {
 		add("smtp.users are configured but smtp.tls is not: clients can authenticate only from loopback")
 	}
 
-	if !c.Store.UsesRedis() && within(c.Store.KeyPath(), c.Store.Path) {
+	if !c.Store.UsesRedis() && !c.ledgerKeyInEnv && within(c.Store.KeyPath(), c.Store.Path) {
 		add("store.key_file %s lies in store.path: a backup of %s also carries the key that unlocks it; keep the key file out of the store's backups, or set store.key_file elsewhere",
 			c.Store.KeyPath(), c.Store.Path)
 	}
 
-	// A purposes block lists all the purposes there are (decode.go): a
-	// built-in left out is gone, which a file adding one purpose rarely
-	// means.
-	for _, name := range slices.Sorted(maps.Keys(Default().Purposes)) {
-		if _, ok := c.Purposes[name]; !ok {
-			add("purposes does not list the built-in %s, so it is not configured: mail and API calls naming it are refused; the purposes listed are all there are, so to keep it add to purposes: %s", name, builtinPurpose(name))
-		}
+	if _, ok := c.Purposes["transactional"]; !ok {
+		add("%s", transactionalGone(c.Purposes))
 	}
 
 	if c.Policy.Mode == ModeMonitor {
@@ -111,15 +113,43 @@ func isLoopbackHost(host string) bool {
 	return err == nil && a.IsLoopback()
 }
 
-// builtinPurpose is the built-in purpose name as one line of YAML.
-func builtinPurpose(name string) string {
-	p := Default().Purposes[name]
-	fields := []string{"basis: " + p.Basis, "category: " + p.Category}
-	if p.Retention > 0 {
-		fields = append(fields, "retention: "+p.Retention.String())
+// linksInMail names the links that mail carries to http.public_url: the
+// portal's always (the /p page mails them), unsubscribe and confirmation
+// links only for the purposes that put them in.
+func (c *Config) linksInMail() string {
+	var unsub, confirm []string
+	for _, name := range slices.Sorted(maps.Keys(c.Purposes)) {
+		p := c.Purposes[name]
+		if p.UnsubscribeEnabled() {
+			unsub = append(unsub, name)
+		}
+		if p.DoubleOptIn {
+			confirm = append(confirm, name)
+		}
 	}
-	if p.Description != "" {
-		fields = append(fields, fmt.Sprintf("description: %q", p.Description))
+	links := []string{"portal links"}
+	if len(unsub) > 0 {
+		links = append(links, "unsubscribe links of "+strings.Join(unsub, ", "))
 	}
-	return name + ": {" + strings.Join(fields, ", ") + "}"
+	if len(confirm) > 0 {
+		links = append(links, "double opt-in confirmation links of "+strings.Join(confirm, ", "))
+	}
+	return strings.Join(links, "; ")
+}
+
+// transactionalGone words the warning for a disabled built-in
+// transactional purpose: the mail a CRM sends under it is refused from
+// then on, which is rarely what disabling it was meant to do.
+func transactionalGone(purposes map[string]Purpose) string {
+	var others []string
+	for _, name := range slices.Sorted(maps.Keys(purposes)) {
+		if purposes[name].Category == CategoryTransactional {
+			others = append(others, name)
+		}
+	}
+	const gone = "purposes.transactional is disabled: mail naming it in X-Optin-Purpose is refused as of an unknown purpose; "
+	if len(others) == 0 {
+		return gone + "no purpose of category transactional is left, so transactional mail (order confirmations, password resets) will need one: add it under purposes and name it in X-Optin-Purpose"
+	}
+	return gone + "transactional mail (order confirmations, password resets) will need to name " + strings.Join(others, " or ") + " instead"
 }

@@ -34,7 +34,7 @@ var domainProfile = idna.New(
 	idna.CheckJoiners(true),
 )
 
-// Address is a normalized email address, the identity of a subject (SPEC §2).
+// Address is a normalized email address, the identity of a subject.
 // The local part is lowercased and in NFC, and quoted only when it is not a
 // dot-atom; plus-tags are kept. Lowercasing never turns a non-ASCII
 // character into ASCII (İ stays İ; see normalizeLocal). The domain is
@@ -173,7 +173,7 @@ func (a Address) Mask() string {
 }
 
 // LogValue makes slog record the Hash, so a logged Address never shows the
-// address itself (STYLE habit 6). Log String() explicitly where that is
+// address itself (no personal data in logs). Log String() explicitly where that is
 // intended.
 func (a Address) LogValue() slog.Value { return slog.StringValue(a.Hash()) }
 

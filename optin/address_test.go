@@ -24,7 +24,7 @@ func TestParseAddressNormalizes(t *testing.T) {
 		{"  <jan@Example.COM> ", "jan@example.com"},
 		// Tabs and newlines count as surrounding whitespace too.
 		{"\tjan@example.com\r\n", "jan@example.com"},
-		// Plus-tags are part of the subject (SPEC §2): kept, lowercased.
+		// Plus-tags are part of the subject: kept, lowercased.
 		{"Jan+News@example.com", "jan+news@example.com"},
 		// Every atext symbol of RFC 5322 may stand in a dot-atom.
 		{"a!#$%&'*+-/=?^_`{|}~z@example.com", "a!#$%&'*+-/=?^_`{|}~z@example.com"},
@@ -185,7 +185,7 @@ func TestParseAddressRejects(t *testing.T) {
 	}
 }
 
-// TestParseAddressEqual: the spellings SPEC §2 names are one subject, and
+// TestParseAddressEqual: spellings that normalize alike are one subject, and
 // one map key.
 func TestParseAddressEqual(t *testing.T) {
 	groups := [][]string{

@@ -16,7 +16,7 @@ type Applier interface {
 // while one batch is being applied, the changes of callers that arrive
 // meanwhile gather and go to the store together as the next batch. A
 // lone caller waits for one Apply as before; a busy relay writes the
-// receipts of many messages in one store write (SPEC §2).
+// receipts of many messages in one store write.
 type Batcher struct {
 	store   Applier
 	max     int

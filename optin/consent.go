@@ -23,7 +23,7 @@ func (s Status) Valid() bool {
 	return s == StatusGranted || s == StatusPending || s == StatusWithdrawn || s == StatusExpired
 }
 
-// Sources a consent change can come from (SPEC §2); others are allowed.
+// Sources a consent change can come from; others are allowed.
 const (
 	SourceForm        = "form"
 	SourceDoubleOptIn = "double_opt_in"
@@ -69,7 +69,7 @@ type Consent struct {
 	NoticedAt time.Time `json:"noticed_at,omitzero"`
 }
 
-// ProofGaps are what a consent's proof lacks (SPEC §6): a grant whose
+// ProofGaps are what a consent's proof lacks: a grant whose
 // time is unknown, no privacy-policy version, or no evidence at all.
 type ProofGaps uint8
 
@@ -222,7 +222,7 @@ func (r SuppressionReason) Valid() bool {
 	return false
 }
 
-// Suppression is an address-level block (SPEC §2).
+// Suppression is an address-level block.
 type Suppression struct {
 	Subject   Address           `json:"email"`
 	Reason    SuppressionReason `json:"reason"`

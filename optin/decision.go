@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Reason is the code that comes with a Decision (SPEC §3). It is stored in
+// Reason is the code that comes with a Decision. It is stored in
 // message.relayed and message.blocked events, shown in SMTP replies and
 // counted in metrics, so the values are part of the product contract.
 type Reason string
@@ -84,14 +84,14 @@ var suppressionPrecedence = []SuppressionReason{
 	SuppressManual,
 }
 
-// Which suppressions block the categories other than marketing (SPEC §3).
+// Which suppressions block the categories other than marketing.
 var (
 	blocksTransactional = []SuppressionReason{SuppressErased, SuppressComplaint, SuppressHardBounce}
 	blocksLegal         = []SuppressionReason{SuppressHardBounce}
 )
 
 // Decide decides whether one recipient may get one message of purpose p
-// (SPEC §3). st is the recipient's standing for p (its consent record, nil
+// by the rules below. st is the recipient's standing for p (its consent record, nil
 // when there is none, and its suppressions); isRole says whether its
 // address is a role address (RoleAddresses.Is); now is the time of the
 // decision, against which expiry is judged. Decide is a pure function: it
@@ -131,7 +131,7 @@ var (
 // not block it.
 //
 // Legal: allowed (legal) unless suppressed for hard_bounce (blocked as
-// suppressed:hard_bounce). Per the SPEC, no other suppression blocks it,
+// suppressed:hard_bounce). No other suppression blocks it,
 // not even erased: a legal obligation (such as a breach notice, GDPR
 // Art. 34) may still require the mail, and only an undeliverable mailbox
 // stops it.

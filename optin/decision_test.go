@@ -10,7 +10,7 @@ import (
 // decisionNow is the time every decision test decides at.
 var decisionNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-// recordState is a consent record's state as SPEC §2 and §3 speak of it.
+// recordState is a consent record's state as the decision rules speak of it.
 type recordState string
 
 const (
@@ -45,7 +45,7 @@ func record(s recordState) *Consent {
 	return c
 }
 
-// expect is the SPEC §3 table read row by row, written apart from Decide:
+// expect is the decision table read row by row, written apart from Decide:
 // first whether anything allows the mail, then which reason to give.
 func expect(cat Category, state recordState, sups []SuppressionReason, role bool, basis Basis, rule RoleRule) Decision {
 	has := func(r SuppressionReason) bool { return slices.Contains(sups, r) }
@@ -175,7 +175,7 @@ func TestDecideEdgeCases(t *testing.T) {
 		suppressions []SuppressionReason
 		want         Decision
 	}{
-		// A withdrawn record beats a role address (SPEC §3).
+		// A withdrawn record beats a role address.
 		{"withdrawn beats role address", "info@example.com", nil, nil, marketing, record(stateWithdrawn), nil, block(ReasonWithdrawn)},
 		// The same role address without a record is allowed.
 		{"role address, no record", "info@example.com", nil, nil, marketing, nil, nil, allow(ReasonRoleAddress)},
@@ -201,7 +201,7 @@ func TestDecideEdgeCases(t *testing.T) {
 		{"pending role address, require_consent", "info@example.com", nil, nil, strict, record(statePending), nil, block(ReasonPendingConfirmation)},
 		// require_consent: a role address without a record is blocked.
 		{"role address, require_consent", "info@example.com", nil, nil, strict, nil, nil, block(ReasonNoConsent)},
-		// An unset role rule means allow (SPEC §2 default).
+		// An unset role rule means allow (the default).
 		{"role rule unset", "info@example.com", nil, nil, unset, nil, nil, allow(ReasonRoleAddress)},
 		// Legitimate interests with an objection (withdrawal) blocks.
 		{"legitimate interests, objection", "jan@example.com", nil, nil, interests, record(stateWithdrawn), nil, block(ReasonWithdrawn)},
@@ -233,11 +233,11 @@ func TestDecideEdgeCases(t *testing.T) {
 		{"transactional, unsubscribed and manual", "jan@example.com", nil, nil, transactional, nil, sup(SuppressUnsubscribedAll, SuppressManual), allow(ReasonTransactional)},
 		// A complaint blocks transactional mail.
 		{"transactional, complaint", "jan@example.com", nil, nil, transactional, nil, sup(SuppressManual, SuppressComplaint), block(SuppressedReason(SuppressComplaint))},
-		// An unknown suppression reason does not block transactional mail: the SPEC lists the ones that do.
+		// An unknown suppression reason does not block transactional mail: only erased, complaint and hard_bounce do.
 		{"transactional, unknown suppression", "jan@example.com", nil, nil, transactional, nil, sup("quarantine"), allow(ReasonTransactional)},
 		// Legal mail is blocked by a hard bounce only.
 		{"legal, hard bounce", "jan@example.com", nil, nil, legal, nil, sup(SuppressComplaint, SuppressHardBounce), block(SuppressedReason(SuppressHardBounce))},
-		// Erasure does not block legal mail: the SPEC names hard_bounce alone.
+		// Erasure does not block legal mail: only a hard bounce does.
 		{"legal, erased", "jan@example.com", nil, nil, legal, nil, sup(SuppressErased, SuppressComplaint, SuppressUnsubscribedAll, SuppressManual), allow(ReasonLegal)},
 		// A plus-tag does not hide a role address.
 		{"plus-tagged role address", "info+x@example.com", nil, nil, marketing, nil, nil, allow(ReasonRoleAddress)},

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Erasure (SPEC §6) destroys what can be read about a subject while
+// Erasure destroys what can be read about a subject while
 // keeping what proves the ledger whole:
 //
 //   - gone: every consent record, every suppression but erased, the

@@ -12,7 +12,7 @@ import (
 // detail; callers compare with errors.Is.
 var (
 	// ErrBadAddress means a string is not an email address optinproxy
-	// accepts (SPEC §2); the wrapped message says what is wrong with it
+	// accepts; the wrapped message says what is wrong with it
 	// without repeating the address.
 	ErrBadAddress = errors.New("optin: bad address")
 
@@ -58,7 +58,7 @@ var (
 	ErrDataLost = errors.New("optin: store data lost")
 )
 
-// Sentinel errors of erasure (SPEC §6).
+// Sentinel errors of erasure.
 var (
 	// ErrErased means the address was erased: it holds the erased
 	// suppression, and a grant or a pending record for it is refused

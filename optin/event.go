@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// EventType names what an event records (SPEC §2).
+// EventType names what an event records.
 type EventType string
 
 const (
@@ -25,7 +25,7 @@ const (
 	EventSuppressionRemoved EventType = "suppression.removed"
 	EventMessageRelayed     EventType = "message.relayed"
 	EventMessageBlocked     EventType = "message.blocked"
-	// An erasure set for a later time, and its cancellation (SPEC §6).
+	// An erasure set for a later time, and its cancellation.
 	EventErasureScheduled EventType = "erasure.scheduled"
 	EventErasureCancelled EventType = "erasure.cancelled"
 )

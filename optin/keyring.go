@@ -22,7 +22,7 @@ import (
 	josecipher "github.com/go-jose/go-jose/v4/cipher"
 )
 
-// Keyring is the ledger key (SPEC §2). It never lives in the store: a
+// Keyring is the ledger key. It never lives in the store: a
 // store holds nothing personal that can be read without it. It has two
 // parts:
 //

@@ -93,7 +93,7 @@ type ConsentChange struct {
 	// withdrawn (an import of "pending" or "expired" rows).
 	Status Status
 	// Import, when set, says the change comes from an import. Imports
-	// never invent evidence (SPEC §2): without At the grant time stays
+	// never invent evidence: without At the grant time stays
 	// unknown, and the evidence gets no default time or policy version.
 	// An import without At is applied only when no record for the
 	// purpose is stored (it cannot be ordered against one).

@@ -33,7 +33,7 @@ func (b Basis) Valid() bool {
 	return false
 }
 
-// Category says which rule of SPEC §3 decides a purpose's mail.
+// Category says which rule of Decide decides a purpose's mail.
 type Category string
 
 const (
@@ -56,7 +56,7 @@ const (
 	RoleRequireConsent RoleRule = "require_consent"
 )
 
-// Purpose is a configured reason for processing (SPEC §2).
+// Purpose is a configured reason for processing.
 type Purpose struct {
 	Name     string
 	Basis    Basis
@@ -112,7 +112,7 @@ func (ps Purposes) Names() []string {
 }
 
 // Unknown says, for an error, that name is not a purpose and what would
-// be valid. Names are matched exactly (SPEC §2 and §4 do not fold case),
+// be valid. Names are matched exactly (case is not folded),
 // so a name that differs from one only in case is told so.
 func (ps Purposes) Unknown(name string) string {
 	msg := fmt.Sprintf("%q", name)

@@ -7,7 +7,7 @@ import (
 
 // ReceiptDetails is the details object of a message.relayed or
 // message.blocked event: which message, under which purpose, and why the
-// recipient got it or not (SPEC §2). The body is never stored.
+// recipient got it or not. The body is never stored.
 type ReceiptDetails struct {
 	// MessageID is the message's Message-ID, the received one or the
 	// one the proxy added.
@@ -28,7 +28,7 @@ type ReceiptDetails struct {
 	Stage string `json:"stage,omitempty"`
 	// Uncertain is true when the upstream's reply to the message was
 	// lost (its connection dropped after the final dot): the copy may or
-	// may not have been delivered, and is not sent again (SPEC §4).
+	// may not have been delivered, and is not sent again.
 	Uncertain bool `json:"uncertain,omitempty"`
 }
 

@@ -9,9 +9,9 @@ import (
 	"golang.org/x/text/unicode/norm"
 )
 
-// builtinRoles is the built-in list of role addresses (SPEC §3): generic
+// builtinRoles is the built-in list of role addresses: generic
 // local parts of business mailboxes, English and Dutch, taken from the
-// conservative core of the project's reference/role-addresses.md (the Dutch
+// conservative core of the common role-address lists (the Dutch
 // Telecommunicatiewet art. 11.7 and the AVG treat such a mailbox as a
 // business's, not a natural person's). Marketing mail to
 // them may go without prior opt-in where a purpose allows it, so the list

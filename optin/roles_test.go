@@ -113,7 +113,7 @@ func TestRoleAddressesIs(t *testing.T) {
 		addr string
 		want bool
 	}{
-		// The SPEC's examples.
+		// The usual examples.
 		{"info@example.com", true},
 		{"sales@example.com", true},
 		{"billing@example.com", true},
@@ -169,7 +169,7 @@ func TestRoleAddressesIs(t *testing.T) {
 }
 
 func TestBuiltinRoles(t *testing.T) {
-	// About a hundred, as SPEC §3 says; far from the thousand of the wide list.
+	// About a hundred: a narrow list, far from the thousand of the wide list.
 	if n := len(builtinRoles); n < 90 || n > 160 {
 		t.Errorf("%d built-in role addresses, want about a hundred", n)
 	}
@@ -191,7 +191,7 @@ func TestBuiltinRoles(t *testing.T) {
 	if !slices.IsSorted(list) || len(list) != len(builtinRoles) {
 		t.Errorf("List() has %d entries, sorted %v; want %d, sorted", len(list), slices.IsSorted(list), len(builtinRoles))
 	}
-	// The ones SPEC §3 names.
+	// The most common ones.
 	for _, s := range []string{"info", "sales", "support", "admin", "office", "contact", "hello", "billing", "noreply", "postmaster"} {
 		if !slices.Contains(list, s) {
 			t.Errorf("List() lacks %q", s)

@@ -10,7 +10,7 @@ import (
 )
 
 // Receipts are sealed in a compact form of their own, since a busy relay
-// writes one per recipient of every message (SPEC §2 asks at most 200
+// writes one per recipient of every message (at most 200
 // bytes of Redis memory each): the details in a binary form rather than
 // JSON, the address left out (the subject's state holds it), and the
 // nonce taken from the event id rather than stored.

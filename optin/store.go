@@ -14,7 +14,7 @@ import (
 // ErrNotFound, ErrUnavailable (retry later; fail closed) or ErrCorrupt.
 //
 // A store is opened with the ledger key (Keys) and holds nothing personal
-// that can be read without it (SPEC §2): addresses are sealed under each
+// that can be read without it: addresses are sealed under each
 // subject's own key, subject keys are wrapped under the ledger key, and
 // subjects are named by keyed hashes. A store keeps a check of its key
 // and refuses another (ErrBadKey).
@@ -140,7 +140,7 @@ type Standing struct {
 
 // Delivery records that the upstream accepted a copy of a message for
 // the change's subject, so that the client's retry of a partly relayed
-// message skips it (SPEC §4). Stores keep it until Until and may forget
+// message skips it. Stores keep it until Until and may forget
 // it any time after; it is not part of the subject's history.
 type Delivery struct {
 	// Message is the key LookupQuery.Message asks by.

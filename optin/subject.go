@@ -124,7 +124,7 @@ type Result struct {
 // when the change is ignored. now is used for suppression times. A
 // subject without a key gets one (its first event).
 //
-// Erasure (SPEC §6) adds three rules. A grant or pending record for a
+// Erasure adds three rules. A grant or pending record for a
 // subject that holds the erased suppression is refused: the error wraps
 // ErrErased, and a store puts it in Result.Refused and goes on with the
 // batch. What an erasure left (Erased: chains, no key) takes only

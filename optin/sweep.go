@@ -59,7 +59,7 @@ type NoticeDetails struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-// Sweep carries out the retention of consents (SPEC §6) as of now: it
+// Sweep carries out the retention of consents as of now: it
 // pages through every subject and, per page in one Store.Apply,
 //
 //   - records consent.expiring for a granted consent whose expires_at is

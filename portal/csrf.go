@@ -9,8 +9,8 @@ import (
 	"net/http"
 )
 
-// Every POST of the portal carries a CSRF token (SPEC §5: forms inside
-// the portal use one) bound to two things: the portal token of the page
+// Every POST of the portal carries a CSRF token (unlike /u/ and /confirm/,
+// whose token is credential enough) bound to two things: the portal token of the page
 // the form is on, and a random value in a cookie of the browser that
 // loaded it (SameSite=Strict, HttpOnly). A page on another site can
 // neither read the cookie nor compute the token without the secret, and a

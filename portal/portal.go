@@ -1,4 +1,4 @@
-// Package portal is the subject's personal data portal (SPEC §6): /p, a
+// Package portal is the subject's personal data portal: /p, a
 // form that mails a temporary link without telling whether the address is
 // known, and /p/TOKEN, where the subject sees every purpose with its state
 // and history, grants or withdraws each, corrects the address, downloads

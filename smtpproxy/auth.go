@@ -9,7 +9,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// User is an SMTP account (SPEC §4, smtp.users).
+// User is an SMTP account (smtp.users).
 type User struct {
 	Name string
 	// PasswordHash is a bcrypt hash.

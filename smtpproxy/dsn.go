@@ -15,7 +15,7 @@ import (
 	"optinproxy/optin"
 )
 
-// Delivery status notifications for blocked recipients (SPEC §4,
+// Delivery status notifications for blocked recipients (with
 // smtp.blocked_dsn): a multipart/report (rfc/6522:3) of a note for people,
 // the machine-readable status (rfc/3464:2) and the original header, cut
 // to dsnHeaderCap. The body of the original is never echoed.

@@ -36,7 +36,7 @@ type Personalize func(p optin.Purpose, to optin.Address, message string, header 
 // purposeHeader names the message's purpose; it is removed before relaying.
 const purposeHeader = "X-Optin-Purpose"
 
-// purposeOf resolves the message's purpose (SPEC §4): the X-Optin-Purpose
+// purposeOf resolves the message's purpose: the X-Optin-Purpose
 // header, else the user's default, else the policy's; and removes the
 // header, so that the recipients never see it.
 func (s *Server) purposeOf(sess *session, msg *message) (optin.Purpose, error) {
@@ -107,7 +107,7 @@ func (sess *session) mayUsePurpose(name string) bool {
 
 // fixedPurpose is the purpose every message of the session will have,
 // when it is known before the header: the user may use only one. Then
-// recipients are decided at RCPT already (SPEC §4).
+// recipients are decided at RCPT already.
 func (s *Server) fixedPurpose(sess *session) (optin.Purpose, bool) {
 	if s.opts.Monitor || sess.user == nil || len(sess.user.Purposes) != 1 {
 		return optin.Purpose{}, false

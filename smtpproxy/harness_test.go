@@ -142,7 +142,7 @@ func wantCode(t *testing.T, err error, code int) *smtp.SMTPError {
 }
 
 // fresh is plainMsg with a Message-ID of its own: the proxy does not
-// deliver one message twice to a recipient (SPEC §2), so tests that send
+// deliver one message twice to a recipient, so tests that send
 // "another" message must make it another.
 func fresh() string {
 	return strings.Replace(plainMsg, "<m1@shop.example>", fmt.Sprintf("<m%d@shop.example>", sent.Add(1)), 1)

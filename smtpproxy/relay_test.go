@@ -159,7 +159,7 @@ func TestUpstreamFailures(t *testing.T) {
 // A reply to the final dot that never comes: the copy may have been
 // delivered. The proxy says so, does not send it again by itself, and
 // marks it, so that the client's retry does not deliver it twice either
-// (SPEC §4, honest replies).
+// (honest replies).
 func TestSlowDataReplyIsNotResent(t *testing.T) {
 	p := startProxy(t, nil)
 	p.up.set(func(r *recorder) { r.delayData = 3 * time.Second })

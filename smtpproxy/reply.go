@@ -141,7 +141,7 @@ func answer(tx *transaction, f fates, out outcome, stored bool) (string, *smtp.S
 }
 
 // whomBlocked names the blocked recipients of a partly relayed message
-// with their reasons, so the client knows whom it did not reach (SPEC §4:
+// with their reasons, so the client knows whom it did not reach (the
 // blocked recipients are reported in the reply text). The client gave
 // these addresses, so naming them back is no leak.
 func whomBlocked(blocked []verdict) string {

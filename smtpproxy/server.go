@@ -2,7 +2,7 @@
 // emersion/go-smtp. A client submits a message; the proxy decides who may
 // get it, hands the copies to the Upstream, and answers DATA only after the
 // upstream did, so a 250 means the mailer has the message and a 4xx means
-// the client still holds it (SPEC §4). It never relays for a client that is
+// the client still holds it. It never relays for a client that is
 // neither authenticated nor on a trusted network.
 package smtpproxy
 
@@ -36,7 +36,7 @@ type Upstream interface {
 }
 
 // Options configure a Server. Upstream is required; zero values elsewhere
-// take the defaults of SPEC §4.
+// take the documented defaults.
 type Options struct {
 	// Hostname is greeted with and written into Received: and Message-ID:.
 	Hostname string
@@ -237,7 +237,7 @@ func New(opts Options) (*Server, error) {
 	srv.WriteTimeout = opts.WriteTimeout
 	srv.EnableSMTPUTF8 = true
 	// AUTH is checked per connection in Auth: plain text is fine from
-	// loopback, elsewhere only after STARTTLS (SPEC §4).
+	// loopback, elsewhere only after STARTTLS.
 	srv.AllowInsecureAuth = true
 	srv.ErrorLog = slogPrinter{s.log}
 	s.smtp = srv

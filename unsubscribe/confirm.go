@@ -41,7 +41,7 @@ type ConfirmOptions struct {
 }
 
 // ConfirmHandler serves GET and POST /confirm/TOKEN, the link of a double
-// opt-in mail (SPEC §6): GET names the purpose and changes nothing, POST
+// opt-in mail: GET names the purpose and changes nothing, POST
 // turns the pending record into a granted one with the confirmation's
 // evidence. The token is the only credential, as for /u/. Safe for
 // concurrent use.

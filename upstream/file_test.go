@@ -107,7 +107,7 @@ func TestFileUnwritableFolder(t *testing.T) {
 }
 
 // file://DIR is a path relative to the working directory unless it
-// starts with a slash (SPEC §4): file://./x and file://x are both ./x,
+// starts with a slash: file://./x and file://x are both ./x,
 // file:///abs is /abs.
 func TestFilePath(t *testing.T) {
 	for _, tc := range []struct{ url, want string }{

@@ -16,7 +16,7 @@ import (
 
 // Intervals of the background jobs.
 const (
-	// watchEvery is how often the store's marker is checked (SPEC §2: a
+	// watchEvery is how often the store's marker is checked (so that a
 	// store that lost its data is noticed while serving).
 	watchEvery = 5 * time.Second
 	// pruneEvery is how often receipts past their retention are pruned;

@@ -13,7 +13,7 @@ import (
 	"optinproxy/config"
 )
 
-// bootstrap creates what a first start needs (SPEC §9): the store folder,
+// bootstrap creates what a first start needs: the store folder,
 // the unsubscribe secret, and, with no admin token configured, a generated
 // one in the store folder for the command line. Existing files are kept.
 func bootstrap(cfg *config.Config, log *slog.Logger) error {

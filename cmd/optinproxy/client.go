@@ -19,7 +19,7 @@ import (
 )
 
 // client talks to a running server's admin API: the command line's
-// commands other than serve, check-config and hash-password (SPEC §8).
+// commands other than serve, check-config, rotate-key and hash-password.
 type client struct {
 	base  string
 	token string
@@ -88,7 +88,7 @@ func (f clientFlags) parseConnect(fs *flag.FlagSet, args []string, n int, usage 
 }
 
 // connect resolves the address and token. Each comes from the first of:
-// its flag, its environment variable, the --config file (SPEC §8), then
+// its flag, its environment variable, the --config file, then
 // the zero-config defaults of a server run in this folder.
 func (f clientFlags) connect() (*client, error) {
 	addr, token, from := *f.addr, *f.token, "--token"
@@ -152,7 +152,7 @@ func listenAddr(listen string) string {
 func configToken(cfg *config.Config, path, scope string) (token, from string, err error) {
 	if len(cfg.Admin.Tokens) == 0 {
 		// The server then made its own token, with every scope, in
-		// store.path (SPEC §9).
+		// store.path.
 		file := adminTokenFile(cfg)
 		b, err := os.ReadFile(file)
 		if err != nil {

@@ -248,7 +248,7 @@ func metric(t *testing.T, s *server, series string) float64 {
 // Messages that met it down get 451 and come again; receipts whose write
 // met it down wait in the journal. Afterwards every copy the mailer took
 // has exactly one message.relayed receipt, and none was taken twice
-// (SPEC §2).
+// (receipts are never lost).
 func TestRedisRestartUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a load of 3,000 messages")

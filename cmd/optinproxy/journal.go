@@ -19,7 +19,7 @@ import (
 // and mail waits (451) until it has.
 const drainAtStart = 30 * time.Second
 
-// openJournal opens the receipt journal in store.path (SPEC §2: receipts
+// openJournal opens the receipt journal in store.path (receipts
 // the store could not take wait there) and drains what a previous run
 // left, before the relay takes mail. Its depth and counts are metrics.
 func openJournal(ctx context.Context, cfg *config.Config, store optin.Store, keys *optin.Keys, reg prometheus.Registerer, log *slog.Logger) (*journal.Journal, error) {

@@ -30,7 +30,7 @@ func (k keySource) String() string {
 	return k.file
 }
 
-// loadKeys reads the ledger key (SPEC §2): OPTINPROXY_LEDGER_KEY when
+// loadKeys reads the ledger key: OPTINPROXY_LEDGER_KEY when
 // set, else store.key_file. When neither exists it makes the key file
 // (mode 0600), from legacy when the store is an older one that kept its
 // key inside (so its subject ids stay), else new. The Keys read the file

@@ -154,7 +154,7 @@ func printUsage(w io.Writer) {
 }
 
 // parseFlags parses fs from args where flags may stand before or after the
-// positional arguments (SPEC §8), and returns the positional ones. A wrong
+// positional arguments, and returns the positional ones. A wrong
 // flag is a usageError.
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	fs.SetOutput(io.Discard)

@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// reportNames are the reports of `optinproxy report` (SPEC §6).
+// reportNames are the reports of `optinproxy report`.
 const reportNames = "no-basis, no-proof, expiring, outdated-policy, processing or affected"
 
 // reportOut writes a report's rows as a readable table, CSV, or the

@@ -17,7 +17,7 @@ import (
 	"optinproxy/optin"
 )
 
-// runRotateKey works on the store and key file of a --config (SPEC §8),
+// runRotateKey works on the store and key file of a --config,
 // not through a server: it needs the key file, which the API never
 // hands out. On Redis it is safe while the servers run; the embedded
 // store is locked by its server, which must be stopped first.

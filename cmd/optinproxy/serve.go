@@ -281,7 +281,7 @@ func start(ctx context.Context, cfg *config.Config, dkimKeys []dkim.Key, environ
 		return nil, err
 	}
 	a.httpAddr = hl.Addr().String()
-	a.http = newHTTPServer(parts.handler, defaultHTTPTimeouts, log)
+	a.http = newHTTPServer(behindProxies(parts.handler, cfg.HTTP.TrustedProxyPrefixes()), defaultHTTPTimeouts, log)
 	go func() { a.serveErr <- srv.Serve(sl) }()
 	if tl != nil {
 		go func() { a.serveErr <- srv.ServeTLS(tl) }()

@@ -19,7 +19,7 @@ import (
 // Redis that loses its data while they serve, by FLUSHALL and by a
 // restart without persistence. Both notice (/readyz, the log); a grant
 // through one and a withdrawal through the other land on one record, and
-// neither relays marketing to that address afterwards (SPEC §2: subject
+// neither relays marketing to that address afterwards (subject
 // ids come from the key file, not from the store).
 func TestTwoProxiesOnAFlushedRedis(t *testing.T) {
 	rs := redistest.Start(t) // no persistence: a restart comes back empty

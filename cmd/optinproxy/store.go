@@ -30,7 +30,7 @@ type opener struct {
 }
 
 // storeOpener prepares to open Redis when configured, else the embedded
-// store in store.path (SPEC §10).
+// store in store.path.
 func storeOpener(ctx context.Context, cfg *config.Config, log *slog.Logger) (*opener, error) {
 	progress := func(n int) { log.Info("migrating the store", "subjects", n) }
 	if cfg.Store.UsesRedis() {

@@ -1,4 +1,4 @@
-// Package export is everything stored about one subject (SPEC §6, access
+// Package export is everything stored about one subject (the rights of access
 // and portability): its consent records, suppressions and whole event
 // history, as JSON, CSV or XLSX. The admin API and the personal portal
 // both serve it, so a subject gets from the portal exactly what an

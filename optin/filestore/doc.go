@@ -1,5 +1,5 @@
 // Package filestore is the embedded optin.Store: one bbolt file, used when
-// no Redis is configured (SPEC §10). One process owns the file at a time
+// no Redis is configured. One process owns the file at a time
 // (bbolt's file lock); within it every method is safe for concurrent use.
 //
 // # What the file holds, and what it does not

@@ -65,7 +65,7 @@ var errClosed = fmt.Errorf("filestore: closed: %w", optin.ErrUnavailable)
 
 // Options configure Open.
 type Options struct {
-	// Keys is the ledger key (SPEC §2). Required: nothing personal in
+	// Keys is the ledger key. Required: nothing personal in
 	// the file can be read or written without it.
 	Keys *optin.Keys
 	// Now is the clock for times the changes do not carry (a suppression

@@ -1,7 +1,7 @@
-// Package journal keeps the receipts the store could not take (SPEC §2:
-// "Receipts are never lost: when the store fails after the upstream took
+// Package journal keeps the receipts the store could not take, so that
+// receipts are never lost: when the store fails after the upstream took
 // the message, they wait in a local journal (synced to disk) and are
-// written when the store is back").
+// written when the store is back.
 //
 // A Journal sits between the relay and the store and is handed to the
 // relay as its ledger: Lookup and Apply, as the store has them. Apply

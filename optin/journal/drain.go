@@ -31,8 +31,8 @@ type flight struct {
 // ends when the journal is empty (nil) or the store fails (its error; the
 // drain stops there, and the next goes on from where it stopped); ctx
 // bounds only the wait, and Close stops the drain. Call it at start,
-// before the relay decides anything (SPEC: "on start a non-empty journal
-// is drained first"); Run and Lookup call it too.
+// before the relay decides anything (the journal's delivered marks must
+// be in the store before a retry is decided); Run and Lookup call it too.
 func (j *Journal) Drain(ctx context.Context) error {
 	f := j.kick()
 	select {

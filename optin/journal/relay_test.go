@@ -55,7 +55,7 @@ func (m *mailer) Send(ctx context.Context, from string, to []string, msg io.Writ
 	return errs, nil
 }
 
-// TestRelayOutage walks SPEC §2 and §4 through the relay: the store dies
+// TestRelayOutage walks a store outage through the relay: the store dies
 // while the upstream takes a message that only partly goes out; the
 // receipts and the delivered mark wait in the journal, and the client
 // hears 451 for the rest. Its retry gets 451 4.3.0 while the store is

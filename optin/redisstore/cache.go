@@ -7,8 +7,8 @@ import (
 
 // seen is what a lookup learned of a subject's receipt chain, so that
 // the receipts of the message being relayed can be written without
-// reading again: one lookup round trip and one write per message (SPEC
-// §2). Nothing here is trusted: the write checks the head it was built
+// reading again: one lookup round trip and one write per message.
+// Nothing here is trusted: the write checks the head it was built
 // on and reads again when it moved.
 type seen struct {
 	exists  bool

@@ -14,7 +14,7 @@ const (
 	dialRetryWait = 50 * time.Millisecond
 )
 
-// NewClient builds the client the configuration names (SPEC §9): one node
+// NewClient builds the client the configuration names: one node
 // by url (redis://host:port/db, rediss:// for TLS, with user, password
 // and go-redis's query options such as dial_timeout), a Sentinel-managed
 // master by sentinelMaster and sentinelAddrs, or a Cluster by

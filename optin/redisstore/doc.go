@@ -1,4 +1,4 @@
-// Package redisstore keeps the consent ledger in Redis (SPEC §10): one
+// Package redisstore keeps the consent ledger in Redis: one
 // node, Sentinel or Cluster, shared by any number of optinproxy
 // instances. It implements optin.Store and passes optin/storetest.
 //

@@ -28,7 +28,7 @@ func (l clientLog) Printf(ctx context.Context, format string, v ...any) {
 var atSign = regexp.MustCompile(`[^\s"'<>()\[\],;]*@[^\s"'<>()\[\],;]*`)
 
 // redactAddresses keeps email addresses and URL credentials out of the
-// log (SPEC §4: logs hold no address and no credential).
+// log (logs hold no address and no credential).
 func redactAddresses(s string) string {
 	return atSign.ReplaceAllString(s, "[redacted]")
 }

@@ -13,8 +13,8 @@ import (
 )
 
 // Receipts name their purpose and actor (a few names, repeated in
-// every receipt) by a 3-byte code: 16 bytes saved per receipt (SPEC §2
-// asks at most 200 bytes each). The code is a hash of the name, so every
+// every receipt) by a 3-byte code: 16 bytes saved per receipt (a receipt
+// may use at most 200 bytes). The code is a hash of the name, so every
 // instance computes the same; the names hash ({prefix}names: code to
 // name) lets readers turn codes back, and the write script sets the
 // codes of its batch there too, so the table is whole whenever a receipt

@@ -245,3 +245,48 @@ func testSentinelFailover(t *testing.T, set *sentinelSet) {
 		t.Errorf("on the new master directly, b: %v", err)
 	}
 }
+
+// A master that asks for a password, behind a Sentinel: the URL given
+// beside the Sentinel's addresses carries the password (and TLS and the
+// database) to the master; without it the store cannot open.
+func TestSentinelPasswordFromURL(t *testing.T) {
+	ctx := context.Background()
+	master := redistest.Start(t)
+	m := redis.NewClient(&redis.Options{Addr: master.Addr})
+	defer m.Close()
+	if err := m.ConfigSet(ctx, "requirepass", "s3cret").Err(); err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(master.Addr)
+	sentinel := redistest.StartWith(t, redistest.Options{Sentinel: []string{
+		"sentinel resolve-hostnames no",
+		fmt.Sprintf("sentinel monitor %s %s %s 1", sentinelName, host, port),
+		fmt.Sprintf("sentinel auth-pass %s s3cret", sentinelName),
+	}})
+	admin := redis.NewSentinelClient(&redis.Options{Addr: sentinel.Addr})
+	defer admin.Close()
+	waitFor(t, "the Sentinel to name the master", func() bool {
+		addr, err := admin.GetMasterAddrByName(ctx, sentinelName).Result()
+		return err == nil && len(addr) == 2 && net.JoinHostPort(addr[0], addr[1]) == master.Addr
+	})
+	open := func(url string) error {
+		c, err := NewClient(url, sentinelName, []string{sentinel.Addr}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := Open(ctx, Options{Client: c, Keys: testKeys, Prefix: "pw:"})
+		if err != nil {
+			c.Close()
+			return err
+		}
+		defer s.Close()
+		_, err = s.Lease(ctx, "test", time.Minute)
+		return err
+	}
+	if err := open(""); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
+		t.Errorf("no password: %v, want NOAUTH", err)
+	}
+	if err := open("redis://:s3cret@unused:1/0"); err != nil {
+		t.Errorf("password from the URL: %v", err)
+	}
+}

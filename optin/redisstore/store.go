@@ -24,7 +24,7 @@ type Options struct {
 	// Required. The Store owns it from a successful Open on: Close closes
 	// it.
 	Client redis.UniversalClient
-	// Keys is the ledger key (SPEC §2). Required: nothing personal in
+	// Keys is the ledger key. Required: nothing personal in
 	// the store can be read or written without it.
 	Keys *optin.Keys
 	// Prefix starts every key; default "optin:". It must not hold braces

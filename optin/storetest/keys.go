@@ -18,7 +18,7 @@ import (
 // testNothingPersonal: after grants with evidence, withdrawals,
 // suppressions, imports and receipts with delivery marks, nothing the
 // store keeps shows an address or a piece of evidence, in plain,
-// lowercased, uppercased, base64 or hex form (SPEC §2).
+// lowercased, uppercased, base64 or hex form.
 func testNothingPersonal(t *testing.T, h Harness) {
 	if h.Raw == nil {
 		t.Skip("the harness cannot read the raw storage")
@@ -213,7 +213,7 @@ func testRotateUnderLoad(t *testing.T, h Harness) {
 
 // testRetiredBackup: a backup taken before a rotation reads with the key
 // file of its time, and no longer once its generation is retired, while
-// the store itself reads on (SPEC §2).
+// the store itself reads on.
 func testRetiredBackup(t *testing.T, h Harness) {
 	if h.Snapshot == nil {
 		t.Skip("the harness cannot copy a store")

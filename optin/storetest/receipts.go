@@ -85,7 +85,7 @@ func testReceiptOnce(t *testing.T, h Harness) {
 
 // testReceiptRoundTrips: the relay's receipts for the recipients it just
 // looked up are one write round trip, whatever their number, for
-// subjects known and new alike (SPEC §2).
+// subjects known and new alike.
 func testReceiptRoundTrips(t *testing.T, h Harness) {
 	if h.RoundTrips == nil {
 		t.Skip("the store has no round trips to count")

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+)
+
+// behindProxies makes a request that came through one of the trusted
+// reverse proxies carry the client the proxies name in X-Forwarded-For as
+// its RemoteAddr, so that the evidence of a page and the portal's
+// per-client limit see the recipient, not the proxy. The header is read
+// from the right: each proxy appends the peer it saw, so the first
+// address that is not a trusted proxy is the client; anything left of it
+// was written by the client and could be forged. From any other peer the
+// header is ignored.
+func behindProxies(next http.Handler, trusted []netip.Prefix) http.Handler {
+	if len(trusted) == 0 {
+		return next
+	}
+	isTrusted := func(a netip.Addr) bool {
+		a = a.Unmap()
+		for _, p := range trusted {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		peer, err := netip.ParseAddrPort(r.RemoteAddr)
+		if err != nil || !isTrusted(peer.Addr()) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+		client := netip.Addr{}
+		for i := len(hops) - 1; i >= 0; i-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+			if err != nil {
+				break // a hop that is no address: believe nothing further left
+			}
+			client = a.Unmap()
+			if !isTrusted(client) {
+				break
+			}
+		}
+		if client.IsValid() {
+			r = r.WithContext(r.Context()) // a copy: the caller's request stays as it came
+			r.RemoteAddr = net.JoinHostPort(client.String(), "0")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
