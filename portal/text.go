@@ -41,7 +41,7 @@ type text struct {
 	Fixed, Suppressed, PendingHint            string
 	GrantButton, WithdrawButton               string
 	HistoryCaption, WhenLabel, WhatLabel, Via string
-	NoHistory, Older                          string // Older has a count
+	NoHistory, Older, OlderOne                string // Older has a count above one
 	Messages                                  string // sent, held back, last time
 	Events                                    map[optin.EventType]string
 	Sources                                   map[string]string
@@ -63,6 +63,15 @@ type text struct {
 
 	// Durations: singular and plural of days, hours and minutes.
 	Day, Days, Hour, Hours, Minute, Minutes string
+}
+
+// OlderText says how many older history rows the page leaves to the
+// download: "1 entries" reads as a bug.
+func (t text) OlderText(n int) string {
+	if n == 1 {
+		return t.OlderOne
+	}
+	return fmt.Sprintf(t.Older, n)
 }
 
 // lasting is the wording of how long a link works.
@@ -143,6 +152,7 @@ var texts = map[string]text{
 		Via:            "Via",
 		NoHistory:      "Nog niets vastgelegd.",
 		Older:          "De %d oudere regels staan in de download.",
+		OlderOne:       "De oudere regel staat in de download.",
 		Messages:       "Berichten: %d verstuurd, %d tegengehouden; het laatste op %s.",
 		Events: map[optin.EventType]string{
 			optin.EventConsentGranted: "Toestemming gegeven", optin.EventConsentPending: "Aangevraagd, wacht op bevestiging",
@@ -266,6 +276,7 @@ var texts = map[string]text{
 		Via:            "Through",
 		NoHistory:      "Nothing recorded yet.",
 		Older:          "The %d older entries are in the download.",
+		OlderOne:       "The older entry is in the download.",
 		Messages:       "Messages: %d sent, %d held back; the last on %s.",
 		Events: map[optin.EventType]string{
 			optin.EventConsentGranted: "Consent given", optin.EventConsentPending: "Asked for, awaiting confirmation",

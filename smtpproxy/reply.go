@@ -8,6 +8,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"optinproxy/internal/plural"
 	"optinproxy/optin"
 )
 
@@ -115,7 +116,7 @@ func answer(tx *transaction, f fates, out outcome, stored bool) (string, *smtp.S
 	case len(f.due) == 0 && f.earlier == 0:
 		return resultBlocked, blockedReply(tx.purpose, f.blocked)
 	case len(f.due) == 0:
-		return resultRelayed, ok(fmt.Sprintf("Ok: %s already relayed to all %d allowed recipients; blocked %d%s", tx.qid, f.earlier, len(f.blocked), whomBlocked(f.blocked)))
+		return resultRelayed, ok(fmt.Sprintf("Ok: %s already relayed to %s; blocked %d%s", tx.qid, allAllowed(f.earlier), len(f.blocked), whomBlocked(f.blocked)))
 	case out.err != nil && out.err.Code >= 500:
 		return resultRejected, out.err
 	case out.err != nil:
@@ -132,7 +133,11 @@ func answer(tx *transaction, f fates, out outcome, stored bool) (string, *smtp.S
 		text += fmt.Sprintf(" (%d relayed earlier)", f.earlier)
 	}
 	if n := len(out.uncertain); n > 0 {
-		text += fmt.Sprintf("; the upstream's connection broke after %d of the copies were sent, before it confirmed them: they may have been delivered, and will not be sent again", n)
+		copies := fmt.Sprintf("%d of the copies were sent, before it confirmed them: they may have been delivered", n)
+		if n == 1 {
+			copies = "a copy was sent, before it confirmed it: it may have been delivered"
+		}
+		text += "; the upstream's connection broke after " + copies + ", and will not be sent again"
 	}
 	if f.monitor > 0 {
 		text += fmt.Sprintf("; monitor mode: %d would have been blocked", f.monitor)
@@ -160,6 +165,14 @@ func unsubscribed(n int) *smtp.SMTPError {
 		return ok("Unsubscribed: you will get no more of this mail")
 	}
 	return ok(fmt.Sprintf("Unsubscribed: %d subscriptions ended", n))
+}
+
+// allAllowed counts the allowed recipients a message reached before.
+func allAllowed(n int) string {
+	if n == 1 {
+		return "its 1 allowed recipient"
+	}
+	return "all " + plural.Count(n, "allowed recipient")
 }
 
 func ok(text string) *smtp.SMTPError {

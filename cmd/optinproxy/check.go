@@ -12,6 +12,8 @@ import (
 	"os"
 	"strings"
 	"unicode/utf8"
+
+	"optinproxy/internal/plural"
 )
 
 // checkBatch is how many addresses one POST /api/v1/check takes.
@@ -94,7 +96,7 @@ func runCheck(_ context.Context, e *env, args []string) error {
 	if err := out.Error(); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stderr, "%d addresses: %d allowed, %d blocked for %s\n", len(emails), allowed, blocked, *purpose)
+	fmt.Fprintf(e.stderr, "%s: %d allowed, %d blocked for %s\n", plural.Count(len(emails), "address"), allowed, blocked, *purpose)
 	if mode == "monitor" {
 		fmt.Fprintln(e.stderr, "the proxy runs in monitor mode (policy.mode): it relays to the blocked addresses too, and records that they were blocked")
 	}
@@ -118,9 +120,17 @@ func readCheckList(r io.Reader) ([]string, error) {
 		return nil, fmt.Errorf("%d: %w: the text is not UTF-8", line, errCheckFile)
 	}
 	first, _, _ := strings.Cut(string(raw), "\n")
+	// Columns are separated by commas, or by semicolons as Excel writes
+	// them in languages with a decimal comma; the header row decides.
+	sep := ','
+	if strings.Count(first, ";") > strings.Count(first, ",") {
+		sep = ';'
+	}
 	col := -1
-	if strings.Contains(first, ",") || strings.EqualFold(strings.TrimSpace(first), "email") {
-		header, err := csv.NewReader(strings.NewReader(first)).Read()
+	if strings.ContainsRune(first, sep) || strings.EqualFold(strings.TrimSpace(first), "email") {
+		hr := csv.NewReader(strings.NewReader(first))
+		hr.Comma = sep
+		header, err := hr.Read()
 		if err == nil {
 			for i, h := range header {
 				if strings.EqualFold(strings.TrimSpace(h), "email") {
@@ -129,7 +139,7 @@ func readCheckList(r io.Reader) ([]string, error) {
 				}
 			}
 		}
-		if col < 0 && strings.Contains(first, ",") {
+		if col < 0 && strings.ContainsRune(first, sep) {
 			return nil, fmt.Errorf("1: %w: a CSV needs an email column in its header row (found %q)", errCheckFile, first)
 		}
 	}
@@ -149,6 +159,10 @@ func readCheckList(r io.Reader) ([]string, error) {
 	}
 	cr := csv.NewReader(bytes.NewReader(raw))
 	cr.TrimLeadingSpace = true
+	cr.Comma = sep
+	// Rows may leave off trailing cells, as a spreadsheet does with empty
+	// ones and as import takes them; only the email cell must be there.
+	cr.FieldsPerRecord = -1
 	if _, err := cr.Read(); err != nil {
 		return nil, fmt.Errorf("1: %w", err)
 	}
@@ -164,6 +178,10 @@ func readCheckList(r io.Reader) ([]string, error) {
 		}
 		if err != nil {
 			return nil, err
+		}
+		if col >= len(rec) {
+			line, _ := cr.FieldPos(0)
+			return nil, fmt.Errorf("%d: %w: the row ends before its email column", line, errCheckFile)
 		}
 		out = append(out, strings.TrimSpace(rec[col]))
 	}

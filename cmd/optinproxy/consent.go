@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"optinproxy/internal/plural"
 	"optinproxy/optin"
 )
 
@@ -34,7 +36,7 @@ func (f evidenceFlags) String() string { return "" }
 func (f evidenceFlags) Set(s string) error {
 	k, v, ok := strings.Cut(s, "=")
 	if !ok || k == "" {
-		return fmt.Errorf("want key=value, got %q", s)
+		return errors.New("want key=value")
 	}
 	f[k] = v
 	return nil
@@ -225,7 +227,11 @@ func runVerify(_ context.Context, e *env, args []string) error {
 	if err := c.json("GET", "/api/v1/verify", nil, &rep); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "%d subjects, %d events checked (%d of them receipts)\n", rep.Subjects, rep.Events, rep.Receipts)
+	receipts := fmt.Sprintf("%d of them receipts", rep.Receipts)
+	if rep.Receipts == 1 {
+		receipts = "1 of them a receipt"
+	}
+	fmt.Fprintf(e.stdout, "%s, %s checked (%s)\n", plural.Count(rep.Subjects, "subject"), plural.Count(rep.Events, "event"), receipts)
 	if len(rep.Broken) == 0 {
 		fmt.Fprintln(e.stdout, "every chain is intact")
 		return nil
@@ -233,5 +239,5 @@ func runVerify(_ context.Context, e *env, args []string) error {
 	for _, b := range rep.Broken {
 		fmt.Fprintf(e.stdout, "BROKEN: %s at event %s\n", b.Subject, b.Event)
 	}
-	return exitError{msg: fmt.Sprintf("optinproxy verify: %d broken chains", len(rep.Broken)), code: 1}
+	return exitError{msg: "optinproxy verify: " + plural.Count(len(rep.Broken), "broken chain"), code: 1}
 }

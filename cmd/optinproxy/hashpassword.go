@@ -20,7 +20,7 @@ func runHashPassword(_ context.Context, e *env, args []string) error {
 		return err
 	}
 	if *cost < bcrypt.MinCost || *cost > bcrypt.MaxCost {
-		return usagef("--cost must be between %d and %d", bcrypt.MinCost, bcrypt.MaxCost)
+		return usagef("--cost %d: want %d to %d", *cost, bcrypt.MinCost, bcrypt.MaxCost)
 	}
 	var password string
 	switch len(pos) {

@@ -75,8 +75,17 @@ func printHelp(w io.Writer, fs *flag.FlagSet) {
 	}
 	if n > 0 {
 		fmt.Fprintln(w, "\nflags:")
-		fs.SetOutput(w)
+		// The flags are shown as the README and the errors name them,
+		// with two dashes (the flag package prints one; both work).
+		var b strings.Builder
+		fs.SetOutput(&b)
 		fs.PrintDefaults()
+		for _, l := range strings.SplitAfter(b.String(), "\n") {
+			if rest, ok := strings.CutPrefix(l, "  -"); ok {
+				l = "  --" + rest
+			}
+			io.WriteString(w, l)
+		}
 	}
 }
 

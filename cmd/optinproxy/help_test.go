@@ -21,11 +21,7 @@ func runHere(args ...string) (code int, stdout, stderr string) {
 // output with exit status 0, and touches nothing else.
 func TestHelpOfEveryCommand(t *testing.T) {
 	for _, c := range commands {
-		names := [][]string{{c.name}}
-		for _, verb := range subcommands[c.name] {
-			names = append(names, []string{c.name, verb})
-		}
-		for _, name := range names {
+		for _, name := range invocations(c) {
 			for _, args := range [][]string{append(name, "--help"), append(name, "-h"), append([]string{"help"}, name...)} {
 				if len(args) == 3 && args[0] == "help" {
 					continue // help takes one command; a verb's help is VERB --help

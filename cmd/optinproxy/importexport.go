@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/term"
+
+	"optinproxy/internal/plural"
 )
 
 func runImport(_ context.Context, e *env, args []string) error {
@@ -44,29 +46,21 @@ func runImport(_ context.Context, e *env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "%s: %d applied, %d unchanged (already stored or older), %d bad (%.1fs)\n",
-		count(ans.Rows, "row"), ans.Applied, ans.Ignored, ans.Bad, time.Since(start).Seconds())
+		plural.Count(ans.Rows, "row"), ans.Applied, ans.Ignored, ans.Bad, time.Since(start).Seconds())
 	for _, b := range ans.BadRows {
 		fmt.Fprintf(e.stdout, "%s:%d: %s\n", pos[0], b.Line, b.Error)
 	}
 	if ans.Bad > len(ans.BadRows) {
-		fmt.Fprintf(e.stdout, "... and %s more\n", count(ans.Bad-len(ans.BadRows), "bad row"))
+		fmt.Fprintf(e.stdout, "... and %s more\n", plural.Count(ans.Bad-len(ans.BadRows), "bad row"))
 	}
 	if ans.Bad > 0 {
 		verb := "were"
 		if ans.Bad == 1 {
 			verb = "was"
 		}
-		return exitError{msg: fmt.Sprintf("optinproxy import: %s %s skipped", count(ans.Bad, "bad row"), verb), code: 1}
+		return exitError{msg: fmt.Sprintf("optinproxy import: %s %s skipped", plural.Count(ans.Bad, "bad row"), verb), code: 1}
 	}
 	return nil
-}
-
-// count puts n before noun, plural unless n is 1: "1 row", "2 rows".
-func count(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func runExport(_ context.Context, e *env, args []string) error {
@@ -83,7 +77,7 @@ func runExport(_ context.Context, e *env, args []string) error {
 		return usagef("want EMAIL")
 	}
 	if *format != "json" && *format != "csv" && *format != "xlsx" {
-		return usagef("--format must be json, csv or xlsx")
+		return usagef("--format %q: want json, csv or xlsx", *format)
 	}
 	out := *output
 	if out == "" && *format == "xlsx" && isTerminal(e.stdout) {

@@ -154,17 +154,21 @@ func printUsage(w io.Writer) {
 }
 
 // parseFlags parses fs from args where flags may stand before or after the
-// positional arguments, and returns the positional ones. A wrong
-// flag is a usageError.
+// positional arguments, and returns the positional ones. A wrong flag is a
+// usageError of one line that names it, as flagError says.
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	fs.SetOutput(io.Discard)
+	var refused refusedValue
+	restore := watchValues(fs, &refused)
+	defer restore()
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil, helpError{fs}
 			}
-			return nil, usageError{err.Error()}
+			restore()
+			return nil, flagError(fs, err, refused)
 		}
 		args = fs.Args()
 		if len(args) == 0 {

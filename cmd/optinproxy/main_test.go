@@ -18,6 +18,8 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"golang.org/x/crypto/bcrypt"
+
+	"optinproxy/internal/testtools"
 )
 
 // binary is the optinproxy built once for these tests: they run it as a
@@ -73,13 +75,7 @@ func runCmd(t *testing.T, dir, stdin string, env []string, args ...string) resul
 
 // cleanEnv is the test's environment without OPTINPROXY_* variables.
 func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "OPTINPROXY_") {
-			env = append(env, kv)
-		}
-	}
-	return env
+	return testtools.Environ("OPTINPROXY_")
 }
 
 func TestBadArgumentsExit2WithOneLine(t *testing.T) {

@@ -48,7 +48,7 @@ func runOutbox(_ context.Context, e *env, args []string) error {
 			return usagef("list takes no arguments")
 		}
 		if *status != "dead" && *status != "pending" && *status != "retired" {
-			return usagef("--status must be dead, pending or retired, not %q", *status)
+			return usagef("--status %q: want dead, pending or retired", *status)
 		}
 	case "replay":
 		if *all == (len(pos) > 0) {

@@ -10,9 +10,12 @@ import (
 	"maps"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"optinproxy/internal/plural"
 )
 
 // reportNames are the reports of `optinproxy report`.
@@ -110,7 +113,7 @@ func runReport(_ context.Context, e *env, args []string) error {
 		*format = formats[0]
 	}
 	if !slices.Contains(formats, *format) {
-		return usagef("report %s: --format must be %s", name, strings.Join(formats, " or "))
+		return usagef("--format %q: want %s or %s for report %s", *format, strings.Join(formats[:len(formats)-1], ", "), formats[len(formats)-1], name)
 	}
 	window := url.Values{}
 	for _, f := range []struct{ key, val string }{{"since", *since}, {"until", *until}} {
@@ -134,7 +137,7 @@ func runReport(_ context.Context, e *env, args []string) error {
 		return usagef("--days is for expiring")
 	}
 	if *days < 1 {
-		return usagef("--days must be at least 1")
+		return usagef("--days %d: want at least 1", *days)
 	}
 	run := map[string]func(*client, *reportOut, url.Values) error{
 		"no-proof": reportNoProof, "no-basis": reportNoBasis, "affected": reportAffected,
@@ -238,7 +241,7 @@ func reportNoProof(c *client, o *reportOut, q url.Values) error {
 	if err != nil {
 		return err
 	}
-	return o.done(fmt.Sprintf("%d consents without full proof", n))
+	return o.done(plural.Count(n, "consent") + " without full proof")
 }
 
 // reportNoBasis adds up the rows of a subject and purpose found on
@@ -295,8 +298,15 @@ func reportNoBasis(c *client, o *reportOut, q url.Values) error {
 		anyway += r.RelayedAnyway
 		o.row(r.Email, r.Purpose, fmt.Sprint(r.Attempts), fmt.Sprint(r.RelayedAnyway), reportTime(r.LastAttempt), strings.Join(r.Reasons, ", "))
 	}
-	summary := fmt.Sprintf("%d subjects and purposes, %d blocked attempts from %s to %s", len(rows), attempts, reportTime(since), reportTime(until))
-	if anyway > 0 {
+	pairs := plural.Count(len(rows), "subject") + " and " + plural.Of("purpose")
+	if len(rows) == 1 {
+		pairs = "1 subject and purpose"
+	}
+	summary := fmt.Sprintf("%s, %s from %s to %s", pairs, plural.Count(attempts, "blocked attempt"), reportTime(since), reportTime(until))
+	switch {
+	case anyway == 1:
+		summary += "; 1 of them was relayed anyway (policy.mode monitor)"
+	case anyway > 1:
 		summary += fmt.Sprintf("; %d of them were relayed anyway (policy.mode monitor)", anyway)
 	}
 	if erased > 0 {
@@ -352,9 +362,9 @@ func reportAffected(c *client, o *reportOut, q url.Values) error {
 		}
 		o.row(r.Email, reportTime(r.First), reportTime(r.Last), strings.Join(kinds, ", "))
 	}
-	summary := fmt.Sprintf("%d subjects mailed or changed from %s to %s", len(rows), q.Get("since"), q.Get("until"))
+	summary := fmt.Sprintf("%s mailed or changed from %s to %s", plural.Count(len(rows), "subject"), q.Get("since"), q.Get("until"))
 	if erased > 0 {
-		summary += fmt.Sprintf("; and %d events of subjects erased since", erased)
+		summary += "; and " + plural.Count(erased, "event") + " of subjects erased since"
 	}
 	return o.done(summary)
 }
@@ -383,7 +393,12 @@ func reportExpiring(c *client, o *reportOut, q url.Values) error {
 	for _, r := range rows {
 		o.row(r.Email, r.Purpose, reportTime(r.ExpiresAt), reportDay(r.GrantedAt), r.Source, reportTime(r.NoticedAt))
 	}
-	return o.done(fmt.Sprintf("%d consents expire within %s days", len(rows), q.Get("days")))
+	verb := "expire"
+	if len(rows) == 1 {
+		verb = "expires"
+	}
+	days, _ := strconv.Atoi(q.Get("days"))
+	return o.done(fmt.Sprintf("%s %s within %s", plural.Count(len(rows), "consent"), verb, plural.Count(days, "day")))
 }
 
 func reportOutdated(c *client, o *reportOut, q url.Values) error {
@@ -408,7 +423,7 @@ func reportOutdated(c *client, o *reportOut, q url.Values) error {
 	if err != nil {
 		return err
 	}
-	return o.done(fmt.Sprintf("%d consents given under a policy version other than %s", n, current))
+	return o.done(fmt.Sprintf("%s given under a policy version other than %s", plural.Count(n, "consent"), current))
 }
 
 func compactJSON(raw []byte) []byte {

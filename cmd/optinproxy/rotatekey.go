@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"optinproxy/config"
+	"optinproxy/internal/plural"
 	"optinproxy/optin"
 )
 
@@ -101,7 +102,11 @@ func runRotateKey(ctx context.Context, e *env, args []string) error {
 		}
 		fmt.Fprintf(out, "added generation %d to %s\n", ring.Newest(), keyFile)
 	} else {
-		fmt.Fprintf(out, "%d subject keys are not yet under generation %d (%s): re-wrapping them\n", behind, ring.Newest(), describeUse(use))
+		verb := "are"
+		if behind == 1 {
+			verb = "is"
+		}
+		fmt.Fprintf(out, "%s %s not yet under generation %d (%s): re-wrapping them\n", plural.Count(behind, "subject key"), verb, ring.Newest(), describeUse(use))
 	}
 	start, last := time.Now(), time.Now()
 	n, err := store.Rotate(ctx, func(done int) {
@@ -116,7 +121,7 @@ func runRotateKey(ctx context.Context, e *env, args []string) error {
 	if use, err = store.KeyUse(ctx); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "re-wrapped %d subject keys under generation %d in %s; in use now: %s\n", n, ring.Newest(),
+	fmt.Fprintf(out, "re-wrapped %s under generation %d in %s; in use now: %s\n", plural.Count(n, "subject key"), ring.Newest(),
 		time.Since(start).Round(time.Millisecond), describeUse(use))
 	var old []string
 	for _, g := range ring.Generations() {

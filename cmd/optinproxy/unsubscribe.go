@@ -80,7 +80,7 @@ func runUnsubscribeURL(_ context.Context, e *env, args []string) error {
 		return usagef("want one EMAIL, got %d arguments", len(pos))
 	}
 	if *purpose == "" {
-		return usagef("--purpose is required")
+		return usagef("--purpose is required, e.g. --purpose newsletter")
 	}
 	addr, err := optin.ParseAddress(pos[0])
 	if err != nil {
