@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"optinproxy/optin"
@@ -69,6 +70,8 @@ type API struct {
 	log    *slog.Logger
 	opts   Options
 	mux    *http.ServeMux
+	// roles start as opts.Roles; SetRoles replaces them.
+	roles atomic.Pointer[optin.RoleAddresses]
 }
 
 // route is one endpoint: the table registers the handlers and is checked
@@ -139,6 +142,7 @@ func New(opts Options) (*API, error) {
 	}
 	a := &API{ledger: opts.Ledger, store: opts.Ledger.Store(), tokens: opts.Tokens,
 		log: opts.Logger.With("component", "admin"), opts: opts, mux: http.NewServeMux()}
+	a.roles.Store(opts.Roles)
 	for _, rt := range routes {
 		a.mux.Handle(rt.method+" "+rt.path, a.guard(rt))
 	}
@@ -148,6 +152,11 @@ func New(opts Options) (*API, error) {
 	})
 	return a, nil
 }
+
+// SetRoles puts the role addresses the list check decides with in force
+// (a configuration reload), so that it keeps deciding as the relay does.
+// Safe for concurrent use.
+func (a *API) SetRoles(r *optin.RoleAddresses) { a.roles.Store(r) }
 
 // Handler serves everything under /api/v1/.
 func (a *API) Handler() http.Handler { return a.mux }

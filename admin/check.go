@@ -103,14 +103,14 @@ func (a *API) check(w http.ResponseWriter, r *http.Request, _ principal) {
 			return
 		}
 	}
-	now := a.opts.Now()
+	now, roles := a.opts.Now(), a.roles.Load()
 	decided := make([]*optin.Decision, len(addrs))
 	for i, j := range at {
 		if j < 0 {
 			continue
 		}
 		if decided[j] == nil {
-			d := optin.Decide(p, sts[j], a.opts.Roles.Is(sts[j].Address), now)
+			d := optin.Decide(p, sts[j], roles.Is(sts[j].Address), now)
 			decided[j] = &d
 		}
 		ans.Results[i].Decision, ans.Results[i].Reason = decided[j].Verb(), string(decided[j].Reason)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sync/atomic"
 	"time"
 )
 
@@ -14,8 +15,9 @@ import (
 // The admin API, the webhooks and the unsubscribe pages all go through it.
 // Safe for concurrent use.
 type Ledger struct {
-	store    Store
-	purposes Purposes
+	store Store
+	// purposes are replaced whole by SetPurposes, never changed in place.
+	purposes atomic.Pointer[Purposes]
 	now      func() time.Time
 	policy   string
 }
@@ -35,25 +37,46 @@ func NewLedger(opts LedgerOptions) (*Ledger, error) {
 	if opts.Store == nil {
 		return nil, errors.New("optin: ledger without a store")
 	}
-	for name, p := range opts.Purposes {
-		if p.Name != name {
-			return nil, fmt.Errorf("%w: %q listed as %q", ErrBadPurpose, p.Name, name)
-		}
-		if err := p.Validate(); err != nil {
-			return nil, err
-		}
+	if err := validPurposes(opts.Purposes); err != nil {
+		return nil, err
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Ledger{store: opts.Store, purposes: opts.Purposes, now: opts.Now, policy: opts.PolicyVersion}, nil
+	l := &Ledger{store: opts.Store, now: opts.Now, policy: opts.PolicyVersion}
+	l.purposes.Store(&opts.Purposes)
+	return l, nil
+}
+
+func validPurposes(ps Purposes) error {
+	for name, p := range ps {
+		if p.Name != name {
+			return fmt.Errorf("%w: %q listed as %q", ErrBadPurpose, p.Name, name)
+		}
+		if err := p.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SetPurposes validates ps as NewLedger does and puts it in force for
+// every change made from now on (a configuration reload); a change under
+// way finishes with the purposes it began with. ps must not be changed
+// afterwards. Safe for concurrent use.
+func (l *Ledger) SetPurposes(ps Purposes) error {
+	if err := validPurposes(ps); err != nil {
+		return err
+	}
+	l.purposes.Store(&ps)
+	return nil
 }
 
 // Store is the ledger's store, for reads.
 func (l *Ledger) Store() Store { return l.store }
 
-// Purposes are the configured purposes.
-func (l *Ledger) Purposes() Purposes { return l.purposes }
+// Purposes are the purposes in force; the map must not be changed.
+func (l *Ledger) Purposes() Purposes { return *l.purposes.Load() }
 
 // ConsentChange is a grant or a withdrawal as a caller asks for it. Zero
 // fields take defaults: Basis the purpose's, At now, Source "api".
@@ -91,7 +114,7 @@ var sourcePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_:.-]{0,63}$`)
 // pending for a double opt-in purpose unless the source is the
 // confirmation itself.
 func (l *Ledger) GrantChange(a Address, purpose string, cc ConsentChange) (Change, error) {
-	p, err := l.purposes.Get(purpose)
+	p, err := l.Purposes().Get(purpose)
 	if err != nil {
 		return Change{}, err
 	}
@@ -109,7 +132,7 @@ func (l *Ledger) GrantChange(a Address, purpose string, cc ConsentChange) (Chang
 // recorded even when nothing was granted: for a legitimate-interests
 // purpose it is the objection that stops the mail.
 func (l *Ledger) WithdrawChange(a Address, purpose string, cc ConsentChange) (Change, error) {
-	p, err := l.purposes.Get(purpose)
+	p, err := l.Purposes().Get(purpose)
 	if err != nil {
 		return Change{}, err
 	}

@@ -43,10 +43,10 @@ func indexUsers(users []User) (map[string]*User, error) {
 	return m, nil
 }
 
-// authenticate checks a name and password in constant time with respect to
-// whether the name exists.
+// authenticate checks a name and password against the users in force, in
+// constant time with respect to whether the name exists.
 func (s *Server) authenticate(name, password string) *User {
-	u := s.users[name]
+	u := s.rules.Load().users[name]
 	hash := dummyHash
 	if u != nil {
 		hash = []byte(u.PasswordHash)

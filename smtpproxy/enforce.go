@@ -53,13 +53,14 @@ func (s *Server) purposeOf(sess *session, msg *message) (optin.Purpose, error) {
 	if name == "" && sess.user != nil {
 		name = sess.user.DefaultPurpose
 	}
+	rules := sess.tx.rules
 	if name == "" {
-		name = s.opts.DefaultPurpose
+		name = rules.defaultPurpose
 	}
 	if name == "" {
 		return optin.Purpose{}, errNoPurpose
 	}
-	p, ok := s.opts.Purposes[name]
+	p, ok := rules.purposes[name]
 	if !ok {
 		return optin.Purpose{}, errUnknownPurpose(name, s.usablePurposes(sess))
 	}
@@ -92,7 +93,7 @@ func replyName(s string) string {
 // that says what would be valid.
 func (s *Server) usablePurposes(sess *session) optin.Purposes {
 	ps := optin.Purposes{}
-	for name, p := range s.opts.Purposes {
+	for name, p := range sess.tx.rules.purposes {
 		if sess.mayUsePurpose(name) {
 			ps[name] = p
 		}
@@ -111,7 +112,7 @@ func (s *Server) fixedPurpose(sess *session) (optin.Purpose, bool) {
 	if s.opts.Monitor || sess.user == nil || len(sess.user.Purposes) != 1 {
 		return optin.Purpose{}, false
 	}
-	p, ok := s.opts.Purposes[sess.user.Purposes[0]]
+	p, ok := sess.tx.rules.purposes[sess.user.Purposes[0]]
 	return p, ok
 }
 
@@ -151,7 +152,7 @@ func (s *Server) decide(ctx context.Context, tx *transaction) (fates, error) {
 	f := fates{verdicts: make([]verdict, len(sts))}
 	for i, st := range sts {
 		v := verdict{rcpt: tx.rcpts[i], delivered: st.Delivered}
-		v.decision, v.consentEvent = s.judge(tx.purpose, st)
+		v.decision, v.consentEvent = s.judge(tx.rules, tx.purpose, st)
 		s.count(tx.purpose, v.decision)
 		f.verdicts[i] = v
 		switch {
@@ -171,8 +172,8 @@ func (s *Server) decide(ctx context.Context, tx *transaction) (fates, error) {
 
 // judge decides one standing and names the consent event it rested on:
 // the one that granted, or the record that blocked.
-func (s *Server) judge(p optin.Purpose, st optin.Standing) (optin.Decision, string) {
-	d := optin.Decide(p, st, s.roles.Is(st.Address), s.opts.Now())
+func (s *Server) judge(r *rules, p optin.Purpose, st optin.Standing) (optin.Decision, string) {
+	d := optin.Decide(p, st, r.roles.Is(st.Address), s.opts.Now())
 	ev := ""
 	if st.Consent != nil && (d.Reason == optin.ReasonConsent || !d.Allow) {
 		ev = st.Consent.EventID
@@ -208,7 +209,7 @@ func (s *Server) decideRcpt(sess *session, r recipient) error {
 		s.log.Error("consent store lookup failed", "user", sess.userName(), "err", err)
 		return errStoreDown
 	}
-	d, ev := s.judge(p, sts[0])
+	d, ev := s.judge(sess.tx.rules, p, sts[0])
 	if d.Allow {
 		return nil // decided again, and counted, with the message
 	}

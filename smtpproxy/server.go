@@ -42,7 +42,9 @@ type Options struct {
 	Hostname string
 	// TLSConfig enables STARTTLS on Serve and is required by ServeTLS.
 	TLSConfig *tls.Config
-	Users     []User
+	// Users, Purposes, DefaultPurpose and Roles are the first Rules;
+	// Reload replaces them.
+	Users []User
 	// AuthFailLimit failed logins from one client address, over any
 	// number of connections, lock that address out of AUTH for
 	// AuthLockout after its last failure. Defaults: 10 and 15 minutes.
@@ -119,13 +121,14 @@ type Options struct {
 // Server is the SMTP relay. Serve and ServeTLS may be called for several
 // listeners; Shutdown stops them all.
 type Server struct {
-	opts    Options
-	roles   *optin.RoleAddresses
+	opts Options
+	// rules are the users, purposes and role addresses in force; Reload
+	// replaces them whole, and the hot path only loads the pointer.
+	rules   atomic.Pointer[rules]
 	batcher *optin.Batcher
 	// inflight is the budget of message bytes held at once.
 	inflight *budget
 	auth     *authLimiter
-	users    map[string]*User
 	log      *slog.Logger
 	metrics  *metrics
 	smtp     *smtp.Server
@@ -205,28 +208,19 @@ func New(opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	users, err := indexUsers(opts.Users)
+	rules, err := newRules(Rules{Users: opts.Users, Purposes: opts.Purposes, DefaultPurpose: opts.DefaultPurpose, Roles: opts.Roles})
 	if err != nil {
 		return nil, err
 	}
-	if err := checkPurposes(opts); err != nil {
-		return nil, err
-	}
-	if opts.Roles == nil {
-		if opts.Roles, err = optin.NewRoleAddresses(nil, nil); err != nil {
-			return nil, err
-		}
-	}
 	s := &Server{
 		opts:     opts,
-		roles:    opts.Roles,
 		auth:     newAuthLimiter(opts.AuthFailLimit, opts.AuthLockout),
-		users:    users,
 		log:      opts.Logger.With("component", "smtp"),
 		sessions: make(map[*session]struct{}),
 		conns:    make(map[net.Conn]struct{}),
 		limits:   newConnLimits(opts.MaxConnections, opts.MaxConnectionsPerIP),
 	}
+	s.rules.Store(rules)
 	s.relays, s.stopRelays = context.WithCancel(context.Background())
 	s.batcher = optin.NewBatcher(opts.Store, 0, opts.UpstreamTimeout)
 	if s.metrics, err = newMetrics(opts.Metrics); err != nil {
@@ -248,31 +242,6 @@ func New(opts Options) (*Server, error) {
 	srv.ErrorLog = slogPrinter{s.log}
 	s.smtp = srv
 	return s, nil
-}
-
-// checkPurposes finds purpose names that name nothing: the defaults and
-// the users' purposes must be configured ones.
-func checkPurposes(opts Options) error {
-	known := func(what, name string) error {
-		if _, ok := opts.Purposes[name]; name != "" && !ok {
-			return fmt.Errorf("smtpproxy: %s names unknown purpose %q", what, name)
-		}
-		return nil
-	}
-	if err := known("the default purpose", opts.DefaultPurpose); err != nil {
-		return err
-	}
-	for _, u := range opts.Users {
-		if err := known("user "+u.Name, u.DefaultPurpose); err != nil {
-			return err
-		}
-		for _, p := range u.Purposes {
-			if err := known("user "+u.Name, p); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // openSession is go-smtp's backend. go-smtp calls it at the client's first

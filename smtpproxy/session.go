@@ -44,6 +44,9 @@ type transaction struct {
 	// client trusted by its network.
 	actor string
 	user  *User
+	// rules are those in force at MAIL FROM, kept to the transaction's
+	// end however often the configuration is reloaded meanwhile.
+	rules *rules
 	rcpts []recipient
 	// refused are the recipients refused at RCPT, whose receipts wait
 	// for the message's.
@@ -171,6 +174,17 @@ func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
 	if sess.srv.isDraining() {
 		return sess.srv.reply(errShuttingDown)
 	}
+	rules := sess.srv.rules.Load()
+	if sess.user != nil {
+		// The user's entry as it is now: a reload may have changed or
+		// removed it since AUTH.
+		u := rules.users[sess.user.Name]
+		if u == nil {
+			sess.srv.log.Warn("mail refused: the authenticated user is no longer configured", "remote", sess.remote.String(), "user", sess.user.Name)
+			return sess.srv.reply(errUserGone)
+		}
+		sess.user = u
+	}
 	// A client that may not relay may still mail an unsubscribe address:
 	// RCPT lets it name nothing else.
 	anonymous := sess.user == nil && !sess.trusted
@@ -190,7 +204,7 @@ func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
 	}
 	sess.busy.Store(true)
 	sess.srv.flushRefusals(sess)
-	sess.tx = transaction{from: from, actor: sess.actor(), user: sess.user, anonymous: anonymous}
+	sess.tx = transaction{from: from, actor: sess.actor(), user: sess.user, rules: rules, anonymous: anonymous}
 	if opts != nil {
 		sess.tx.mailOpts = *opts
 	}

@@ -49,7 +49,7 @@ type ConfirmHandler struct {
 	pageSettings
 	tokens   *Tokens
 	ledger   Confirmer
-	purposes optin.Purposes
+	purposes *purposeSet
 	expiry   time.Duration
 	count    *prometheus.CounterVec
 	mux      *http.ServeMux
@@ -87,7 +87,7 @@ func NewConfirmHandler(o ConfirmOptions) (*ConfirmHandler, error) {
 			return nil, err
 		}
 	}
-	h := &ConfirmHandler{pageSettings: ps, tokens: o.Tokens, ledger: o.Ledger, purposes: o.Purposes,
+	h := &ConfirmHandler{pageSettings: ps, tokens: o.Tokens, ledger: o.Ledger, purposes: newPurposeSet(o.Purposes),
 		expiry: o.Expiry, count: count, mux: http.NewServeMux()}
 	h.mux.HandleFunc("GET /confirm/{token}", h.ask)
 	h.mux.HandleFunc("POST /confirm/{token}", h.confirm)
@@ -103,7 +103,7 @@ func (h *ConfirmHandler) ask(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	p.Kind, p.Title, p.Purpose, p.Action = "confirm", p.C.Title, describe(h.purposes, c.Purpose), r.URL.RequestURI()
+	p.Kind, p.Title, p.Purpose, p.Action = "confirm", p.C.Title, describe(h.purposes.get(), c.Purpose), r.URL.RequestURI()
 	render(w, h.log, http.StatusOK, p)
 }
 
@@ -115,7 +115,7 @@ func (h *ConfirmHandler) confirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	p.Purpose = describe(h.purposes, c.Purpose)
+	p.Purpose = describe(h.purposes.get(), c.Purpose)
 	rec, err := h.record(ctx, c)
 	if err != nil {
 		h.log.Error("confirmation not recorded", "purpose", c.Purpose, "subject", c.Subject, "err", err)
@@ -178,7 +178,7 @@ func (h *ConfirmHandler) claim(w http.ResponseWriter, r *http.Request) (page, Cl
 		h.problem(w, p, http.StatusBadRequest, p.T.BadTitle, p.C.BadText)
 		return p, Claim{}, false
 	}
-	if _, ok := h.purposes[c.Purpose]; !ok {
+	if _, ok := h.purposes.get()[c.Purpose]; !ok {
 		h.problem(w, p, http.StatusGone, p.C.GoneTitle, p.C.GoneText)
 		return p, Claim{}, false
 	}

@@ -68,7 +68,7 @@ type Handler struct {
 	pageSettings
 	tokens   *Tokens
 	ledger   Withdrawer
-	purposes optin.Purposes
+	purposes *purposeSet
 	count    *prometheus.CounterVec
 	mux      *http.ServeMux
 }
@@ -116,7 +116,7 @@ func NewHandler(o HandlerOptions) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Handler{pageSettings: ps, tokens: o.Tokens, ledger: o.Ledger, purposes: o.Purposes, count: count, mux: http.NewServeMux()}
+	h := &Handler{pageSettings: ps, tokens: o.Tokens, ledger: o.Ledger, purposes: newPurposeSet(o.Purposes), count: count, mux: http.NewServeMux()}
 	h.mux.HandleFunc("GET /u/{token}", h.ask)
 	h.mux.HandleFunc("POST /u/{token}", h.confirm)
 	return h, nil
@@ -181,7 +181,7 @@ func (h *Handler) confirm(w http.ResponseWriter, r *http.Request) {
 // withdraws the link's purpose; the page's form says this or all. A link
 // whose purpose is gone from the configuration means all.
 func (h *Handler) choice(r *http.Request, c Claim) (channel string, all, ok bool) {
-	_, known := h.purposes[c.Purpose]
+	_, known := h.purposes.get()[c.Purpose]
 	if r.PostForm.Get("List-Unsubscribe") == "One-Click" {
 		return ChannelOneClick, !known, true
 	}
@@ -196,7 +196,7 @@ func (h *Handler) choice(r *http.Request, c Claim) (channel string, all, ok bool
 
 // describe names a purpose for a page: its description, else its name;
 // "" when it is not configured.
-func (h *Handler) describe(purpose string) string { return describe(h.purposes, purpose) }
+func (h *Handler) describe(purpose string) string { return describe(h.purposes.get(), purpose) }
 
 func describe(purposes optin.Purposes, purpose string) string {
 	p, ok := purposes[purpose]

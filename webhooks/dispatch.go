@@ -104,12 +104,21 @@ type Dispatcher struct {
 	opts    DispatcherOptions
 	log     *slog.Logger
 	metrics *dispatchMetrics
-	workers map[string]*worker
+	// setting serializes SetTargets.
+	setting sync.Mutex
 
-	mu      sync.Mutex
-	running bool
-	cancel  context.CancelFunc
-	done    chan struct{}
+	mu sync.Mutex
+	// workers are the targets' workers by name; SetTargets changes the
+	// map under mu.
+	workers  map[string]*worker
+	running  bool
+	stopping bool // Run is waiting for its workers: start no more
+	cancel   context.CancelFunc
+	done     chan struct{}
+	// rctx and actx are Run's context and the attempts' context; wg
+	// counts Run's goroutines.
+	rctx, actx context.Context
+	wg         sync.WaitGroup
 }
 
 // NewDispatcher checks opts (target names valid and distinct) and returns
@@ -182,7 +191,7 @@ func NewDispatcher(opts DispatcherOptions) (*Dispatcher, error) {
 // set it back a little; what lies between is then delivered twice, which
 // receivers deduplicate by webhook-id.
 func (d *Dispatcher) Place(ctx context.Context) error {
-	for name := range d.workers {
+	for _, name := range d.names() {
 		if _, err := place(ctx, d.opts.Store, name); err != nil {
 			return fmt.Errorf("webhooks: placing target %s: %w", name, err)
 		}
@@ -212,12 +221,20 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(d.opts.Grace, acancel) })
 	defer stop()
 
-	var wg sync.WaitGroup
+	d.mu.Lock()
+	d.rctx, d.actx = ctx, actx
 	for _, w := range d.workers {
-		wg.Go(func() { w.run(ctx, actx) })
+		d.startWorker(w)
 	}
-	wg.Go(func() { d.pruneLoop(ctx) })
-	wg.Wait()
+	d.mu.Unlock()
+	d.wg.Go(func() { d.pruneLoop(ctx) })
+	<-ctx.Done()
+	// No worker starts after this, so that none is added to wg while it
+	// is waited for.
+	d.mu.Lock()
+	d.stopping = true
+	d.mu.Unlock()
+	d.wg.Wait()
 	return nil
 }
 
@@ -241,7 +258,7 @@ func (d *Dispatcher) Close() error {
 // age from now). ErrUnknownTarget for a target not configured here,
 // optin.ErrNotFound without such a record, ErrNotDead unless it is dead.
 func (d *Dispatcher) Replay(ctx context.Context, target, eventID string) (optin.OutboxDelivery, error) {
-	w := d.workers[target]
+	w := d.worker(target)
 	if w == nil {
 		return optin.OutboxDelivery{}, fmt.Errorf("%w: %q", ErrUnknownTarget, target)
 	}

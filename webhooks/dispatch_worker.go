@@ -23,6 +23,10 @@ type worker struct {
 	done   chan attemptResult
 	reload chan struct{}
 	actx   context.Context // of the attempts
+	// stop ends the worker's run and exited is closed when it returned;
+	// both are set by startWorker, under the Dispatcher's mu.
+	stop   context.CancelFunc
+	exited chan struct{}
 
 	leased     bool
 	leaseAt    time.Time // when the lease was last confirmed

@@ -24,7 +24,7 @@ var synopses = map[string]string{
 	"portal-link":      "EMAIL",
 	"report":           "no-basis|no-proof|expiring|outdated-policy|processing|affected",
 	"rotate-key":       "",
-	"serve":            "",
+	"serve":            "\nSIGHUP reloads the users, purposes, role addresses, footers and outbound webhooks; see docs/reload.md.",
 	"suppress add":     "EMAIL --reason REASON",
 	"suppress remove":  "EMAIL",
 	"suppress list":    "",

@@ -124,11 +124,13 @@ func newHTTPServer(handler http.Handler, t httpTimeouts, log *slog.Logger) *http
 
 // served is what the HTTP listener serves, and the parts of it the rest
 // of the server uses: the unsubscribe pages (for mail to the mailto
-// address), the portal (closed after the listener) and the outbox's
-// dispatcher (run beside the listeners).
+// address), the portal (closed after the listener), the outbox's
+// dispatcher (run beside the listeners), and what a reload changes.
 type served struct {
 	handler  http.Handler
 	unsub    *unsubscribe.Handler
+	confirm  *unsubscribe.ConfirmHandler
+	api      *admin.API
 	portal   *portal.Handler
 	outbound *outbound
 	ledger   *optin.Ledger
@@ -185,7 +187,7 @@ func newHandler(cfg *config.Config, reg *prometheus.Registry, store optin.Store,
 	mux.Handle("/p", pt)
 	mux.Handle("/p/", pt)
 	mux.Handle("/webhooks/", hooks.Handler())
-	return &served{handler: mux, unsub: unsub, portal: pt, outbound: out, ledger: ledger}, nil
+	return &served{handler: mux, unsub: unsub, confirm: confirm, api: api, portal: pt, outbound: out, ledger: ledger}, nil
 }
 
 // newUnsubscribeHandler builds the pages of /u/TOKEN. The body cap and

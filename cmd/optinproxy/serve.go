@@ -10,6 +10,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +46,11 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if len(pos) > 0 {
 		return usagef("takes no arguments, got %q", pos[0])
 	}
+	// SIGHUP reloads the configuration; caught from the start, so that
+	// one sent while the server starts does not end it.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	var dk dkimKeys
 	cfg, err := loadConfig(*path, e.environ, dk.check)
 	if err != nil {
@@ -50,7 +58,8 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	log := slog.New(slog.NewJSONHandler(e.stderr, nil))
 	redisstore.SetLogger(log.With("component", "redis"))
-	for _, w := range append(cfg.Warnings(), dk.warnings...) {
+	advice := append(cfg.Warnings(), dk.warnings...)
+	for _, w := range advice {
 		log.Warn("configuration", "advice", w)
 	}
 	// An SMTP client may hold an upstream connection while its message is
@@ -60,11 +69,23 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	select {
-	case <-ctx.Done():
-	case err := <-a.serveErr:
-		// A listener failed: stop the rest rather than run half a server.
-		log.Error("listener failed", "err", err)
+	rl, err := newReloader(*path, e.environ, a, cfg, advice, log)
+	if err != nil {
+		a.stop(ctx)
+		return err
+	}
+serving:
+	for {
+		select {
+		case <-ctx.Done():
+			break serving
+		case err := <-a.serveErr:
+			// A listener failed: stop the rest rather than run half a server.
+			log.Error("listener failed", "err", err)
+			break serving
+		case <-hup:
+			rl.reload(ctx)
+		}
 	}
 	log.Info("shutting down", "grace", shutdownGrace.String())
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
@@ -93,6 +114,11 @@ type app struct {
 	journal  *journal.Journal
 	jobs     *jobs
 	portal   *portal.Handler
+	// reg, parts and personal are what a reload registers its metrics
+	// with and changes.
+	reg      *prometheus.Registry
+	parts    *served
+	personal *personalizer
 	// smtpAddrs and httpAddr are the bound addresses (":0" resolves).
 	smtpAddrs []string
 	httpAddr  string
@@ -138,11 +164,6 @@ func start(ctx context.Context, cfg *config.Config, dkimKeys []dkim.Key, environ
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	users := make([]smtpproxy.User, len(cfg.SMTP.Users))
-	for i, u := range cfg.SMTP.Users {
-		users[i] = smtpproxy.User{Name: u.Username, PasswordHash: u.PasswordHash, DefaultPurpose: u.DefaultPurpose,
-			Purposes: u.Purposes, FromDomains: u.FromDomains}
-	}
 	store, keys, keySrc, err := openStore(ctx, cfg, environ, log)
 	if err != nil {
 		up.Close()
@@ -176,7 +197,7 @@ func start(ctx context.Context, cfg *config.Config, dkimKeys []dkim.Key, environ
 	srv, err := smtpproxy.New(smtpproxy.Options{
 		Hostname:        cfg.SMTP.Hostname,
 		TLSConfig:       tlsConfig,
-		Users:           users,
+		Users:           smtpUsers(cfg),
 		TrustedNetworks: cfg.SMTP.TrustedPrefixes(),
 		MaxMessageBytes: cfg.SMTP.MaxMessageBytes,
 		MaxRecipients:   cfg.SMTP.MaxRecipients,
@@ -221,6 +242,7 @@ func start(ctx context.Context, cfg *config.Config, dkimKeys []dkim.Key, environ
 	}
 	cancel()
 	a := &app{log: log, smtp: srv, upstream: up, store: store, journal: jr, portal: parts.portal, serveErr: make(chan error, 3),
+		reg: reg, parts: parts, personal: personal,
 		jobs: startJobs(store, jr, parts.outbound.dispatcher, time.Duration(cfg.Policy.ReceiptRetention), retentionOf(cfg, parts.ledger, reg, log), reg, log)}
 	a.jobs.startErasures(store, parts.ledger, parts.outbound.notify, reg, log)
 	var listeners []net.Listener
@@ -272,6 +294,16 @@ func start(ctx context.Context, cfg *config.Config, dkimKeys []dkim.Key, environ
 	log.Info("listening", "smtp", a.smtpAddrs, "http", a.httpAddr, "upstream", redactURL(cfg.Upstream.URL),
 		"store", storeName(cfg), "ledger_key", keySrc.String(), "version", versionString())
 	return a, nil
+}
+
+// smtpUsers are the relay's users of smtp.users.
+func smtpUsers(cfg *config.Config) []smtpproxy.User {
+	users := make([]smtpproxy.User, len(cfg.SMTP.Users))
+	for i, u := range cfg.SMTP.Users {
+		users[i] = smtpproxy.User{Name: u.Username, PasswordHash: u.PasswordHash, DefaultPurpose: u.DefaultPurpose,
+			Purposes: u.Purposes, FromDomains: u.FromDomains}
+	}
+	return users
 }
 
 // stop shuts down gracefully: no new connections, transactions in flight

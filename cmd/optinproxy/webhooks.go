@@ -5,13 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-retryablehttp"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"optinproxy/admin"
 	"optinproxy/config"
+	"optinproxy/notices"
 	"optinproxy/optin"
 	"optinproxy/upstream"
 	"optinproxy/webhooks"
@@ -45,6 +48,22 @@ type outbound struct {
 	// notify is set when any target is configured: an erasure then keeps
 	// the address for them (optin.ErasureRequest.Notify).
 	notify bool
+
+	// What a reload builds the targets again from: the HTTP client, the
+	// endpoints by target name with the entries they were made of, the
+	// Mailchimp and Mandrill targets (changed by a restart only), and the
+	// confirmations target with the purposes it was made for.
+	client     *retryablehttp.Client
+	endpoints  map[string]endpoint
+	fixed      []webhooks.Target
+	confirm    *notices.Confirmations
+	confirmFor map[string]config.Purpose
+}
+
+// endpoint is one outbound endpoint and the entry it was made of.
+type endpoint struct {
+	conf   config.Outbound
+	target *webhooks.Endpoint
 }
 
 // newOutbound builds the outbox's targets from the configuration: each
@@ -53,22 +72,12 @@ type outbound struct {
 // still runs, to prune the outbox.
 func newOutbound(cfg *config.Config, ledger *optin.Ledger, up upstream.Sender, reg prometheus.Registerer, log *slog.Logger) (*outbound, error) {
 	w := &cfg.Webhooks
-	var targets []webhooks.Target
-	client := webhooks.NewHTTPClient(webhooks.HTTPClientOptions{})
-	for i, o := range w.Outbound {
-		events := make([]optin.EventType, len(o.Events))
-		for j, e := range o.Events {
-			events[j] = optin.EventType(e)
-		}
-		ep, err := webhooks.NewEndpoint(webhooks.EndpointOptions{URL: o.URL, Secret: o.Secret, Events: events, Client: client})
-		if err != nil {
-			return nil, fmt.Errorf("webhooks.outbound[%d]: %w", i, err)
-		}
-		targets = append(targets, ep)
-		// outbox list names targets; the log says which URL each is.
-		log.Info("outbound webhook", "target", ep.Name(), "url", redactURL(o.URL))
+	out := &outbound{client: webhooks.NewHTTPClient(webhooks.HTTPClientOptions{})}
+	eps, err := out.endpointsOf(cfg, log)
+	if err != nil {
+		return nil, err
 	}
-	out := &outbound{}
+	out.endpoints = eps
 	if api := &w.MailchimpAPI; api.APIKey != "" {
 		mc, err := webhooks.NewMailchimpClient(webhooks.MailchimpClientOptions{APIKey: api.APIKey, BaseURL: api.BaseURL})
 		if err != nil {
@@ -78,7 +87,7 @@ func newOutbound(cfg *config.Config, ledger *optin.Ledger, up upstream.Sender, r
 		if err != nil {
 			return nil, fmt.Errorf("webhooks.mailchimp_api: %w", err)
 		}
-		targets = append(targets, aud)
+		out.fixed = append(out.fixed, aud)
 		synclog := log.With("component", "mailchimp.sync")
 		out.sync = func(ctx context.Context) (any, error) {
 			r, err := webhooks.SyncAudience(ctx, webhooks.SyncOptions{Client: mc, ListID: api.ListID, Purpose: api.Purpose, Ledger: ledger, Logger: synclog})
@@ -94,21 +103,18 @@ func newOutbound(cfg *config.Config, ledger *optin.Ledger, up upstream.Sender, r
 		if err != nil {
 			return nil, fmt.Errorf("webhooks.mandrill_api: %w", err)
 		}
-		targets = append(targets, rj)
+		out.fixed = append(out.fixed, rj)
 	}
 	// Erasure notices are for the processors that hold the address; the
-	// confirmations target below mails only pending subjects.
-	out.notify = len(targets) > 0
-	if doubleOptIn(cfg) {
-		c, err := newConfirmations(cfg, ledger, up, log)
-		if err != nil {
-			return nil, err
-		}
-		targets = append(targets, c)
+	// confirmations target mails only pending subjects.
+	out.notify = len(out.endpoints)+len(out.fixed) > 0
+	if out.confirm, err = out.confirmationsOf(cfg, ledger, up, log); err != nil {
+		return nil, err
 	}
+	out.confirmFor = cfg.Purposes
 	d, err := webhooks.NewDispatcher(webhooks.DispatcherOptions{
 		Store:      ledger.Store(),
-		Targets:    targets,
+		Targets:    out.targets(out.endpoints, out.confirm),
 		Logger:     log,
 		DeadAfter:  time.Duration(w.Outbox.DeadAfter),
 		RetiredFor: time.Duration(w.Outbox.RetiredFor),
@@ -119,6 +125,61 @@ func newOutbound(cfg *config.Config, ledger *optin.Ledger, up upstream.Sender, r
 	}
 	out.dispatcher = d
 	return out, nil
+}
+
+// endpointsOf makes the endpoints of webhooks.outbound, keeping those of
+// o.endpoints whose entry did not change, so that a reload leaves them
+// running.
+func (o *outbound) endpointsOf(cfg *config.Config, log *slog.Logger) (map[string]endpoint, error) {
+	eps := make(map[string]endpoint, len(cfg.Webhooks.Outbound))
+	for i, c := range cfg.Webhooks.Outbound {
+		name := webhooks.EndpointName(c.URL)
+		if _, dup := eps[name]; dup {
+			return nil, fmt.Errorf("webhooks.outbound[%d]: the same url as an entry before it", i)
+		}
+		if old, ok := o.endpoints[name]; ok && reflect.DeepEqual(old.conf, c) {
+			eps[name] = old
+			continue
+		}
+		events := make([]optin.EventType, len(c.Events))
+		for j, e := range c.Events {
+			events[j] = optin.EventType(e)
+		}
+		ep, err := webhooks.NewEndpoint(webhooks.EndpointOptions{URL: c.URL, Secret: c.Secret, Events: events, Client: o.client})
+		if err != nil {
+			return nil, fmt.Errorf("webhooks.outbound[%d]: %w", i, err)
+		}
+		eps[name] = endpoint{conf: c, target: ep}
+		// outbox list names targets; the log says which URL each is.
+		log.Info("outbound webhook", "target", ep.Name(), "url", redactURL(c.URL))
+	}
+	return eps, nil
+}
+
+// confirmationsOf is the confirmations target when a purpose asks for
+// double opt-in: o.confirm when the purposes did not change since it was
+// made, else a new one.
+func (o *outbound) confirmationsOf(cfg *config.Config, ledger *optin.Ledger, up upstream.Sender, log *slog.Logger) (*notices.Confirmations, error) {
+	if !doubleOptIn(cfg) {
+		return nil, nil
+	}
+	if o.confirm != nil && reflect.DeepEqual(o.confirmFor, cfg.Purposes) {
+		return o.confirm, nil
+	}
+	return newConfirmations(cfg, ledger, up, log)
+}
+
+// targets lists the dispatcher's targets.
+func (o *outbound) targets(eps map[string]endpoint, confirm *notices.Confirmations) []webhooks.Target {
+	var ts []webhooks.Target
+	for _, ep := range eps {
+		ts = append(ts, ep.target)
+	}
+	ts = append(ts, o.fixed...)
+	if confirm != nil {
+		ts = append(ts, confirm)
+	}
+	return ts
 }
 
 // outboxAPI is the dispatcher as the admin API sees it.

@@ -1,0 +1,158 @@
+package smtpproxy_test
+
+import (
+	"maps"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/emersion/go-sasl"
+
+	"optinproxy/optin"
+	"optinproxy/smtpproxy"
+)
+
+// withoutPurpose is testPurposes less one.
+func withoutPurpose(name string) optin.Purposes {
+	ps := maps.Clone(testPurposes)
+	delete(ps, name)
+	return ps
+}
+
+// A transaction under way when the rules change finishes under the rules
+// of its MAIL FROM: its purpose, removed meanwhile, still relays. The
+// session's next MAIL FROM finds its user removed and is refused; a new
+// connection cannot log in as that user, and the user the reload added
+// can, while the removed purpose now gets the unknown-purpose reply.
+func TestReloadKeepsTransactionRulesAndChangesTheNext(t *testing.T) {
+	p := startAuthProxy(t, nil)
+	c := p.dial(t)
+	if err := c.Auth(sasl.NewPlainClient("", "crm", "s3cret")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mail("crm@shop.example", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("jan@example.com", nil); err != nil {
+		t.Fatal(err)
+	}
+	err := p.srv.Reload(smtpproxy.Rules{
+		Users:          []smtpproxy.User{{Name: "sales", PasswordHash: hash(t, "n3w")}},
+		Purposes:       withoutPurpose("transactional"),
+		DefaultPurpose: "breach-notice",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte(msgWith("before-reload", "transactional")))
+	if err := w.Close(); err != nil {
+		t.Fatalf("the transaction begun before the reload: %v", err)
+	}
+	if n := len(p.up.deliveries()); n != 1 {
+		t.Fatalf("upstream got %d messages, want the one begun before the reload", n)
+	}
+	se := wantCode(t, c.Mail("crm@shop.example", nil), 530)
+	if !strings.Contains(se.Message, "no longer configured") {
+		t.Errorf("MAIL of a removed user: %q", se.Message)
+	}
+
+	wantCode(t, p.dial(t).Auth(sasl.NewPlainClient("", "crm", "s3cret")), 535)
+	c2 := p.dial(t)
+	if err := c2.Auth(sasl.NewPlainClient("", "sales", "n3w")); err != nil {
+		t.Fatalf("the user the reload added: %v", err)
+	}
+	_, err = send(c2, "sales@shop.example", []string{"jan@example.com"}, msgWith("after-reload", "transactional"))
+	se = wantCode(t, err, 550)
+	if !strings.Contains(se.Message, `Unknown purpose "transactional"`) {
+		t.Errorf("removed purpose: %q", se.Message)
+	}
+	if _, err := send(c2, "sales@shop.example", []string{"jan@example.com"}, msgWith("default", "")); err != nil {
+		t.Errorf("the new default purpose (breach-notice): %v", err)
+	}
+}
+
+// Rules New would refuse are refused by Reload too, and the rules in force
+// stay: the user can still log in and send.
+func TestReloadRefusesBadRulesAndKeepsTheOld(t *testing.T) {
+	p := startAuthProxy(t, nil)
+	for name, r := range map[string]smtpproxy.Rules{
+		"unknown default purpose": {Purposes: testPurposes, DefaultPurpose: "promo"},
+		"user's unknown purpose":  {Purposes: testPurposes, Users: []smtpproxy.User{{Name: "crm", PasswordHash: hash(t, "x"), Purposes: []string{"promo"}}}},
+		"not a bcrypt hash":       {Purposes: testPurposes, Users: []smtpproxy.User{{Name: "crm", PasswordHash: "plain"}}},
+		"user listed twice":       {Purposes: testPurposes, Users: []smtpproxy.User{{Name: "a", PasswordHash: hash(t, "x")}, {Name: "a", PasswordHash: hash(t, "x")}}},
+	} {
+		if err := p.srv.Reload(r); err == nil {
+			t.Errorf("%s: Reload accepted it", name)
+		}
+	}
+	c := p.dial(t)
+	if err := c.Auth(sasl.NewPlainClient("", "crm", "s3cret")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := send(c, "crm@shop.example", []string{"jan@example.com"}, fresh()); err != nil {
+		t.Errorf("after refused reloads: %v", err)
+	}
+}
+
+// A role address the reload adds is let through without consent on a
+// purpose that allows role addresses; before it, it was blocked.
+func TestReloadRoleAddresses(t *testing.T) {
+	p := startProxy(t, nil)
+	send1 := func(id string) error {
+		_, err := send(p.dial(t), "crm@shop.example", []string{"webteam@bakkerij.example"}, msgWith(id, "newsletter"))
+		return err
+	}
+	wantCode(t, send1("roles-before"), 550)
+	roles, err := optin.NewRoleAddresses([]string{"webteam"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.srv.Reload(smtpproxy.Rules{Purposes: testPurposes, DefaultPurpose: "transactional", Roles: roles}); err != nil {
+		t.Fatal(err)
+	}
+	if err := send1("roles-after"); err != nil {
+		t.Errorf("a role address added by the reload: %v", err)
+	}
+}
+
+// Reloads while messages go through: run with -race, which finds a rule
+// read that is not the one atomic load.
+func TestReloadWhileRelaying(t *testing.T) {
+	p := startAuthProxy(t, nil)
+	users := []smtpproxy.User{{Name: "crm", PasswordHash: hash(t, "s3cret")}}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 5 {
+				c := p.dial(t)
+				if err := c.Auth(sasl.NewPlainClient("", "crm", "s3cret")); err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := send(c, "crm@shop.example", []string{"jan@example.com"}, fresh()); err != nil {
+					t.Error(err)
+				}
+				c.Quit()
+			}
+		})
+	}
+	wg.Go(func() {
+		for i := range 50 {
+			ps := testPurposes
+			if i%2 == 1 {
+				ps = withoutPurpose("promotions")
+			}
+			if err := p.srv.Reload(smtpproxy.Rules{Users: users, Purposes: ps, DefaultPurpose: "transactional"}); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	wg.Wait()
+	if n := len(p.up.deliveries()); n != 20 {
+		t.Errorf("upstream got %d messages, want 20", n)
+	}
+}
