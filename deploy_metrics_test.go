@@ -363,7 +363,7 @@ func TestAlertRulesAreComplete(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"OptinproxyDown", "OptinproxyMessagesTempfailing", "OptinproxyUpstreamFailing", "OptinproxyReceiptsNotStored",
-		"OptinproxyStoreDataLost", "OptinproxyOutboxDeadLetters", "OptinproxyOutboundWebhookFailing", "OptinproxyInboundWebhooksFailing"} {
+		"OptinproxyStoreDataLost", "OptinproxyOutboxDeadLetters", "OptinproxyOutboundWebhookFailing", "OptinproxyInboundWebhooksFailing", "OptinproxyConfigReloadRefused"} {
 		if !names[want] {
 			t.Errorf("no rule %s", want)
 		}
