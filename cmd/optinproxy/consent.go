@@ -225,13 +225,5 @@ func runVerify(_ context.Context, e *env, args []string) error {
 	if err := c.json("GET", "/api/v1/verify", nil, &rep); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "%d subjects, %d events checked (%d of them receipts)\n", rep.Subjects, rep.Events, rep.Receipts)
-	if len(rep.Broken) == 0 {
-		fmt.Fprintln(e.stdout, "every chain is intact")
-		return nil
-	}
-	for _, b := range rep.Broken {
-		fmt.Fprintf(e.stdout, "BROKEN: %s at event %s\n", b.Subject, b.Event)
-	}
-	return exitError{msg: fmt.Sprintf("optinproxy verify: %d broken chains", len(rep.Broken)), code: 1}
+	return printVerify(e.stdout, "verify", rep)
 }
