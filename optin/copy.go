@@ -131,7 +131,7 @@ type CopyStats struct {
 }
 
 // CopyBatch is how many subjects Copy reads and writes at a time.
-const CopyBatch = 500
+const CopyBatch = 2000
 
 // Copy copies the ledger of from into to, the copy named id (see
 // Restorer.BeginRestore), calling progress, when not nil, after each
