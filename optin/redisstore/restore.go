@@ -39,9 +39,14 @@ func (s *Store) BeginRestore(ctx context.Context, id string) error {
 	case !errors.Is(err, redis.Nil):
 		return wrap("restore", err)
 	}
-	n, err := s.rdb.Exists(ctx, s.keys.feed(), s.keys.outbox(), s.keys.targets()).Result()
-	if err != nil {
-		return wrap("restore", err)
+	// One key a command: on Cluster they are in other slots.
+	var n int64
+	for _, k := range []string{s.keys.feed(), s.keys.outbox(), s.keys.targets()} {
+		there, err := s.rdb.Exists(ctx, k).Result()
+		if err != nil {
+			return wrap("restore", err)
+		}
+		n += there
 	}
 	if n == 0 {
 		err = s.eachKey(ctx, s.keys.statePattern(), 1000, func(_ context.Context, _ redis.Cmdable, keys []string) error {
@@ -268,8 +273,10 @@ func (s *Store) EndRestore(ctx context.Context, outbox optin.OutboxDump) error {
 	if err != nil {
 		return wrap("restore", err)
 	}
-	if err := s.rdb.Del(ctx, s.keys.feed(), s.keys.outbox()).Err(); err != nil {
-		return wrap("restore", err)
+	for _, k := range []string{s.keys.feed(), s.keys.outbox()} {
+		if err := s.rdb.Del(ctx, k).Err(); err != nil {
+			return wrap("restore", err)
+		}
 	}
 	refOf := make(map[uint64]ref, len(order))
 	var ids streamIDs
@@ -311,12 +318,11 @@ func (s *Store) EndRestore(ctx context.Context, outbox optin.OutboxDump) error {
 			return err
 		}
 	}
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, s.keys.restoreOrder())
-		p.HDel(ctx, s.keys.meta(), metaRestoring)
-		return nil
-	})
-	return wrap("restore", err)
+	// The mark goes first: a run that finds the mark needs the order.
+	if err := s.rdb.HDel(ctx, s.keys.meta(), metaRestoring).Err(); err != nil {
+		return wrap("restore", err)
+	}
+	return wrap("restore", s.rdb.Del(ctx, s.keys.restoreOrder()).Err())
 }
 
 // restoreTarget saves one target's records and cursor, their positions
