@@ -208,4 +208,3 @@ func redisID(u *url.URL, prefix string) string {
 	}
 	return "redis:" + u.Host + "/" + db + "|" + prefix
 }
-
