@@ -13,72 +13,39 @@ import (
 	"time"
 
 	"optinproxy/internal/redistest"
+	"optinproxy/internal/teststore"
 	"optinproxy/optin"
-	"optinproxy/optin/filestore"
-	"optinproxy/optin/redisstore"
 	"optinproxy/optin/storetest"
 )
 
-// migrateLedger is a ledger key file in dir/data, as serve makes it, and
-// the keys it holds.
-func migrateLedger(t *testing.T, dir string) *optin.Keys {
+// migrateLedger writes the key file of teststore.Keys into dir/data, as
+// serve makes it, and n subjects into the embedded store there, each
+// with a grant and two receipts, and one erased subject.
+func migrateLedger(t *testing.T, dir string, n int) {
 	t.Helper()
-	ring := optin.NewKeyring(time.Now())
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "data", "ledger.key"), ring.Marshal(), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "data", "ledger.key"), teststore.Keys.Get().Marshal(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return optin.StaticKeys(ring)
-}
-
-// seedFile writes n subjects into the embedded store of dir, each with
-// a grant and two receipts, and one erased subject.
-func seedFile(t *testing.T, dir string, keys *optin.Keys, n int) {
-	t.Helper()
-	s, err := filestore.Open(filepath.Join(dir, "data", "optinproxy.db"), filestore.Options{Timeout: time.Second, Keys: keys})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := sourceStore(t, dir)
 	defer s.Close()
 	seedLedger(t, s, n)
+}
+
+// sourceStore opens the embedded store of dir.
+func sourceStore(t *testing.T, dir string) optin.Store {
+	return teststore.File(t, filepath.Join(dir, "data", "optinproxy.db"))
 }
 
 func seedLedger(t *testing.T, s optin.Store, n int) {
 	t.Helper()
 	l := storetest.SeedLedger(t, s, time.Now)
-	storetest.Seed(t, s, n, func(i int, a optin.Address) []optin.Change {
-		ch, err := l.GrantChange(a, "newsletter", optin.ConsentChange{Source: "import", Actor: "test"})
-		if err != nil {
-			panic(err)
-		}
-		out := []optin.Change{ch}
-		for k := range 2 {
-			out = append(out, optin.Receipt{Subject: a, Purpose: "newsletter", Actor: "smtp:crm", Time: time.Now(),
-				Decision: optin.Decision{Allow: true, Reason: optin.ReasonConsent}, Relayed: true,
-				Details: optin.ReceiptDetails{MessageID: fmt.Sprintf("<%d.%d@test>", i, k)}}.Change())
-		}
-		return out
-	})
+	storetest.Seed(t, s, n, storetest.GrantedWithReceipts(l, 2))
 	if _, err := l.Erase(t.Context(), storetest.SeedAddress(n), optin.ErasureRequest{Actor: "test"}); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func openRedis(t *testing.T, url string, keys *optin.Keys) optin.Store {
-	t.Helper()
-	client, err := redisstore.NewClient(url, "", nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := redisstore.Open(context.Background(), redisstore.Options{Client: client, Keys: keys})
-	if err != nil {
-		client.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
 }
 
 // sameStores checks that b holds what a does: Verify's counts, and
@@ -114,8 +81,7 @@ func sameStores(t *testing.T, a, b optin.Store, n int) {
 func TestMigrateBothWays(t *testing.T) {
 	const n = 300
 	dir := t.TempDir()
-	keys := migrateLedger(t, dir)
-	seedFile(t, dir, keys, n)
+	migrateLedger(t, dir, n)
 	srv := redistest.Start(t)
 
 	r := runCmd(t, dir, "", nil, "migrate", "--to", srv.URL())
@@ -135,18 +101,9 @@ func TestMigrateBothWays(t *testing.T) {
 		t.Errorf("migrate into a finished copy: exit %d, stderr %s", r.code, r.stderr)
 	}
 
-	src, err := filestore.Open(filepath.Join(dir, "data", "optinproxy.db"), filestore.Options{Timeout: time.Second, Keys: keys})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	sameStores(t, src, openRedis(t, srv.URL(), keys), n)
-	dst, err := filestore.Open(filepath.Join(back, "optinproxy.db"), filestore.Options{Timeout: time.Second, Keys: keys})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dst.Close()
-	sameStores(t, src, dst, n)
+	src := sourceStore(t, dir)
+	sameStores(t, src, teststore.Redis(t, srv), n)
+	sameStores(t, src, teststore.File(t, filepath.Join(back, "optinproxy.db")), n)
 }
 
 // TestMigrateRefuses: a target that holds another ledger, a Redis that
@@ -155,11 +112,10 @@ func TestMigrateBothWays(t *testing.T) {
 func TestMigrateRefuses(t *testing.T) {
 	const n = 20
 	dir := t.TempDir()
-	keys := migrateLedger(t, dir)
-	seedFile(t, dir, keys, n)
+	migrateLedger(t, dir, n)
 
 	other := redistest.Start(t)
-	seedLedger(t, openRedis(t, other.URL(), keys), 1)
+	seedLedger(t, teststore.Redis(t, other), 1)
 	r := runCmd(t, dir, "", nil, "migrate", "--to", other.URL())
 	if r.code != 1 || !strings.Contains(r.stderr, "holds another ledger") || !strings.Contains(r.stderr, "empty store only") {
 		t.Errorf("migrate into a Redis with a ledger: exit %d, stderr %s", r.code, r.stderr)
@@ -183,11 +139,7 @@ func TestMigrateRefuses(t *testing.T) {
 		t.Errorf("migrate without a key file: exit %d, stderr %s", r.code, r.stderr)
 	}
 
-	src, err := filestore.Open(filepath.Join(dir, "data", "optinproxy.db"), filestore.Options{Timeout: time.Second, Keys: keys})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
+	src := sourceStore(t, dir)
 	r = runCmd(t, dir, "", nil, "migrate", "--to", t.TempDir())
 	if r.code != 1 || !strings.Contains(r.stderr, "in use by another process") || !strings.Contains(r.stderr, "stop every proxy") {
 		t.Errorf("migrate of a locked store: exit %d, stderr %s", r.code, r.stderr)
@@ -202,8 +154,7 @@ func TestMigrateRefuses(t *testing.T) {
 func TestMigrateResumesAfterKill(t *testing.T) {
 	const n = 12000
 	dir := t.TempDir()
-	keys := migrateLedger(t, dir)
-	seedFile(t, dir, keys, n)
+	migrateLedger(t, dir, n)
 	srv := redistest.Start(t)
 
 	cmd := exec.Command(binary, "migrate", "--to", srv.URL())
@@ -240,10 +191,34 @@ func TestMigrateResumesAfterKill(t *testing.T) {
 	if strings.Contains(r.stderr, fmt.Sprintf("%d written by this run", n+1)) {
 		t.Errorf("the second run wrote every subject again: %s", r.stderr)
 	}
-	src, err := filestore.Open(filepath.Join(dir, "data", "optinproxy.db"), filestore.Options{Timeout: time.Second, Keys: keys})
-	if err != nil {
+	src := sourceStore(t, dir)
+	sameStores(t, src, teststore.Redis(t, srv), n)
+}
+
+// TestMigrateBadArguments: a wrong invocation is one line and exit 2,
+// before anything is opened.
+func TestMigrateBadArguments(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "afile"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	defer src.Close()
-	sameStores(t, src, openRedis(t, srv.URL(), keys), n)
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"migrate"}, "--to is required"},
+		{[]string{"migrate", "--to"}, "flag needs an argument"},
+		{[]string{"migrate", "--to", "ftp://example.org/x"}, "want a redis:// or rediss:// URL"},
+		{[]string{"migrate", "--to", "redis:///0"}, "with a host"},
+		{[]string{"migrate", "--to", "redis://:pw@127.0.0.1:1", "--key-prefix", "{a}:"}, "braces"},
+		{[]string{"migrate", "--to", "folder", "--key-prefix", "a:"}, "for a Redis target"},
+		{[]string{"migrate", "--to", "folder", "stray"}, `takes no arguments, got "stray"`},
+		{[]string{"migrate", "--to", "afile"}, "is a file"},
+		{[]string{"migrate", "--bogus"}, "flag provided but not defined"},
+	} {
+		r := runCmd(t, dir, "", nil, tt.args...)
+		if r.code != 2 || !strings.Contains(r.stderr, tt.want) || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 || strings.Contains(r.stderr, "pw") {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and one line saying %q", tt.args, r.code, r.stderr, tt.want)
+		}
+	}
 }

@@ -1,7 +1,6 @@
 package teststore
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
@@ -23,19 +22,7 @@ func BenchmarkCopy(b *testing.B) {
 		b.StopTimer()
 		src := openFile(b, time.Now, Keys)
 		l := storetest.SeedLedger(b, src, time.Now)
-		storetest.Seed(b, src, n, func(i int, a optin.Address) []optin.Change {
-			ch, err := l.GrantChange(a, "newsletter", optin.ConsentChange{Source: "import", Actor: "bench"})
-			if err != nil {
-				panic(err)
-			}
-			out := []optin.Change{ch}
-			for k := range 2 {
-				out = append(out, optin.Receipt{Subject: a, Purpose: "newsletter", Actor: "smtp:crm", Time: time.Now(),
-					Decision: optin.Decision{Allow: true, Reason: optin.ReasonConsent}, Relayed: true,
-					Details: optin.ReceiptDetails{MessageID: fmt.Sprintf("<%d.%d@bench>", i, k)}}.Change())
-			}
-			return out
-		})
+		storetest.Seed(b, src, n, storetest.GrantedWithReceipts(l, 2))
 		mid := openRedis(b, time.Now, Keys)
 		dst := openFile(b, time.Now, Keys)
 		b.StartTimer()

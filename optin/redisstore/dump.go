@@ -67,25 +67,37 @@ func (s *Store) Dump(ctx context.Context, batch int, fn func([]optin.SubjectDump
 // feedOrder numbers the feed's references from 1 in its order.
 func (s *Store) feedOrder(ctx context.Context) (map[ref]uint64, error) {
 	seqs := map[ref]uint64{}
+	err := s.eachEntry(ctx, s.keys.feed(), func(m redis.XMessage) error {
+		rs, err := entryRefs(m)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			if _, twice := seqs[r]; !twice { // a lost reply's repeat lists a write twice
+				seqs[r] = uint64(len(seqs)) + 1
+			}
+		}
+		return nil
+	})
+	return seqs, err
+}
+
+// eachEntry hands fn every entry of a stream, oldest first, reading
+// dumpChunk a round trip.
+func (s *Store) eachEntry(ctx context.Context, stream string, fn func(redis.XMessage) error) error {
 	start := "-"
 	for {
-		msgs, err := s.rdb.XRangeN(ctx, s.keys.feed(), start, "+", dumpChunk).Result()
+		msgs, err := s.rdb.XRangeN(ctx, stream, start, "+", dumpChunk).Result()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, m := range msgs {
-			rs, err := entryRefs(m)
-			if err != nil {
-				return nil, err
-			}
-			for _, r := range rs {
-				if _, twice := seqs[r]; !twice { // a lost reply's repeat lists a write twice
-					seqs[r] = uint64(len(seqs)) + 1
-				}
+			if err := fn(m); err != nil {
+				return err
 			}
 		}
 		if len(msgs) < dumpChunk {
-			return seqs, nil
+			return nil
 		}
 		start = "(" + msgs[len(msgs)-1].ID
 	}
@@ -189,32 +201,25 @@ func (s *Store) dumpSubject(ctx context.Context, sid string, m map[string]string
 func (s *Store) dumpOutbox(ctx context.Context, seqs map[ref]uint64) (optin.OutboxDump, error) {
 	var out optin.OutboxDump
 	var ids []string // the items' entry ids, in order
-	start := "-"
-	for {
-		msgs, err := s.rdb.XRangeN(ctx, s.keys.outbox(), start, "+", dumpChunk).Result()
+	err := s.eachEntry(ctx, s.keys.outbox(), func(m redis.XMessage) error {
+		r, queued, notice, err := decodeOutboxEntry(m)
 		if err != nil {
-			return out, err
+			return err
 		}
-		for _, m := range msgs {
-			r, queued, notice, err := decodeOutboxEntry(m)
-			if err != nil {
-				return out, err
-			}
-			seq, ok := seqs[r]
-			if !ok {
-				return out, fmt.Errorf("%w: outbox item %s names an event no subject holds", optin.ErrCorrupt, m.ID)
-			}
-			it := optin.DumpedItem{Seq: seq, Queued: queued.UTC()}
-			if notice != "" {
-				it.Notice = []byte(notice)
-			}
-			out.Items = append(out.Items, it)
-			ids = append(ids, m.ID)
+		seq, ok := seqs[r]
+		if !ok {
+			return fmt.Errorf("%w: outbox item %s names an event no subject holds", optin.ErrCorrupt, m.ID)
 		}
-		if len(msgs) < dumpChunk {
-			break
+		it := optin.DumpedItem{Seq: seq, Queued: queued.UTC()}
+		if notice != "" {
+			it.Notice = []byte(notice)
 		}
-		start = "(" + msgs[len(msgs)-1].ID
+		out.Items = append(out.Items, it)
+		ids = append(ids, m.ID)
+		return nil
+	})
+	if err != nil {
+		return out, err
 	}
 	// seqAt is the number of the last item at or before the position pos:
 	// 0 when none is left there.
