@@ -12,6 +12,11 @@ import (
 // into it would mix two ledgers.
 var ErrNotEmpty = errors.New("optin: the target store is not empty")
 
+// ErrCopying means a store is the target of a copy that has not ended:
+// it holds part of a ledger. Stores refuse to open it but for the copy
+// itself, which is run again to finish it.
+var ErrCopying = errors.New("optin: the store is the target of an unfinished copy")
+
 // A copy moves a whole ledger from one store to another as it is stored:
 // sealed, each subject key still wrapped under the ledger key, nothing
 // opened or sealed again, so every hash, chain link and key arrives as it

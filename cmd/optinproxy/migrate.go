@@ -154,7 +154,7 @@ func parseMigrateTarget(to, prefix string) (*migrateTarget, error) {
 				if err != nil {
 					return nil, err
 				}
-				s, err := redisstore.Open(ctx, redisstore.Options{Client: client, Prefix: prefix, Keys: keys})
+				s, err := redisstore.Open(ctx, redisstore.Options{Client: client, Prefix: prefix, Keys: keys, Copying: true})
 				if err != nil {
 					client.Close()
 					return nil, err
@@ -175,7 +175,7 @@ func parseMigrateTarget(to, prefix string) (*migrateTarget, error) {
 	file := filepath.Join(dir, "optinproxy.db")
 	return &migrateTarget{id: "file:" + file, what: dir,
 		open: func(_ context.Context, keys *optin.Keys) (optin.Store, error) {
-			return filestore.Open(file, filestore.Options{Timeout: time.Second, Keys: keys})
+			return filestore.Open(file, filestore.Options{Timeout: time.Second, Keys: keys, Copying: true})
 		}}, nil
 }
 

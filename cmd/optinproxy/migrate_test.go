@@ -183,11 +183,16 @@ func TestMigrateResumesAfterKill(t *testing.T) {
 		t.Fatal("migrate ended before it was killed: the ledger is too small to test a resumption")
 	}
 
-	r := runCmd(t, dir, "", nil, "migrate", "--to", srv.URL())
+	// Half a ledger: a proxy pointed at it does not start.
+	r := runCmd(t, dir, "", []string{"OPTINPROXY_STORE_REDIS_URL=" + srv.URL(), "OPTINPROXY_SMTP_LISTEN=127.0.0.1:0", "OPTINPROXY_HTTP_LISTEN=127.0.0.1:0"}, "serve")
+	if r.code != 1 || !strings.Contains(r.stderr, "unfinished copy") || !strings.Contains(r.stderr, "run optinproxy migrate again") {
+		t.Errorf("serve on a copy cut short: exit %d, stderr %s", r.code, r.stderr)
+	}
+
+	r = runCmd(t, dir, "", nil, "migrate", "--to", srv.URL())
 	if r.code != 0 || !strings.Contains(r.stdout, "every chain is intact") || !strings.Contains(r.stderr, fmt.Sprintf("copied %d subjects", n+1)) {
 		t.Fatalf("migrate again: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
 	}
-	t.Logf("the second run: %s", r.stderr)
 	if strings.Contains(r.stderr, fmt.Sprintf("%d written by this run", n+1)) {
 		t.Errorf("the second run wrote every subject again: %s", r.stderr)
 	}
