@@ -67,6 +67,9 @@ func runMigrate(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	// go-redis's own lines repeat each failed dial; the error that ends
+	// the command says it once.
+	redisstore.SetLogger(slog.New(slog.DiscardHandler))
 	src, keys, _, err := openStore(ctx, cfg, e.environ, log)
 	if err != nil {
 		if strings.Contains(err.Error(), "in use by another process") {

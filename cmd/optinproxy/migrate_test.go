@@ -128,7 +128,8 @@ func TestMigrateRefuses(t *testing.T) {
 	dead := "redis://:secret@" + l.Addr().String() + "/0"
 	l.Close()
 	r = runCmd(t, dir, "", nil, "migrate", "--to", dead)
-	if r.code != 1 || !strings.Contains(r.stderr, "the target redis://:xxxxx@"+l.Addr().String()) || !strings.Contains(r.stderr, "unavailable") || strings.Contains(r.stderr, "secret") {
+	if r.code != 1 || !strings.Contains(r.stderr, "the target redis://:xxxxx@"+l.Addr().String()) || !strings.Contains(r.stderr, "unavailable") ||
+		strings.Contains(r.stderr, "secret") || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
 		t.Errorf("migrate to a dead Redis: exit %d, stderr %s", r.code, r.stderr)
 	}
 
