@@ -79,6 +79,12 @@ func seedCopy(f *fixture) []optin.Address {
 	if n, err := f.store.PruneReceipts(f.ctx, cut); err != nil || n < 3 {
 		f.tb.Fatalf("PruneReceipts = %d, %v; want at least 3", n, err)
 	}
+	// h's grant is near its expiry, announced by a sweep (NoticedAt).
+	h := f.addr("hal@copy.example")
+	f.applied(f.grant(h, newsletter, optin.ConsentChange{At: f.ago(retention - 10*day), Source: "form", Actor: "api"}))
+	if rep := f.sweep(f.clock.Now(), sweepOpts); rep.Noticed[newsletter] != 1 {
+		f.tb.Fatalf("the sweep noticed %v, want the newsletter of one subject", rep.Noticed)
+	}
 	// Two targets: one part way with a retired and a pending record, one
 	// with a dead letter and no cursor.
 	page, err := f.store.OutboxRead(f.ctx, "", 100)
@@ -96,7 +102,7 @@ func seedCopy(f *fixture) []optin.Address {
 	if err := f.store.SaveDeliveries(f.ctx, "mailchimp", []optin.OutboxDelivery{rec("mailchimp", it[3], optin.DeliveryDead)}, ""); err != nil {
 		f.tb.Fatalf("SaveDeliveries: %v", err)
 	}
-	return []optin.Address{a, b, c, d, e, g}
+	return []optin.Address{a, b, c, d, e, g, h}
 }
 
 func testCopyWhole(t *testing.T, from, to Harness) {
@@ -201,8 +207,12 @@ func sameLedger(t *testing.T, a, b *fixture, addrs []optin.Address) {
 		t.Errorf("Verify: source %+v, copy %+v", ra, rb)
 	}
 	sameEvents(t, "the whole log", b.events(optin.EventQuery{Limit: 7}), a.events(optin.EventQuery{Limit: 7}))
+	noticed := false
 	for _, x := range addrs {
 		va, vb := a.subject(x, 1000), b.subject(x, 1000)
+		for _, c := range va.Consents {
+			noticed = noticed || !c.NoticedAt.IsZero()
+		}
 		if va.Erased != vb.Erased || !va.ErasureAt.Equal(vb.ErasureAt) {
 			t.Errorf("Subject(%s): erased %v at %v, source %v at %v", x, vb.Erased, vb.ErasureAt, va.Erased, va.ErasureAt)
 		}
@@ -223,6 +233,9 @@ func sameLedger(t *testing.T, a, b *fixture, addrs []optin.Address) {
 		}) {
 			t.Errorf("Subject(%s): suppressions %+v, source %+v", x, vb.Suppressions, va.Suppressions)
 		}
+	}
+	if !noticed {
+		t.Error("no consent of the source has NoticedAt: the copy of notices is not checked")
 	}
 	for _, purpose := range []string{newsletter, doi, offers, orders} {
 		la, lb := a.lookup(purpose, addrs), b.lookup(purpose, addrs)
