@@ -98,6 +98,9 @@ func dumpSubject(tx *bolt.Tx, sid string, v []byte) (optin.SubjectDump, error) {
 
 // dumpChain reads the events from to end of a subject's chain index b.
 func dumpChain(tx *bolt.Tx, b *bolt.Bucket, sid string, from, end uint64) ([]optin.DumpedEvent, error) {
+	if end < from {
+		return nil, fmt.Errorf("%w: subject %s: %d receipts pruned of %d", optin.ErrCorrupt, sid, from, end)
+	}
 	out := make([]optin.DumpedEvent, 0, end-from)
 	for i := from; i < end; i++ {
 		seq, err := chainSeq(b, sid, i)
