@@ -12,7 +12,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"optinproxy/internal/plural"
 	"optinproxy/optin"
 )
 
@@ -227,17 +226,5 @@ func runVerify(_ context.Context, e *env, args []string) error {
 	if err := c.json("GET", "/api/v1/verify", nil, &rep); err != nil {
 		return err
 	}
-	receipts := fmt.Sprintf("%d of them receipts", rep.Receipts)
-	if rep.Receipts == 1 {
-		receipts = "1 of them a receipt"
-	}
-	fmt.Fprintf(e.stdout, "%s, %s checked (%s)\n", plural.Count(rep.Subjects, "subject"), plural.Count(rep.Events, "event"), receipts)
-	if len(rep.Broken) == 0 {
-		fmt.Fprintln(e.stdout, "every chain is intact")
-		return nil
-	}
-	for _, b := range rep.Broken {
-		fmt.Fprintf(e.stdout, "BROKEN: %s at event %s\n", b.Subject, b.Event)
-	}
-	return exitError{msg: "optinproxy verify: " + plural.Count(len(rep.Broken), "broken chain"), code: 1}
+	return printVerify(e.stdout, "verify", rep)
 }

@@ -19,6 +19,7 @@ var synopses = map[string]string{
 	"export":           "EMAIL\nWrites standard output; an xlsx to a terminal goes to EMAIL.xlsx. An existing file is kept unless --force.",
 	"hash-password":    "[PASSWORD]\nWithout PASSWORD, one line is read from standard input.",
 	"import":           "FILE.csv\nThe columns: email,purpose,status,basis,source[,granted_at,policy_version,ip],\nseparated by commas or semicolons; a row may leave off the optional ones. See docs/import-sample.csv.",
+	"migrate":          "--to TARGET\nTARGET is a redis:// or rediss:// URL, or a folder for the embedded store; it must be empty.\nStop every proxy first. Run again after an interruption, it goes on where it stopped. See docs/migrate.md.",
 	"outbox list":      "",
 	"outbox replay":    "ID... | --all",
 	"portal-link":      "EMAIL",

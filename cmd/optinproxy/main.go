@@ -34,6 +34,7 @@ var commands = []command{
 	{"export", "export everything stored about a subject (json, csv, xlsx)", runExport},
 	{"hash-password", "print the bcrypt hash of a password (from stdin or the argument)", runHashPassword},
 	{"import", "import consents from a CSV file", runImport},
+	{"migrate", "copy the whole ledger into another store (Redis or the embedded one), chains and keys intact", runMigrate},
 	{"outbox", "list|replay: the outbound webhook deliveries, and the dead ones sent again", runOutbox},
 	{"portal-link", "print a temporary link to a subject's personal portal", runPortalLink},
 	{"report", "no-basis|no-proof|expiring|outdated-policy|processing|affected: the reports on consents, mail and processing", runReport},

@@ -16,7 +16,9 @@
 // The file holds fifteen top-level buckets:
 //
 //	meta          "schema" -> "2"; "key_check" -> optin.Keyring.Check, so
-//	              that another key is refused
+//	              that another key is refused; "restoring" -> the id of
+//	              the copy (optin.Copy) being written into the file, until
+//	              it ends
 //	subjects      SubjectID -> the subject record, in a small versioned
 //	              binary form (codec.go): the sealed address, the wrapped
 //	              subject key, the main chain's head and length, the
@@ -121,6 +123,17 @@
 // ledger key's newest generation the same way. Both run beside the
 // relay's writes, in this process: rotate-key, a process of its own,
 // needs the server stopped.
+//
+// # Copies
+//
+// Dump reads the subjects in id order, a read transaction per batch, each
+// event with its global sequence as its Seq. RestoreSubjects writes a
+// batch in one write transaction, each event at the Seq the source gave
+// it (so Events lists the copy in the source's order) and skips subjects
+// whose record exists (a run after an interruption); the events bucket's
+// sequence is moved past the highest, so later appends follow the copy.
+// EndRestore writes the outbox, the targets' records, cursors and last
+// saves, and deletes the mark, in one transaction.
 //
 // # Data loss
 //

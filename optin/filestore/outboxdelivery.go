@@ -92,34 +92,8 @@ func (s *Store) SaveDeliveries(ctx context.Context, target string, ds []optin.Ou
 		}
 		recs, index := tx.Bucket(bucketOutboxDeliveries), tx.Bucket(bucketOutboxIndex)
 		for i := range ds {
-			d := &ds[i]
-			key := recordKey(target, d.EventID)
-			if old := recs.Get(key); old != nil {
-				prev, err := decodeDelivery(old)
-				if err != nil {
-					return err
-				}
-				all, one := indexKeys(prev)
-				if err := index.Delete(all); err != nil {
-					return err
-				}
-				if err := index.Delete(one); err != nil {
-					return err
-				}
-			}
-			v, err := json.Marshal(d)
-			if err != nil {
-				return fmt.Errorf("%w: delivery %d: %v", optin.ErrBadInput, i, err)
-			}
-			if err := recs.Put(key, v); err != nil {
-				return err
-			}
-			all, one := indexKeys(d)
-			if err := index.Put(all, nil); err != nil {
-				return err
-			}
-			if err := index.Put(one, nil); err != nil {
-				return err
+			if err := putDelivery(recs, index, &ds[i]); err != nil {
+				return fmt.Errorf("delivery %d: %w", i, err)
 			}
 		}
 		if cursor == "" {
@@ -127,6 +101,37 @@ func (s *Store) SaveDeliveries(ctx context.Context, target string, ds []optin.Ou
 		}
 		return tx.Bucket(bucketOutboxCursors).Put([]byte(target), []byte(cursor))
 	})
+}
+
+// putDelivery stores d, replacing the record with its event id and its
+// index entries.
+func putDelivery(recs, index *bolt.Bucket, d *optin.OutboxDelivery) error {
+	key := recordKey(d.Target, d.EventID)
+	if old := recs.Get(key); old != nil {
+		prev, err := decodeDelivery(old)
+		if err != nil {
+			return err
+		}
+		all, one := indexKeys(prev)
+		if err := index.Delete(all); err != nil {
+			return err
+		}
+		if err := index.Delete(one); err != nil {
+			return err
+		}
+	}
+	v, err := json.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("%w: %v", optin.ErrBadInput, err)
+	}
+	if err := recs.Put(key, v); err != nil {
+		return err
+	}
+	all, one := indexKeys(d)
+	if err := index.Put(all, nil); err != nil {
+		return err
+	}
+	return index.Put(one, nil)
 }
 
 func decodeDelivery(v []byte) (*optin.OutboxDelivery, error) {

@@ -76,15 +76,20 @@ type Options struct {
 	Timeout time.Duration
 	// Progress, when not nil, hears how a migration of schema 1 goes.
 	Progress func(done int)
+	// Copying opens a file that is the target of an unfinished copy
+	// (optin.Copy), which Open otherwise refuses with an error wrapping
+	// optin.ErrCopying: only the copy itself sets it.
+	Copying bool
 }
 
 // Store is the embedded optin.Store on one bbolt file.
 type Store struct {
-	db     *bolt.DB
-	path   string
-	keys   *optin.Keys
-	now    func() time.Time
-	closed atomic.Bool
+	db      *bolt.DB
+	path    string
+	keys    *optin.Keys
+	now     func() time.Time
+	copying bool
+	closed  atomic.Bool
 	// nextPurge is when a write next purges expired delivery marks, in
 	// Unix nanoseconds by now.
 	nextPurge atomic.Int64
@@ -167,7 +172,7 @@ func openFile(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, path: path, keys: opts.Keys, now: opts.Now}
+	s := &Store{db: db, path: path, keys: opts.Keys, now: opts.Now, copying: opts.Copying}
 	if err := db.Update(s.init); err != nil {
 		db.Close()
 		if errors.Is(err, errSchemaV1) || errors.Is(err, errCompact) {
@@ -217,6 +222,8 @@ func (s *Store) init(tx *bolt.Tx) error {
 	case string(meta.Get(keyCheck)) != check:
 		return fmt.Errorf("%w: this store was made with another ledger key (its key check is %.8s…, the key file's %.8s…): use the key file made with this store",
 			optin.ErrBadKey, meta.Get(keyCheck), check)
+	case meta.Get(keyRestoring) != nil && !s.copying:
+		return fmt.Errorf("%w (from %s): run optinproxy migrate again to finish it", optin.ErrCopying, meta.Get(keyRestoring))
 	}
 	for _, name := range [][]byte{bucketSubjects, bucketEvents, bucketChains, bucketReceipts, bucketSuppressions, bucketDeliveries, bucketDeliveryExpiry,
 		bucketOutbox, bucketOutboxDeliveries, bucketOutboxIndex, bucketOutboxCursors, bucketOutboxSaved, bucketSeen, bucketSeenExpiry,

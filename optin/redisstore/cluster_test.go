@@ -122,4 +122,5 @@ func TestCluster(t *testing.T) {
 		return s
 	}
 	storetest.Run(t, storetest.Harness{Open: open, Tamper: tamper})
+	t.Run("Copy", func(t *testing.T) { storetest.RunCopy(t, storetest.Harness{Open: open}, storetest.Harness{Open: open}) })
 }

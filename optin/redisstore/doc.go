@@ -28,7 +28,9 @@
 //	                            e: the epoch, a random marker made with the
 //	                            hash (see Data loss); g: the key generation
 //	                            new subject keys are wrapped under; pf: how
-//	                            far pruning went through the feed
+//	                            far pruning went through the feed; mr: the
+//	                            id of a copy (optin.Copy) being written
+//	                            into the store, until it ends
 //	{prefix}{SID}:s      hash   the subject's current state:
 //	                              p          the address, sealed (AES-GCM
 //	                                         under a key derived from the
@@ -91,6 +93,12 @@
 //	{prefix}outbox:targets
 //	                     set    the targets that saved records or a cursor
 //	                            (a forgotten one stays: a few bytes)
+//	{prefix}restore:order
+//	                     zset   while a copy is written: each copied
+//	                            event's reference and time (Unix ms, a
+//	                            uvarint), scored by its place in the
+//	                            source's log, from which EndRestore writes
+//	                            the feed
 //	{prefix}seen:KEY     string an inbound webhook's dedup mark (KEY is a
 //	                            hash): its until in Unix ms, which Seen
 //	                            compares with the store's clock; Redis
@@ -236,6 +244,18 @@
 // only when still the one read (rewrapScript), beside the writers. An
 // instance that meets a wrap or a meta g of a generation its key lacks
 // reads its key file again (optin.Keys).
+//
+// # Copies
+//
+// Dump numbers the feed's references in order first (some 60 bytes of
+// memory per event), then SCANs the subjects and reads each batch in one
+// pipeline, then the outbox. RestoreSubjects writes, per subject not
+// there yet, its lists, index entries and restore:order members, and its
+// state hash last, so a subject with a state hash is whole and a run
+// after an interruption skips it. EndRestore writes the feed and the
+// outbox anew from restore:order (entry ids from the events' times and
+// the items' queue times), the targets' records through SaveDeliveries
+// and their cursors and last saves, then deletes the mark and the order.
 //
 // # Data loss
 //

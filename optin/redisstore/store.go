@@ -36,6 +36,10 @@ type Options struct {
 	// Progress, when not nil, hears how a migration of schema version 1
 	// goes (Open migrates before it returns).
 	Progress func(done int)
+	// Copying opens a store that is the target of an unfinished copy
+	// (optin.Copy), which Open otherwise refuses with an error wrapping
+	// optin.ErrCopying: only the copy itself sets it.
+	Copying bool
 }
 
 // Store is the Redis store. Safe for concurrent use, also by several
@@ -126,6 +130,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	if err := s.checkMeta(meta); err != nil {
 		return nil, err
+	}
+	if from := meta[metaRestoring]; from != "" && !opts.Copying {
+		return nil, fmt.Errorf("redisstore: %w (from %s): run optinproxy migrate again to finish it", optin.ErrCopying, from)
 	}
 	if !cluster {
 		// Loaded now, so that the first write is one round trip (EVALSHA);

@@ -89,3 +89,22 @@ func Seed(tb testing.TB, s optin.Store, n int, changes func(i int, a optin.Addre
 	}
 	return time.Since(start)
 }
+
+// GrantedWithReceipts returns, for Seed, the changes of a subject granted
+// the newsletter (by l, a SeedLedger) that then had receipts messages
+// relayed to it: the ledger of the copy benchmarks and tests.
+func GrantedWithReceipts(l *optin.Ledger, receipts int) func(i int, a optin.Address) []optin.Change {
+	return func(i int, a optin.Address) []optin.Change {
+		ch, err := l.GrantChange(a, newsletter, optin.ConsentChange{Source: "import", Actor: "seed"})
+		if err != nil {
+			panic(err) // a purpose of the suite's own
+		}
+		out := []optin.Change{ch}
+		for k := range receipts {
+			out = append(out, optin.Receipt{Subject: a, Purpose: newsletter, Actor: "smtp:crm", Time: time.Now(),
+				Decision: optin.Decision{Allow: true, Reason: optin.ReasonConsent}, Relayed: true,
+				Details: optin.ReceiptDetails{MessageID: fmt.Sprintf("<%d.%d@seed.example>", i, k)}}.Change())
+		}
+		return out
+	}
+}
