@@ -213,14 +213,14 @@ func TestMigrateBadArguments(t *testing.T) {
 		want string
 	}{
 		{[]string{"migrate"}, "--to is required"},
-		{[]string{"migrate", "--to"}, "flag needs an argument"},
+		{[]string{"migrate", "--to"}, "--to needs a value: the target"},
 		{[]string{"migrate", "--to", "ftp://example.org/x"}, "want a redis:// or rediss:// URL"},
 		{[]string{"migrate", "--to", "redis:///0"}, "with a host"},
 		{[]string{"migrate", "--to", "redis://:pw@127.0.0.1:1", "--key-prefix", "{a}:"}, "braces"},
 		{[]string{"migrate", "--to", "folder", "--key-prefix", "a:"}, "for a Redis target"},
 		{[]string{"migrate", "--to", "folder", "stray"}, `takes no arguments, got "stray"`},
 		{[]string{"migrate", "--to", "afile"}, "is a file"},
-		{[]string{"migrate", "--bogus"}, "flag provided but not defined"},
+		{[]string{"migrate", "--bogus"}, "unknown flag --bogus; migrate takes --config, --key-prefix, --to"},
 	} {
 		r := runCmd(t, dir, "", nil, tt.args...)
 		if r.code != 2 || !strings.Contains(r.stderr, tt.want) || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 || strings.Contains(r.stderr, "pw") {
