@@ -97,7 +97,7 @@ func TestMigrateBothWays(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "every chain is intact") {
 		t.Fatalf("migrate back to a folder: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
 	}
-	if r := runCmd(t, dir, "", nil, "migrate", "--to", srv.URL()); r.code != 1 || !strings.Contains(r.stderr, "holds another ledger") {
+	if r := runCmd(t, dir, "", nil, "migrate", "--to", srv.URL()); r.code != 1 || !strings.Contains(r.stderr, "already holds a ledger") {
 		t.Errorf("migrate into a finished copy: exit %d, stderr %s", r.code, r.stderr)
 	}
 
@@ -117,7 +117,7 @@ func TestMigrateRefuses(t *testing.T) {
 	other := redistest.Start(t)
 	seedLedger(t, teststore.Redis(t, other), 1)
 	r := runCmd(t, dir, "", nil, "migrate", "--to", other.URL())
-	if r.code != 1 || !strings.Contains(r.stderr, "holds another ledger") || !strings.Contains(r.stderr, "empty store only") {
+	if r.code != 1 || !strings.Contains(r.stderr, "already holds a ledger") || !strings.Contains(r.stderr, "empty store only") {
 		t.Errorf("migrate into a Redis with a ledger: exit %d, stderr %s", r.code, r.stderr)
 	}
 
