@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -203,6 +204,20 @@ func startServe(t *testing.T, dir string, env ...string) *server {
 // logTail parses the JSON log lines a server writes.
 type logTail struct {
 	lines chan map[string]any
+
+	mu   sync.Mutex
+	seen []map[string]any // every line, also those waitFor skipped
+}
+
+// messages returns the msg of every line read so far.
+func (l *logTail) messages() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]string, 0, len(l.seen))
+	for _, m := range l.seen {
+		out = append(out, fmt.Sprint(m["msg"]))
+	}
+	return out
 }
 
 func (l *logTail) read(r io.Reader) {
@@ -212,6 +227,11 @@ func (l *logTail) read(r io.Reader) {
 		if json.Unmarshal(sc.Bytes(), &m) != nil {
 			m = map[string]any{"msg": "(not json) " + sc.Text()}
 		}
+		l.mu.Lock()
+		if len(l.seen) < 10000 {
+			l.seen = append(l.seen, m)
+		}
+		l.mu.Unlock()
 		select {
 		case l.lines <- m:
 		default:

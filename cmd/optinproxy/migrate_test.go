@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -226,5 +227,38 @@ func TestMigrateBadArguments(t *testing.T) {
 		if r.code != 2 || !strings.Contains(r.stderr, tt.want) || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 || strings.Contains(r.stderr, "pw") {
 			t.Errorf("%q: exit %d, stderr %q; want 2 and one line saying %q", tt.args, r.code, r.stderr, tt.want)
 		}
+	}
+}
+
+// A configuration switched to Redis without migrate starts on an empty
+// ledger: the start log says that the embedded ledger in store.path is
+// left behind, and says it no more once the ledger was migrated.
+func TestServeWarnsOfLedgerLeftBehind(t *testing.T) {
+	dir := t.TempDir()
+	migrateLedger(t, dir, 3)
+	leftBehind := func(s *server) bool {
+		return slices.ContainsFunc(s.logs.messages(), func(m string) bool {
+			return strings.Contains(m, "holds an embedded ledger this configuration does not use")
+		})
+	}
+	if s := startServe(t, dir); leftBehind(s) {
+		t.Error("warned on the embedded store itself")
+	} else {
+		s.cmd.Process.Kill()
+		<-s.done
+	}
+	redis := redistest.Start(t)
+	env := "OPTINPROXY_STORE_REDIS_URL=" + redis.URL()
+	s := startServe(t, dir, env)
+	if !leftBehind(s) {
+		t.Errorf("no warning of the ledger left behind:\n%s", strings.Join(s.logs.messages(), "\n"))
+	}
+	s.cmd.Process.Kill()
+	<-s.done
+	if r := runCmd(t, dir, "", nil, "migrate", "--to", redis.URL()); r.code != 0 {
+		t.Fatalf("migrate: exit %d\n%s", r.code, r.stderr)
+	}
+	if s := startServe(t, dir, env); leftBehind(s) {
+		t.Error("warned after the migration")
 	}
 }

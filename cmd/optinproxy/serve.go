@@ -169,6 +169,7 @@ func start(ctx context.Context, cfg *config.Config, dkimKeys []dkim.Key, environ
 		up.Close()
 		return nil, err
 	}
+	warnLeftBehind(ctx, cfg, store, log)
 	jr, err := openJournal(ctx, cfg, store, keys, reg, log)
 	if err != nil {
 		up.Close()

@@ -133,3 +133,24 @@ func adminTokens(cfg *config.Config) ([]admin.Token, error) {
 	}
 	return out, nil
 }
+
+// warnLeftBehind warns when Redis is the store and holds no subject while
+// store.path still holds an embedded ledger: a configuration switched to
+// Redis without migrate starts on an empty ledger, and every consent of
+// the file would otherwise be left behind without a word.
+func warnLeftBehind(ctx context.Context, cfg *config.Config, s optin.Store, log *slog.Logger) {
+	if !cfg.Store.UsesRedis() {
+		return
+	}
+	file := filepath.Join(cfg.Store.Path, "optinproxy.db")
+	if _, err := os.Stat(file); err != nil {
+		return
+	}
+	page, err := s.Subjects(ctx, "", 1)
+	if err != nil || len(page.Subjects) > 0 {
+		return
+	}
+	log.Warn("the Redis store holds no consents, but store.path holds an embedded ledger this configuration does not use; "+
+		"if its consents are yours, stop the proxy and copy them with: optinproxy migrate --config FILE-OF-THE-EMBEDDED-STORE --to REDIS-URL (docs/migrate.md)",
+		"file", file)
+}
