@@ -1,8 +1,14 @@
 package main
 
 import (
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -45,6 +51,77 @@ func TestEvidenceBehindProxy(t *testing.T) {
 			}
 			if r := cli("consent", "show", "jan@example.com"); !strings.Contains(r.stdout, c.want) {
 				t.Errorf("evidence lacks %s:\n%s%s", c.want, r.stdout, r.stderr)
+			}
+		})
+	}
+}
+
+// The portal's per-client limit on link requests (20 an hour) counts the
+// client a trusted reverse proxy names: behind one proxy, one client over
+// its limit does not shut out another. Without trusted_proxies every
+// request counts as the proxy's, so the second client is limited too.
+func TestPortalLimitBehindProxy(t *testing.T) {
+	for _, trusted := range []bool{true, false} {
+		t.Run(fmt.Sprint("trusted=", trusted), func(t *testing.T) {
+			env := []string{}
+			if trusted {
+				env = append(env, "OPTINPROXY_HTTP_TRUSTED_PROXIES=127.0.0.1")
+			}
+			s := startServe(t, t.TempDir(), env...)
+			target, err := url.Parse("http://" + s.httpAddr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// front is a reverse proxy that names client in
+			// X-Forwarded-For, as nginx's $remote_addr would.
+			front := func(client string) string {
+				p := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+					r.SetURL(target)
+					r.Out.Header.Set("X-Forwarded-For", client)
+				}}
+				srv := httptest.NewServer(p)
+				t.Cleanup(srv.Close)
+				return srv.URL
+			}
+			ask := func(base, email string) int {
+				t.Helper()
+				jar, _ := cookiejar.New(nil)
+				c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+				resp, err := c.Get(base + "/p")
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(body)
+				if m == nil {
+					t.Fatalf("GET /p: %d, no CSRF token", resp.StatusCode)
+				}
+				req, _ := http.NewRequest("POST", base+"/p", strings.NewReader(url.Values{"csrf": {string(m[1])}, "email": {email}}.Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.Header.Set("Sec-Fetch-Site", "same-origin")
+				resp, err = c.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				return resp.StatusCode
+			}
+			a, b := front("203.0.113.1"), front("203.0.113.2")
+			for i := range 20 {
+				if code := ask(a, fmt.Sprintf("a%d@example.com", i)); code != http.StatusSeeOther {
+					t.Fatalf("request %d of client A: %d, want 303", i+1, code)
+				}
+			}
+			if code := ask(a, "a20@example.com"); code != http.StatusTooManyRequests {
+				t.Errorf("21st request of client A: %d, want 429", code)
+			}
+			want := http.StatusSeeOther
+			if !trusted {
+				want = http.StatusTooManyRequests
+			}
+			if code := ask(b, "b@example.com"); code != want {
+				t.Errorf("first request of client B: %d, want %d", code, want)
 			}
 		})
 	}
