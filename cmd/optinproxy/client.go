@@ -44,8 +44,8 @@ type clientFlags struct {
 
 func addClientFlags(fs *flag.FlagSet, e *env, scope string) clientFlags {
 	return clientFlags{
-		addr:     fs.String("addr", e.getenv("OPTINPROXY_ADDR"), "server address (default OPTINPROXY_ADDR, else http.listen of --config, else "+defaultAddr+")"),
-		token:    fs.String("token", e.getenv("OPTINPROXY_TOKEN"), "admin API token (default OPTINPROXY_TOKEN, else the first admin.tokens token_file of --config with scope "+scope+", else ./data/admin.token)"),
+		addr:     fs.String("addr", e.getenv("OPTINPROXY_ADDR"), "server address (default OPTINPROXY_ADDR, else http.listen of --config or of OPTINPROXY_HTTP_LISTEN, else "+defaultAddr+")"),
+		token:    fs.String("token", e.getenv("OPTINPROXY_TOKEN"), "admin API token (default OPTINPROXY_TOKEN, else the first admin.tokens token_file of --config with scope "+scope+", else admin.token in store.path, ./data by default)"),
 		config:   fs.String("config", e.getenv("OPTINPROXY_CONFIG"), "the server's configuration file, for its address and a token (default OPTINPROXY_CONFIG)"),
 		envToken: e.getenv("OPTINPROXY_TOKEN"),
 		scope:    scope,
@@ -88,14 +88,17 @@ func (f clientFlags) parseConnect(fs *flag.FlagSet, args []string, n int, usage 
 }
 
 // connect resolves the address and token. Each comes from the first of:
-// its flag, its environment variable, the --config file, then
-// the zero-config defaults of a server run in this folder.
+// its flag, its environment variable, then the configuration the server
+// would run on: the --config file, else the defaults with the
+// OPTINPROXY_ variables, so that a shell that set OPTINPROXY_HTTP_LISTEN
+// for serve reaches it too.
 func (f clientFlags) connect() (*client, error) {
 	addr, token, from := *f.addr, *f.token, "--token"
 	if token != "" && token == f.envToken {
 		from = "OPTINPROXY_TOKEN"
 	}
-	if *f.config != "" && (addr == "" || token == "") {
+	tokenFile := filepath.Join("data", "admin.token")
+	if addr == "" || token == "" {
 		cfg, err := loadConfig(*f.config, f.environ)
 		if err != nil {
 			return nil, err
@@ -103,14 +106,16 @@ func (f clientFlags) connect() (*client, error) {
 		if addr == "" {
 			addr = listenAddr(cfg.HTTP.Listen)
 		}
-		if token == "" {
-			if token, from, err = configToken(cfg, *f.config, f.scope); err != nil {
+		tokenFile = adminTokenFile(cfg)
+		if token == "" && (*f.config != "" || len(cfg.Admin.Tokens) > 0) {
+			source := *f.config
+			if source == "" {
+				source = "OPTINPROXY_ADMIN_TOKENS"
+			}
+			if token, from, err = configToken(cfg, source, f.scope); err != nil {
 				return nil, err
 			}
 		}
-	}
-	if addr == "" {
-		addr = defaultAddr
 	}
 	if !strings.Contains(addr, "://") {
 		addr = "http://" + addr
@@ -120,12 +125,14 @@ func (f clientFlags) connect() (*client, error) {
 		return nil, usagef("--addr %q is not a server address such as %s", addr, defaultAddr)
 	}
 	if token == "" {
-		file := filepath.Join("data", "admin.token")
-		b, err := os.ReadFile(file)
+		b, err := os.ReadFile(tokenFile)
 		if err != nil {
-			return nil, usagef("no token: give --token, OPTINPROXY_TOKEN or --config with the server's configuration, or run in the folder where `optinproxy serve` made data/admin.token")
+			return nil, usagef("no token: give --token, OPTINPROXY_TOKEN or --config with the server's configuration, or run in the folder where `optinproxy serve` made %s", tokenFile)
 		}
-		token, from = strings.TrimSpace(string(b)), "./"+file
+		token, from = strings.TrimSpace(string(b)), tokenFile
+		if !filepath.IsAbs(from) {
+			from = "./" + from
+		}
 	}
 	return &client{base: strings.TrimRight(u.String(), "/"), token: token, tokenFrom: from, http: &http.Client{Timeout: 5 * time.Minute}}, nil
 }

@@ -82,4 +82,23 @@ admin:
 			t.Errorf("address given with --config %v: %d %q", env, r.code, r.stderr)
 		}
 	}
+	// Without a file, the variables the server was started with lead
+	// there too: its address, and the token it made in store.path.
+	store := filepath.Join(t.TempDir(), "store")
+	s := startServe(t, t.TempDir(), "OPTINPROXY_STORE_PATH="+store)
+	env := []string{"OPTINPROXY_HTTP_LISTEN=" + s.httpAddr, "OPTINPROXY_STORE_PATH=" + store}
+	mustOut(t, cli(env, "verify"), "every chain is intact")
+	r = cli(env[:1], "verify")
+	if want := "made data/admin.token"; r.code != 2 || !strings.Contains(r.stderr, want) {
+		t.Errorf("token elsewhere: %d %q, want %q", r.code, r.stderr, want)
+	}
+	r = cli([]string{env[0], "OPTINPROXY_STORE_PATH=/nonexistent"}, "verify")
+	if want := "made /nonexistent/admin.token"; r.code != 2 || !strings.Contains(r.stderr, want) {
+		t.Errorf("token of another store.path: %d %q, want %q", r.code, r.stderr, want)
+	}
+	os.WriteFile(filepath.Join(store, "admin.token"), []byte("stale\n"), 0o600)
+	r = cli(env, "verify")
+	if want := "the token came from " + filepath.Join(store, "admin.token"); r.code != 1 || !strings.Contains(r.stderr, want) {
+		t.Errorf("stale token of store.path: %d %q, want %q", r.code, r.stderr, want)
+	}
 }
