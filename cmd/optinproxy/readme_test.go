@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
+	"optinproxy/internal/testcert"
 	"optinproxy/internal/testtools"
 )
 
@@ -316,51 +319,90 @@ func TestREADMEWalkReading(t *testing.T) {
 // fileKey is a key of a configuration sample that names a file.
 var fileKey = regexp.MustCompile(`\b(\w*_file): *"?([^",}\s]+)`)
 
-// Every configuration sample of the README (its fenced yaml blocks)
-// passes check-config, with the files it names made as a user would make
-// them: a key_file an Ed25519 key, any other *_file a secret.
+// Every configuration sample of the README and of docs/ (their fenced
+// yaml blocks) passes check-config, with the files it names made as a
+// user would make them: a certificate and its key for smtp.tls, any
+// other key_file an Ed25519 key (but the ledger key, which serve makes),
+// any other *_file a secret. The folders
+// the documents name (/etc/optinproxy, /var/lib/optinproxy,
+// /run/secrets) are made in a temporary folder, and the placeholders a
+// reader fills in (a bcrypt hash, a whsec_ secret) are filled in.
 func TestREADMEConfigSamples(t *testing.T) {
-	raw, err := os.ReadFile("../../README.md")
+	docs, err := filepath.Glob("../../docs/*.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var samples []string
-	var cur []string
-	in := false
-	for _, l := range strings.Split(string(raw), "\n") {
-		switch {
-		case !in && strings.TrimSpace(l) == "```yaml":
-			in, cur = true, nil
-		case in && strings.TrimSpace(l) == "```":
-			in = false
-			samples = append(samples, strings.Join(cur, "\n")+"\n")
-		case in:
-			cur = append(cur, l)
-		}
+	hash, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if len(samples) < 2 {
-		t.Fatalf("found %d yaml samples in the README", len(samples))
-	}
-	for i, sample := range samples {
-		dir := t.TempDir()
-		for _, m := range fileKey.FindAllStringSubmatch(sample, -1) {
-			path := filepath.Join(dir, m[2])
-			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-				t.Fatal(err)
-			}
-			if m[1] == "key_file" {
-				_, key, _ := ed25519.GenerateKey(rand.Reader)
-				writePEM(t, filepath.Dir(path), filepath.Base(path), key)
-			} else if err := os.WriteFile(path, []byte("a-secret-of-thirty-two-letters-0\n"), 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := os.WriteFile(filepath.Join(dir, "sample.yaml"), []byte(sample), 0o600); err != nil {
+	fill := strings.NewReplacer("/etc/optinproxy/", "./etc/", "/var/lib/optinproxy/", "./var/", "/run/secrets/", "./run/",
+		`"$2a$10$..."`, `"`+string(hash)+`"`, "whsec_...", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	cert := testcert.New(t)
+	for _, doc := range append([]string{"../../README.md"}, docs...) {
+		raw, err := os.ReadFile(doc)
+		if err != nil {
 			t.Fatal(err)
 		}
-		r := runCmd(t, dir, "", nil, "check-config", "sample.yaml")
-		if r.code != 0 || !strings.Contains(r.stdout, "sample.yaml: ok") {
-			t.Errorf("README sample %d does not pass check-config (exit %d):\n%s\n%s%s", i+1, r.code, sample, r.stdout, r.stderr)
+		var samples []string
+		var cur []string
+		in := false
+		for _, l := range strings.Split(string(raw), "\n") {
+			switch {
+			case !in && strings.TrimSpace(l) == "```yaml":
+				in, cur = true, nil
+			case in && strings.TrimSpace(l) == "```":
+				in = false
+				samples = append(samples, strings.Join(cur, "\n")+"\n")
+			case in:
+				cur = append(cur, l)
+			}
+		}
+		if doc == "../../README.md" && len(samples) < 2 {
+			t.Fatalf("found %d yaml samples in the README", len(samples))
+		}
+		for i, sample := range samples {
+			if strings.Contains(sample, "scrape_configs:") {
+				continue // Prometheus's configuration, not the proxy's
+			}
+			sample = fill.Replace(sample)
+			dir := t.TempDir()
+			afterCert := false
+			for _, m := range fileKey.FindAllStringSubmatch(sample, -1) {
+				path := filepath.Join(dir, m[2])
+				if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				var content []byte
+				switch {
+				case filepath.Base(path) == "ledger.key":
+					// store.key_file: serve makes it on the first start.
+				case m[1] == "cert_file":
+					content = cert.CertPEM
+				case m[1] == "key_file" && afterCert:
+					content = cert.KeyPEM
+				case m[1] == "api_key_file":
+					content = []byte("0123456789abcdef0123456789abcdef-us6\n") // Mailchimp's form fits Mandrill's too
+				case m[1] == "key_file":
+					_, key, _ := ed25519.GenerateKey(rand.Reader)
+					writePEM(t, filepath.Dir(path), filepath.Base(path), key)
+				default:
+					content = []byte("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n") // fits every secret, a webhook's too
+				}
+				afterCert = m[1] == "cert_file"
+				if content != nil {
+					if err := os.WriteFile(path, content, 0o600); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if err := os.WriteFile(filepath.Join(dir, "sample.yaml"), []byte(sample), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			r := runCmd(t, dir, "", nil, "check-config", "sample.yaml")
+			if r.code != 0 || !strings.Contains(r.stdout, "sample.yaml: ok") {
+				t.Errorf("%s sample %d does not pass check-config (exit %d):\n%s\n%s%s", filepath.Base(doc), i+1, r.code, sample, r.stdout, r.stderr)
+			}
 		}
 	}
 }
