@@ -3,6 +3,7 @@ package config
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"maps"
 	"reflect"
 	"slices"
@@ -69,7 +70,7 @@ func (l *loader) applyEnv(root *yaml.Node, environ []string) {
 		rest := strings.ToLower(strings.TrimPrefix(name, EnvPrefix))
 		path, ok := resolveEnv(rest, reflect.TypeFor[Config]())
 		if !ok {
-			l.add(Problem{Env: name, Msg: "unknown configuration key"})
+			l.add(Problem{Env: name, Msg: unknownVariable(rest)})
 			continue
 		}
 		all = append(all, override{name, value, path})
@@ -131,6 +132,32 @@ func resolveEnv(rest string, t reflect.Type) ([]step, bool) {
 		return []step{{name: rest, typ: et, mapKey: true}}, true
 	}
 	return nil, false
+}
+
+// unknownVariable words the problem of a variable that names no key (rest
+// is its name after the prefix, in lower case), pointing at the variable
+// of the likely intended key, as unknownKey does in the file.
+func unknownVariable(rest string) string {
+	// A variable spells a whole path, so it may stray one letter further
+	// than a key of the file (unknownKey) and still be recognisable.
+	best, bestDist := "", 4
+	var walk func(t reflect.Type, prefix string)
+	walk = func(t reflect.Type, prefix string) {
+		for name, i := range fieldsOf(t) {
+			v := prefix + name
+			if d := editDistance(rest, v); d < bestDist || (d == bestDist && v < best) {
+				best, bestDist = v, d
+			}
+			if ft := t.Field(i).Type; ft.Kind() == reflect.Struct {
+				walk(ft, v+"_")
+			}
+		}
+	}
+	walk(reflect.TypeFor[Config](), "")
+	if best == "" {
+		return "unknown configuration key"
+	}
+	return fmt.Sprintf("unknown configuration key (did you mean %s?)", EnvPrefix+strings.ToUpper(best))
 }
 
 // override puts o's value into the tree, making the mappings on its way.

@@ -300,3 +300,21 @@ func eq(t *testing.T, got, want any) {
 		t.Fatalf("got %#v, want %#v", got, want)
 	}
 }
+
+// A variable that names no key points at the variable of the key it most
+// likely meant, as an unknown key of the file does; one far from every
+// key is only unknown.
+func TestUnknownVariableHint(t *testing.T) {
+	for in, want := range map[string]string{
+		"OPTINPROXY_SMTP_LISTN=x":               "OPTINPROXY_SMTP_LISTN: unknown configuration key (did you mean OPTINPROXY_SMTP_LISTEN?)",
+		"OPTINPROXY_STORE_REDIS_URI=x":          "OPTINPROXY_STORE_REDIS_URI: unknown configuration key (did you mean OPTINPROXY_STORE_REDIS_URL?)",
+		"OPTINPROXY_HTTP_TRUSTED_PROXY=x":       "OPTINPROXY_HTTP_TRUSTED_PROXY: unknown configuration key (did you mean OPTINPROXY_HTTP_TRUSTED_PROXIES?)",
+		"OPTINPROXY_POLICY_RETENTION_NOTCE=30d": "(did you mean OPTINPROXY_POLICY_RETENTION_NOTICE?)",
+		"OPTINPROXY_BOGUS=1":                    "OPTINPROXY_BOGUS: unknown configuration key\n",
+	} {
+		_, errs := loadPath(t, "", in)
+		if errs == nil || !strings.Contains(errs.Error()+"\n", want) {
+			t.Errorf("%s: got %v, want %q", in, errs, want)
+		}
+	}
+}
