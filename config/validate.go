@@ -155,8 +155,11 @@ func (l *loader) checkStore(s *Store) {
 	if r.URL != "" {
 		if !strings.HasPrefix(r.URL, "redis://") && !strings.HasPrefix(r.URL, "rediss://") {
 			l.invalid("store.redis.url", "want redis://host:port/db or rediss:// for TLS")
-		} else if _, err := redis.ParseURL(r.URL); err != nil {
+		} else if o, err := redis.ParseURL(r.URL); err != nil {
 			l.invalid("store.redis.url", err.Error())
+		} else if o.DB != 0 && len(r.ClusterAddrs) > 0 {
+			// Otherwise the database would be dropped without a word.
+			l.invalid("store.redis.url", fmt.Sprintf("a Redis Cluster has only database 0, not %d: end the url with /0 or no database", o.DB))
 		}
 	}
 	sentinel := r.Sentinel.Master != "" || len(r.Sentinel.Addrs) > 0

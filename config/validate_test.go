@@ -65,6 +65,7 @@ func TestValidationProblems(t *testing.T) {
 		{"redis sentinel and cluster", "store:\n  redis:\n    sentinel: {master: m, addrs: [\"a:1\"]}\n    cluster_addrs: [\"b:1\"]\n", "store.redis", 2},
 		{"sentinel without addrs", "store:\n  redis:\n    sentinel:\n      master: m\n", "store.redis.sentinel.addrs", 3},
 		{"sentinel without master", "store:\n  redis:\n    sentinel:\n      addrs: [\"a:1\"]\n", "store.redis.sentinel.master", 3},
+		{"cluster with a database", "store:\n  redis:\n    url: redis://:pw@redis/3\n    cluster_addrs: [\"b:1\"]\n", "store.redis.url", 3},
 		{"cluster addr bad", "store:\n  redis:\n    cluster_addrs:\n      - nohost\n", "store.redis.cluster_addrs[0]", 4},
 		{"store path empty", "store:\n  path: \"\"\n", "store.path", 2},
 		// policy

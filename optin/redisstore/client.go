@@ -52,6 +52,9 @@ func NewClient(url string, sentinelMaster string, sentinelAddrs, clusterAddrs []
 		o.DialerRetries, o.DialerRetryTimeout = dialAttempts, dialRetryWait
 		return redis.NewFailoverClient(o), nil
 	case len(clusterAddrs) > 0:
+		if base != nil && base.DB != 0 {
+			return nil, fmt.Errorf("redisstore: a Redis Cluster has only database 0, not %d", base.DB)
+		}
 		o := &redis.ClusterOptions{Addrs: clusterAddrs}
 		if base != nil {
 			o.Username, o.Password, o.TLSConfig = base.Username, base.Password, base.TLSConfig

@@ -26,6 +26,8 @@ func TestNewClient(t *testing.T) {
 		{name: "master without sentinels", master: "m", wantErr: true},
 		{name: "sentinels without master", sentinels: []string{"127.0.0.1:26379"}, wantErr: true},
 		{name: "sentinel and cluster", master: "m", sentinels: []string{"a:1"}, nodes: []string{"b:2"}, wantErr: true},
+		// A Cluster has database 0 only; another would be dropped unseen.
+		{name: "cluster with a database", url: "redis://:secret@ignored:1/3", nodes: []string{"127.0.0.1:7000"}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
