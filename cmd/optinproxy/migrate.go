@@ -28,7 +28,9 @@ type migrateTarget struct {
 	id string
 	// what names it to the user, without a password.
 	what string
-	open func(ctx context.Context, keys *optin.Keys) (optin.Store, error)
+	// folder is the embedded store's folder; "" for Redis.
+	folder string
+	open   func(ctx context.Context, keys *optin.Keys) (optin.Store, error)
 }
 
 // runMigrate copies the whole ledger of a --config's store into another
@@ -87,7 +89,28 @@ func runMigrate(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("the target %s: %w", target.what, err)
 	}
 	defer dst.Close()
-	return migrate(ctx, e, src, dst, source, target.what)
+	if err := migrate(ctx, e, src, dst, source, target.what); err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, keyAdvice(cfg.Store, target.folder, e.getenv(config.LedgerKeyEnv) != ""))
+	return nil
+}
+
+// keyAdvice says which ledger key the proxies on the target need. A key
+// file left at its default lies in store.path, so pointing store.path at
+// a new folder would leave it behind.
+func keyAdvice(s config.Store, folder string, fromEnv bool) string {
+	if fromEnv {
+		return "The proxies need the same OPTINPROXY_LEDGER_KEY."
+	}
+	key := s.KeyPath()
+	if abs, err := filepath.Abs(key); err == nil {
+		key = abs
+	}
+	if folder != "" && s.KeyFile == "" {
+		return fmt.Sprintf("The ledger key is %s, in the old store.path: when store.path becomes %s, set store.key_file to %s (or copy the file into %s).", key, folder, key, folder)
+	}
+	return "The proxies need the same ledger key file, " + key + "."
 }
 
 // migrate copies src into dst and verifies dst.
@@ -181,7 +204,7 @@ func parseMigrateTarget(to, prefix string) (*migrateTarget, error) {
 		return nil, usagef("--to %s is a file: give the folder the embedded store is to be in", to)
 	}
 	file := filepath.Join(dir, "optinproxy.db")
-	return &migrateTarget{id: "file:" + file, what: dir,
+	return &migrateTarget{id: "file:" + file, what: dir, folder: dir,
 		open: func(_ context.Context, keys *optin.Keys) (optin.Store, error) {
 			return filestore.Open(file, filestore.Options{Timeout: time.Second, Keys: keys, Copying: true})
 		}}, nil

@@ -98,13 +98,22 @@ func TestMigrateBothWays(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "every chain is intact") {
 		t.Fatalf("migrate back to a folder: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
 	}
+	// The key stayed in the old store.path: the command says where it is
+	// and what to set, and a proxy set so starts on the copy.
+	key := filepath.Join(dir, "data", "ledger.key")
+	if want := fmt.Sprintf("when store.path becomes %s, set store.key_file to %s", back, key); !strings.Contains(r.stdout, want) {
+		t.Errorf("migrate back does not say %q:\n%s", want, r.stdout)
+	}
 	if r := runCmd(t, dir, "", nil, "migrate", "--to", srv.URL()); r.code != 1 || !strings.Contains(r.stderr, "already holds a ledger") {
 		t.Errorf("migrate into a finished copy: exit %d, stderr %s", r.code, r.stderr)
 	}
 
 	src := sourceStore(t, dir)
 	sameStores(t, src, teststore.Redis(t, srv), n)
-	sameStores(t, src, teststore.File(t, filepath.Join(back, "optinproxy.db")), n)
+	copied := teststore.File(t, filepath.Join(back, "optinproxy.db"))
+	sameStores(t, src, copied, n)
+	copied.Close() // the file's lock is the proxy's now
+	startServe(t, t.TempDir(), "OPTINPROXY_STORE_PATH="+back, "OPTINPROXY_STORE_KEY_FILE="+key)
 }
 
 // TestMigrateRefuses: a target that holds another ledger, a Redis that
