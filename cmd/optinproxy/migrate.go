@@ -185,6 +185,12 @@ func parseMigrateTarget(to, prefix string) (*migrateTarget, error) {
 				if err != nil {
 					return nil, err
 				}
+				// A Cluster node would answer the copy's first key of
+				// another slot with a bare MOVED.
+				if info, err := client.Info(ctx, "cluster").Result(); err == nil && strings.Contains(info, "cluster_enabled:1") {
+					client.Close()
+					return nil, errors.New("it is a node of a Redis Cluster, which migrate cannot copy into; a Cluster can only be the source, through the configuration")
+				}
 				s, err := redisstore.Open(ctx, redisstore.Options{Client: client, Prefix: prefix, Keys: keys, Copying: true})
 				if err != nil {
 					client.Close()

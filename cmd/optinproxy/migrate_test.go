@@ -117,7 +117,7 @@ func TestMigrateBothWays(t *testing.T) {
 }
 
 // TestMigrateRefuses: a target that holds another ledger, a Redis that
-// does not answer, a source locked by its server and the source itself
+// does not answer, a node of a Redis Cluster, a source locked by its server and the source itself
 // are refused with a message that says so, the source left as it was.
 func TestMigrateRefuses(t *testing.T) {
 	const n = 20
@@ -141,6 +141,12 @@ func TestMigrateRefuses(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "the target redis://:xxxxx@"+l.Addr().String()) || !strings.Contains(r.stderr, "unavailable") ||
 		strings.Contains(r.stderr, "secret") || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
 		t.Errorf("migrate to a dead Redis: exit %d, stderr %s", r.code, r.stderr)
+	}
+
+	node := redistest.StartWith(t, redistest.Options{Args: []string{"--cluster-enabled", "yes"}})
+	r = runCmd(t, dir, "", nil, "migrate", "--to", node.URL())
+	if r.code != 1 || !strings.Contains(r.stderr, "is a node of a Redis Cluster, which migrate cannot copy into") {
+		t.Errorf("migrate into a Cluster node: exit %d, stderr %s", r.code, r.stderr)
 	}
 
 	if r := runCmd(t, dir, "", nil, "migrate", "--to", "data"); r.code != 2 || !strings.Contains(r.stderr, "the configured store itself") {
