@@ -129,7 +129,9 @@ func migrate(ctx context.Context, e *env, src, dst optin.Store, id, what string)
 	}
 	st, err := optin.Copy(ctx, from, into, id, progress)
 	if errors.Is(err, optin.ErrNotEmpty) {
-		return fmt.Errorf("the target %s already holds a ledger: %w\nMigrate copies into an empty store only. If it is a migration of this ledger that finished, it is done: point the proxies at it. Otherwise choose another target (or another --key-prefix)", what, err)
+		// Its wrapped chain ("filestore: optin: store unavailable: ...")
+		// would only repeat this less clearly.
+		return fmt.Errorf("the target %s already holds a ledger\nMigrate copies into an empty store only. If it is a migration of this ledger that finished, it is done: point the proxies at it. Otherwise choose another target (or another --key-prefix)", what)
 	}
 	if err != nil {
 		return fmt.Errorf("copying stopped after %s (run migrate again to go on): %w", plural.Count(st.Subjects, "subject"), err)

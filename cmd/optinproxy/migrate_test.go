@@ -127,7 +127,7 @@ func TestMigrateRefuses(t *testing.T) {
 	other := redistest.Start(t)
 	seedLedger(t, teststore.Redis(t, other), 1)
 	r := runCmd(t, dir, "", nil, "migrate", "--to", other.URL())
-	if r.code != 1 || !strings.Contains(r.stderr, "already holds a ledger") || !strings.Contains(r.stderr, "empty store only") {
+	if r.code != 1 || !strings.Contains(r.stderr, "already holds a ledger\n") || !strings.Contains(r.stderr, "empty store only") || strings.Contains(r.stderr, "unavailable") {
 		t.Errorf("migrate into a Redis with a ledger: exit %d, stderr %s", r.code, r.stderr)
 	}
 
