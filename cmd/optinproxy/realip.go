@@ -37,7 +37,7 @@ func behindProxies(next http.Handler, trusted []netip.Prefix) http.Handler {
 		hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 		client := netip.Addr{}
 		for i := len(hops) - 1; i >= 0; i-- {
-			a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+			a, err := hopAddr(strings.TrimSpace(hops[i]))
 			if err != nil {
 				break // a hop that is no address: believe nothing further left
 			}
@@ -52,4 +52,19 @@ func behindProxies(next http.Handler, trusted []netip.Prefix) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// hopAddr is the address of one X-Forwarded-For entry: an IP, or an IP
+// with a port ("203.0.113.9:52100", "[2001:db8::1]:443"), as some load
+// balancers (Azure's, IIS's ARR) write them.
+func hopAddr(hop string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(hop)
+	if err == nil {
+		return a, nil
+	}
+	ap, perr := netip.ParseAddrPort(hop)
+	if perr != nil {
+		return netip.Addr{}, err
+	}
+	return ap.Addr(), nil
 }

@@ -24,6 +24,8 @@ func TestEvidenceBehindProxy(t *testing.T) {
 		{"chain of proxies", "127.0.0.1,10.0.0.0/8", "198.51.100.7, 203.0.113.9, 10.1.2.3", `"ip":"203.0.113.9"`},
 		{"untrusted peer", "10.0.0.0/8", "203.0.113.9", `"ip":"127.0.0.1"`},
 		{"garbage header", "127.0.0.1", "203.0.113.9, not-an-ip", `"ip":"127.0.0.1"`},
+		{"address with a port", "127.0.0.1", "198.51.100.7, 203.0.113.9:52100", `"ip":"203.0.113.9"`},
+		{"IPv6 with a port", "127.0.0.1", "[2001:db8::9]:443", `"ip":"2001:db8::9"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
