@@ -145,7 +145,13 @@ func unknownVariable(rest string) string {
 	walk = func(t reflect.Type, prefix string) {
 		for name, i := range fieldsOf(t) {
 			v := prefix + name
-			if d := editDistance(rest, v); d < bestDist || (d == bestDist && v < best) {
+			d := editDistance(rest, v)
+			if strings.Contains(rest, "_") && strings.HasSuffix(v, "_"+rest) {
+				// A section left out: REDIS_URL for STORE_REDIS_URL; of two
+				// parts at least, as one (LISTEN) fits several keys.
+				d = 0
+			}
+			if d < bestDist || (d == bestDist && v < best) {
 				best, bestDist = v, d
 			}
 			if ft := t.Field(i).Type; ft.Kind() == reflect.Struct {

@@ -310,6 +310,8 @@ func TestUnknownVariableHint(t *testing.T) {
 		"OPTINPROXY_STORE_REDIS_URI=x":          "OPTINPROXY_STORE_REDIS_URI: unknown configuration key (did you mean OPTINPROXY_STORE_REDIS_URL?)",
 		"OPTINPROXY_HTTP_TRUSTED_PROXY=x":       "OPTINPROXY_HTTP_TRUSTED_PROXY: unknown configuration key (did you mean OPTINPROXY_HTTP_TRUSTED_PROXIES?)",
 		"OPTINPROXY_POLICY_RETENTION_NOTCE=30d": "(did you mean OPTINPROXY_POLICY_RETENTION_NOTICE?)",
+		"OPTINPROXY_REDIS_URL=x":                "OPTINPROXY_REDIS_URL: unknown configuration key (did you mean OPTINPROXY_STORE_REDIS_URL?)",
+		"OPTINPROXY_LISTEN=x":                   "OPTINPROXY_LISTEN: unknown configuration key\n",
 		"OPTINPROXY_BOGUS=1":                    "OPTINPROXY_BOGUS: unknown configuration key\n",
 	} {
 		_, errs := loadPath(t, "", in)
