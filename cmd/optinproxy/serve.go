@@ -99,7 +99,13 @@ func loadConfig(path string, environ []string, checks ...config.Check) (*config.
 	cfg, err := config.Load(path, environ, checks...)
 	var ce *config.Errors
 	if errors.As(err, &ce) {
-		return nil, exitError{msg: "optinproxy: configuration has problems:\n" + ce.Error(), code: 2}
+		// One line a problem, each made printable on its own: a path or
+		// value with a newline must not pass for a second problem.
+		msg := "optinproxy: configuration has problems:"
+		for _, p := range ce.Problems {
+			msg += "\n" + printable((&config.Errors{File: ce.File, Problems: []config.Problem{p}}).Error(), false)
+		}
+		return nil, exitError{msg: msg, code: 2}
 	}
 	return cfg, err
 }
