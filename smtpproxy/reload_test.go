@@ -158,7 +158,8 @@ func TestReloadWhileRelaying(t *testing.T) {
 }
 
 // A password changed by a reload (it leaked) ends the sessions logged in
-// with the old one at their next MAIL FROM; the old password no longer
+// with the old one at their next MAIL FROM, with a 421 that has the
+// client log in again rather than bounce; the old password no longer
 // logs in, the new one does. A change to anything else of the user keeps
 // the session.
 func TestReloadChangedPasswordEndsSession(t *testing.T) {
@@ -178,8 +179,11 @@ func TestReloadChangedPasswordEndsSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := send(old, "crm@shop.example", []string{"jan@example.com"}, fresh())
-	if se := wantCode(t, err, 530); !strings.Contains(se.Message, "password changed") {
+	if se := wantCode(t, err, 421); !strings.Contains(se.Message, "password changed") {
 		t.Errorf("the old password's session after the change: %v", se)
+	}
+	if err := old.Noop(); err == nil {
+		t.Error("the old password's session is still open")
 	}
 	if err := p.dial(t).Auth(sasl.NewPlainClient("", "crm", "s3cret")); err == nil {
 		t.Error("the old password still logs in")

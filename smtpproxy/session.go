@@ -186,7 +186,8 @@ func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
 		if u.PasswordHash != sess.user.PasswordHash {
 			// A password is changed because it leaked: a session logged
 			// in with the old one ends with it.
-			sess.srv.log.Warn("mail refused: the authenticated user's password changed", "remote", sess.remote.String(), "user", sess.user.Name)
+			sess.srv.log.Warn("session ended: the authenticated user's password changed", "remote", sess.remote.String(), "user", sess.user.Name)
+			sess.hangUp()
 			return sess.srv.reply(errPasswordChanged)
 		}
 		sess.user = u

@@ -50,7 +50,11 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	// one sent while the server starts does not end it.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	// Never stopped nor ignored: either leaves an instant in which a
+	// SIGHUP (systemctl reload beside a stop) kills the process by the
+	// signal's default action instead of letting it exit with serve's
+	// status. Once serve returns, a SIGHUP finds the channel full or
+	// unread and is dropped.
 	var dk dkimKeys
 	cfg, err := loadConfig(*path, e.environ, dk.check)
 	if err != nil {
@@ -84,6 +88,9 @@ serving:
 			log.Error("listener failed", "err", err)
 			break serving
 		case <-hup:
+			if ctx.Err() != nil {
+				break serving // a stop came with it: no reload on the way out
+			}
 			rl.reload(ctx)
 		}
 	}
