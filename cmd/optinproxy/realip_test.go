@@ -92,6 +92,29 @@ func TestForwardedForAttacks(t *testing.T) {
 			}
 		})
 	}
+	// A proxy that reaches the server over IPv6.
+	if l, err := net.Listen("tcp", "[::1]:0"); err != nil {
+		t.Logf("no IPv6 loopback: %v", err)
+	} else {
+		srv := httptest.NewUnstartedServer(behindProxies(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, r.RemoteAddr)
+		}), config.HTTP{TrustedProxies: []string{"::1"}}.TrustedProxyPrefixes()))
+		srv.Listener.Close()
+		srv.Listener = l
+		srv.Start()
+		defer srv.Close()
+		req, _ := http.NewRequest("GET", srv.URL, nil)
+		req.Header.Set("X-Forwarded-For", "6.6.6.6, 2001:db8::7")
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != "[2001:db8::7]:0" {
+			t.Errorf("behind a proxy at ::1: client %s, want [2001:db8::7]:0", body)
+		}
+	}
 	// A header past the server's limit is refused before any handler.
 	if code, got := seenBehind(t, "127.0.0.1", []string{hops(200_000, "10.0.0.1")}); code != http.StatusRequestHeaderFieldsTooLarge {
 		t.Errorf("2 MB of hops: status %d, client %q, want 431", code, got)
