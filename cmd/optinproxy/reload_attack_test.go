@@ -188,7 +188,8 @@ func TestReloadBurstWhileRelaying(t *testing.T) {
 
 // TestReloadSecretFileGone: a configuration whose webhook secret_file is
 // missing, or a folder, is refused whole with the key and the file
-// named; the target keeps the secret it had and still delivers.
+// named; the target keeps the secret it had and still delivers. So is a
+// configuration file that is gone.
 func TestReloadSecretFileGone(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "optinproxy.yaml")
@@ -220,6 +221,17 @@ func TestReloadSecretFileGone(t *testing.T) {
 		}
 		a.waitFor("the grant after the refused reload", is("consent.granted", email))
 	}
+	// The configuration file itself gone (moved away): refused too.
+	os.Remove(path)
+	s.hup(t, "configuration not reloaded; the running configuration stays")
+	if c, err := login(t, s.smtpAddr, "crm", "crm-pw"); err != nil || mailOn(c, "jan@example.com", "transactional", "after-gone") != nil {
+		t.Errorf("the running configuration after its file went: %v", err)
+	}
+	if n := metric(t, s, `optinproxy_config_reloads_total{result="error"}`); n != 3 {
+		t.Errorf("reloads refused: %v, want 3", n)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	if a.bad != 0 {
 		t.Errorf("%d deliveries with a bad signature", a.bad)
 	}
