@@ -134,7 +134,8 @@ func run(ctx context.Context, e *env, args []string) int {
 			fmt.Fprintln(e.stderr, printable(ce.msg, true))
 			return ce.code
 		}
-		fmt.Fprintf(e.stderr, "optinproxy %s: %s\n", args[0], printable(err.Error(), false))
+		// Some errors go on with a second line of advice by design.
+		fmt.Fprintf(e.stderr, "optinproxy %s: %s\n", args[0], printable(err.Error(), true))
 		return 1
 	}
 }
