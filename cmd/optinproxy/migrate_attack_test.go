@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -37,30 +36,9 @@ func TestMigrateTargetDiesMidCopy(t *testing.T) {
 	migrateLedger(t, dir, n)
 	srv := redistest.StartWith(t, redistest.Options{AppendOnly: true})
 
-	cmd := exec.Command(binary, "migrate", "--to", srv.URL())
-	cmd.Dir, cmd.Env = dir, cleanEnv()
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(stderr)
-	var lines []string
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-		if strings.Contains(sc.Text(), "subjects read") {
-			srv.Stop()
-			break
-		}
-	}
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-	}
-	err = cmd.Wait()
+	cmd, lines := migrateInterrupted(t, dir, srv.URL(), func(*exec.Cmd) { srv.Stop() })
 	out := strings.Join(lines, "\n")
-	if err == nil {
+	if cmd.ProcessState.Success() {
 		t.Fatalf("migrate succeeded although its target died:\n%s", out)
 	}
 	last := lines[len(lines)-1]
