@@ -72,13 +72,17 @@ func TestUpstreamTarget(t *testing.T) {
 }
 
 func TestTrustedPrefixes(t *testing.T) {
-	s := SMTP{TrustedNetworks: []string{"127.0.0.0/8", "::1/128", "192.0.2.7", "2001:db8::1", "10.1.2.3/8"}}
+	// Peers are compared unmapped and without a zone: so are the networks.
+	s := SMTP{TrustedNetworks: []string{"127.0.0.0/8", "::1/128", "192.0.2.7", "2001:db8::1", "10.1.2.3/8", "::ffff:172.16.0.0/108", "::ffff:192.0.2.8", "fe80::1%eth0"}}
 	want := []netip.Prefix{
 		netip.MustParsePrefix("127.0.0.0/8"),
 		netip.MustParsePrefix("::1/128"),
 		netip.MustParsePrefix("192.0.2.7/32"),
 		netip.MustParsePrefix("2001:db8::1/128"),
 		netip.MustParsePrefix("10.0.0.0/8"),
+		netip.MustParsePrefix("172.16.0.0/12"),
+		netip.MustParsePrefix("192.0.2.8/32"),
+		netip.MustParsePrefix("fe80::1/128"),
 	}
 	if got := s.TrustedPrefixes(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %v, want %v", got, want)

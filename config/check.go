@@ -29,14 +29,21 @@ func checkHostPort(s string) error {
 
 // parsePrefix reads a CIDR, or a bare IP as the one-address prefix.
 func parsePrefix(s string) (netip.Prefix, error) {
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
+	p, err := netip.ParsePrefix(s)
 	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("want a network such as 10.0.0.0/8 or an address, got %q", s)
+		a, aerr := netip.ParseAddr(s)
+		if aerr != nil {
+			return netip.Prefix{}, fmt.Errorf("want a network such as 10.0.0.0/8 or an address, got %q", s)
+		}
+		p = netip.PrefixFrom(a.WithZone(""), a.BitLen())
 	}
-	return netip.PrefixFrom(a, a.BitLen()), nil
+	// Peers are compared as IPv4 when they come IPv4-mapped
+	// (::ffff:10.0.0.1), so a mapped network is kept as the IPv4 one it
+	// names; kept mapped, it would match no peer at all.
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p.Masked(), nil
 }
 
 // isDomain reports whether s is a DNS name of letters, digits and hyphens

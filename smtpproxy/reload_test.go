@@ -156,3 +156,54 @@ func TestReloadWhileRelaying(t *testing.T) {
 		t.Errorf("upstream got %d messages, want 20", n)
 	}
 }
+
+// A password changed by a reload (it leaked) ends the sessions logged in
+// with the old one at their next MAIL FROM, with a 421 that has the
+// client log in again rather than bounce; the old password no longer
+// logs in, the new one does. A change to anything else of the user keeps
+// the session.
+func TestReloadChangedPasswordEndsSession(t *testing.T) {
+	p := startAuthProxy(t, nil)
+	old := p.dial(t)
+	if err := old.Auth(sasl.NewPlainClient("", "crm", "s3cret")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := send(old, "crm@shop.example", []string{"jan@example.com"}, fresh()); err != nil {
+		t.Fatal(err)
+	}
+	newHash := hash(t, "n3w-secret")
+	rules := func(domains ...string) smtpproxy.Rules {
+		return smtpproxy.Rules{Users: []smtpproxy.User{{Name: "crm", PasswordHash: newHash, FromDomains: domains}}, Purposes: testPurposes, DefaultPurpose: "transactional"}
+	}
+	if err := p.srv.Reload(rules()); err != nil {
+		t.Fatal(err)
+	}
+	_, err := send(old, "crm@shop.example", []string{"jan@example.com"}, fresh())
+	if se := wantCode(t, err, 421); !strings.Contains(se.Message, "password changed") {
+		t.Errorf("the old password's session after the change: %v", se)
+	}
+	if err := old.Noop(); err == nil {
+		t.Error("the old password's session is still open")
+	}
+	if err := p.dial(t).Auth(sasl.NewPlainClient("", "crm", "s3cret")); err == nil {
+		t.Error("the old password still logs in")
+	}
+	fresh1 := p.dial(t)
+	if err := fresh1.Auth(sasl.NewPlainClient("", "crm", "n3w-secret")); err != nil {
+		t.Fatalf("the new password: %v", err)
+	}
+	if _, err := send(fresh1, "crm@shop.example", []string{"jan@example.com"}, fresh()); err != nil {
+		t.Errorf("a session of the new password: %v", err)
+	}
+	// The new password's session survives a reload that changes the
+	// user's domains only.
+	if err := p.srv.Reload(rules("shop.example")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := send(fresh1, "crm@shop.example", []string{"jan@example.com"}, fresh()); err != nil {
+		t.Errorf("a session across a reload that kept its password: %v", err)
+	}
+	if n := len(p.up.deliveries()); n != 3 {
+		t.Errorf("upstream got %d messages, want 3", n)
+	}
+}

@@ -19,7 +19,12 @@ var (
 	errAuthRequired = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required: this relay is not open"}
 	// errUserGone refuses a session whose user a reload removed; it may
 	// not AUTH again on this connection.
-	errUserGone           = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required: this account is no longer configured; reconnect and log in again"}
+	errUserGone = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required: this account is no longer configured; reconnect and log in again"}
+	// errPasswordChanged ends a session whose user's password a reload
+	// changed: 4xx, so that the client reconnects and logs in again
+	// rather than bouncing the message (a hash made again of the same
+	// password changes too).
+	errPasswordChanged    = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "This account's password changed: reconnect and log in again"}
 	errAuthFailed         = &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Authentication credentials invalid"}
 	errAuthLocked         = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many failed logins from your address; try again later"}
 	errAuthMechanism      = &smtp.SMTPError{Code: 504, EnhancedCode: smtp.EnhancedCode{5, 5, 4}, Message: "Unsupported authentication mechanism: use PLAIN or LOGIN"}

@@ -183,6 +183,13 @@ func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
 			sess.srv.log.Warn("mail refused: the authenticated user is no longer configured", "remote", sess.remote.String(), "user", sess.user.Name)
 			return sess.srv.reply(errUserGone)
 		}
+		if u.PasswordHash != sess.user.PasswordHash {
+			// A password is changed because it leaked: a session logged
+			// in with the old one ends with it.
+			sess.srv.log.Warn("session ended: the authenticated user's password changed", "remote", sess.remote.String(), "user", sess.user.Name)
+			sess.hangUp()
+			return sess.srv.reply(errPasswordChanged)
+		}
 		sess.user = u
 	}
 	// A client that may not relay may still mail an unsubscribe address:

@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // A wrong flag, of any command, is one line on standard error that names
@@ -81,5 +82,47 @@ func TestNoTokenLine(t *testing.T) {
 		"or run in the folder where `optinproxy serve` made data/admin.token\n"
 	if r.code != 2 || r.stdout != "" || r.stderr != want {
 		t.Errorf("exit %d, stdout %q, stderr %q; want exit 2 and %q", r.code, r.stdout, r.stderr, want)
+	}
+}
+
+// A hostile flag, value or argument echoed in an error (an escape
+// sequence, a newline, NUL, a bidirectional override, a byte that is no
+// UTF-8, or 64 KiB of it) stays one line on standard error and reaches
+// the terminal escaped, never as a control character.
+func TestHostileFlagsEchoedSafely(t *testing.T) {
+	long := strings.Repeat("\x1b[2J", 16<<10)
+	for _, args := range [][]string{
+		{"serve", "--\x1b[31mred\nsecond line"},
+		{"serve", "---\x1b]0;title\x07"},
+		{"serve", "--con\x00fig", "x"},
+		{"export", "jan@example.com", "--format", "pdf\r\x1b[1A"},
+		{"report", "expiring", "--days", "\u202e1"},
+		{"hash-password", "--cost", "\xff\xfe", "pw"},
+		{"serve", "--" + long},
+		{"consent", "grant", "jan@example.com", "newsletter", "--evidence", "a\x1bb"},
+	} {
+		code, out, errs := runHere(args...)
+		if code == 0 || out != "" {
+			t.Errorf("%q: exit %d, stdout %q; want an error", args, code, out)
+		}
+		if strings.Count(errs, "\n") != 1 || !strings.HasSuffix(errs, "\n") {
+			t.Errorf("%q: stderr is not one line: %q", args, errs)
+		}
+		for _, r := range strings.TrimSuffix(errs, "\n") {
+			if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u202e' || r == utf8.RuneError {
+				t.Errorf("%q: stderr carries %U raw: %q", args, r, errs)
+				break
+			}
+		}
+	}
+	// A configuration's problems are a list, one line each: a path with a
+	// newline is still one problem on one line.
+	code, _, errs := runHere("check-config", "/nonexistent/\x1b[31m\nconfig.yaml")
+	if want := "optinproxy: configuration has problems:\nopen /nonexistent/\\x1b[31m\\nconfig.yaml: no such file or directory\n"; code != 2 || errs != want {
+		t.Errorf("check-config of a hostile path: exit %d, stderr %q, want %q", code, errs, want)
+	}
+	// What is escaped is still there to read.
+	if _, _, errs := runHere("serve", "--\x1b[31mred"); errs != `optinproxy serve: unknown flag --\x1b[31mred; serve takes --config`+"\n" {
+		t.Errorf("stderr %q", errs)
 	}
 }

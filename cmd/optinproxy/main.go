@@ -11,8 +11,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
+	"unicode"
+	"unicode/utf8"
 )
 
 // command is one subcommand. run gets the arguments after the command name
@@ -123,17 +126,44 @@ func run(ctx context.Context, e *env, args []string) int {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &ue):
-		fmt.Fprintf(e.stderr, "optinproxy %s: %s\n", args[0], ue.msg)
+		fmt.Fprintf(e.stderr, "optinproxy %s: %s\n", args[0], printable(ue.msg, false))
 		return 2
 	default:
 		var ce exitError
 		if errors.As(err, &ce) {
-			fmt.Fprintln(e.stderr, ce.msg)
+			fmt.Fprintln(e.stderr, printable(ce.msg, true))
 			return ce.code
 		}
-		fmt.Fprintf(e.stderr, "optinproxy %s: %v\n", args[0], err)
+		// Some errors go on with a second line of advice by design.
+		fmt.Fprintf(e.stderr, "optinproxy %s: %s\n", args[0], printable(err.Error(), true))
 		return 1
 	}
+}
+
+// printable escapes what a terminal would act on instead of show (escape
+// sequences, carriage returns, NUL, bidirectional overrides, bytes that
+// are no UTF-8), as Go quotes them: an error may echo a flag, path or
+// argument as typed, and must neither reach the terminal as a command
+// nor break its one line. keepLines keeps the newlines of a message that
+// is a list by design.
+func printable(s string, keepLines bool) string {
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError:
+			if _, size := utf8.DecodeRuneInString(s[i:]); size == 1 {
+				fmt.Fprintf(&b, `\x%02x`, s[i])
+				continue
+			}
+			b.WriteRune(r)
+		case r == '\n' && keepLines, unicode.IsPrint(r):
+			b.WriteRune(r)
+		default:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+	}
+	return b.String()
 }
 
 // exitError carries its own message and exit status (check-config's

@@ -174,28 +174,7 @@ func TestMigrateResumesAfterKill(t *testing.T) {
 	migrateLedger(t, dir, n)
 	srv := redistest.Start(t)
 
-	cmd := exec.Command(binary, "migrate", "--to", srv.URL())
-	cmd.Dir, cmd.Env = dir, cleanEnv()
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(stderr)
-	progressed := false
-	for sc.Scan() {
-		if strings.Contains(sc.Text(), "subjects read") {
-			progressed = true
-			break
-		}
-	}
-	cmd.Process.Kill()
-	cmd.Wait()
-	if !progressed {
-		t.Fatal("migrate printed no progress before it ended")
-	}
+	cmd, _ := migrateInterrupted(t, dir, srv.URL(), func(cmd *exec.Cmd) { cmd.Process.Kill() })
 	if cmd.ProcessState.Success() {
 		t.Fatal("migrate ended before it was killed: the ledger is too small to test a resumption")
 	}
@@ -215,6 +194,37 @@ func TestMigrateResumesAfterKill(t *testing.T) {
 	}
 	src := sourceStore(t, dir)
 	sameStores(t, src, teststore.Redis(t, srv), n)
+}
+
+// migrateInterrupted runs migrate --to to in dir, calls interrupt at its
+// first progress line, and returns the ended command and every line of
+// its standard error.
+func migrateInterrupted(t *testing.T, dir, to string, interrupt func(*exec.Cmd)) (*exec.Cmd, []string) {
+	t.Helper()
+	cmd := exec.Command(binary, "migrate", "--to", to)
+	cmd.Dir, cmd.Env = dir, cleanEnv()
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stderr)
+	var lines []string
+	progressed := false
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if !progressed && strings.Contains(sc.Text(), "subjects read") {
+			progressed = true
+			interrupt(cmd)
+		}
+	}
+	cmd.Wait()
+	if !progressed {
+		t.Fatalf("migrate printed no progress before it ended:\n%s", strings.Join(lines, "\n"))
+	}
+	return cmd, lines
 }
 
 // TestMigrateBadArguments: a wrong invocation is one line and exit 2,

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -34,11 +35,7 @@ func (c reloadConfig) write(t *testing.T, path string) {
 	var b strings.Builder
 	b.WriteString("smtp:\n  trusted_networks: []\n" + c.smtpExtra + "  users:\n")
 	for name, pw := range c.users {
-		h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintf(&b, "    - {username: %s, password_hash: '%s', from_domains: [shop.example]}\n", name, h)
+		fmt.Fprintf(&b, "    - {username: %s, password_hash: '%s', from_domains: [shop.example]}\n", name, passwordHash(t, pw))
 	}
 	if c.promotions {
 		// The whole set, so that it reads the same whether a purposes
@@ -55,6 +52,23 @@ func (c reloadConfig) write(t *testing.T, path string) {
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// passwordHashes keeps one hash a password: a hash made again is
+// another, which a reload takes for a changed password.
+var passwordHashes sync.Map
+
+func passwordHash(t *testing.T, pw string) string {
+	t.Helper()
+	if h, ok := passwordHashes.Load(pw); ok {
+		return h.(string)
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2, _ := passwordHashes.LoadOrStore(pw, string(h))
+	return h2.(string)
 }
 
 // withoutRoles drops the role_addresses line: the configuration before

@@ -50,7 +50,11 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	// one sent while the server starts does not end it.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	// Never stopped nor ignored: either leaves an instant in which a
+	// SIGHUP (systemctl reload beside a stop) kills the process by the
+	// signal's default action instead of letting it exit with serve's
+	// status. Once serve returns, a SIGHUP finds the channel full or
+	// unread and is dropped.
 	var dk dkimKeys
 	cfg, err := loadConfig(*path, e.environ, dk.check)
 	if err != nil {
@@ -84,6 +88,9 @@ serving:
 			log.Error("listener failed", "err", err)
 			break serving
 		case <-hup:
+			if ctx.Err() != nil {
+				break serving // a stop came with it: no reload on the way out
+			}
 			rl.reload(ctx)
 		}
 	}
@@ -99,7 +106,13 @@ func loadConfig(path string, environ []string, checks ...config.Check) (*config.
 	cfg, err := config.Load(path, environ, checks...)
 	var ce *config.Errors
 	if errors.As(err, &ce) {
-		return nil, exitError{msg: "optinproxy: configuration has problems:\n" + ce.Error(), code: 2}
+		// One line a problem, each made printable on its own: a path or
+		// value with a newline must not pass for a second problem.
+		msg := "optinproxy: configuration has problems:"
+		for _, p := range ce.Problems {
+			msg += "\n" + printable((&config.Errors{File: ce.File, Problems: []config.Problem{p}}).Error(), false)
+		}
+		return nil, exitError{msg: msg, code: 2}
 	}
 	return cfg, err
 }

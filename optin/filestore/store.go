@@ -150,6 +150,11 @@ var (
 )
 
 func openDB(path string, timeout time.Duration, readOnly bool) (*bolt.DB, error) {
+	if !readOnly {
+		if err := checkSize(path, timeout); err != nil {
+			return nil, err
+		}
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout:        timeout,
 		ReadOnly:       readOnly,
@@ -165,6 +170,31 @@ func openDB(path string, timeout time.Duration, readOnly bool) (*bolt.DB, error)
 		return nil, fmt.Errorf("filestore: open %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// checkSize refuses a file shorter than the pages its meta page counts,
+// as a copy or a disk that ran out of space leaves it. Opened to write,
+// bbolt rebuilds the free list (NoFreelistSync) by walking every page in
+// a goroutine of its own, and panics, beyond any recover, on a page
+// past the end; opened read-only it reads only the meta page.
+func checkSize(path string, timeout time.Duration) error {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Size() == 0 {
+		return nil // a new file, or one bbolt's own open reports on
+	}
+	db, err := openDB(path, timeout, true)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var want int64
+	if err := db.View(func(tx *bolt.Tx) error { want = tx.Size(); return nil }); err != nil {
+		return fmt.Errorf("filestore: open %s: %w", path, err)
+	}
+	if fi.Size() < want {
+		return fmt.Errorf("filestore: %s is cut short: %d bytes of the %d its pages take (restore it from a backup): %w", path, fi.Size(), want, optin.ErrCorrupt)
+	}
+	return nil
 }
 
 func openFile(path string, opts Options) (*Store, error) {

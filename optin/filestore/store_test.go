@@ -337,3 +337,38 @@ func TestRecordCodec(t *testing.T) {
 		t.Errorf("record with a trailing byte: %v", err)
 	}
 }
+
+// TestOpenTruncated: a file cut short (a copy or a full disk) is
+// ErrCorrupt saying so, at every cut, not a panic in bbolt's free-list
+// walk; the file is left as it was.
+func TestOpenTruncated(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "optinproxy.db")
+	s := openAt(t, path)
+	storetest.Seed(t, s, 300, storetest.GrantedWithReceipts(storetest.SeedLedger(t, s, time.Now), 2))
+	s.Close()
+	whole, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(t.TempDir(), "optinproxy.db")
+	for n := 3 * 4096; n < len(whole); n += len(whole) / 16 {
+		if err := os.WriteFile(cut, whole[:n], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, err := Open(cut, Options{Timeout: time.Second, Keys: testKeys})
+		if err == nil {
+			// Past the last page bbolt wrote, the file is whole.
+			if _, err := s.Verify(context.Background()); err != nil {
+				t.Errorf("cut to %d of %d bytes: opened, then Verify: %v", n, len(whole), err)
+			}
+			s.Close()
+			continue
+		}
+		if !errors.Is(err, optin.ErrCorrupt) || !strings.Contains(err.Error(), "cut short") {
+			t.Errorf("cut to %d of %d bytes: %v; want ErrCorrupt saying it is cut short", n, len(whole), err)
+		}
+		if fi, _ := os.Stat(cut); fi.Size() != int64(n) {
+			t.Errorf("cut to %d bytes: the file is now %d", n, fi.Size())
+		}
+	}
+}
