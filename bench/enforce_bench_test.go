@@ -64,8 +64,9 @@ func setRecipients(b *testing.B, n int) {
 const grantedSubjects = 5000
 
 // enforce grants the newsletter to every recipient the benchmark uses,
-// then relays b.N messages through a proxy deciding from store.
-func enforce(b *testing.B, store *countingLedger, n int) {
+// then relays b.N messages through a proxy deciding from store; edit,
+// when given, turns more of the relay on.
+func enforce(b *testing.B, store *countingLedger, n int, edit ...func(o *smtpproxy.Options)) {
 	b.Helper()
 	purposes := optin.Purposes{"newsletter": {Name: "newsletter", Basis: optin.BasisConsent, Category: optin.CategoryMarketing, RoleAddresses: optin.RoleAllow}}
 	l, err := optin.NewLedger(optin.LedgerOptions{Store: store.Store, Purposes: purposes, PolicyVersion: "2026-01"})
@@ -89,6 +90,9 @@ func enforce(b *testing.B, store *countingLedger, n int) {
 		o.Store = store
 		o.Purposes = purposes
 		o.DefaultPurpose = "newsletter"
+		for _, e := range edit {
+			e(o)
+		}
 	})
 	store.lookups.Store(0)
 	store.applies.Store(0)
