@@ -50,6 +50,9 @@ func BenchmarkMessageCost(b *testing.B) {
 			}
 			links := newLinks(b)
 			enforce(b, counted, n, func(o *smtpproxy.Options) {
+				newsletter := o.Purposes["newsletter"]
+				newsletter.Unsubscribe = true
+				o.Purposes = optin.Purposes{"newsletter": newsletter}
 				o.Personalize = links.copy
 				o.Signer = signer
 			})

@@ -9,26 +9,36 @@
 #     -cpuprofile /tmp/cpu.out -o /tmp/bench.test ./bench/
 #   bench/groups.sh /tmp/bench.test /tmp/cpu.out
 #
+# Given a heap profile (-memprofile, -memprofilerate 1) and the number of
+# messages of the run, it prints allocations and bytes per message by the
+# same groups instead. Heap profiles carry no labels, so the client, the
+# sink and the benchmark's setup are left out by their functions; the
+# sink's go-smtp command reading is not, and counts with the proxy's
+# (the direct sub-benchmark bounds it: under 60 allocations a message).
+#
+#   go test -run '^$' -bench MessageCost/rcpts=1/full -benchtime 2000x \
+#     -memprofile /tmp/mem.out -memprofilerate 1 -o /tmp/bench.test ./bench/
+#   bench/groups.sh /tmp/bench.test /tmp/mem.out 2000
+#
 # A sample counts in a group when a function of its stack matches the
 # group's pattern (and none of the group's exclusions); the groups are
 # chosen not to overlap, and "other" is what none of them took.
 set -euo pipefail
 
-if (($# != 2)); then
-  echo "usage: bench/groups.sh TEST-BINARY CPU-PROFILE" >&2
+if (($# != 2 && $# != 3)); then
+  echo "usage: bench/groups.sh TEST-BINARY CPU-PROFILE, or TEST-BINARY HEAP-PROFILE MESSAGES" >&2
   exit 2
 fi
-bin=$1 prof=$2
+bin=$1 prof=$2 msgs=${3:-}
 
-# seconds FILTER...: the samples pprof keeps under the filters, in seconds.
+# seconds FILTER...: the samples pprof keeps under the filters, in seconds
+# (or allocations, or bytes).
 seconds() {
   go tool pprof -top -nodecount=1000000 -nodefraction=0 -edgefraction=0 "$@" "$bin" "$prof" 2>/dev/null |
     awk '/Showing nodes accounting for/ {print secs($5); exit}
-      function secs(v,  u) {sub(/,$/, "", v); u = v; sub(/[a-z]+$/, "", v); sub(/^[0-9.]+/, "", u)
-        return v * (u == "ms" ? 0.001 : u == "us" ? 0.000001 : u == "min" ? 60 : 1)}'
+      function secs(v,  u) {sub(/,$/, "", v); u = v; sub(/[a-zA-Z]+$/, "", v); sub(/^[0-9.]+/, "", u)
+        return v * (u == "ms" ? 0.001 : u == "us" ? 0.000001 : u == "min" ? 60 : u == "kB" ? 1e3 : u == "MB" ? 1e6 : u == "GB" ? 1e9 : 1)}'
 }
-total=$(seconds)
-proxy=$(seconds -tagfocus role=proxy)
 
 sign='go-msgauth|optinproxy/dkim\.'
 groups=(
@@ -43,6 +53,27 @@ groups=(
   "logging (log/slog);log/slog;"
   "metrics (Prometheus);prometheus;"
 )
+if [[ -n $msgs ]]; then
+  # The client's, the sink's and the benchmark's own allocations.
+  notproxy='bench\.enforce$|bench\.session|bench\.drive|bench\.sinkSession|bench\.startSink'
+  printf '| what the proxy was doing | allocations per message | bytes per message |\n| --- | ---: | ---: |\n'
+  row() { # NAME FOCUS IGNORE
+    local ign=$notproxy a b
+    [[ -n $3 ]] && ign="$3|$notproxy"
+    a=$(seconds -sample_index=alloc_objects -focus "$2" -ignore "$ign")
+    b=$(seconds -sample_index=alloc_space -focus "$2" -ignore "$ign")
+    awk -v n="$1" -v a="$a" -v b="$b" -v m="$msgs" 'BEGIN {printf "| %s | %.0f | %.0f |\n", n, a / m, b / m}'
+  }
+  for g in "${groups[@]}"; do
+    IFS=';' read -r name focus ignore <<<"$g"
+    row "$name" "$focus" "$ignore"
+  done
+  row "**the proxy, all** (every stack but the client's, the sink's DATA and the setup)" '.' ''
+  exit 0
+fi
+
+total=$(seconds)
+proxy=$(seconds -tagfocus role=proxy)
 printf '| what the proxy was doing | CPU s | of the whole profile | of the proxy |\n| --- | ---: | ---: | ---: |\n'
 sum=0
 for g in "${groups[@]}"; do

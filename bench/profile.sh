@@ -149,4 +149,16 @@ for rcpts in 1 50; do
     log "WARNING: no copy to the upstream began with DKIM-Signature; is the key in use?"
   [[ -n $relayed ]] || die "the proxy relayed nothing"
   [[ -z ${PROFILE_KEEP:-} ]] || cp "$work/strace.$rcpts.run" "$PROFILE_KEEP/"
+
+  # Every system call, not only the socket and file ones: the Go runtime's
+  # futex, epoll and nanosleep too.
+  strace -f -qq -c -o "$work/strace-c.$rcpts" -p "$proxy_inner" &
+  strace_pid=$!
+  sleep 2
+  source_run "$rcpts" "$m"
+  kill -INT "$strace_pid"
+  wait "$strace_pid" || true
+  echo "## $rcpts recipient(s): every system call per message under strace -c ($m messages; the 2 s of attaching included): call calls errors"
+  awk -v n="$m" '$1 ~ /^[0-9.]+$/ && NF >= 5 {c = $4; e = (NF == 6) ? $5 : 0; printf "%-16s %9.2f %9.2f\n", $NF, c / n, e / n}
+'"$work/strace-c.$rcpts" | sort -k2 -gr | head -14
 done
