@@ -159,6 +159,6 @@ for rcpts in 1 50; do
   kill -INT "$strace_pid"
   wait "$strace_pid" || true
   echo "## $rcpts recipient(s): every system call per message under strace -c ($m messages; the 2 s of attaching included): call calls errors"
-  awk -v n="$m" '$1 ~ /^[0-9.]+$/ && NF >= 5 {c = $4; e = (NF == 6) ? $5 : 0; printf "%-16s %9.2f %9.2f\n", $NF, c / n, e / n}
-'"$work/strace-c.$rcpts" | sort -k2 -gr | head -14
+  awk -v n="$m" '$1 ~ /^[0-9.]+$/ && NF >= 5 {c = $4; e = (NF == 6) ? $5 : 0; printf "%-16s %9.2f %9.2f\n", $NF, c / n, e / n}' \
+    "$work/strace-c.$rcpts" | sort -k2 -gr | head -14
 done
