@@ -89,9 +89,13 @@ func (l *links) copy(p optin.Purpose, to optin.Address, message string, h textpr
 	c := unsubscribe.Copy{URL: "https://relay.test/u/" + token, ListID: unsubscribe.ListID(p.Name, "", "relay.test"),
 		Footer: true, Templates: l.templates}
 	return writerTo(func(w io.Writer) (int64, error) {
-		cw := &counter{w: w}
-		_, err := unsubscribe.WriteCopy(cw, h.Copy(), body, c)
-		return cw.n, err
+		var n int64
+		_, err := unsubscribe.WriteCopy(writeFunc(func(p []byte) (int, error) {
+			k, err := w.Write(p)
+			n += int64(k)
+			return k, err
+		}), h.Copy(), body, c)
+		return n, err
 	}), nil
 }
 
@@ -99,13 +103,6 @@ type writerTo func(w io.Writer) (int64, error)
 
 func (f writerTo) WriteTo(w io.Writer) (int64, error) { return f(w) }
 
-type counter struct {
-	w io.Writer
-	n int64
-}
+type writeFunc func(p []byte) (int, error)
 
-func (c *counter) Write(b []byte) (int, error) {
-	n, err := c.w.Write(b)
-	c.n += int64(n)
-	return n, err
-}
+func (f writeFunc) Write(p []byte) (int, error) { return f(p) }
