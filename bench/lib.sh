@@ -376,11 +376,15 @@ start_proxy() {
 # proxy_config URL REDIS_URL PURPOSE DKIM_KEY prints start_proxy's
 # configuration file (it uses proxy_port, http_port and proxy_dir).
 proxy_config() {
-  local url=$1 redis=$2 purpose=$3 dkim=$4
+  local url=$1 redis=$2 purpose=$3 dkim=$4 per_ip=""
+  # The client's sessions all come from 127.0.0.1, and with a new
+  # connection per message, ones closing overlap ones opening: room for
+  # both, above the default of 100 when needed.
+  ((2 * sessions <= 100)) || per_ip=$'\n'"  max_connections_per_ip: $((2 * sessions))"
   cat <<EOF
 smtp:
   listen: 127.0.0.1:$proxy_port
-  hostname: relay.bench.test
+  hostname: relay.bench.test$per_ip
 upstream:
   url: $url
   pool_size: $sessions
