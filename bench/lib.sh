@@ -481,8 +481,8 @@ start_postfix() {
     timeout "$life_limit" "$pfdir/root/usr/sbin/postfix" -c "$conf" start-fg >"$postfix_dir/start.log" 2>&1 &
     postfix_pid=$!
     pids+=("$postfix_pid")
+    postfix_master=""
     if wait_listen "$postfix_port" "$postfix_pid"; then
-      postfix_master=""
       for i in $(seq 100); do
         postfix_master=$(tr -d ' ' <"$postfix_dir/queue/pid/master.pid" 2>/dev/null) && [[ -n $postfix_master ]] && break
         sleep 0.05
@@ -494,10 +494,19 @@ start_postfix() {
   die "Postfix did not start: $(tail -5 "$postfix_dir/start.log" "$postfix_dir/maillog" 2>/dev/null)"
 }
 
-# stop_postfix stops the instance start_postfix started, and its wrapper.
+# stop_postfix stops the instance start_postfix started, and its wrapper,
+# and waits (up to 10 s) for its daemons, which the master only signals.
 stop_postfix() {
+  local kids="" pid i
+  [[ -n ${postfix_master:-} ]] && kids=$(cat "/proc/$postfix_master/task/$postfix_master/children" 2>/dev/null || true)
   timeout 60 "$pfdir/root/usr/sbin/postfix" -c "$postfix_dir/conf" stop >>"$postfix_dir/start.log" 2>&1 || true
   stop "$postfix_pid"
+  for pid in $kids; do
+    for i in $(seq 200); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.05
+    done
+  done
 }
 
 # postfix_main_cf SINK_PORT prints the instance's main.cf: Postfix's
