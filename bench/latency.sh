@@ -141,31 +141,6 @@ prog=latency.sh
 . "$here/lib.sh"
 lib_init
 
-# ---------------------------------------------------------------- consents
-
-# The recipients, all granted the newsletter an hour ago, as
-# `optinproxy import` takes them (policy_version: the default
-# policy.current_version).
-make_consents() {
-  local granted
-  granted=$(date -u -d '-1 hour' '+%Y-%m-%dT%H:%M:%SZ')
-  awk -v n="$subjects" -v at="$granted" 'BEGIN {
-    print "email,purpose,status,basis,source,granted_at,policy_version,ip"
-    for (i = 0; i < n; i++)
-      printf "r%d@sink.test,newsletter,granted,consent,import,%s,2026-01,192.0.2.%d\n", i, at, 1 + i % 250
-  }' >"$work/consents.csv"
-}
-
-# grant imports the consents into the running proxy's store through its
-# admin API, with the token the proxy generated in its data folder.
-grant() {
-  local out token
-  token=$(<"$proxy_dir/store/admin.token")
-  out=$(cd "$proxy_dir" && OPTINPROXY_TOKEN=$token timeout "$import_limit" "$work/optinproxy" import \
-    --addr "127.0.0.1:$http_port" "$work/consents.csv" 2>&1) || die "optinproxy import failed: $out"
-  [[ $out == "$subjects rows: $subjects applied, "* ]] || die "optinproxy import: want $subjects rows applied, got: $out"
-}
-
 # ---------------------------------------------------------------- one measurement
 
 declare -A res=()
@@ -212,7 +187,7 @@ measure() {
   if [[ $path == proxy ]]; then
     start_redis
     start_proxy "smtp://127.0.0.1:$sink_port" "$redis_url" newsletter
-    grant
+    import_consents "$work/consents.csv" "$subjects"
     target=$proxy_port
     cpu0=$(metric_float "$http_port" process_cpu_seconds_total)
   fi
@@ -341,7 +316,7 @@ redis_version=$(redis-server --version | grep -o 'v=[0-9.]*' | cut -d= -f2)
 log "building optinproxy and bench/latency"
 (cd "$root" && timeout 600 go build -o "$work/optinproxy" ./cmd/optinproxy) || die "go build ./cmd/optinproxy failed"
 (cd "$root" && timeout 600 go build -o "$work/latency" ./bench/latency) || die "go build ./bench/latency failed"
-make_consents
+make_consents "$work/consents.csv" 0 "$subjects" r%d@sink.test
 
 # Enforcement check: on a proxy set up as for the measurements, a granted
 # recipient's message goes through and a stranger's is refused.
@@ -349,7 +324,7 @@ log "checking that the proxy enforces consent (a granted recipient passes, a str
 start_sink
 start_redis
 start_proxy "smtp://127.0.0.1:$sink_port" "$redis_url" newsletter
-grant
+import_consents "$work/consents.csv" "$subjects"
 timeout 60 "$work/latency" -addr "127.0.0.1:$proxy_port" -conns 1 -count 1 -rcpt r0@sink.test \
   -format tsv -q >"$work/check.ok.tsv" 2>&1 || die "a message to a granted recipient was not accepted: $(cat "$work/check.ok.tsv")"
 rc=0

@@ -226,18 +226,19 @@ busy_pct() { # "TOTAL IDLE" before, after: percent of the machine busy between
     printf "%.0f", (y[1] > x[1]) ? 100 * (1 - (y[2] - x[2]) / (y[1] - x[1])) : 0}'
 }
 
-# settle waits, up to two minutes, until the machine is quiet while none
-# of the benchmark's processes run (others share it: tests, builds), and
-# sets m_base to how busy it was in the last second.
+# settle waits, up to settle_limit seconds (two minutes unless the script
+# set it), until the machine is quiet while none of the benchmark's
+# processes run (others share it: tests, builds), and sets m_base to how
+# busy it was in the last second.
 settle() {
   local i a b
-  for i in $(seq 120); do
+  for i in $(seq "${settle_limit:-120}"); do
     a=$(cpu_stat)
     sleep 1
     b=$(cpu_stat)
     m_base=$(busy_pct "$a" "$b")
     ((m_base <= 10)) && return 0
-    ((i == 1)) && log "the machine is ${m_base} % busy with nothing of the benchmark running; waiting up to two minutes"
+    ((i == 1 && ${settle_limit:-120} > 1)) && log "the machine is ${m_base} % busy with nothing of the benchmark running; waiting up to ${settle_limit:-120} s"
   done
   log "WARNING: still ${m_base} % busy; measuring anyway"
 }
@@ -268,14 +269,14 @@ sink_count() { # FILE: the last mesg= of smtp-sink's -c counters
   tr '\r' '\n' <"$1" | grep -o 'mesg=[0-9]*' | tail -1 | cut -d= -f2
 }
 
-start_sink() { # sets sink_port, sink_pid, sink_out
+start_sink() { # [ARG...]: more smtp-sink options; sets sink_port, sink_pid, sink_out
   local user=()
   ((EUID == 0)) && user=(-u nobody) # smtp-sink refuses to run as root without -u
   local attempt
   for attempt in 1 2 3; do
     sink_port=$(free_port)
     sink_out=$work/sink.$sink_port.out
-    timeout "$life_limit" "$smtp_sink" "${user[@]}" -c -m 512 "127.0.0.1:$sink_port" 1024 >"$sink_out" 2>&1 &
+    timeout "$life_limit" "$smtp_sink" "${user[@]}" "$@" -c -m 512 "127.0.0.1:$sink_port" 1024 >"$sink_out" 2>&1 &
     sink_pid=$!
     pids+=("$sink_pid")
     wait_listen "$sink_port" "$sink_pid" && return 0
@@ -327,20 +328,22 @@ redis_ping() { # PORT: true when a Redis answers PING there (bash only: no redis
     head -c 7 <&3' _ "$1" 2>/dev/null | grep -q '^+PONG'
 }
 
-# start_proxy URL [REDIS_URL [PURPOSE]] starts optinproxy with upstream.url
-# URL, on the embedded store in its folder or, given REDIS_URL, on Redis,
-# and with policy.default_purpose PURPOSE (transactional unless given).
+# start_proxy URL [REDIS_URL [PURPOSE [DKIM_KEY]]] starts optinproxy with
+# upstream.url URL, on the embedded store in its folder or, given
+# REDIS_URL, on Redis, with policy.default_purpose PURPOSE (transactional
+# unless given) and, given DKIM_KEY (a PEM file), signing every copy from
+# bench.test with it.
 # Loopback clients are trusted (the default), so no AUTH. Sets proxy_port,
 # http_port, proxy_pid, proxy_dir; the generated admin token is in
 # $proxy_dir/store/admin.token.
 start_proxy() {
-  local url=$1 redis=${2:-} purpose=${3:-transactional} attempt i ready
+  local url=$1 redis=${2:-} purpose=${3:-transactional} dkim=${4:-} attempt i ready
   for attempt in 1 2 3; do
     proxy_port=$(free_port)
     http_port=$(free_port)
     proxy_dir=$work/proxy.$proxy_port
     mkdir -p "$proxy_dir"
-    proxy_config "$url" "$redis" "$purpose" >"$proxy_dir/config.yaml"
+    proxy_config "$url" "$redis" "$purpose" "$dkim" >"$proxy_dir/config.yaml"
     (cd "$proxy_dir" && exec timeout "$life_limit" "$work/optinproxy" serve --config "$proxy_dir/config.yaml") \
       >"$proxy_dir/stdout.log" 2>"$proxy_dir/proxy.log" &
     proxy_pid=$!
@@ -370,14 +373,18 @@ start_proxy() {
   die "optinproxy did not get ready: $(tail -5 "$proxy_dir/proxy.log")"
 }
 
-# proxy_config URL REDIS_URL PURPOSE prints start_proxy's configuration
-# file (it uses proxy_port, http_port and proxy_dir).
+# proxy_config URL REDIS_URL PURPOSE DKIM_KEY prints start_proxy's
+# configuration file (it uses proxy_port, http_port and proxy_dir).
 proxy_config() {
-  local url=$1 redis=$2 purpose=$3
+  local url=$1 redis=$2 purpose=$3 dkim=$4 per_ip=""
+  # The client's sessions all come from 127.0.0.1, and with a new
+  # connection per message, ones closing overlap ones opening: room for
+  # both, above the default of 100 when needed.
+  ((2 * sessions <= 100)) || per_ip=$'\n'"  max_connections_per_ip: $((2 * sessions))"
   cat <<EOF
 smtp:
   listen: 127.0.0.1:$proxy_port
-  hostname: relay.bench.test
+  hostname: relay.bench.test$per_ip
 upstream:
   url: $url
   pool_size: $sessions
@@ -407,6 +414,172 @@ EOF
 policy:
   default_purpose: $purpose
 EOF
+  [[ -z $dkim ]] || printf 'dkim:\n  - {domain: bench.test, selector: bench, key_file: %s}\n' "$dkim"
+}
+
+# ---------------------------------------------------------------- consents
+
+# make_consents FILE FIRST COUNT FORMAT writes COUNT recipients, the
+# printf FORMAT of FIRST, FIRST+1, ..., all granted the newsletter an hour
+# ago, as `optinproxy import` takes them (policy_version: the default
+# policy.current_version).
+make_consents() {
+  local granted
+  granted=$(date -u -d '-1 hour' '+%Y-%m-%dT%H:%M:%SZ')
+  awk -v first="$2" -v n="$3" -v f="$4" -v at="$granted" 'BEGIN {
+    print "email,purpose,status,basis,source,granted_at,policy_version,ip"
+    for (i = first; i < first + n; i++)
+      printf f ",newsletter,granted,consent,import,%s,2026-01,192.0.2.%d\n", i, at, 1 + i % 250
+  }' >"$1"
+}
+
+# import_consents FILE COUNT imports FILE into the running proxy's store
+# (start_proxy) through its admin API, with the token the proxy generated
+# in its data folder, and checks that all COUNT rows were applied.
+import_consents() {
+  local out token
+  token=$(<"$proxy_dir/store/admin.token")
+  out=$(cd "$proxy_dir" && OPTINPROXY_TOKEN=$token timeout "${import_limit:-600}" "$work/optinproxy" import \
+    --addr "127.0.0.1:$http_port" "$1" 2>&1) || die "optinproxy import failed: $out"
+  [[ $out == "$2 rows: $2 applied, "* || ($2 == 1 && $out == "1 row: 1 applied, "*) ]] ||
+    die "optinproxy import: want $2 rows applied, got: $out"
+}
+
+# ---------------------------------------------------------------- a Postfix relay
+
+# start_postfix SINK_PORT starts a stock Postfix relay from the unpacked
+# package (get_postfix_tools), relaying everything from 127.0.0.0/8 to
+# smtp-sink at [127.0.0.1]:SINK_PORT. It is a private instance: its own
+# configuration folder (-c), queue and data folders in the run folder,
+# smtpd on a free loopback port, no chroot, no local delivery, its log in
+# a file (postlogd) rather than syslog. Nothing outside the run folder is
+# touched: no postfix user or postdrop group is made; the daemons run as
+# nobody (mail_owner) and the queue's setgid group is mail. postdrop and
+# postqueue need not be setgid, since mail only comes in over SMTP. The
+# master runs in the foreground (`postfix start-fg`), so that it is among
+# pids; stop_postfix ends it with `postfix stop`. Must run as root. Sets
+# postfix_port, postfix_dir, postfix_pid (the timeout wrapper) and
+# postfix_master (the master daemon's pid).
+start_postfix() {
+  local sink=$1 attempt i conf
+  ((EUID == 0)) || die "the postfix path must run as root (Postfix's master starts its daemons as mail_owner)"
+  getent passwd nobody >/dev/null && getent group mail >/dev/null ||
+    die "the postfix path runs Postfix as user nobody with setgid group mail; this machine lacks one of them"
+  for attempt in 1 2 3; do
+    postfix_port=$(free_port)
+    postfix_dir=$work/postfix.$postfix_port
+    conf=$postfix_dir/conf
+    mkdir -p "$conf/dynamicmaps.cf.d" "$conf/postfix-files.d" "$postfix_dir/queue" "$postfix_dir/data"
+    # The package's installer puts these in /etc/postfix (meta_directory).
+    cp "$pfdir/root/etc/postfix/postfix-files" "$pfdir/root/usr/share/postfix/dynamicmaps.cf" "$conf/"
+    # The daemons, as nobody, open files in the data folder by its full
+    # path: the run folder (mktemp's 0700) must let them through.
+    chown nobody "$postfix_dir/data"
+    chmod go+x "$work"
+    postfix_main_cf "$sink" >"$conf/main.cf"
+    postfix_master_cf >"$conf/master.cf"
+    timeout "$life_limit" "$pfdir/root/usr/sbin/postfix" -c "$conf" start-fg >"$postfix_dir/start.log" 2>&1 &
+    postfix_pid=$!
+    pids+=("$postfix_pid")
+    postfix_master=""
+    if wait_listen "$postfix_port" "$postfix_pid"; then
+      for i in $(seq 100); do
+        postfix_master=$(tr -d ' ' <"$postfix_dir/queue/pid/master.pid" 2>/dev/null) && [[ -n $postfix_master ]] && break
+        sleep 0.05
+      done
+      [[ -n $postfix_master ]] && return 0
+    fi
+    stop_postfix
+  done
+  die "Postfix did not start: $(tail -5 "$postfix_dir/start.log" "$postfix_dir/maillog" 2>/dev/null)"
+}
+
+# stop_postfix stops the instance start_postfix started, and its wrapper,
+# and waits (up to 10 s) for its daemons, which the master only signals.
+stop_postfix() {
+  local kids="" pid i
+  [[ -n ${postfix_master:-} ]] && kids=$(cat "/proc/$postfix_master/task/$postfix_master/children" 2>/dev/null || true)
+  timeout 60 "$pfdir/root/usr/sbin/postfix" -c "$postfix_dir/conf" stop >>"$postfix_dir/start.log" 2>&1 || true
+  stop "$postfix_pid"
+  for pid in $kids; do
+    for i in $(seq 200); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.05
+    done
+  done
+}
+
+# postfix_main_cf SINK_PORT prints the instance's main.cf: Postfix's
+# defaults but for what a private relay needs (paths, users, addresses).
+postfix_main_cf() {
+  cat <<EOF
+compatibility_level = 3.6
+meta_directory = $postfix_dir/conf
+queue_directory = $postfix_dir/queue
+data_directory = $postfix_dir/data
+command_directory = $pfdir/root/usr/sbin
+daemon_directory = $pfdir/root/usr/lib/postfix/sbin
+shlib_directory = $pfdir/root/usr/lib/postfix
+# The package's programs find their libraries through LD_LIBRARY_PATH (their
+# RUNPATH is /usr/lib/postfix); Postfix passes on only what is named here.
+import_environment = MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ LANG=C POSTLOG_SERVICE POSTLOG_HOSTNAME LD_LIBRARY_PATH=$LD_LIBRARY_PATH
+mail_owner = nobody
+setgid_group = mail
+default_privs = daemon
+maillog_file = $postfix_dir/maillog
+maillog_file_prefixes = $postfix_dir
+myhostname = postfix.bench.test
+mydomain = bench.test
+mydestination =
+local_recipient_maps =
+local_transport = error:no local delivery here
+alias_maps =
+alias_database =
+relay_domains =
+relayhost = [127.0.0.1]:$1
+mynetworks = 127.0.0.0/8
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+EOF
+}
+
+# postfix_master_cf prints the instance's master.cf: the services of the
+# package's master.cf that a relay uses, unchrooted, smtpd on postfix_port.
+postfix_master_cf() {
+  cat <<EOF
+127.0.0.1:$postfix_port inet n - n - - smtpd
+cleanup   unix  n - n - 0 cleanup
+qmgr      unix  n - n 300 1 qmgr
+rewrite   unix  - - n - - trivial-rewrite
+bounce    unix  - - n - 0 bounce
+defer     unix  - - n - 0 bounce
+trace     unix  - - n - 0 bounce
+verify    unix  - - n - 1 verify
+flush     unix  n - n 1000? 0 flush
+proxymap  unix  - - n - - proxymap
+smtp      unix  - - n - - smtp
+relay     unix  - - n - - smtp
+showq     unix  n - n - - showq
+error     unix  - - n - - error
+retry     unix  - - n - - error
+discard   unix  - - n - - discard
+anvil     unix  - - n - 1 anvil
+scache    unix  - - n - 1 scache
+postlog   unix-dgram n - n - 1 postlogd
+EOF
+}
+
+# postfix_ticks prints the CPU clock ticks that the Postfix instance used
+# so far: its master, the daemons it reaped, and those still running.
+postfix_ticks() {
+  local t c v
+  t=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$postfix_master/stat" 2>/dev/null) || t=0
+  for c in $(cat "/proc/$postfix_master/task/$postfix_master/children" 2>/dev/null); do
+    v=$(awk '{print $14 + $15}' "/proc/$c/stat" 2>/dev/null) || continue
+    t=$((t + ${v:-0}))
+  done
+  echo "${t:-0}"
 }
 
 # smoke_postfix checks that smtp-source and smtp-sink run and that the
