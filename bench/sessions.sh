@@ -8,7 +8,8 @@
 # while the idle ones stay open. Prints the server's resident memory
 # before the idle sessions, with them, and its peak (VmHWM, reset once the
 # idle sessions are open) during the load, and the memory per idle session:
-# (RSS with them - RSS before) / IDLE.
+# (RSS with them - RSS before) / IDLE, and, from its /metrics, the
+# goroutines per idle session and the Go heap and stacks in use with them.
 #
 # The defaults of smtp.max_connections (1000) and
 # smtp.max_connections_per_ip (100) would refuse most of these sessions,
@@ -110,6 +111,7 @@ for store in $stores; do
   server=$(server_pid)
   sleep 1
   before=$(status "$server" VmRSS)
+  g0=$(metric "$http_port" go_goroutines)
 
   hold_idle "$proxy_port" "$idle"
   for i in $(seq 1200); do
@@ -122,6 +124,9 @@ for store in $stores; do
   ((open == idle)) || die "$store: the proxy counts $open SMTP connections, want $idle"
   sleep 2
   with_idle=$(status "$server" VmRSS)
+  g1=$(metric "$http_port" go_goroutines)
+  heap=$(metric "$http_port" go_memstats_heap_inuse_bytes)
+  stacks=$(metric "$http_port" go_memstats_stack_inuse_bytes)
   echo 5 >"/proc/$server/clear_refs" 2>/dev/null || log "cannot reset VmHWM; the peak is since the start"
 
   src_out=$work/source.$store.out
@@ -139,9 +144,10 @@ for store in $stores; do
   ((open == idle)) || die "$store: after the load the proxy counts $open SMTP connections, want the $idle idle ones"
 
   rows+=("$(awk -v s="$store" -v n="$idle" -v a="$active" -v m="$messages" -v b="$before" -v w="$with_idle" \
-    -v p="$peak" -v e="$after" -v t0="$t0" -v t1="$t1" 'BEGIN {
-    printf "| %s | %d | %d | %d | %.0f MiB | %.0f MiB | %.1f KiB | %.0f MiB | %.0f MiB | %.0f |", s, n, a, m,
-      b / 1048576, w / 1048576, (w - b) / n / 1024, p / 1048576, e / 1048576, m / (t1 - t0)}')")
+    -v p="$peak" -v e="$after" -v t0="$t0" -v t1="$t1" -v g0="$g0" -v g1="$g1" -v h="$heap" -v k="$stacks" 'BEGIN {
+    printf "| %s | %d | %d | %d | %.0f MiB | %.0f MiB | %.1f KiB | %.1f | %.0f / %.0f MiB | %.0f MiB | %.0f MiB | %.0f |", s, n, a, m,
+      b / 1048576, w / 1048576, (w - b) / n / 1024, (g1 - g0) / n, h / 1048576, k / 1048576,
+      p / 1048576, e / 1048576, m / (t1 - t0)}')")
   log "$store: before $(mib "$before"), with $idle idle $(mib "$with_idle"), peak $(mib "$peak")"
   stop "$idle_pid"
   stop "$proxy_pid"
@@ -149,6 +155,6 @@ for store in $stores; do
   [[ -z $redis ]] || stop "$redis_pid"
 done
 
-echo "| store | idle sessions | active sessions | messages | RSS before | RSS with idle | per idle session | peak RSS (VmHWM) | RSS after | msgs/s |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+echo "| store | idle sessions | active sessions | messages | RSS before | RSS with idle | RSS per idle session | goroutines per idle session | Go heap / stacks with idle | peak RSS (VmHWM) | RSS after | msgs/s |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 printf '%s\n' "${rows[@]}"
