@@ -9,7 +9,8 @@
 # before the idle sessions, with them, and its peak (VmHWM, reset once the
 # idle sessions are open) during the load, and the memory per idle session:
 # (RSS with them - RSS before) / IDLE, and, from its /metrics, the
-# goroutines per idle session and the Go heap and stacks in use with them.
+# Go heap and stacks in use and the goroutines per idle session. IDLE 0
+# measures the load alone.
 #
 # The defaults of smtp.max_connections (1000) and
 # smtp.max_connections_per_ip (100) would refuse most of these sessions,
@@ -112,6 +113,7 @@ for store in $stores; do
   sleep 1
   before=$(status "$server" VmRSS)
   g0=$(metric "$http_port" go_goroutines)
+  mem0=$(($(metric "$http_port" go_memstats_heap_inuse_bytes) + $(metric "$http_port" go_memstats_stack_inuse_bytes)))
 
   hold_idle "$proxy_port" "$idle"
   for i in $(seq 1200); do
@@ -125,8 +127,7 @@ for store in $stores; do
   sleep 2
   with_idle=$(status "$server" VmRSS)
   g1=$(metric "$http_port" go_goroutines)
-  heap=$(metric "$http_port" go_memstats_heap_inuse_bytes)
-  stacks=$(metric "$http_port" go_memstats_stack_inuse_bytes)
+  mem1=$(($(metric "$http_port" go_memstats_heap_inuse_bytes) + $(metric "$http_port" go_memstats_stack_inuse_bytes)))
   echo 5 >"/proc/$server/clear_refs" 2>/dev/null || log "cannot reset VmHWM; the peak is since the start"
 
   src_out=$work/source.$store.out
@@ -144,10 +145,12 @@ for store in $stores; do
   ((open == idle)) || die "$store: after the load the proxy counts $open SMTP connections, want the $idle idle ones"
 
   rows+=("$(awk -v s="$store" -v n="$idle" -v a="$active" -v m="$messages" -v b="$before" -v w="$with_idle" \
-    -v p="$peak" -v e="$after" -v t0="$t0" -v t1="$t1" -v g0="$g0" -v g1="$g1" -v h="$heap" -v k="$stacks" 'BEGIN {
-    printf "| %s | %d | %d | %d | %.0f MiB | %.0f MiB | %.1f KiB | %.1f | %.0f / %.0f MiB | %.0f MiB | %.0f MiB | %.0f |", s, n, a, m,
-      b / 1048576, w / 1048576, (w - b) / n / 1024, (g1 - g0) / n, h / 1048576, k / 1048576,
-      p / 1048576, e / 1048576, m / (t1 - t0)}')")
+    -v p="$peak" -v e="$after" -v t0="$t0" -v t1="$t1" -v g0="$g0" -v g1="$g1" -v h0="$mem0" -v h1="$mem1" 'BEGIN {
+    per = "– | – | –"
+    if (n > 0)
+      per = sprintf("%.1f KiB | %.1f KiB | %.1f", (w - b) / n / 1024, (h1 - h0) / n / 1024, (g1 - g0) / n)
+    printf "| %s | %d | %d | %d | %.0f MiB | %.0f MiB | %s | %.0f MiB | %.0f MiB | %.0f |", s, n, a, m,
+      b / 1048576, w / 1048576, per, p / 1048576, e / 1048576, m / (t1 - t0)}')")
   log "$store: before $(mib "$before"), with $idle idle $(mib "$with_idle"), peak $(mib "$peak")"
   stop "$idle_pid"
   stop "$proxy_pid"
@@ -155,6 +158,6 @@ for store in $stores; do
   [[ -z $redis ]] || stop "$redis_pid"
 done
 
-echo "| store | idle sessions | active sessions | messages | RSS before | RSS with idle | RSS per idle session | goroutines per idle session | Go heap / stacks with idle | peak RSS (VmHWM) | RSS after | msgs/s |"
+echo "| store | idle sessions | active sessions | messages | RSS before | RSS with idle | RSS per idle session | Go heap + stacks per idle session | goroutines per idle session | peak RSS (VmHWM) | RSS after | msgs/s |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 printf '%s\n' "${rows[@]}"
