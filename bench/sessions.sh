@@ -141,7 +141,11 @@ for store in $stores; do
   relayed=$(metric "$http_port" 'optinproxy_smtp_messages_total{result="relayed"}')
   ((relayed == messages)) || die "$store: the proxy relayed $relayed messages, want $messages"
   kill -0 "$idle_pid" 2>/dev/null || die "$store: the idle client ended: $(tail -3 "$work/idle.log")"
-  open=$(metric "$http_port" optinproxy_smtp_connections)
+  for i in $(seq 100); do # smtp-source's last connections may still be closing
+    open=$(metric "$http_port" optinproxy_smtp_connections)
+    ((open == idle)) && break
+    sleep 0.05
+  done
   ((open == idle)) || die "$store: after the load the proxy counts $open SMTP connections, want the $idle idle ones"
 
   rows+=("$(awk -v s="$store" -v n="$idle" -v a="$active" -v m="$messages" -v b="$before" -v w="$with_idle" \
