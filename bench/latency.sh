@@ -313,8 +313,8 @@ get_postfix_tools
 smoke_postfix
 redis_version=$(redis-server --version | grep -o 'v=[0-9.]*' | cut -d= -f2)
 
-log "building optinproxy and bench/latency"
-(cd "$root" && timeout 600 go build -o "$work/optinproxy" ./cmd/optinproxy) || die "go build ./cmd/optinproxy failed"
+build_proxy
+log "building bench/latency"
 (cd "$root" && timeout 600 go build -o "$work/latency" ./bench/latency) || die "go build ./bench/latency failed"
 make_consents "$work/consents.csv" 0 "$subjects" r%d@sink.test
 

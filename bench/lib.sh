@@ -56,6 +56,16 @@ lib_init() {
   trap 'exit 143' TERM
 }
 
+# build_proxy builds ./cmd/optinproxy into $work/optinproxy, the binary
+# start_proxy and import_consents run.
+build_proxy() {
+  log "building optinproxy"
+  (cd "$root" && timeout 600 go build -o "$work/optinproxy" ./cmd/optinproxy) || die "go build ./cmd/optinproxy failed"
+}
+
+# status prints a /proc/PID/status field given in kB (VmRSS, VmHWM...) in bytes.
+status() { awk -v f="$2:" '$1 == f { print $2 * 1024 }' "/proc/$1/status"; }
+
 # stop ends one process this script started (a timeout wrapper, which
 # passes the signal on) and forgets it.
 stop() {

@@ -25,9 +25,7 @@ command -v swaks >/dev/null || {
   log "installing swaks"
   apt-get install -y -q swaks >/dev/null || { apt-get update -q && apt-get install -y -q swaks >/dev/null; }
 }
-status() { awk -v f="$2:" '$1 == f { print $2 * 1024 }' "/proc/$1/status"; }
-
-(cd "$root" && go build -o "$work/optinproxy" ./cmd/optinproxy) || die "go build failed"
+build_proxy
 smtp_port=$(free_port) http_port=$(free_port)
 # exec: $! is the server itself, whose memory is read below.
 (cd "$work" && exec env OPTINPROXY_SMTP_LISTEN=127.0.0.1:$smtp_port OPTINPROXY_HTTP_LISTEN=127.0.0.1:$http_port \

@@ -47,8 +47,7 @@ for tool in strace redis-cli awk; do
   command -v "$tool" >/dev/null || die "$tool is not on PATH"
 done
 get_postfix_tools
-log "building optinproxy"
-(cd "$root" && timeout 600 go build -o "$work/optinproxy" ./cmd/optinproxy) || die "go build failed"
+build_proxy
 
 # The proxy's configuration is lib.sh's with a DKIM key for smtp-source's
 # From domain.

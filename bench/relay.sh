@@ -396,8 +396,7 @@ if [[ " ${paths[*]} " == *" redis "* || " ${paths[*]} " == *" full-redis "* ]]; 
 fi
 
 command -v go >/dev/null || die "go is not on PATH"
-log "building optinproxy"
-(cd "$root" && timeout 600 go build -o "$work/optinproxy" ./cmd/optinproxy) || die "go build failed"
+build_proxy
 
 if [[ " ${paths[*]} " == *" full"* ]]; then
   command -v openssl >/dev/null || die "openssl is not on PATH (the full paths make their DKIM key with it)"

@@ -42,11 +42,9 @@ command -v python3 >/dev/null || die "python3 is not on PATH (it holds the idle 
   die "the open-file limit ($(ulimit -n)) is below $idle idle sessions; raise ulimit -n"
 
 get_postfix_tools
-(cd "$root" && go build -o "$work/optinproxy" ./cmd/optinproxy) || die "go build failed"
+build_proxy
 export OPTINPROXY_SMTP_MAX_CONNECTIONS=$((idle + 2 * active))
 export OPTINPROXY_SMTP_MAX_CONNECTIONS_PER_IP=$((idle + 2 * active))
-
-status() { awk -v f="$2:" '$1 == f { print $2 * 1024 }' "/proc/$1/status"; }
 
 # server_pid: the optinproxy process under start_proxy's timeout wrapper,
 # whose memory is read.
