@@ -51,21 +51,18 @@ func (l *loader) fromFile(key string, secret *string, file string) {
 		l.invalid(key, "set either "+name+" or "+name+"_file, not both")
 		return
 	}
-	s, err := readSecret(file)
-	if err != nil {
-		l.invalid(key+"_file", err.Error())
-		// The secret is not missing but unreadable: "must be set when
-		// lists are" would only repeat the problem.
-		l.failed[key] = true
-		return
-	}
-	*secret = s
+	*secret = l.secret(key+"_file", file)
 }
 
+// secret reads the secret of the *_file key from path. A file that cannot
+// be read is a problem at key, and the secret it holds (key without
+// "_file") is not validated again: it is not missing but unreadable, and
+// "must be set" would only repeat the problem.
 func (l *loader) secret(key, path string) string {
 	s, err := readSecret(path)
 	if err != nil {
 		l.invalid(key, err.Error())
+		l.failed[strings.TrimSuffix(key, "_file")] = true
 	}
 	return s
 }
