@@ -49,18 +49,12 @@ done
 get_postfix_tools
 build_proxy
 
-# The proxy's configuration is lib.sh's with a DKIM key for smtp-source's
-# From domain.
-eval "$(declare -f proxy_config | sed '1s/^proxy_config/lib_proxy_config/')"
-proxy_config() {
-  lib_proxy_config "$@"
-  printf 'dkim:\n  - {domain: bench.test, selector: s1, key_file: %s}\n' "$work/dkim.key"
-}
+# A DKIM key for smtp-source's From domain, which start_proxy signs with.
 (umask 077 && head -c 32 /dev/urandom | base64 >"$work/dkim.key")
 
 start_sink
 start_redis
-start_proxy "smtp://127.0.0.1:$sink_port" "$redis_url" newsletter
+start_proxy "smtp://127.0.0.1:$sink_port" "$redis_url" newsletter "$work/dkim.key"
 proxy_inner=$(tr -d " " <"/proc/$proxy_pid/task/$proxy_pid/children")
 [[ $proxy_inner =~ ^[0-9]+$ ]] || die "cannot find optinproxy under its timeout wrapper ($proxy_inner)"
 
@@ -71,8 +65,7 @@ proxy_inner=$(tr -d " " <"/proc/$proxy_pid/task/$proxy_pid/children")
   echo "rcpt@bench.test,newsletter,granted,consent,import"
   for i in $(seq 0 50); do echo "${i}rcpt@bench.test,newsletter,granted,consent,import"; done
 } >"$work/consents.csv"
-out=$(cd "$proxy_dir" && OPTINPROXY_TOKEN=$(<"$proxy_dir/store/admin.token") timeout 60 "$work/optinproxy" import \
-  --addr "127.0.0.1:$http_port" "$work/consents.csv" 2>&1) || die "optinproxy import failed: $out"
+import_consents "$work/consents.csv" 52
 
 source_run() { # RCPTS N
   timeout 600 "$smtp_source" -d -s "$sessions" -l "$size" -m "$2" -r "$1" \
