@@ -347,12 +347,18 @@ redis_ping() { # PORT: true when a Redis answers PING there (bash only: no redis
 # http_port, proxy_pid, proxy_dir; the generated admin token is in
 # $proxy_dir/store/admin.token.
 start_proxy() {
-  local url=$1 redis=${2:-} purpose=${3:-transactional} dkim=${4:-} attempt i ready
+  local url=$1 redis=${2:-} purpose=${3:-transactional} dkim=${4:-} attempt i ready prev=""
   for attempt in 1 2 3; do
     proxy_port=$(free_port)
     http_port=$(free_port)
     proxy_dir=$work/proxy.$proxy_port
-    mkdir -p "$proxy_dir"
+    mkdir -p "$proxy_dir/store"
+    # A retry on the same Redis needs the ledger key an earlier attempt
+    # made there: with a new one the store refuses to open.
+    if [[ -n $redis && -n $prev && -f $prev/store/ledger.key ]]; then
+      cp -p "$prev/store/ledger.key" "$proxy_dir/store/"
+    fi
+    prev=$proxy_dir
     proxy_config "$url" "$redis" "$purpose" "$dkim" >"$proxy_dir/config.yaml"
     (cd "$proxy_dir" && exec timeout "$life_limit" "$work/optinproxy" serve --config "$proxy_dir/config.yaml") \
       >"$proxy_dir/stdout.log" 2>"$proxy_dir/proxy.log" &
