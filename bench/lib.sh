@@ -389,6 +389,15 @@ start_proxy() {
   die "optinproxy did not get ready: $(tail -5 "$proxy_dir/proxy.log")"
 }
 
+# server_pid prints the optinproxy process under start_proxy's timeout
+# wrapper, whose memory and CPU are read.
+server_pid() {
+  local c
+  c=$(tr -d " \n" <"/proc/$proxy_pid/task/$proxy_pid/children" 2>/dev/null)
+  [[ $c =~ ^[0-9]+$ ]] || die "no optinproxy process under the timeout wrapper $proxy_pid"
+  echo "$c"
+}
+
 # proxy_config URL REDIS_URL PURPOSE DKIM_KEY prints start_proxy's
 # configuration file (it uses proxy_port, http_port and proxy_dir).
 proxy_config() {

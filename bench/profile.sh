@@ -55,8 +55,7 @@ build_proxy
 start_sink
 start_redis
 start_proxy "smtp://127.0.0.1:$sink_port" "$redis_url" newsletter "$work/dkim.key"
-proxy_inner=$(tr -d " " <"/proc/$proxy_pid/task/$proxy_pid/children")
-[[ $proxy_inner =~ ^[0-9]+$ ]] || die "cannot find optinproxy under its timeout wrapper ($proxy_inner)"
+proxy_inner=$(server_pid)
 
 # smtp-source names its recipients rcpt@bench.test (-r 1) and
 # 0rcpt@bench.test to 49rcpt@bench.test (-r 50): all consent beforehand.

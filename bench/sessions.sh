@@ -46,15 +46,6 @@ build_proxy
 export OPTINPROXY_SMTP_MAX_CONNECTIONS=$((idle + 2 * active))
 export OPTINPROXY_SMTP_MAX_CONNECTIONS_PER_IP=$((idle + 2 * active))
 
-# server_pid: the optinproxy process under start_proxy's timeout wrapper,
-# whose memory is read.
-server_pid() {
-  local c
-  c=$(tr -d " \n" <"/proc/$proxy_pid/task/$proxy_pid/children" 2>/dev/null)
-  [[ $c =~ ^[0-9]+$ ]] || die "no optinproxy process under the timeout wrapper $proxy_pid"
-  echo "$c"
-}
-
 # hold_idle PORT COUNT opens COUNT sessions to PORT, each read to the end of
 # its EHLO reply, writes "ready" to $work/idle.ready and holds them until
 # it is signalled. Sets idle_pid.
