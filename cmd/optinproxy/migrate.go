@@ -219,7 +219,7 @@ func parseMigrateTarget(to, prefix string) (*migrateTarget, error) {
 	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
 		return nil, usagef("--to %s is a file: give the folder the embedded store is to be in", to)
 	}
-	file := filepath.Join(dir, "optinproxy.db")
+	file := embeddedFile(dir)
 	return &migrateTarget{id: "file:" + file, what: dir, folder: dir,
 		open: func(_ context.Context, keys *optin.Keys) (optin.Store, error) {
 			return filestore.Open(file, filestore.Options{Timeout: time.Second, Keys: keys, Copying: true})
@@ -243,7 +243,7 @@ func storeID(cfg *config.Config) string {
 		return fmt.Sprintf("redis:%s%v%v|%s", r.Sentinel.Master, r.Sentinel.Addrs, r.ClusterAddrs, prefix)
 	}
 	dir, _ := filepath.Abs(cfg.Store.Path)
-	return "file:" + filepath.Join(dir, "optinproxy.db")
+	return "file:" + embeddedFile(dir)
 }
 
 // redisID names a Redis store by host, database and prefix, without
