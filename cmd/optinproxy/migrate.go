@@ -75,7 +75,7 @@ func runMigrate(ctx context.Context, e *env, args []string) error {
 	redisstore.SetLogger(slog.New(slog.DiscardHandler))
 	src, keys, _, err := openStore(ctx, cfg, e.environ, log)
 	if err != nil {
-		if strings.Contains(err.Error(), "in use by another process") {
+		if errors.Is(err, filestore.ErrLocked) {
 			return fmt.Errorf("%w\nThe embedded store is locked by its running server: stop every proxy, then run migrate", err)
 		}
 		return err
