@@ -27,3 +27,13 @@ func TestCLICountsOfOne(t *testing.T) {
 		"1 subject mailed or changed from 2020-01-01T00:00:00Z to 2099-01-01T00:00:00Z\n")
 	mustOut(t, cli("report", "no-basis"), "0 subjects and purposes, 0 blocked attempts from ")
 }
+
+// verify and migrate count receipts among the events alike, one of them
+// in the singular.
+func TestReceiptsAmong(t *testing.T) {
+	for n, want := range map[int]string{0: "0 of them receipts", 1: "1 of them a receipt", 2: "2 of them receipts"} {
+		if got := receiptsAmong(n); got != want {
+			t.Errorf("receiptsAmong(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

@@ -75,7 +75,7 @@ func runMigrate(ctx context.Context, e *env, args []string) error {
 	redisstore.SetLogger(slog.New(slog.DiscardHandler))
 	src, keys, _, err := openStore(ctx, cfg, e.environ, log)
 	if err != nil {
-		if strings.Contains(err.Error(), "in use by another process") {
+		if errors.Is(err, filestore.ErrLocked) {
 			return fmt.Errorf("%w\nThe embedded store is locked by its running server: stop every proxy, then run migrate", err)
 		}
 		return err
@@ -124,7 +124,7 @@ func migrate(ctx context.Context, e *env, src, dst optin.Store, id, what string)
 	progress := func(st optin.CopyStats) {
 		if time.Since(last) >= 2*time.Second {
 			last = time.Now()
-			fmt.Fprintf(e.stderr, "... %s read, %d written (%s, %d of them receipts)\n", plural.Count(st.Subjects, "subject"), st.Written, plural.Count(st.Events, "event"), st.Receipts)
+			fmt.Fprintf(e.stderr, "... %s read, %d written (%s, %s)\n", plural.Count(st.Subjects, "subject"), st.Written, plural.Count(st.Events, "event"), receiptsAmong(st.Receipts))
 		}
 	}
 	st, err := optin.Copy(ctx, from, into, id, progress)
@@ -136,8 +136,8 @@ func migrate(ctx context.Context, e *env, src, dst optin.Store, id, what string)
 	if err != nil {
 		return fmt.Errorf("copying stopped after %s (run migrate again to go on): %w", plural.Count(st.Subjects, "subject"), err)
 	}
-	fmt.Fprintf(e.stderr, "copied %s (%s, %d of them receipts; %d written by this run) in %s\n",
-		plural.Count(st.Subjects, "subject"), plural.Count(st.Events, "event"), st.Receipts, st.Written, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(e.stderr, "copied %s (%s, %s; %d written by this run) in %s\n",
+		plural.Count(st.Subjects, "subject"), plural.Count(st.Events, "event"), receiptsAmong(st.Receipts), st.Written, time.Since(start).Round(time.Millisecond))
 	rep, err := dst.Verify(ctx)
 	if err != nil {
 		return fmt.Errorf("verifying the target: %w", err)
@@ -160,11 +160,7 @@ func migrate(ctx context.Context, e *env, src, dst optin.Store, id, what string)
 // printVerify writes a VerifyReport, and an error of command that exits
 // 1 when a chain is broken.
 func printVerify(w io.Writer, command string, rep optin.VerifyReport) error {
-	receipts := fmt.Sprintf("%d of them receipts", rep.Receipts)
-	if rep.Receipts == 1 {
-		receipts = "1 of them a receipt"
-	}
-	fmt.Fprintf(w, "%s, %s checked (%s)\n", plural.Count(rep.Subjects, "subject"), plural.Count(rep.Events, "event"), receipts)
+	fmt.Fprintf(w, "%s, %s checked (%s)\n", plural.Count(rep.Subjects, "subject"), plural.Count(rep.Events, "event"), receiptsAmong(rep.Receipts))
 	if len(rep.Broken) == 0 {
 		fmt.Fprintln(w, "every chain is intact")
 		return nil
@@ -173,6 +169,15 @@ func printVerify(w io.Writer, command string, rep optin.VerifyReport) error {
 		fmt.Fprintf(w, "BROKEN: %s at event %s\n", b.Subject, b.Event)
 	}
 	return exitError{msg: fmt.Sprintf("optinproxy %s: %s", command, plural.Count(len(rep.Broken), "broken chain")), code: 1}
+}
+
+// receiptsAmong says how many of the events counted before it are
+// receipts.
+func receiptsAmong(n int) string {
+	if n == 1 {
+		return "1 of them a receipt"
+	}
+	return fmt.Sprintf("%d of them receipts", n)
 }
 
 // parseMigrateTarget reads --to: a Redis URL, or a folder.
@@ -219,7 +224,7 @@ func parseMigrateTarget(to, prefix string) (*migrateTarget, error) {
 	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
 		return nil, usagef("--to %s is a file: give the folder the embedded store is to be in", to)
 	}
-	file := filepath.Join(dir, "optinproxy.db")
+	file := embeddedFile(dir)
 	return &migrateTarget{id: "file:" + file, what: dir, folder: dir,
 		open: func(_ context.Context, keys *optin.Keys) (optin.Store, error) {
 			return filestore.Open(file, filestore.Options{Timeout: time.Second, Keys: keys, Copying: true})
@@ -243,7 +248,7 @@ func storeID(cfg *config.Config) string {
 		return fmt.Sprintf("redis:%s%v%v|%s", r.Sentinel.Master, r.Sentinel.Addrs, r.ClusterAddrs, prefix)
 	}
 	dir, _ := filepath.Abs(cfg.Store.Path)
-	return "file:" + filepath.Join(dir, "optinproxy.db")
+	return "file:" + embeddedFile(dir)
 }
 
 // redisID names a Redis store by host, database and prefix, without

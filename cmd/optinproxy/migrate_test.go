@@ -161,6 +161,11 @@ func TestMigrateRefuses(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "in use by another process") || !strings.Contains(r.stderr, "stop every proxy") {
 		t.Errorf("migrate of a locked store: exit %d, stderr %s", r.code, r.stderr)
 	}
+	// rotate-key knows the lock by the same error, and says to stop the server.
+	r = runCmd(t, dir, "", nil, "rotate-key")
+	if r.code != 1 || !strings.Contains(r.stderr, "in use by another process") || !strings.Contains(r.stderr, "locked by its running server") {
+		t.Errorf("rotate-key of a locked store: exit %d, stderr %s", r.code, r.stderr)
+	}
 	if rep, err := src.Verify(context.Background()); err != nil || rep.Subjects != n+1 || rep.Events != 3*n+1 || len(rep.Broken) != 0 {
 		t.Errorf("the source after the refusals: %+v, %v", rep, err)
 	}

@@ -157,7 +157,7 @@ func (r *reloader) prepare(cfg *config.Config) (*change, error) {
 	if c.confirm, err = out.confirmationsOf(cfg, r.a.parts.ledger, r.a.upstream, r.log); err != nil {
 		return nil, err
 	}
-	if notify := len(c.endpoints)+len(out.fixed) > 0; notify != out.notify {
+	if out.announces(c.endpoints) != out.notify {
 		// Erasures are announced to the targets, or not, by what the
 		// server started with; the rest of the change still applies.
 		r.log.Warn("configuration reload: whether erasures are announced to outbound targets changes only with a restart", "key", "webhooks.outbound", "announced", out.notify)

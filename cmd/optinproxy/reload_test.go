@@ -279,3 +279,32 @@ func TestReloadOnSIGHUP(t *testing.T) {
 		t.Error("no time of the last reload that worked")
 	}
 }
+
+// TestReloadAddsFirstTarget: a server started without outbound targets
+// announces no erasures; a reload that adds the first target puts it in
+// force but says that the announcing of erasures waits for a restart.
+func TestReloadAddsFirstTarget(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "optinproxy.yaml")
+	hook := newHookReceiver(t)
+	c := reloadConfig{users: map[string]string{"crm": "crm-pw"}, footer: "Afmelden:", hook: hook.srv.URL}
+	c.write(t, path)
+	b, _ := os.ReadFile(path)
+	before, _, ok := strings.Cut(string(b), "webhooks:\n")
+	if !ok {
+		t.Fatalf("no webhooks section in\n%s", b)
+	}
+	os.WriteFile(path, []byte(before), 0o600)
+	s := startServe(t, dir, "OPTINPROXY_CONFIG="+path)
+
+	c.write(t, path)
+	warn := s.hup(t, "configuration reload: whether erasures are announced to outbound targets changes only with a restart")
+	if warn["key"] != "webhooks.outbound" || warn["announced"] != false {
+		t.Errorf("the warning: %v, want key webhooks.outbound, announced false", warn)
+	}
+	s.logs.waitFor(t, "configuration reloaded", 20*time.Second)
+	if r := cliOf(t, dir, s)("consent", "grant", "jan@example.com", "newsletter", "--source", "form"); r.code != 0 {
+		t.Fatalf("grant: %d %s", r.code, r.stderr)
+	}
+	hook.waitFor("the grant at the target the reload added", is("consent.granted", "jan@example.com"))
+}

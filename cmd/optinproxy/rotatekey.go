@@ -16,6 +16,7 @@ import (
 	"optinproxy/config"
 	"optinproxy/internal/plural"
 	"optinproxy/optin"
+	"optinproxy/optin/filestore"
 )
 
 // runRotateKey works on the store and key file of a --config,
@@ -62,7 +63,7 @@ func runRotateKey(ctx context.Context, e *env, args []string) error {
 	store, err := op.open(keys)
 	if err != nil {
 		op.close()
-		if strings.Contains(err.Error(), "in use by another process") {
+		if errors.Is(err, filestore.ErrLocked) {
 			return fmt.Errorf("%s: %w\nThe embedded store is locked by its running server: stop it, run rotate-key, and start it again", op.what, err)
 		}
 		return fmt.Errorf("%s: %w", op.what, err)

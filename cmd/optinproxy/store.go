@@ -29,6 +29,12 @@ type opener struct {
 	what   string // the configuration key to name in errors
 }
 
+// embeddedFile is the embedded store's database file in the folder dir
+// (store.path, or migrate's target).
+func embeddedFile(dir string) string {
+	return filepath.Join(dir, "optinproxy.db")
+}
+
 // storeOpener prepares to open Redis when configured, else the embedded
 // store in store.path.
 func storeOpener(ctx context.Context, cfg *config.Config, log *slog.Logger) (*opener, error) {
@@ -45,7 +51,7 @@ func storeOpener(ctx context.Context, cfg *config.Config, log *slog.Logger) (*op
 				return redisstore.Open(ctx, redisstore.Options{Client: client, Prefix: r.KeyPrefix, Keys: keys, Progress: progress})
 			}}, nil
 	}
-	path := filepath.Join(cfg.Store.Path, "optinproxy.db")
+	path := embeddedFile(cfg.Store.Path)
 	return &opener{what: "store.path", close: func() {},
 		legacy: func() ([]byte, error) { return filestore.LegacyKey(path, 5*time.Second) },
 		open: func(keys *optin.Keys) (optin.Store, error) {
@@ -142,7 +148,7 @@ func warnLeftBehind(ctx context.Context, cfg *config.Config, s optin.Store, log 
 	if !cfg.Store.UsesRedis() {
 		return
 	}
-	file := filepath.Join(cfg.Store.Path, "optinproxy.db")
+	file := embeddedFile(cfg.Store.Path)
 	if _, err := os.Stat(file); err != nil {
 		return
 	}

@@ -105,9 +105,7 @@ func newOutbound(cfg *config.Config, ledger *optin.Ledger, up upstream.Sender, r
 		}
 		out.fixed = append(out.fixed, rj)
 	}
-	// Erasure notices are for the processors that hold the address; the
-	// confirmations target mails only pending subjects.
-	out.notify = len(out.endpoints)+len(out.fixed) > 0
+	out.notify = out.announces(out.endpoints)
 	if out.confirm, err = out.confirmationsOf(cfg, ledger, up, log); err != nil {
 		return nil, err
 	}
@@ -125,6 +123,14 @@ func newOutbound(cfg *config.Config, ledger *optin.Ledger, up upstream.Sender, r
 	}
 	out.dispatcher = d
 	return out, nil
+}
+
+// announces reports whether erasures are announced to the outbox's
+// targets with the endpoints eps: erasure notices are for the processors
+// that hold the address; the confirmations target mails only pending
+// subjects.
+func (o *outbound) announces(eps map[string]endpoint) bool {
+	return len(eps)+len(o.fixed) > 0
 }
 
 // endpointsOf makes the endpoints of webhooks.outbound, keeping those of

@@ -27,6 +27,10 @@ const (
 // the file when Options.Timeout is zero.
 const DefaultTimeout = 5 * time.Second
 
+// ErrLocked means another process, most often a running server, holds the
+// database file. It comes wrapped together with optin.ErrUnavailable.
+var ErrLocked = errors.New("filestore: in use by another process")
+
 var (
 	bucketMeta         = []byte("meta")
 	bucketSubjects     = []byte("subjects")
@@ -163,7 +167,7 @@ func openDB(path string, timeout time.Duration, readOnly bool) (*bolt.DB, error)
 	})
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
-		return nil, fmt.Errorf("filestore: %s is in use by another process (waited %s): %w", path, timeout, optin.ErrUnavailable)
+		return nil, fmt.Errorf("%w: %s (waited %s): %w", ErrLocked, path, timeout, optin.ErrUnavailable)
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
 		return nil, fmt.Errorf("filestore: %s is not an optinproxy database (%v): %w", path, err, optin.ErrCorrupt)
 	case err != nil:

@@ -174,8 +174,8 @@ func TestSecondOpenFails(t *testing.T) {
 		s.Close()
 		t.Fatal("a second Open of an open file succeeded")
 	}
-	if !errors.Is(err, optin.ErrUnavailable) || !strings.Contains(err.Error(), "in use") {
-		t.Errorf("second Open: %v; want ErrUnavailable saying the file is in use", err)
+	if !errors.Is(err, optin.ErrUnavailable) || !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("second Open: %v; want ErrLocked and ErrUnavailable, saying the file is in use", err)
 	}
 	if waited := time.Since(start); waited > 2*time.Second {
 		t.Errorf("second Open took %s with a timeout of 200ms", waited)
