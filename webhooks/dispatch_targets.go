@@ -22,16 +22,9 @@ import (
 func (d *Dispatcher) SetTargets(ctx context.Context, targets []Target) error {
 	d.setting.Lock()
 	defer d.setting.Unlock()
-	next := make(map[string]Target, len(targets))
-	for _, t := range targets {
-		name := t.Name()
-		if !validTargetName(name) {
-			return fmt.Errorf("webhooks: target name %q: want [a-z0-9-], at most 40 bytes", name)
-		}
-		if next[name] != nil {
-			return fmt.Errorf("webhooks: two targets named %q", name)
-		}
-		next[name] = t
+	next, err := byName(targets)
+	if err != nil {
+		return err
 	}
 	// Workers to stop leave the map at once, so that a Run starting
 	// meanwhile does not start them.
@@ -81,6 +74,23 @@ func (d *Dispatcher) SetTargets(ctx context.Context, targets []Target) error {
 	}
 	d.mu.Unlock()
 	return placeErr
+}
+
+// byName indexes targets by name, checking the names are valid and
+// distinct.
+func byName(targets []Target) (map[string]Target, error) {
+	m := make(map[string]Target, len(targets))
+	for _, t := range targets {
+		name := t.Name()
+		if !validTargetName(name) {
+			return nil, fmt.Errorf("webhooks: target name %q: want [a-z0-9-], at most 40 bytes", name)
+		}
+		if m[name] != nil {
+			return nil, fmt.Errorf("webhooks: two targets named %q", name)
+		}
+		m[name] = t
+	}
+	return m, nil
 }
 
 // startWorker runs w beside Run's other goroutines, unless Run is
