@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 )
@@ -119,12 +120,7 @@ func (d *Dispatcher) worker(name string) *worker {
 func (d *Dispatcher) names() []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	names := make([]string, 0, len(d.workers))
-	for name := range d.workers {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return names
+	return slices.Sorted(maps.Keys(d.workers))
 }
 
 // sameTarget reports whether b is a, without comparing values that
