@@ -155,6 +155,29 @@ func TestCheckRoleAddressesAsConfigured(t *testing.T) {
 	}
 }
 
+// TestCheckRoleAddressesReloaded: after SetRoles (a configuration
+// reload) the check decides with the new role addresses, as the relay
+// does.
+func TestCheckRoleAddressesReloaded(t *testing.T) {
+	s := newAPI(t, backends[0].open(t))
+	body := checkBody("newsletter", "info@shop.example", "verkoop-nl@shop.example")
+	var ans checkAnswer
+	s.call(t, readToken, "POST", "/api/v1/check", body, &ans)
+	if got := fmt.Sprint(ans.Results); got != "[{info@shop.example allow role_address } {verkoop-nl@shop.example block no_consent }]" {
+		t.Errorf("built-in role addresses: %s", got)
+	}
+	roles, err := optin.NewRoleAddresses([]string{"verkoop-nl"}, []string{"info"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.api.SetRoles(roles)
+	ans = checkAnswer{}
+	s.call(t, readToken, "POST", "/api/v1/check", body, &ans)
+	if got := fmt.Sprint(ans.Results); got != "[{info@shop.example block no_consent } {verkoop-nl@shop.example allow role_address }]" {
+		t.Errorf("role addresses after SetRoles: %s", got)
+	}
+}
+
 // countingStore is a real store that counts the Lookup calls made
 // through it.
 type countingStore struct {

@@ -42,6 +42,7 @@ const (
 type apiServer struct {
 	url    string
 	ledger *optin.Ledger
+	api    *admin.API
 }
 
 func newAPI(t testing.TB, store optin.Store) *apiServer {
@@ -82,7 +83,7 @@ func newAPIWith(t testing.TB, store optin.Store, adjust func(*admin.Options)) *a
 	}
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
-	return &apiServer{url: srv.URL, ledger: ledger}
+	return &apiServer{url: srv.URL, ledger: ledger, api: api}
 }
 
 // call makes a request and decodes a JSON answer into out (when not nil).

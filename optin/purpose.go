@@ -2,6 +2,7 @@ package optin
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -102,14 +103,7 @@ func (ps Purposes) Get(name string) (Purpose, error) {
 }
 
 // Names lists the configured purposes, sorted.
-func (ps Purposes) Names() []string {
-	names := make([]string, 0, len(ps))
-	for name := range ps {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return names
-}
+func (ps Purposes) Names() []string { return slices.Sorted(maps.Keys(ps)) }
 
 // Unknown says, for an error, that name is not a purpose and what would
 // be valid. Names are matched exactly (case is not folded),

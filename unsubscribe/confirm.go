@@ -14,18 +14,18 @@ import (
 )
 
 // Confirmer records the confirmation of a double opt-in; *optin.Ledger is
-// one. Store is read for the pending record the link confirms.
+// one. Store is read for the pending record the link confirms; Purposes,
+// those in force at each request, name a link's purpose on its page.
 type Confirmer interface {
 	Grant(ctx context.Context, a optin.Address, purpose string, cc optin.ConsentChange) (optin.Result, error)
 	Store() optin.Store
+	Purposes() optin.Purposes
 }
 
 // ConfirmOptions configure NewConfirmHandler.
 type ConfirmOptions struct {
 	Tokens *Tokens
 	Ledger Confirmer
-	// Purposes name a link's purpose on its page.
-	Purposes optin.Purposes
 	// Language is as HandlerOptions.Language.
 	Language string
 	// Expiry is how long a link works after the request it confirms was
@@ -47,12 +47,11 @@ type ConfirmOptions struct {
 // concurrent use.
 type ConfirmHandler struct {
 	pageSettings
-	tokens   *Tokens
-	ledger   Confirmer
-	purposes *purposeSet
-	expiry   time.Duration
-	count    *prometheus.CounterVec
-	mux      *http.ServeMux
+	tokens *Tokens
+	ledger Confirmer
+	expiry time.Duration
+	count  *prometheus.CounterVec
+	mux    *http.ServeMux
 }
 
 // confirmActor names the confirmation page in the events it records.
@@ -77,7 +76,7 @@ func NewConfirmHandler(o ConfirmOptions) (*ConfirmHandler, error) {
 		Name: "optinproxy_confirmations_total",
 		Help: "Double opt-in confirmations recorded from the /confirm/ page, by purpose; repeats are not counted.",
 	}, []string{"purpose"})
-	for _, p := range o.Purposes {
+	for _, p := range o.Ledger.Purposes() {
 		if p.DoubleOptIn {
 			count.WithLabelValues(p.Name)
 		}
@@ -87,7 +86,7 @@ func NewConfirmHandler(o ConfirmOptions) (*ConfirmHandler, error) {
 			return nil, err
 		}
 	}
-	h := &ConfirmHandler{pageSettings: ps, tokens: o.Tokens, ledger: o.Ledger, purposes: newPurposeSet(o.Purposes),
+	h := &ConfirmHandler{pageSettings: ps, tokens: o.Tokens, ledger: o.Ledger,
 		expiry: o.Expiry, count: count, mux: http.NewServeMux()}
 	h.mux.HandleFunc("GET /confirm/{token}", h.ask)
 	h.mux.HandleFunc("POST /confirm/{token}", h.confirm)
@@ -103,7 +102,7 @@ func (h *ConfirmHandler) ask(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	p.Kind, p.Title, p.Purpose, p.Action = "confirm", p.C.Title, describe(h.purposes.get(), c.Purpose), r.URL.RequestURI()
+	p.Kind, p.Title, p.Purpose, p.Action = "confirm", p.C.Title, describe(h.ledger.Purposes(), c.Purpose), r.URL.RequestURI()
 	render(w, h.log, http.StatusOK, p)
 }
 
@@ -115,7 +114,7 @@ func (h *ConfirmHandler) confirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	p.Purpose = describe(h.purposes.get(), c.Purpose)
+	p.Purpose = describe(h.ledger.Purposes(), c.Purpose)
 	rec, err := h.record(ctx, c)
 	if err != nil {
 		h.log.Error("confirmation not recorded", "purpose", c.Purpose, "subject", c.Subject, "err", err)
@@ -178,7 +177,7 @@ func (h *ConfirmHandler) claim(w http.ResponseWriter, r *http.Request) (page, Cl
 		h.problem(w, p, http.StatusBadRequest, p.T.BadTitle, p.C.BadText)
 		return p, Claim{}, false
 	}
-	if _, ok := h.purposes.get()[c.Purpose]; !ok {
+	if _, ok := h.ledger.Purposes()[c.Purpose]; !ok {
 		h.problem(w, p, http.StatusGone, p.C.GoneTitle, p.C.GoneText)
 		return p, Claim{}, false
 	}

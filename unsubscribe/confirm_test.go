@@ -48,11 +48,11 @@ func newConfirmPagesWith(t *testing.T, store optin.Store, purposes optin.Purpose
 		t.Fatal(err)
 	}
 	p := &pages{t: t, ledger: ledger, tokens: mustTokens(t, secretA), reg: prometheus.NewRegistry(), jan: mustAddress(t, "jan@example.com")}
-	p.h, err = NewHandler(HandlerOptions{Tokens: p.tokens, Ledger: ledger, Purposes: purposes})
+	p.h, err = NewHandler(HandlerOptions{Tokens: p.tokens, Ledger: ledger})
 	if err != nil {
 		t.Fatal(err)
 	}
-	confirm, err := NewConfirmHandler(ConfirmOptions{Tokens: p.tokens, Ledger: ledger, Purposes: purposes, Expiry: pendingExpiry,
+	confirm, err := NewConfirmHandler(ConfirmOptions{Tokens: p.tokens, Ledger: ledger, Expiry: pendingExpiry,
 		Metrics: p.reg, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -331,7 +331,7 @@ func TestConfirmStoreDown(t *testing.T) {
 
 func TestNewConfirmHandlerValidates(t *testing.T) {
 	c := fileConfirmPages(t)
-	good := ConfirmOptions{Tokens: c.tokens, Ledger: c.ledger, Purposes: doiPurposes, Expiry: time.Hour}
+	good := ConfirmOptions{Tokens: c.tokens, Ledger: c.ledger, Expiry: time.Hour}
 	for name, broken := range map[string]func(o *ConfirmOptions){
 		"no tokens":        func(o *ConfirmOptions) { o.Tokens = nil },
 		"no ledger":        func(o *ConfirmOptions) { o.Ledger = nil },

@@ -36,21 +36,21 @@ const maxFormBytes = 4 << 10
 
 // Withdrawer records withdrawals and suppressions; *optin.Ledger is one.
 // Store is read to learn whether a withdrawal is already recorded, so
-// that a repeated POST records nothing new.
+// that a repeated POST records nothing new. Purposes, those in force at
+// each request, name the purpose of a link on its page (its description,
+// else its name); a link whose purpose is no longer configured offers
+// "all marketing" only.
 type Withdrawer interface {
 	Withdraw(ctx context.Context, a optin.Address, purpose string, cc optin.ConsentChange) (optin.Result, error)
 	Suppress(ctx context.Context, a optin.Address, reason optin.SuppressionReason, actor string) (optin.Result, error)
 	Store() optin.Store
+	Purposes() optin.Purposes
 }
 
 // HandlerOptions configure NewHandler.
 type HandlerOptions struct {
 	Tokens *Tokens
 	Ledger Withdrawer
-	// Purposes name the purpose of a link on its page (its description,
-	// else its name). A link whose purpose is no longer configured
-	// offers "all marketing" only.
-	Purposes optin.Purposes
 	// Language is the pages' language when the browser asks for neither
 	// Dutch nor English: "nl" (the default) or "en".
 	Language string
@@ -66,11 +66,10 @@ type HandlerOptions struct {
 // mailto address through Apply. Safe for concurrent use.
 type Handler struct {
 	pageSettings
-	tokens   *Tokens
-	ledger   Withdrawer
-	purposes *purposeSet
-	count    *prometheus.CounterVec
-	mux      *http.ServeMux
+	tokens *Tokens
+	ledger Withdrawer
+	count  *prometheus.CounterVec
+	mux    *http.ServeMux
 }
 
 // pageSettings are what the /u/ and /confirm/ pages share: the language
@@ -112,11 +111,11 @@ func NewHandler(o HandlerOptions) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	count, err := newCounter(o.Metrics, o.Purposes)
+	count, err := newCounter(o.Metrics, o.Ledger.Purposes())
 	if err != nil {
 		return nil, err
 	}
-	h := &Handler{pageSettings: ps, tokens: o.Tokens, ledger: o.Ledger, purposes: newPurposeSet(o.Purposes), count: count, mux: http.NewServeMux()}
+	h := &Handler{pageSettings: ps, tokens: o.Tokens, ledger: o.Ledger, count: count, mux: http.NewServeMux()}
 	h.mux.HandleFunc("GET /u/{token}", h.ask)
 	h.mux.HandleFunc("POST /u/{token}", h.confirm)
 	return h, nil
@@ -181,7 +180,7 @@ func (h *Handler) confirm(w http.ResponseWriter, r *http.Request) {
 // withdraws the link's purpose; the page's form says this or all. A link
 // whose purpose is gone from the configuration means all.
 func (h *Handler) choice(r *http.Request, c Claim) (channel string, all, ok bool) {
-	_, known := h.purposes.get()[c.Purpose]
+	_, known := h.ledger.Purposes()[c.Purpose]
 	if r.PostForm.Get("List-Unsubscribe") == "One-Click" {
 		return ChannelOneClick, !known, true
 	}
@@ -196,7 +195,7 @@ func (h *Handler) choice(r *http.Request, c Claim) (channel string, all, ok bool
 
 // describe names a purpose for a page: its description, else its name;
 // "" when it is not configured.
-func (h *Handler) describe(purpose string) string { return describe(h.purposes.get(), purpose) }
+func (h *Handler) describe(purpose string) string { return describe(h.ledger.Purposes(), purpose) }
 
 func describe(purposes optin.Purposes, purpose string) string {
 	p, ok := purposes[purpose]

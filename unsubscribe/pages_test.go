@@ -47,7 +47,7 @@ func newPages(t *testing.T, store optin.Store, opts ...func(*HandlerOptions)) *p
 		t.Fatal(err)
 	}
 	p := &pages{t: t, ledger: ledger, tokens: mustTokens(t, secretA), reg: prometheus.NewRegistry(), jan: mustAddress(t, "jan@example.com")}
-	o := HandlerOptions{Tokens: p.tokens, Ledger: ledger, Purposes: testPurposes, Metrics: p.reg}
+	o := HandlerOptions{Tokens: p.tokens, Ledger: ledger, Metrics: p.reg}
 	for _, f := range opts {
 		f(&o)
 	}

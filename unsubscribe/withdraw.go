@@ -45,7 +45,7 @@ func (h *Handler) Apply(ctx context.Context, token, channel string) error {
 	if err != nil {
 		return err
 	}
-	_, known := h.purposes.get()[c.Purpose]
+	_, known := h.ledger.Purposes()[c.Purpose]
 	return h.withdraw(ctx, c, !known, channel, optin.Evidence{})
 }
 
@@ -59,7 +59,7 @@ func (h *Handler) withdraw(ctx context.Context, c Claim, all bool, channel strin
 		return err
 	}
 	applied := false
-	_, known := h.purposes.get()[c.Purpose]
+	_, known := h.ledger.Purposes()[c.Purpose]
 	if known && (st.Consent == nil || st.Consent.Status != optin.StatusWithdrawn) {
 		ev.Extra = map[string]string{"channel": channel}
 		if c.Message != "" {

@@ -170,14 +170,11 @@ func NewDispatcher(opts DispatcherOptions) (*Dispatcher, error) {
 		metrics: metrics,
 		workers: make(map[string]*worker, len(opts.Targets)),
 	}
-	for _, t := range opts.Targets {
-		name := t.Name()
-		if !validTargetName(name) {
-			return nil, fmt.Errorf("webhooks: target name %q: want [a-z0-9-], at most 40 bytes", name)
-		}
-		if d.workers[name] != nil {
-			return nil, fmt.Errorf("webhooks: two targets named %q", name)
-		}
+	targets, err := byName(opts.Targets)
+	if err != nil {
+		return nil, err
+	}
+	for name, t := range targets {
 		d.workers[name] = newWorker(d, t)
 	}
 	return d, nil

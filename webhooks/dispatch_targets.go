@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 )
@@ -22,16 +23,9 @@ import (
 func (d *Dispatcher) SetTargets(ctx context.Context, targets []Target) error {
 	d.setting.Lock()
 	defer d.setting.Unlock()
-	next := make(map[string]Target, len(targets))
-	for _, t := range targets {
-		name := t.Name()
-		if !validTargetName(name) {
-			return fmt.Errorf("webhooks: target name %q: want [a-z0-9-], at most 40 bytes", name)
-		}
-		if next[name] != nil {
-			return fmt.Errorf("webhooks: two targets named %q", name)
-		}
-		next[name] = t
+	next, err := byName(targets)
+	if err != nil {
+		return err
 	}
 	// Workers to stop leave the map at once, so that a Run starting
 	// meanwhile does not start them.
@@ -83,6 +77,23 @@ func (d *Dispatcher) SetTargets(ctx context.Context, targets []Target) error {
 	return placeErr
 }
 
+// byName indexes targets by name, checking the names are valid and
+// distinct.
+func byName(targets []Target) (map[string]Target, error) {
+	m := make(map[string]Target, len(targets))
+	for _, t := range targets {
+		name := t.Name()
+		if !validTargetName(name) {
+			return nil, fmt.Errorf("webhooks: target name %q: want [a-z0-9-], at most 40 bytes", name)
+		}
+		if m[name] != nil {
+			return nil, fmt.Errorf("webhooks: two targets named %q", name)
+		}
+		m[name] = t
+	}
+	return m, nil
+}
+
 // startWorker runs w beside Run's other goroutines, unless Run is
 // stopping. Call with d.mu held, after Run set rctx.
 func (d *Dispatcher) startWorker(w *worker) {
@@ -109,12 +120,7 @@ func (d *Dispatcher) worker(name string) *worker {
 func (d *Dispatcher) names() []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	names := make([]string, 0, len(d.workers))
-	for name := range d.workers {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return names
+	return slices.Sorted(maps.Keys(d.workers))
 }
 
 // sameTarget reports whether b is a, without comparing values that

@@ -200,7 +200,6 @@ func newUnsubscribeHandler(cfg *config.Config, ledger *optin.Ledger, reg prometh
 	return unsubscribe.NewHandler(unsubscribe.HandlerOptions{
 		Tokens:   tokens,
 		Ledger:   ledger,
-		Purposes: ledger.Purposes(),
 		Language: cfg.Unsubscribe.Language,
 		Logger:   log,
 		Metrics:  reg,

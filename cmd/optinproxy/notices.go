@@ -65,7 +65,6 @@ func newConfirmHandler(cfg *config.Config, ledger *optin.Ledger, tokens *unsubsc
 	return unsubscribe.NewConfirmHandler(unsubscribe.ConfirmOptions{
 		Tokens:   tokens,
 		Ledger:   ledger,
-		Purposes: ledger.Purposes(),
 		Language: cfg.Unsubscribe.Language,
 		Expiry:   time.Duration(cfg.Policy.PendingExpiry),
 		Logger:   log,

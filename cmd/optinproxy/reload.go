@@ -178,8 +178,6 @@ func (r *reloader) apply(ctx context.Context, c *change) error {
 		ledger.SetPurposes(old) // valid: it was in force
 		return err
 	}
-	r.a.parts.unsub.SetPurposes(c.purposes)
-	r.a.parts.confirm.SetPurposes(c.purposes)
 	r.a.parts.api.SetRoles(c.roles)
 	r.a.personal.footers.Store(c.footers)
 	out := r.a.parts.outbound

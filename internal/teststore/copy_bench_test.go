@@ -1,9 +1,11 @@
 package teststore
 
 import (
+	"path/filepath"
 	"testing"
 	"time"
 
+	"optinproxy/internal/redistest"
 	"optinproxy/optin"
 	"optinproxy/optin/storetest"
 )
@@ -20,11 +22,11 @@ func BenchmarkCopy(b *testing.B) {
 	const n = 100_000
 	for b.Loop() {
 		b.StopTimer()
-		src := openFile(b, time.Now, Keys)
+		src := openFile(b, filepath.Join(b.TempDir(), "optinproxy.db"), time.Now, Keys)
 		l := storetest.SeedLedger(b, src, time.Now)
 		storetest.Seed(b, src, n, storetest.GrantedWithReceipts(l, 2))
-		mid := openRedis(b, time.Now, Keys)
-		dst := openFile(b, time.Now, Keys)
+		mid := openRedis(b, redistest.Start(b), time.Now, Keys)
+		dst := openFile(b, filepath.Join(b.TempDir(), "optinproxy.db"), time.Now, Keys)
 		b.StartTimer()
 		copyTimed(b, src, mid, "redis-s", "verify-redis-s", n)
 		copyTimed(b, mid, dst, "file-s", "verify-file-s", n)

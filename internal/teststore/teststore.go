@@ -24,7 +24,14 @@ var Keys = optin.StaticKeys(optin.NewKeyring(time.Now()))
 // after the first is closed is a restarted proxy.
 func File(t testing.TB, path string) optin.Store {
 	t.Helper()
-	s, err := filestore.Open(path, filestore.Options{Timeout: 5 * time.Second, Keys: Keys})
+	return openFile(t, path, nil, Keys)
+}
+
+// openFile opens the embedded store at path with the clock now (nil: the
+// wall clock) and the ledger key k.
+func openFile(t testing.TB, path string, now func() time.Time, k *optin.Keys) optin.Store {
+	t.Helper()
+	s, err := filestore.Open(path, filestore.Options{Timeout: 5 * time.Second, Keys: k, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,11 +42,18 @@ func File(t testing.TB, path string) optin.Store {
 // Redis opens a store on srv; several are several proxies sharing it.
 func Redis(t testing.TB, srv *redistest.Server) optin.Store {
 	t.Helper()
+	return openRedis(t, srv, nil, Keys)
+}
+
+// openRedis opens a store on srv with the clock now (nil: the wall clock)
+// and the ledger key k.
+func openRedis(t testing.TB, srv *redistest.Server, now func() time.Time, k *optin.Keys) optin.Store {
+	t.Helper()
 	client, err := redisstore.NewClient(srv.URL(), "", nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := redisstore.Open(context.Background(), redisstore.Options{Client: client, Keys: Keys})
+	s, err := redisstore.Open(context.Background(), redisstore.Options{Client: client, Keys: k, Now: now})
 	if err != nil {
 		client.Close()
 		t.Fatal(err)

@@ -1,41 +1,22 @@
 package redisstore_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"optinproxy/internal/redistest"
+	"optinproxy/internal/testtools"
 	"optinproxy/optin/redisstore"
 )
-
-// lockedBuffer is a log sink go-redis's goroutines may write to at once.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestClientLogIsJSON: when Redis cannot be reached, go-redis's own log
 // lines arrive as JSON warnings, with the URL's password left out.
 func TestClientLogIsJSON(t *testing.T) {
-	var out lockedBuffer
+	var out testtools.LogBuffer
 	redisstore.SetLogger(slog.New(slog.NewJSONHandler(&out, nil)))
 	t.Cleanup(func() { redisstore.SetLogger(slog.Default()) })
 	srv := redistest.Start(t)
