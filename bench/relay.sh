@@ -29,6 +29,10 @@
 #           enforcement, receipts, unsubscribe injection and signing, on the
 #           embedded store
 #   full-redis  full on Redis (as the redis path)
+#   full-redis-ed25519  full-redis, signing with an Ed25519 key whatever
+#           BENCH_DKIM says (beside full-redis, the price of the RSA key)
+#   inject-redis  inject on Redis: enforcement, receipts and unsubscribe
+#           injection, no signing (the goal's own wording)
 #   postfix smtp-source -> a stock Postfix relay -> smtp-sink, timed twice:
 #           at acceptance (smtp-source done: Postfix has queued every message)
 #           and end to end (smtp-sink counted every message)
@@ -67,7 +71,9 @@
 # list of bytes, e.g. "4096 262144"), BENCH_RCPTS ("1"; a list of
 # recipients per message, e.g. "1 50"), BENCH_N_CONN (messages per run, one
 # connection each; 10000), BENCH_N_REUSE (with -d; 20000), BENCH_N_MULTI
-# (messages per run when a message has more than one recipient; 2000),
+# (messages per run when a message has more than one recipient; 2000;
+# each of the three is scaled down by size/4096 for larger messages, to
+# no fewer than 100),
 # BENCH_DKIM (rsa: a 2048-bit RSA key, what most senders publish; or
 # ed25519), BENCH_CACHE (bench/.cache), BENCH_OTHER_LIMIT (15: percent of
 # the machine's CPU that other work may take during a run before it is
@@ -76,7 +82,7 @@
 # with what users would put in front of a mailer instead). The goals, in
 # the row of 20 sessions, 4 KiB, one recipient: at least 35 % of the direct
 # rate for smtp, file and inject, 40 % for redis with a new connection per
-# message, and 50 % for full-redis.
+# message, and 50 % for full-redis, full-redis-ed25519 and inject-redis.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -187,7 +193,7 @@ measure() {
   ((rcpts > 1)) && flags+=(-r "$rcpts")
   case $path in
     smtp | inject | full) proxy=1 ;;
-    redis | full-redis) proxy=1 redis=1 ;;
+    redis | full-redis | full-redis-ed25519 | inject-redis) proxy=1 redis=1 ;;
     file) proxy=1 ;;
     postfix) pf=1 ;;
   esac
@@ -206,6 +212,8 @@ measure() {
     inject) start_proxy "smtp://127.0.0.1:$sink_port" "" newsletter ;;
     full) start_proxy "smtp://127.0.0.1:$sink_port" "" newsletter "$dkim_key" ;;
     full-redis) start_proxy "smtp://127.0.0.1:$sink_port" "$redis_url" newsletter "$dkim_key" ;;
+    full-redis-ed25519) start_proxy "smtp://127.0.0.1:$sink_port" "$redis_url" newsletter "$ed_key" ;;
+    inject-redis) start_proxy "smtp://127.0.0.1:$sink_port" "$redis_url" newsletter ;;
     postfix)
       start_postfix "$sink_port"
       target=$postfix_port
@@ -214,7 +222,7 @@ measure() {
   if ((proxy)); then
     target=$proxy_port
     # Marketing mail: every recipient of the run consented beforehand.
-    if [[ $path == inject || $path == full* ]]; then
+    if [[ $path == inject* || $path == full* ]]; then
       local csv=$work/consents.$((n * rcpts)).csv
       [[ -f $csv ]] || make_consents "$csv" 1 "$((n * rcpts))" %drcpt@bench.test
       import_consents "$csv" "$((n * rcpts))"
@@ -247,7 +255,7 @@ measure() {
   local got i wait=3
   case $path in
     postfix) want=$((n * ((rcpts + 49) / 50))) wait=$drain_limit ;;
-    inject | full*) want=$((n * rcpts)) ;;
+    inject* | full*) want=$((n * rcpts)) ;;
     *) want=$n ;;
   esac
   # End to end: until smtp-sink counted every copy. For the proxy, which
@@ -282,7 +290,7 @@ measure() {
     ((got == n)) || die "$mode/$path: the proxy counted $got relayed, want $n"
     got=$(metric "$http_port" optinproxy_receipt_errors_total)
     ((got == 0)) || die "$mode/$path: the proxy failed to store $got receipts (optinproxy_receipt_errors_total)"
-    if [[ $path == inject || $path == full* ]]; then
+    if [[ $path == inject* || $path == full* ]]; then
       got=$(metric "$http_port" 'optinproxy_decisions_total{decision="allow",purpose="newsletter",reason="consent"}')
       ((got == n * rcpts)) || die "$mode/$path: the proxy allowed $got newsletter recipients by consent, want $((n * rcpts))"
       got=$(metric "$http_port" 'optinproxy_relayed_copies_total{domain="bench.test"}')
@@ -386,11 +394,11 @@ read -r -a paths <<<"${BENCH_PATHS:-direct smtp redis file}"
 [[ ${paths[0]:-} == direct ]] || die "BENCH_PATHS must start with direct (the reference), got: ${paths[*]}"
 for path in "${paths[@]}"; do
   case $path in
-    direct | smtp | redis | file | inject | full | full-redis | postfix) ;;
-    *) die "BENCH_PATHS: unknown path $path (direct, smtp, redis, file, inject, full, full-redis, postfix)" ;;
+    direct | smtp | redis | file | inject | inject-redis | full | full-redis | full-redis-ed25519 | postfix) ;;
+    *) die "BENCH_PATHS: unknown path $path (direct, smtp, redis, file, inject, inject-redis, full, full-redis, full-redis-ed25519, postfix)" ;;
   esac
 done
-if [[ " ${paths[*]} " == *" redis "* || " ${paths[*]} " == *" full-redis "* ]]; then
+if [[ " ${paths[*]} " == *" redis "* || " ${paths[*]} " == *"-redis"* ]]; then
   command -v redis-server >/dev/null || die "redis-server is not on PATH (the redis paths need it; or leave them out of BENCH_PATHS)"
   redis_version=$(redis-server --version | grep -o 'v=[0-9.]*' | cut -d= -f2)
 fi
@@ -406,6 +414,9 @@ if [[ " ${paths[*]} " == *" full"* ]]; then
     ed25519) openssl genpkey -algorithm ed25519 -out "$dkim_key" 2>/dev/null ;;
   esac || die "openssl could not make a $dkim_alg key"
   chmod 600 "$dkim_key"
+  ed_key=$work/dkim-ed25519.pem
+  openssl genpkey -algorithm ed25519 -out "$ed_key" 2>/dev/null || die "openssl could not make an ed25519 key"
+  chmod 600 "$ed_key"
   sessions=1
   probe_full
 fi
@@ -433,6 +444,9 @@ log "measuring: ${#rows[@]} rows (client mode x sessions x size x recipients) x 
 for row in "${rows[@]}"; do
   read -r mode sessions size rcpts <<<"$row"
   if ((rcpts > 1)); then n=$n_multi; elif [[ $mode == conn ]]; then n=$n_conn; else n=$n_reuse; fi
+  # Larger messages: the same bytes per run as at 4 KiB, at least 100
+  # messages, so that a 256 KiB row takes about as long as a 4 KiB one.
+  ((size > 4096)) && n=$((n * 4096 / size > 100 ? n * 4096 / size : 100))
   nmsgs[$row]=$n
   for r in $(seq "$runs"); do
     for path in "${paths[@]}"; do
@@ -473,7 +487,7 @@ goal() {
   read -r mode s z rc <<<"$1"
   [[ $s == 20 && $z == 4096 && $rc == 1 ]] || return 0
   case $2 in
-    full-redis) echo 50 ;;
+    full-redis | full-redis-ed25519 | inject-redis) echo 50 ;;
     redis) if [[ $mode == conn ]]; then echo 40; else echo 35; fi ;;
     smtp | file | inject) echo 35 ;;
   esac
@@ -486,8 +500,10 @@ label() {
     redis) echo "proxy, \`smtp://\` upstream, Redis store → smtp-sink" ;;
     file) echo "proxy, \`file://\` upstream ($outbox_fs)" ;;
     inject) echo "proxy, \`smtp://\` upstream, newsletter with unsubscribe links → smtp-sink" ;;
-    full) echo "proxy, everything on (consent, receipts, unsubscribe links, DKIM), embedded store → smtp-sink" ;;
-    full-redis) echo "proxy, everything on (consent, receipts, unsubscribe links, DKIM), Redis store → smtp-sink" ;;
+    full) echo "proxy, everything on (consent, receipts, unsubscribe links, DKIM $dkim_alg), embedded store → smtp-sink" ;;
+    full-redis) echo "proxy, everything on (consent, receipts, unsubscribe links, DKIM $dkim_alg), Redis store → smtp-sink" ;;
+    full-redis-ed25519) echo "proxy, everything on (consent, receipts, unsubscribe links, DKIM ed25519), Redis store → smtp-sink" ;;
+    inject-redis) echo "proxy, consent, receipts and unsubscribe links, no DKIM, Redis store → smtp-sink" ;;
     postfix) echo "Postfix relay → smtp-sink, at acceptance" ;;
     postfix-e2e) echo "Postfix relay → smtp-sink, end to end" ;;
   esac
@@ -524,19 +540,23 @@ table() {
   done
 }
 
-# versus prints, for each row with both, how many times the Postfix
-# relay's end-to-end rate the proxy's full path on Redis reached.
+# versus prints, for each row and each of the Redis proxy paths measured
+# with the Postfix relay, how many times the Postfix relay's end-to-end
+# rate the proxy reached.
 versus() {
-  local row mode s z rc p f
-  [[ " ${paths[*]} " == *" postfix "* && " ${paths[*]} " == *" full-redis "* ]] || return 0
-  echo
-  echo "The proxy with everything on, on Redis, against the Postfix relay end to end (goal ≥ 10x at 20 sessions, 4 KiB, one recipient):"
-  echo
-  for row in "${rows[@]}"; do
-    read -r mode s z rc <<<"$row"
-    p=$(med "${e2es[$row/postfix]}")
-    f=$(med "${results[$row/full-redis]}")
-    echo "- $(mode_name "$mode"), $s sessions, $z bytes, $rc recipients: $(awk -v f="$f" -v p="$p" 'BEGIN {printf "%.1fx", f / p}') ($f against $p msgs/s)."
+  local row mode s z rc p f path
+  [[ " ${paths[*]} " == *" postfix "* ]] || return 0
+  for path in full-redis full-redis-ed25519 inject-redis; do
+    [[ " ${paths[*]} " == *" $path "* ]] || continue
+    echo
+    echo "$(label "$path"), against the Postfix relay end to end (goal ≥ 10x at 20 sessions, 4 KiB, one recipient):"
+    echo
+    for row in "${rows[@]}"; do
+      read -r mode s z rc <<<"$row"
+      p=$(med "${e2es[$row/postfix]}")
+      f=$(med "${results[$row/$path]}")
+      echo "- $(mode_name "$mode"), $s sessions, $z bytes, $rc recipients: $(awk -v f="$f" -v p="$p" 'BEGIN {printf "%.1fx", f / p}') ($f against $p msgs/s)."
+    done
   done
 }
 
