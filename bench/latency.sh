@@ -17,7 +17,9 @@
 #           newsletter, whose recipients need consent. BENCH_SUBJECTS recipients
 #           r0@sink.test ... are granted the newsletter beforehand with
 #           `optinproxy import`, and the messages cycle over them, so every
-#           message costs a lookup and a receipt per recipient.
+#           message costs a lookup and a receipt per recipient. Newsletter
+#           copies get their own unsubscribe link (headers and footer); with
+#           BENCH_DKIM every copy is also DKIM-signed.
 # Steps, interleaved direct and proxy:
 #   1. peak: closed loop (each connection sends its next message as soon as
 #      the last is answered), BENCH_PEAK_N messages, BENCH_PEAK_RUNS times
@@ -44,7 +46,9 @@
 # other work may take during a run before it is measured again),
 # BENCH_RATES (unset; "400 800" offers those rates in msgs/s instead of
 # BENCH_LOADS, the peak still measured and shown: to compare two versions of
-# the code at the same load, since the peak itself varies from run to run).
+# the code at the same load, since the peak itself varies from run to run),
+# BENCH_DKIM (none; rsa or ed25519: the proxy signs every copy for
+# bench.test with a key of that kind made for the run).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -81,6 +85,11 @@ duration=${BENCH_DURATION:-20}
 warmup=${BENCH_WARMUP:-2}
 cache=${BENCH_CACHE:-$here/.cache}
 other_limit=${BENCH_OTHER_LIMIT:-15}
+dkim_alg=${BENCH_DKIM:-none}
+[[ $dkim_alg == none || $dkim_alg == rsa || $dkim_alg == ed25519 ]] || {
+  echo "latency.sh: BENCH_DKIM: want none, rsa or ed25519, got '$dkim_alg'" >&2
+  exit 2
+}
 if ((quick)); then
   subjects=2000 peak_n=1000 peak_runs=1 runs=1 duration=3 warmup=1
 fi
@@ -186,7 +195,7 @@ measure() {
   target=$sink_port
   if [[ $path == proxy ]]; then
     start_redis
-    start_proxy "smtp://127.0.0.1:$sink_port" "$redis_url" newsletter
+    start_proxy "smtp://127.0.0.1:$sink_port" "$redis_url" newsletter "$dkim_key"
     import_consents "$work/consents.csv" "$subjects"
     target=$proxy_port
     cpu0=$(metric_float "$http_port" process_cpu_seconds_total)
@@ -317,13 +326,26 @@ build_proxy
 log "building bench/latency"
 (cd "$root" && timeout 600 go build -o "$work/latency" ./bench/latency) || die "go build ./bench/latency failed"
 make_consents "$work/consents.csv" 0 "$subjects" r%d@sink.test
+dkim_key=""
+if [[ $dkim_alg != none ]]; then
+  command -v openssl >/dev/null || die "openssl is not on PATH (BENCH_DKIM makes its key with it)"
+  dkim_key=$work/dkim.pem
+  case $dkim_alg in
+    rsa) openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$dkim_key" 2>/dev/null ;;
+    ed25519) openssl genpkey -algorithm ed25519 -out "$dkim_key" 2>/dev/null ;;
+  esac || die "openssl could not make a $dkim_alg key"
+  chmod 600 "$dkim_key"
+fi
 
 # Enforcement check: on a proxy set up as for the measurements, a granted
 # recipient's message goes through and a stranger's is refused.
-log "checking that the proxy enforces consent (a granted recipient passes, a stranger gets 550)"
-start_sink
+log "checking that the proxy enforces consent (a granted recipient passes, a stranger gets 550) and injects (and signs) as configured"
+# smtp-sink, as nobody, writes the kept copy by its full path.
+mkdir -p "$work/probe"
+((EUID == 0)) && chown nobody "$work/probe" && chmod go+x "$work"
+start_sink -D "$work/probe/dump"
 start_redis
-start_proxy "smtp://127.0.0.1:$sink_port" "$redis_url" newsletter
+start_proxy "smtp://127.0.0.1:$sink_port" "$redis_url" newsletter "$dkim_key"
 import_consents "$work/consents.csv" "$subjects"
 timeout 60 "$work/latency" -addr "127.0.0.1:$proxy_port" -conns 1 -count 1 -rcpt r0@sink.test \
   -format tsv -q >"$work/check.ok.tsv" 2>&1 || die "a message to a granted recipient was not accepted: $(cat "$work/check.ok.tsv")"
@@ -337,6 +359,18 @@ got=$(metric "$http_port" 'optinproxy_smtp_messages_total{result="relayed"}')
 ((got == 1)) || die "enforcement check: the proxy counted $got relayed, want 1"
 got=$(metric_decisions "$http_port")
 ((got == 1)) || die "enforcement check: the proxy allowed $got recipients by consent, want 1"
+dump=""
+for i in $(seq 40); do
+  dump=$(find "$work/probe" -name 'dump*' -print -quit)
+  [[ -n $dump ]] && break
+  sleep 0.05
+done
+[[ -n $dump ]] || die "enforcement check: smtp-sink kept no copy of the granted recipient's message"
+grep -q '^List-Unsubscribe:' "$dump" || die "enforcement check: the copy has no List-Unsubscribe header ($dump)"
+if [[ $dkim_alg != none ]]; then
+  grep -A3 '^DKIM-Signature:' "$dump" | grep -q 'd=bench.test' ||
+    die "enforcement check: the copy is not DKIM-signed for bench.test ($dump)"
+fi
 stop "$proxy_pid"
 stop "$redis_pid"
 stop "$sink_pid"
@@ -403,7 +437,7 @@ done
 path_name() {
   case $1 in
     direct) echo "direct: bench/latency → smtp-sink" ;;
-    proxy) echo "proxy, \`smtp://\` upstream, Redis store, enforcing → smtp-sink" ;;
+    proxy) echo "proxy, \`smtp://\` upstream, Redis store, enforcing$([[ $dkim_alg == none ]] || echo ", DKIM $dkim_alg") → smtp-sink" ;;
   esac
 }
 
@@ -468,7 +502,7 @@ mem=$(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
 results_md=$(
   echo "- Run of $(date -u '+%Y-%m-%d %H:%M UTC') (commit $(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$root" && git diff --quiet HEAD -- smtpproxy upstream cmd optin bench/latency 2>/dev/null || echo ', with uncommitted changes'))."
   echo "- Machine: $(nproc) CPUs ($model), $mem memory, Linux $(uname -r), $(go version | awk '{print $3}'), Postfix smtp-sink $postfix_version, Redis $redis_version (appendonly yes, appendfsync everysec; its own redis-server on loopback, sharing the CPUs)."
-  echo "- Client: bench/latency, $conns kept connections, $size-byte bodies, $rcpts recipient(s) per message, cycling over $subjects recipients who were granted the newsletter beforehand (\`optinproxy import\`). Proxy: \`smtp://\` upstream (pool of $sessions), Redis store, \`policy.default_purpose: newsletter\` (consent needed)."
+  echo "- Client: bench/latency, $conns kept connections, $size-byte bodies, $rcpts recipient(s) per message, cycling over $subjects recipients who were granted the newsletter beforehand (\`optinproxy import\`). Proxy: \`smtp://\` upstream (pool of $sessions), Redis store, \`policy.default_purpose: newsletter\` (consent needed; every copy with its own unsubscribe link$([[ $dkim_alg == none ]] && echo ", not DKIM-signed" || echo " and DKIM-signed with a $dkim_alg key"))."
   echo "- Peak: closed loop, $peak_n messages, median of $peak_runs runs. Latency: $duration s measured after $warmup s of warm-up, open loop at a fixed rate, latency from each message's due time to the reply to its final dot; median of $runs runs. A fresh sink for every run, and for the proxy's a fresh Redis, proxy and import."
   echo "- Background: the machine was $(med "$bases") % busy (median; at most $(tr ' ' '\n' <<<"$bases" | grep . | sort -g | tail -1) %) in the second before each run with none of the benchmark's processes running. Runs during which over $other_limit % of the machine's CPU went to other work were measured again: $retries times.$( ((noisy)) && echo ' **Some runs still overlapped with other work: their numbers are off.**')"
   echo
