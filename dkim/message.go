@@ -72,8 +72,18 @@ func (f field) value(msg []byte) string {
 	} else {
 		raw = nil
 	}
-	v := strings.NewReplacer("\r\n", "", "\n", "").Replace(string(raw))
-	return strings.TrimSpace(v)
+	raw = bytes.TrimSpace(raw)
+	if bytes.IndexByte(raw, '\n') < 0 {
+		return string(raw)
+	}
+	// Unfolding removes the line breaks; the whitespace after them stays.
+	v := make([]byte, 0, len(raw))
+	for len(raw) > 0 {
+		line, rest, _ := bytes.Cut(raw, []byte("\n"))
+		v = append(v, bytes.TrimSuffix(line, []byte("\r"))...)
+		raw = rest
+	}
+	return string(v)
 }
 
 // fromDomain returns the domain of the message's author: the one mailbox

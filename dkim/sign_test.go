@@ -199,3 +199,24 @@ func TestSignWriteFails(t *testing.T) {
 var _ interface {
 	Sign(w io.Writer, msg []byte, changed ...string) (bool, int, error)
 } = (*Signer)(nil)
+
+// A field's value is unfolded: line breaks go, the whitespace after them
+// stays, and a CR that ends no line is kept.
+func TestFieldValue(t *testing.T) {
+	for raw, want := range map[string]string{
+		"From: a@shop.example\r\n":                 "a@shop.example",
+		"From:a@shop.example":                      "a@shop.example",
+		"From: \"Shop\"\r\n <a@shop.example> \r\n": "\"Shop\" <a@shop.example>",
+		"From: \"Shop\"\n\t<a@shop.example>\n":     "\"Shop\"\t<a@shop.example>",
+		"DKIM-Signature: v=1;\r\n b=ab\r\n cd\r\n": "v=1; b=ab cd",
+		"DKIM-Signature: v=1;\r\r\n b=x\r\n":       "v=1;\r b=x",
+		"Subject:\r\n \r\n":                        "",
+		"X-No-Colon\r\n":                           "",
+		"Subject:  a\rb  \r\n":                     "a\rb",
+	} {
+		msg := []byte(raw)
+		if got := (field{start: 0, end: len(msg)}).value(msg); got != want {
+			t.Errorf("value of %q = %q, want %q", raw, got, want)
+		}
+	}
+}
