@@ -381,7 +381,6 @@ func (s *Server) admit(c net.Conn, implicitTLS bool) *trackedConn {
 		return nil
 	}
 	tc := &trackedConn{Conn: c, srv: s, client: client, firstBy: time.Now().Add(s.opts.FirstCommandTimeout)}
-	tc.in.conn = c
 	s.mu.Lock()
 	s.conns[tc] = struct{}{}
 	s.mu.Unlock()
@@ -401,11 +400,7 @@ type trackedConn struct {
 	// closeAfterWrite closes the connection after its next write: the
 	// reply that ends a session (see session.hangUp).
 	closeAfterWrite atomic.Bool
-	in              readAhead
 }
-
-// Read reads through in, which reads ahead while the client streams.
-func (c *trackedConn) Read(p []byte) (int, error) { return c.in.Read(p) }
 
 func (c *trackedConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
