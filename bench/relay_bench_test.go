@@ -48,16 +48,28 @@ const (
 
 // message is a 4 KiB-body message much like smtp-source's -l 4096 one;
 // send puts a Message-ID of its own above it, as smtp-source does.
-var message = func() []byte {
+// setMessageSize changes it for the benchmarks that measure size.
+var message = makeMessage(benchPayload)
+
+func makeMessage(payload int) []byte {
 	var b strings.Builder
 	b.WriteString("From: <bench@source.test>\r\nTo: <rcpt@sink.test>\r\nSubject: bench\r\n")
 	b.WriteString("Date: Mon, 23 Nov 2026 12:00:00 +0000\r\n\r\n")
 	line := strings.Repeat("La-la-la ", 8)[:70] + "\r\n" // 72 bytes a line
-	for n := 0; n < benchPayload; n += len(line) {
+	for n := 0; n < payload; n += len(line) {
 		b.WriteString(line)
 	}
 	return []byte(b.String())
-}()
+}
+
+// setMessageSize makes message's body payload bytes until the benchmark
+// ends.
+func setMessageSize(b *testing.B, payload int) {
+	b.Helper()
+	old := message
+	message = makeMessage(payload)
+	b.Cleanup(func() { message = old })
+}
 
 // sink is an SMTP server that counts and discards what it gets.
 type sink struct {
