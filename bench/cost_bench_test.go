@@ -46,6 +46,14 @@ func BenchmarkMessageCost(b *testing.B) {
 		b.Run(fmt.Sprintf("rcpts=%d/full", n), func(b *testing.B) { fullCost(b, n) })
 	}
 	setRecipients(b, 1)
+	b.Run("size=256KiB/direct", func(b *testing.B) {
+		setMessageSize(b, 256<<10)
+		s := startSink(b)
+		run(b, s.addr, true)
+		if got := s.msgs.Load(); got != int64(b.N) {
+			b.Fatalf("sink got %d messages, want %d", got, b.N)
+		}
+	})
 	b.Run("size=256KiB/full", func(b *testing.B) {
 		setMessageSize(b, 256<<10)
 		fullCost(b, 1)
