@@ -7,21 +7,26 @@ import (
 	"sync/atomic"
 
 	"github.com/emersion/go-smtp"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // budget bounds the message bytes held by all transactions at once, so
 // that a flood of large messages is refused with 452 4.3.1 rather than
 // taking the process's memory. It counts the capacity of the buffers
 // messages are read into, which is what they hold.
+//
+// The gauges read used and peak when scraped: a gauge kept beside used,
+// added to after each change, could show a give and a take in the other
+// order, and so more than the limit.
 type budget struct {
 	limit int64
 	used  atomic.Int64
-	gauge prometheus.Gauge
+	// peak is the most bytes held at once since the start, for sizing
+	// the limit.
+	peak atomic.Int64
 }
 
-func newBudget(limit int64, gauge prometheus.Gauge) *budget {
-	return &budget{limit: limit, gauge: gauge}
+func newBudget(limit int64) *budget {
+	return &budget{limit: limit}
 }
 
 // take holds n bytes if they fit.
@@ -32,16 +37,22 @@ func (b *budget) take(n int64) bool {
 			return false
 		}
 		if b.used.CompareAndSwap(used, used+n) {
-			b.gauge.Add(float64(n))
+			b.raisePeak(used + n)
 			return true
 		}
 	}
 }
 
-func (b *budget) give(n int64) {
-	b.used.Add(-n)
-	b.gauge.Sub(float64(n))
+func (b *budget) raisePeak(held int64) {
+	for {
+		peak := b.peak.Load()
+		if held <= peak || b.peak.CompareAndSwap(peak, held) {
+			return
+		}
+	}
 }
+
+func (b *budget) give(n int64) { b.used.Add(-n) }
 
 // fits reports whether n more bytes would fit now; for MAIL's SIZE=.
 func (b *budget) fits(n int64) bool { return b.used.Load()+n <= b.limit }

@@ -6,7 +6,9 @@ import (
 
 type metrics struct {
 	connections prometheus.Gauge
-	inflight    prometheus.Gauge
+	// inflight and inflightPeak read the byte budget when scraped.
+	inflight     prometheus.GaugeFunc
+	inflightPeak prometheus.GaugeFunc
 	// refused counts connections refused over the limits, by reason.
 	refused    *prometheus.CounterVec
 	messages   *prometheus.CounterVec
@@ -21,16 +23,20 @@ type metrics struct {
 	brokenSignatures prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, inflight *budget) (*metrics, error) {
 	m := &metrics{
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "optinproxy_smtp_connections",
 			Help: "SMTP client connections open now.",
 		}),
-		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+		inflight: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "optinproxy_smtp_inflight_bytes",
 			Help: "Message bytes held by transactions now, against smtp.max_inflight_bytes.",
-		}),
+		}, func() float64 { return float64(inflight.used.Load()) }),
+		inflightPeak: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "optinproxy_smtp_inflight_bytes_peak",
+			Help: "The most message bytes held by transactions at once since the start, against smtp.max_inflight_bytes.",
+		}, func() float64 { return float64(inflight.peak.Load()) }),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "optinproxy_smtp_connections_refused_total",
 			Help: "SMTP connections refused with 421 over the connection limits, by reason: global, per_ip.",
@@ -73,7 +79,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.refused.WithLabelValues(reason) // shown at 0 before the first refusal
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.connections, m.inflight, m.refused, m.messages, m.recipients, m.replies, m.upstream, m.decisions, m.receiptErrors, m.dsns, m.brokenSignatures} {
+		for _, c := range []prometheus.Collector{m.connections, m.inflight, m.inflightPeak, m.refused, m.messages, m.recipients, m.replies, m.upstream, m.decisions, m.receiptErrors, m.dsns, m.brokenSignatures} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -223,10 +223,10 @@ func New(opts Options) (*Server, error) {
 	s.rules.Store(rules)
 	s.relays, s.stopRelays = context.WithCancel(context.Background())
 	s.batcher = optin.NewBatcher(opts.Store, 0, opts.UpstreamTimeout)
-	if s.metrics, err = newMetrics(opts.Metrics); err != nil {
+	s.inflight = newBudget(opts.MaxInflightBytes)
+	if s.metrics, err = newMetrics(opts.Metrics, s.inflight); err != nil {
 		return nil, err
 	}
-	s.inflight = newBudget(opts.MaxInflightBytes, s.metrics.inflight)
 	srv := smtp.NewServer(smtp.BackendFunc(s.openSession))
 	srv.Domain = opts.Hostname
 	srv.TLSConfig = opts.TLSConfig
