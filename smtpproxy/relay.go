@@ -140,7 +140,7 @@ func (s *Server) sendCopies(ctx context.Context, tx *transaction, due []recipien
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			body, err := s.opts.Personalize(tx.purpose, r.addr, tx.msg.key, tx.msg.header.Copy(), tx.msg.body)
+			body, err := s.opts.Personalize(tx.purpose, r.addr, tx.msg.key, tx.msg.header, tx.msg.body)
 			if err == nil {
 				body, err = s.finish(tx, body, true, i == 0)
 			}
