@@ -125,7 +125,7 @@ func (s *SMTP) Send(ctx context.Context, from string, to []string, msg io.Writer
 		}
 		stop := c.watch(ctx)
 		res := c.send(from, to, msg, opts)
-		interrupted := stop()
+		interrupted := !stop()
 		if res.healthy && !interrupted {
 			s.put(c)
 		} else {
@@ -309,7 +309,7 @@ func (s *SMTP) Ping(ctx context.Context) error {
 	}
 	stop := c.watch(ctx)
 	_, err = c.cmd(250, "NOOP")
-	interrupted := stop()
+	interrupted := !stop()
 	if err == nil && !interrupted {
 		s.put(c)
 		return nil
