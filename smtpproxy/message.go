@@ -148,14 +148,28 @@ func newID() string {
 func (m *message) stamp(qid, hostname, helo, remote, protocol string, now time.Time) {
 	if m.id == "" {
 		m.id = "<" + qid + "@" + hostname + ">"
-		m.header.Add("Message-Id", m.id)
+		addFormatted(&m.header, "Message-Id", m.id)
 	}
 	from := "unknown"
 	if validHelo(helo) {
 		from = helo
 	}
-	m.header.Add("Received", fmt.Sprintf("from %s ([%s]) by %s (optinproxy) with %s id %s; %s",
+	addFormatted(&m.header, "Received", fmt.Sprintf("from %s ([%s]) by %s (optinproxy) with %s id %s; %s",
 		from, remote, hostname, protocol, qid, now.Format(time.RFC1123Z)))
+}
+
+// addFormatted adds a field to h as go-message formats (and folds) it,
+// once: a field added by value is formatted anew each time the header
+// is written, which is once per copy.
+func addFormatted(h *textproto.Header, k, v string) {
+	var one textproto.Header
+	one.Add(k, v)
+	raw, err := one.Raw(k)
+	if err != nil { // a value the proxy made holds no CR or LF
+		h.Add(k, v)
+		return
+	}
+	h.AddRaw(raw)
 }
 
 // validHelo reports whether a HELO name may go into Received:: a domain

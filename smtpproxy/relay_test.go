@@ -44,6 +44,8 @@ func TestRelayAddsTraceAndKeepsMessage(t *testing.T) {
 	// message as the client sent it, byte for byte.
 	if i := bytes.Index(rest, []byte(plainMsg)); i < 0 || !bytes.HasSuffix(d.data, []byte(plainMsg)) {
 		t.Errorf("message not passed on unchanged:\n%s", d.data)
+	} else if added := d.data[:len(d.data)-len(plainMsg)]; bytes.Contains(added, []byte("\r\n\r\n")) || !bytes.HasSuffix(added, []byte("\r\n")) {
+		t.Errorf("the Received: field is not one whole field:\n%q", added)
 	}
 	if bytes.Count(d.data, []byte("Message-ID:")) != 1 || bytes.Contains(d.data, []byte("Message-Id:")) {
 		t.Errorf("a Message-ID was added although the message had one:\n%s", d.data)
