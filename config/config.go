@@ -70,7 +70,7 @@ type Upstream struct {
 	DedupWindow Duration `yaml:"dedup_window"`
 	// Timeout bounds one upstream conversation step (dial, command, data).
 	Timeout Duration `yaml:"timeout"`
-	// PoolSize is how many idle upstream connections are kept for reuse.
+	// PoolSize bounds the upstream connections open at once, busy or idle.
 	PoolSize int `yaml:"pool_size"`
 }
 

@@ -134,7 +134,7 @@ func (l *loader) checkUpstream(u *Upstream) {
 	}
 	l.checkPositive("upstream.timeout", int64(u.Timeout))
 	if u.PoolSize <= 0 {
-		l.invalid("upstream.pool_size", "must be at least 1 (the idle upstream connections kept for reuse)")
+		l.invalid("upstream.pool_size", "must be at least 1 (the most upstream connections open at once)")
 	}
 }
 

@@ -29,8 +29,9 @@ type Store interface {
 // as it is sent, and may be written twice (a retry on a stale upstream
 // connection), so it must be built from its inputs each time, never held
 // whole. message is the message's key across retries (its Message-ID, or
-// a hash); header is the recipient's own copy of the header, which
-// Personalize may change; body is shared and must not be changed.
+// a hash); header and body are the message's, shared by every copy and
+// read at once by several: neither may be changed, and a copy that changes
+// fields writes a Copy of header (each time it is written).
 type Personalize func(p optin.Purpose, to optin.Address, message string, header textproto.Header, body []byte) (io.WriterTo, error)
 
 // purposeHeader names the message's purpose; it is removed before relaying.

@@ -733,6 +733,7 @@ func TestPersonalizedPartialFailure(t *testing.T) {
 // tagCopy personalizes a copy by naming its recipient in a header, so
 // that a test can tell the copies apart.
 func tagCopy(_ optin.Purpose, to optin.Address, _ string, h textproto.Header, body []byte) (io.WriterTo, error) {
+	h = h.Copy()
 	h.Add("X-Test-For", to.String())
 	var b bytes.Buffer
 	if err := textproto.WriteHeader(&b, h); err != nil {

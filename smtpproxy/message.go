@@ -13,6 +13,8 @@ import (
 	"net/mail"
 	"net/netip"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-message/textproto"
@@ -30,26 +32,39 @@ type message struct {
 	// key identifies the message across a client's retries: its received
 	// Message-ID, or a hash of the message as received when it had none.
 	key string
+	// size is the message's size as received; copySize the largest copy
+	// of it held so far (see copyHint).
+	size     int
+	copySize atomic.Int64
 }
+
+// headerReaders holds the readers parseMessage reads headers with:
+// go-message reads only from a *bufio.Reader, and one of its own per
+// message would be 4 KiB for a message already held whole. No header
+// field keeps a slice of the reader's buffer.
+var headerReaders = sync.Pool{New: func() any { return bufio.NewReader(nil) }}
 
 // parseMessage splits raw into header and body. raw must stay unchanged
 // while the message is used: the body is not copied. An error is a
 // headerError.
 func parseMessage(raw []byte) (*message, error) {
 	r := bytes.NewReader(raw)
-	br := bufio.NewReader(r)
+	br := headerReaders.Get().(*bufio.Reader)
+	br.Reset(r)
 	h, err := textproto.ReadHeader(br)
+	// The body is what neither reader has handed out yet.
+	body := raw[len(raw)-r.Len()-br.Buffered():]
+	br.Reset(nil)
+	headerReaders.Put(br)
 	if err != nil {
 		return nil, headerFault(err)
 	}
-	// The body is what neither reader has handed out yet.
-	body := raw[len(raw)-r.Len()-br.Buffered():]
 	// go-message skips a field with an empty name; relayed, it would
 	// vanish from a message the proxy claims to pass on as received.
 	if hdr := raw[:len(raw)-len(body)]; bytes.HasPrefix(hdr, []byte(":")) || bytes.Contains(hdr, []byte("\n:")) {
 		return nil, headerError{"a field without a name"}
 	}
-	m := &message{header: h, body: body}
+	m := &message{header: h, body: body, size: len(raw)}
 	if id := strings.TrimSpace(h.Get("Message-Id")); id != "" {
 		m.id = id
 		m.key = "mid:" + id
@@ -133,14 +148,28 @@ func newID() string {
 func (m *message) stamp(qid, hostname, helo, remote, protocol string, now time.Time) {
 	if m.id == "" {
 		m.id = "<" + qid + "@" + hostname + ">"
-		m.header.Add("Message-Id", m.id)
+		addFormatted(&m.header, "Message-Id", m.id)
 	}
 	from := "unknown"
 	if validHelo(helo) {
 		from = helo
 	}
-	m.header.Add("Received", fmt.Sprintf("from %s ([%s]) by %s (optinproxy) with %s id %s; %s",
+	addFormatted(&m.header, "Received", fmt.Sprintf("from %s ([%s]) by %s (optinproxy) with %s id %s; %s",
 		from, remote, hostname, protocol, qid, now.Format(time.RFC1123Z)))
+}
+
+// addFormatted adds a field to h as go-message formats (and folds) it,
+// once: a field added by value is formatted anew each time the header
+// is written, which is once per copy.
+func addFormatted(h *textproto.Header, k, v string) {
+	var one textproto.Header
+	one.Add(k, v)
+	raw, err := one.Raw(k)
+	if err != nil { // a value the proxy made holds no CR or LF
+		h.Add(k, v)
+		return
+	}
+	h.AddRaw(raw)
 }
 
 // validHelo reports whether a HELO name may go into Received:: a domain

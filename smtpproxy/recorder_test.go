@@ -27,6 +27,29 @@ type recorder struct {
 	failData  *smtp.SMTPError
 	delayData time.Duration // before answering the final dot
 	delayMail time.Duration
+	// hold, when set, keeps each of the first messages at the final dot
+	// until as many are being received at once.
+	hold *barrier
+}
+
+// barrier lets its first n callers through once all n have arrived, and
+// every later caller at once.
+type barrier struct {
+	mu  sync.Mutex
+	n   int
+	all chan struct{}
+}
+
+func newBarrier(n int) *barrier { return &barrier{n: n, all: make(chan struct{})} }
+
+func (b *barrier) wait() {
+	b.mu.Lock()
+	b.n--
+	if b.n == 0 {
+		close(b.all)
+	}
+	b.mu.Unlock()
+	<-b.all
 }
 
 type delivery struct {
@@ -146,8 +169,11 @@ func (s *recSession) Data(rd io.Reader) error {
 		return err
 	}
 	s.r.mu.Lock()
-	fail, delay := s.r.failData, s.r.delayData
+	fail, delay, hold := s.r.failData, s.r.delayData, s.r.hold
 	s.r.mu.Unlock()
+	if hold != nil {
+		hold.wait()
+	}
 	time.Sleep(delay)
 	if fail != nil {
 		return fail

@@ -140,7 +140,7 @@ func (s *Server) sendCopies(ctx context.Context, tx *transaction, due []recipien
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			body, err := s.opts.Personalize(tx.purpose, r.addr, tx.msg.key, tx.msg.header.Copy(), tx.msg.body)
+			body, err := s.opts.Personalize(tx.purpose, r.addr, tx.msg.key, tx.msg.header, tx.msg.body)
 			if err == nil {
 				body, err = s.finish(tx, body, true, i == 0)
 			}
@@ -201,43 +201,10 @@ func (s *Server) send(ctx context.Context, tx *transaction, body io.WriterTo, du
 	start := s.opts.Now()
 	rcptErrs, err := s.opts.Upstream.Send(ctx, from, to, body, opts)
 	elapsed := s.opts.Now().Sub(start).Seconds()
-	observe := func(result string) { s.metrics.upstream.WithLabelValues(result).Observe(elapsed) }
-
-	var (
-		se    *smtp.SMTPError
-		md    interface{ MaybeDelivered() bool }
-		lacks interface{ Lacks() string }
-	)
-	switch {
-	case errors.As(err, &md) && md.MaybeDelivered():
-		observe("reply_lost")
-		tx.log.Warn("the upstream's reply to a sent message was lost; treating the copies as delivered", "recipients", len(due), "err", logText(err.Error()))
-		out := outcome{uncertain: map[optin.Address]bool{}}
-		for _, r := range due {
-			out.accepted = append(out.accepted, r.addr)
-			out.uncertain[r.addr] = true
+	if err != nil {
+		if out, done := s.sendFailed(tx, err, len(rcptErrs) > 0, due, elapsed); done {
+			return out
 		}
-		return out
-	case err == nil:
-	case errors.As(err, &se) && len(rcptErrs) > 0:
-		// Every recipient refused at RCPT: report them one by one below.
-	case errors.As(err, &se) && se.Code >= 500:
-		observe("permfail")
-		tx.log.Warn("upstream refused message", "code", se.Code, "detail", logText(se.Message))
-		s.metrics.recipients.WithLabelValues("refused").Add(float64(len(due)))
-		return outcome{err: upstreamRefused(se)}
-	case errors.As(err, &se):
-		observe("tempfail")
-		tx.log.Warn("upstream deferred message", "code", se.Code, "detail", logText(se.Message))
-		return outcome{err: upstreamDeferred(se)}
-	case errors.As(err, &lacks):
-		observe("permfail")
-		tx.log.Warn("upstream lacks an extension the message needs", "extension", lacks.Lacks())
-		return outcome{err: upstreamLacks(lacks.Lacks())}
-	default:
-		observe("tempfail")
-		tx.log.Warn("upstream unreachable", "err", logText(err.Error()))
-		return outcome{err: errUpstreamDown}
 	}
 
 	var out outcome
@@ -254,11 +221,57 @@ func (s *Server) send(ctx context.Context, tx *transaction, body io.WriterTo, du
 	}
 	if len(out.failed) > 0 {
 		s.metrics.recipients.WithLabelValues("refused").Add(float64(len(out.failed)))
-		observe("partial")
+		s.observeSend("partial", elapsed)
 	} else {
-		observe("ok")
+		s.observeSend("ok", elapsed)
 	}
 	return out
+}
+
+func (s *Server) observeSend(result string, seconds float64) {
+	s.metrics.upstream.WithLabelValues(result).Observe(seconds)
+}
+
+// sendFailed gives the outcome of a copy the upstream did not take, and
+// done; done is false when every recipient was refused at RCPT, which
+// the caller reports one by one. Apart from send, so that a copy that
+// went out does not pay for the error values errors.As needs.
+func (s *Server) sendFailed(tx *transaction, err error, rcptRefused bool, due []recipient, elapsed float64) (outcome, bool) {
+	var (
+		se    *smtp.SMTPError
+		md    interface{ MaybeDelivered() bool }
+		lacks interface{ Lacks() string }
+	)
+	switch {
+	case errors.As(err, &md) && md.MaybeDelivered():
+		s.observeSend("reply_lost", elapsed)
+		tx.log.Warn("the upstream's reply to a sent message was lost; treating the copies as delivered", "recipients", len(due), "err", logText(err.Error()))
+		out := outcome{uncertain: map[optin.Address]bool{}}
+		for _, r := range due {
+			out.accepted = append(out.accepted, r.addr)
+			out.uncertain[r.addr] = true
+		}
+		return out, true
+	case errors.As(err, &se) && rcptRefused:
+		// Every recipient refused at RCPT: reported one by one.
+		return outcome{}, false
+	case errors.As(err, &se) && se.Code >= 500:
+		s.observeSend("permfail", elapsed)
+		tx.log.Warn("upstream refused message", "code", se.Code, "detail", logText(se.Message))
+		s.metrics.recipients.WithLabelValues("refused").Add(float64(len(due)))
+		return outcome{err: upstreamRefused(se)}, true
+	case errors.As(err, &se):
+		s.observeSend("tempfail", elapsed)
+		tx.log.Warn("upstream deferred message", "code", se.Code, "detail", logText(se.Message))
+		return outcome{err: upstreamDeferred(se)}, true
+	case errors.As(err, &lacks):
+		s.observeSend("permfail", elapsed)
+		tx.log.Warn("upstream lacks an extension the message needs", "extension", lacks.Lacks())
+		return outcome{err: upstreamLacks(lacks.Lacks())}, true
+	}
+	s.observeSend("tempfail", elapsed)
+	tx.log.Warn("upstream unreachable", "err", logText(err.Error()))
+	return outcome{err: errUpstreamDown}, true
 }
 
 // wireAddress is an envelope address as it goes upstream: as the client

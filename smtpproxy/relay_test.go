@@ -2,7 +2,9 @@ package smtpproxy_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -10,7 +12,10 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"optinproxy/internal/teststore"
+	"optinproxy/optin"
 	"optinproxy/smtpproxy"
+	"optinproxy/upstream"
 )
 
 func TestRelayAddsTraceAndKeepsMessage(t *testing.T) {
@@ -39,6 +44,8 @@ func TestRelayAddsTraceAndKeepsMessage(t *testing.T) {
 	// message as the client sent it, byte for byte.
 	if i := bytes.Index(rest, []byte(plainMsg)); i < 0 || !bytes.HasSuffix(d.data, []byte(plainMsg)) {
 		t.Errorf("message not passed on unchanged:\n%s", d.data)
+	} else if added := d.data[:len(d.data)-len(plainMsg)]; bytes.Contains(added, []byte("\r\n\r\n")) || !bytes.HasSuffix(added, []byte("\r\n")) {
+		t.Errorf("the Received: field is not one whole field:\n%q", added)
 	}
 	if bytes.Count(d.data, []byte("Message-ID:")) != 1 || bytes.Contains(d.data, []byte("Message-Id:")) {
 		t.Errorf("a Message-ID was added although the message had one:\n%s", d.data)
@@ -282,5 +289,61 @@ func TestConcurrentSessions(t *testing.T) {
 	}
 	if n := p.up.connections(); n > 21 {
 		t.Errorf("upstream saw %d connections for 20 sessions", n)
+	}
+}
+
+// A message's personal copies share the upstream's pool with every other
+// session's: with a pool of 3 and six sessions of ten recipients each,
+// the upstream never sees more than 3 connections, and every copy
+// arrives once. The upstream holds the first three copies until all
+// three connections are busy, so the other copies find none free.
+func TestCopiesBoundedByUpstreamPool(t *testing.T) {
+	const size, sessions, rcpts = 3, 6, 10
+	up := newRecorder(t)
+	up.set(func(r *recorder) { r.hold = newBarrier(size) })
+	sender, err := upstream.New(upstream.Options{URL: "smtp://" + up.addr, Timeout: 5 * time.Second, PoolSize: size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sender.Close() })
+	store := teststore.File(t, filepath.Join(t.TempDir(), "optinproxy.db"))
+	ledger := newLedger(t, store)
+	var to []string
+	for i := range rcpts {
+		a := fmt.Sprintf("r%d@example.com", i)
+		if _, err := ledger.Grant(context.Background(), mustAddr(t, a), "newsletter", optin.ConsentChange{Source: "form", Actor: "test"}); err != nil {
+			t.Fatal(err)
+		}
+		to = append(to, a)
+	}
+	p := enforcing(t, up, store, func(o *smtpproxy.Options) {
+		o.Upstream = sender
+		o.Personalize = tagCopy
+		o.UpstreamTimeout = 30 * time.Second
+	})
+	var wg sync.WaitGroup
+	for i := range sessions {
+		wg.Go(func() {
+			c, err := smtp.Dial(p.addr)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			text, err := send(c, "crm@shop.example", to, msgWith(fmt.Sprintf("pool%d", i), "newsletter"))
+			if err != nil || !contains(text, fmt.Sprintf("relayed %d", rcpts)) {
+				t.Errorf("session %d: %q %v", i, text, err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := up.connections(); n != size {
+		t.Errorf("the upstream saw %d connections, want %d", n, size)
+	}
+	got := up.received()
+	for _, a := range to {
+		if got[a] != sessions {
+			t.Errorf("%s got %d copies, want %d", a, got[a], sessions)
+		}
 	}
 }

@@ -30,15 +30,45 @@ func (s *Server) finish(tx *transaction, body io.WriterTo, personal, first bool)
 		return body, nil
 	}
 	var buf bytes.Buffer
+	buf.Grow(tx.msg.copyHint())
 	if _, err := body.WriteTo(&buf); err != nil {
 		return nil, err
 	}
+	tx.msg.copied(buf.Len())
 	if check {
 		s.countBroken(tx, s.opts.BrokenSignatures(buf.Bytes(), changedFields...))
 		return bytesWriter(buf.Bytes()), nil
 	}
 	return &signedCopy{srv: s, tx: tx, msg: buf.Bytes()}, nil
 }
+
+// copyHint is what a copy of m is expected to take when held: the largest
+// copy made so far and some for a longer address in its links, or before
+// the first, m with room for the fields and the footer a copy adds.
+// Held in a buffer grown by doubling, a copy would cost about as much
+// again in the copies left behind.
+func (m *message) copyHint() int {
+	if n := m.copySize.Load(); n > 0 {
+		return int(n) + copyVariance
+	}
+	return m.size + copyAdds
+}
+
+// copied keeps the size of a copy made, for copyHint.
+func (m *message) copied(n int) {
+	if int64(n) > m.copySize.Load() {
+		m.copySize.Store(int64(n)) // a race between copies loses a few bytes of a hint
+	}
+}
+
+const (
+	// copyAdds covers the trace fields, the List-Unsubscribe fields
+	// and a footer in both a text and an HTML part.
+	copyAdds = 2048
+	// copyVariance covers the links for a longer address than the
+	// largest copy's: its token is longer, and a copy has several links.
+	copyVariance = 256
+)
 
 func (s *Server) countBroken(tx *transaction, n int) {
 	if n == 0 {

@@ -8,55 +8,42 @@ import (
 	"optinproxy/upstream"
 )
 
-// A connection the full pool cannot take says QUIT in the background;
-// Close waits for that goroutine as well as for the pooled connections,
-// so that nothing of the sender runs once Close returns. The upstream
-// here answers the background QUIT only after the pooled connection has
-// gone (that is, while Close runs): Close must still be waiting then.
+// Close says QUIT on the idle connections all at once and returns only
+// when each was answered: the upstream here answers neither QUIT before
+// both arrived, so a Close that quit one connection after the other, or
+// did not wait, fails.
 func TestCloseWaitsForQuit(t *testing.T) {
 	var (
-		mu         sync.Mutex
-		quits      int
-		answered   int
-		overflow   int // the connection that said QUIT first
-		arrived    = make(chan struct{}, 2)
-		bothDots   = make(chan struct{})
-		firstQuit  = make(chan struct{})
-		pooledGone = make(chan struct{})
+		mu       sync.Mutex
+		answered int
+		arrived  = make(chan struct{}, 2)
+		bothDots = make(chan struct{})
+		quits    = make(chan struct{}, 2)
+		bothQuit = make(chan struct{})
 	)
+	// both lets each caller through once two have arrived at ch.
+	both := func(ch chan struct{}, all chan struct{}) {
+		mu.Lock()
+		ch <- struct{}{}
+		if len(ch) == 2 {
+			close(all)
+		}
+		mu.Unlock()
+		<-all
+	}
 	srv := startLockstep(t, func(n int, cmd string) string {
 		switch cmd {
 		case ".": // hold both copies until two connections are busy
-			arrived <- struct{}{}
-			if len(arrived) == 2 {
-				close(bothDots)
-			}
-			<-bothDots
+			both(arrived, bothDots)
 		case "QUIT":
-			mu.Lock()
-			quits++
-			first := quits == 1
-			if first {
-				overflow = n
-			}
-			mu.Unlock()
-			if first {
-				close(firstQuit)
-				<-pooledGone
-			}
+			both(quits, bothQuit)
 			mu.Lock()
 			answered++
-			mu.Unlock()
-		case "EOF":
-			mu.Lock()
-			if quits == 2 && n != overflow {
-				close(pooledGone)
-			}
 			mu.Unlock()
 		}
 		return ""
 	})
-	s, err := upstream.New(upstream.Options{URL: "smtp://" + srv.addr, PoolSize: 1, Timeout: 5 * time.Second})
+	s, err := upstream.New(upstream.Options{URL: "smtp://" + srv.addr, PoolSize: 2, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +56,6 @@ func TestCloseWaitsForQuit(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	<-firstQuit
 	s.Close()
 	mu.Lock()
 	defer mu.Unlock()

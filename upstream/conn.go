@@ -37,12 +37,14 @@ type conn struct {
 	dotTimeout time.Duration
 	lastUsed   time.Time
 
-	mu          sync.Mutex // orders interrupt against the deadlines
-	interrupted bool
+	mu            sync.Mutex // orders interrupt against the deadlines
+	interrupted   bool
+	interruptFunc func() // interrupt, for watch
 }
 
 func newConn(nc net.Conn, timeout, dotTimeout time.Duration) *conn {
 	c := &conn{timeout: timeout, dotTimeout: dotTimeout}
+	c.interruptFunc = c.interrupt // made once, not per transaction
 	c.attach(nc)
 	return c
 }
@@ -99,14 +101,13 @@ func (c *conn) interrupt() {
 }
 
 // watch interrupts the connection when ctx ends, until stop is called;
-// stop reports whether it was interrupted.
+// stop reports false when it came too late: the connection was (or is
+// being) interrupted.
 func (c *conn) watch(ctx context.Context) (stop func() bool) {
 	c.mu.Lock()
 	c.interrupted = false
 	c.mu.Unlock()
-	after := context.AfterFunc(ctx, c.interrupt)
-	// after is false once interrupt has run or is running.
-	return func() bool { return !after() }
+	return context.AfterFunc(ctx, c.interruptFunc)
 }
 
 // replyWithin reads one reply within d. A 4xx or 5xx comes back as an

@@ -39,3 +39,8 @@ func (e *lacking) Lacks() string { return e.ext }
 // is never the upstream's verdict on the message; the connection is
 // dropped.
 var ErrProtocol = errors.New("upstream: protocol error")
+
+// ErrBusy means a Send or Ping found every one of the pool's connections
+// busy until its context ended; nothing was sent. The error wraps the
+// context's error too.
+var ErrBusy = errors.New("upstream: no connection free")

@@ -32,6 +32,11 @@ type lockstepServer struct {
 	data  [][]byte
 	errs  []string
 	conns int
+	// open and maxOpen count the connections open at once. A connection
+	// stops counting when the server hangs up, before it closes, or when
+	// it finds the client gone: a client's own close is seen late, so
+	// maxOpen may count one too many then, never too few.
+	open, maxOpen int
 }
 
 // hangUp, returned by a hook, closes the connection without a reply.
@@ -54,6 +59,8 @@ func startLockstep(t *testing.T, hook func(n int, cmd string) string) *lockstepS
 			s.mu.Lock()
 			s.conns++
 			n := s.conns
+			s.open++
+			s.maxOpen = max(s.maxOpen, s.open)
 			s.mu.Unlock()
 			go s.serve(c, n)
 		}
@@ -65,6 +72,13 @@ func (s *lockstepServer) connCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.conns
+}
+
+// mostOpen is the most connections that were open at once.
+func (s *lockstepServer) mostOpen() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxOpen
 }
 
 func (s *lockstepServer) messages() [][]byte {
@@ -90,11 +104,21 @@ func (s *lockstepServer) fail(msg string) {
 }
 
 func (s *lockstepServer) serve(c net.Conn, n int) {
+	var once sync.Once
+	gone := func() {
+		once.Do(func() {
+			s.mu.Lock()
+			s.open--
+			s.mu.Unlock()
+		})
+	}
 	defer c.Close()
+	defer gone()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	r := bufio.NewReader(c)
 	say := func(line string) {
 		if line == hangUp {
+			gone()
 			c.Close() // the next read fails and ends the loop
 			return
 		}

@@ -93,6 +93,7 @@ func isDigit(b byte) bool { return '0' <= b && b <= '9' }
 // writeText copies reply text, control characters made spaces: the text
 // may reach the proxy's own client in a reply, and the log.
 func writeText(b *strings.Builder, text []byte) {
+	b.Grow(len(text)) // once, not byte by byte: a reply per command
 	for _, c := range text {
 		if c < ' ' && c != '\t' || c == 0x7f {
 			c = ' '

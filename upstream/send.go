@@ -29,7 +29,9 @@ func (c *conn) send(from string, to []string, msg io.WriterTo, opts *smtp.MailOp
 	if err != nil {
 		return result{err: err, healthy: true} // nothing was sent
 	}
-	b := &batch{c: c, pipelined: c.has("PIPELINING")}
+	// MAIL, each RCPT and DATA: sized once rather than grown.
+	n := len(to) + 2
+	b := &batch{c: c, pipelined: c.has("PIPELINING"), waiting: make([]wanted, 0, n), replies: make([]error, 0, n)}
 	defer func() { res.replied = b.replied }()
 
 	if err := b.add("MAIL", mail, 250); err != nil {

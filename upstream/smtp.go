@@ -17,9 +17,12 @@ import (
 	"github.com/emersion/go-smtp"
 )
 
-// SMTP relays through an SMTP server. It keeps up to PoolSize idle
-// connections and reuses them: dialing, TLS and AUTH per message would
-// cost more than the transaction itself. Safe for concurrent use.
+// SMTP relays through an SMTP server over at most PoolSize connections at
+// once, reused while idle: dialing, TLS and AUTH per message would cost
+// more than the transaction itself. A Send finding every connection busy
+// waits for one, in turn, up to its context's end: an upstream sized for a
+// number of connections does not get more however many copies are due.
+// Safe for concurrent use.
 type SMTP struct {
 	addr        string
 	implicitTLS bool
@@ -32,10 +35,15 @@ type SMTP struct {
 	maxIdle     time.Duration
 	log         *slog.Logger
 
+	// size is the bound of connections. Each is a slot, which is in
+	// idle with its connection, in free without one, or held by a caller:
+	// len(idle)+len(free)+held is always size, so sending to either
+	// channel never blocks.
+	size   int
 	idle   chan *conn
+	free   chan struct{}
 	mu     sync.Mutex
 	closed bool
-	quits  sync.WaitGroup // QUITs in the background; Close waits for them
 }
 
 // quitTimeout bounds a QUIT, and with it Close: shutdown must not wait
@@ -83,7 +91,12 @@ func NewSMTP(u *url.URL, opts Options) (*SMTP, error) {
 	if size <= 0 {
 		size = 20
 	}
+	s.size = size
 	s.idle = make(chan *conn, size)
+	s.free = make(chan struct{}, size)
+	for range size {
+		s.free <- struct{}{}
+	}
 	s.tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	if opts.TLSConfig != nil {
 		s.tlsConfig = opts.TLSConfig.Clone()
@@ -105,14 +118,14 @@ func NewSMTP(u *url.URL, opts Options) (*SMTP, error) {
 // dot timeout; ctx bounds the whole of it, and its end interrupts the
 // conversation (the error then wraps ctx.Err()).
 func (s *SMTP) Send(ctx context.Context, from string, to []string, msg io.WriterTo, opts *smtp.MailOptions) ([]error, error) {
+	c, reused, err := s.get(ctx)
 	for attempt := 0; ; attempt++ {
-		c, reused, err := s.get(ctx)
 		if err != nil {
 			return nil, err
 		}
 		stop := c.watch(ctx)
 		res := c.send(from, to, msg, opts)
-		interrupted := stop()
+		interrupted := !stop()
 		if res.healthy && !interrupted {
 			s.put(c)
 		} else {
@@ -123,9 +136,15 @@ func (s *SMTP) Send(ctx context.Context, from string, to []string, msg io.Writer
 		}
 		if attempt == 0 && reused && !res.replied && !interrupted && isStale(res.err) {
 			// The upstream had closed the idle connection; nothing of
-			// the message reached it. Once more on a fresh one.
+			// the message reached it. Once more on a fresh one, in the
+			// same slot: waiting for another could outlast ctx while
+			// this one is free.
 			s.log.Debug("pooled upstream connection was stale", "err", res.err)
+			c, reused, err = s.redial(ctx)
 			continue
+		}
+		if !res.healthy || interrupted {
+			s.release()
 		}
 		return res.rcptErrs, res.err
 	}
@@ -143,26 +162,50 @@ func isStale(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
-// get takes an idle connection or dials a new one.
+// get takes an idle connection, or a free slot and dials in it, waiting
+// for either while every connection is busy. Waiters are served in turn
+// (a channel's receivers are), and none holds a connection while it
+// waits, so the copies of one message cannot starve each other.
 func (s *SMTP) get(ctx context.Context) (*conn, bool, error) {
 	for {
+		var c *conn
 		select {
-		case c := <-s.idle:
-			if time.Since(c.lastUsed) > s.maxIdle {
-				c.nc.Close()
-				continue
-			}
-			return c, true, nil
+		case c = <-s.idle:
 		default:
+			select {
+			case c = <-s.idle:
+			case <-s.free:
+				return s.redial(ctx)
+			case <-ctx.Done():
+				return nil, false, fmt.Errorf("%w: all %d connections to %s stayed busy: %w", ErrBusy, s.size, s.addr, ctx.Err())
+			}
 		}
-		c, err := s.dial(ctx)
-		return c, false, err
+		if time.Since(c.lastUsed) <= s.maxIdle {
+			return c, true, nil
+		}
+		// Kept too long: likely closed by the upstream by now. Its slot
+		// goes back, so that an idle connection is preferred to a dial.
+		c.nc.Close()
+		s.release()
 	}
 }
 
-// put returns c to the pool. When the pool is full c says QUIT in the
-// background; once the pool is closed it is just closed, as Close may
-// have returned.
+// redial dials in the slot the caller holds, and gives the slot back if
+// that fails.
+func (s *SMTP) redial(ctx context.Context) (*conn, bool, error) {
+	c, err := s.dial(ctx)
+	if err != nil {
+		s.release()
+		return nil, false, err
+	}
+	return c, false, nil
+}
+
+// release gives back the slot of a connection that was closed.
+func (s *SMTP) release() { s.free <- struct{}{} }
+
+// put returns c, with its slot, to the pool; once the pool is closed c is
+// just closed, as Close may have returned.
 func (s *SMTP) put(c *conn) {
 	c.lastUsed = time.Now()
 	c.nc.SetDeadline(time.Time{})
@@ -170,13 +213,10 @@ func (s *SMTP) put(c *conn) {
 	defer s.mu.Unlock()
 	if s.closed {
 		c.nc.Close()
+		s.release()
 		return
 	}
-	select {
-	case s.idle <- c:
-	default:
-		s.quits.Go(func() { c.quit(s.quitTimeout()) })
-	}
+	s.idle <- c
 }
 
 func (s *SMTP) quitTimeout() time.Duration { return min(s.timeout, quitTimeout) }
@@ -261,6 +301,7 @@ func (s *SMTP) dialErr(ctx context.Context, what string, err error) error {
 
 // Ping checks that the upstream answers: NOOP on an idle connection, or a
 // fresh dial with EHLO (and STARTTLS and AUTH) that then joins the pool.
+// While every connection is busy it waits its turn like a Send.
 func (s *SMTP) Ping(ctx context.Context) error {
 	c, reused, err := s.get(ctx)
 	if err != nil {
@@ -268,26 +309,25 @@ func (s *SMTP) Ping(ctx context.Context) error {
 	}
 	stop := c.watch(ctx)
 	_, err = c.cmd(250, "NOOP")
-	interrupted := stop()
-	switch {
-	case err == nil && !interrupted:
+	interrupted := !stop()
+	if err == nil && !interrupted {
 		s.put(c)
-		return nil
-	case err == nil:
-		c.nc.Close()
 		return nil
 	}
 	c.nc.Close()
-	if reused && !interrupted && !errors.Is(err, os.ErrDeadlineExceeded) {
+	s.release()
+	switch {
+	case err == nil:
+		return nil
+	case reused && !interrupted && !errors.Is(err, os.ErrDeadlineExceeded):
 		return s.Ping(ctx) // that one had gone stale; the next may not have
 	}
 	return fmt.Errorf("upstream: ping: %w", err)
 }
 
 // Close says QUIT on every idle connection, all at once, and waits for
-// those and the QUITs already under way, each bounded by the timeout
-// (at most five seconds). Sends in flight finish; their connections are
-// closed instead of pooled.
+// those, each bounded by the timeout (at most five seconds). Sends in
+// flight finish; their connections are closed instead of pooled.
 func (s *SMTP) Close() error {
 	s.mu.Lock()
 	s.closed = true
@@ -297,13 +337,15 @@ drain:
 	for {
 		select {
 		case c := <-s.idle:
-			idle.Go(func() { c.quit(s.quitTimeout()) })
+			idle.Go(func() {
+				c.quit(s.quitTimeout())
+				s.release()
+			})
 		default:
 			break drain
 		}
 	}
 	idle.Wait()
-	s.quits.Wait()
 	return nil
 }
 

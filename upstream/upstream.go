@@ -57,7 +57,8 @@ type Options struct {
 	// when the upstream may be scanning it; default ten minutes (RFC
 	// 5321 section 4.5.3.2.6), never shorter than Timeout.
 	DotTimeout time.Duration
-	// PoolSize is how many idle connections are kept; default 20.
+	// PoolSize bounds the connections open to an SMTP upstream at once,
+	// busy or idle; a Send beyond it waits for one. Default 20.
 	PoolSize int
 	// MaxIdle is how long an idle connection is kept; default 30s, below
 	// the usual 60s+ server idle timeouts so a pooled one is rarely stale.
