@@ -137,3 +137,16 @@ func sameConsent(a, b optin.Consent) bool {
 	return a.Status == b.Status && a.Basis == b.Basis && a.Source == b.Source && a.EventID == b.EventID &&
 		a.GrantedAt.Equal(b.GrantedAt) && a.UpdatedAt.Equal(b.UpdatedAt) && a.ExpiresAt.Equal(b.ExpiresAt)
 }
+
+// The lookup builds its keys apart from keys' methods: they must agree.
+func TestAppendSubjectKeys(t *testing.T) {
+	k := keys{prefix: "p:"}
+	const sid = "abcdefghijklmnopqrstuvwxyz"
+	for suffix, want := range map[byte]string{'s': k.state(sid), 'e': k.events(sid), 'r': k.receipts(sid), 'd': k.marks(sid)} {
+		var b strings.Builder
+		k.appendSubject(&b, sid, suffix)
+		if b.String() != want {
+			t.Errorf("appendSubject %c = %q, want %q", suffix, b.String(), want)
+		}
+	}
+}

@@ -83,6 +83,17 @@ func (k keys) receipts(sid string) string {
 	return k.prefix + "{" + sid + "}:r"
 }
 
+// appendSubject writes the key of one of subject sid's structures,
+// named by its suffix letter (s, e, r or d), as state, events, receipts
+// and marks spell it.
+func (k keys) appendSubject(b *strings.Builder, sid string, suffix byte) {
+	b.WriteString(k.prefix)
+	b.WriteByte('{')
+	b.WriteString(sid)
+	b.WriteString("}:")
+	b.WriteByte(suffix)
+}
+
 // marks is the sorted set of a subject's delivery marks (see markMember).
 func (k keys) marks(sid string) string {
 	return k.prefix + "{" + sid + "}:d"

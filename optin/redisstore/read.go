@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -24,20 +25,6 @@ func (s *Store) Lookup(ctx context.Context, q optin.LookupQuery) ([]optin.Standi
 	if len(q.Addresses) == 0 {
 		return out, nil
 	}
-	// HMGET's fields, in this order.
-	const (
-		iKey = iota
-		iPruned
-		iPrunedHead
-		iConsent
-		iSupp
-	)
-	fields := make([]string, 0, iSupp+len(reasons)+1)
-	fields = append(fields, fieldWrappedKey, fieldPruned, fieldPrunedHead, consentPrefix+q.Purpose)
-	for _, r := range reasons {
-		fields = append(fields, suppressPrefix+string(r))
-	}
-
 	sids := make([]string, len(q.Addresses))
 	for i, a := range q.Addresses {
 		if a.IsZero() {
@@ -45,64 +32,161 @@ func (s *Store) Lookup(ctx context.Context, q optin.LookupQuery) ([]optin.Standi
 		}
 		sids[i] = s.sid(a)
 	}
-	states := make([]*redis.SliceCmd, len(sids))
-	tails := make([]*redis.StringCmd, len(sids))
-	lens := make([]*redis.IntCmd, len(sids))
-	var marks []*redis.FloatCmd
-	if q.Message != "" {
-		marks = make([]*redis.FloatCmd, len(sids))
-	}
-	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, sid := range sids {
-			states[i] = p.HMGet(ctx, s.keys.state(sid), fields...)
-			tails[i] = p.LIndex(ctx, s.keys.receipts(sid), -1)
-			lens[i] = p.LLen(ctx, s.keys.receipts(sid))
-			if marks != nil {
-				marks[i] = p.ZScore(ctx, s.keys.marks(sid), markMember(q.Message))
-			}
-		}
-		return nil
-	})
+	l := s.lookupCmds(ctx, sids, q)
+	p := s.rdb.Pipeline()
+	_ = p.BatchProcess(ctx, l.cmds...)
+	cmds, err := p.Exec(ctx)
 	if err = pipeErr(cmds, err); err != nil {
 		return nil, wrap("lookup", err)
 	}
 	now := s.now()
+	var consents []optin.Consent // one allocation for the lookup's records
 	for i, a := range q.Addresses {
 		out[i].Address = a
-		vals := states[i].Val()
+		vals := l.states[i].Val()
 		str := func(j int) string { v, _ := vals[j].(string); return v }
-		if rec, ok := vals[iConsent].(string); ok {
+		if rec, ok := vals[lookupConsent].(string); ok {
 			c, _, err := decodeConsent(a, q.Purpose, rec)
 			if err != nil {
 				return nil, fmt.Errorf("redisstore: lookup: %w", err)
 			}
-			out[i].Consent = &c
+			if consents == nil {
+				consents = make([]optin.Consent, len(q.Addresses))
+			}
+			consents[i] = c
+			out[i].Consent = &consents[i]
 		}
 		for j, r := range reasons {
-			if _, ok := vals[iSupp+j].(string); ok {
+			if _, ok := vals[lookupSupp+j].(string); ok {
 				out[i].Suppressions = append(out[i].Suppressions, r)
 			}
 		}
-		if marks != nil {
-			out[i].Delivered = marks[i].Err() == nil && now.UnixMilli() < int64(marks[i].Val())
+		if l.marks != nil {
+			out[i].Delivered = l.marks[i].Err() == nil && now.UnixMilli() < int64(l.marks[i].Val())
 		}
-		if str(iKey) == "" && len(out[i].Suppressions) > 0 {
+		if str(lookupKey) == "" && len(out[i].Suppressions) > 0 {
 			// What an erasure left: its write must read the whole state.
 			s.seen.drop(sids[i])
 			continue
 		}
 		// A state without a wrapped key is taken for none: the write's
 		// check then finds it and reads it.
-		sn := seen{wrapped: str(iKey), at: now}
+		sn := seen{wrapped: str(lookupKey), at: now}
 		sn.exists = sn.wrapped != ""
-		pruned, _ := strconv.ParseInt(str(iPruned), 10, 64)
-		sn.r = pruned + lens[i].Val()
-		if sn.head = receiptTailHash(tails[i].Val()); tails[i].Val() == "" {
-			sn.head = str(iPrunedHead)
+		pruned, _ := strconv.ParseInt(str(lookupPruned), 10, 64)
+		tail := l.tails[i].Val()
+		sn.r = pruned + l.lens[i].Val()
+		if sn.head = receiptTailHash(tail); tail == "" {
+			sn.head = str(lookupPrunedHead)
 		}
 		s.seen.put(sids[i], sn)
 	}
 	return out, nil
+}
+
+// The HMGET fields of a lookup, in this order: lookupFields, then the
+// consent field of the purpose, then suppressFields.
+const (
+	lookupKey = iota
+	lookupPruned
+	lookupPrunedHead
+	lookupConsent
+	lookupSupp
+)
+
+var (
+	lookupFields = []any{fieldWrappedKey, fieldPruned, fieldPrunedHead}
+	// suppressFields are the suppression fields in the order of reasons.
+	suppressFields = func() []any {
+		f := make([]any, len(reasons))
+		for i, r := range reasons {
+			f[i] = suppressPrefix + string(r)
+		}
+		return f
+	}()
+	// lastIndex is LINDEX's -1, boxed once: an int64 outside 0–255
+	// costs an allocation each time it becomes an interface.
+	lastIndex any = int64(-1)
+)
+
+// lookup holds a lookup's commands. Their arguments share one slice, and
+// their keys one string, and the commands of a kind one array: go-redis's
+// command methods allocate each command, its arguments and each boxed
+// string apart, some sixty allocations per address otherwise. go-redis
+// writes a *string argument as the string, and finds a Cluster slot by it.
+type lookup struct {
+	states []redis.SliceCmd
+	tails  []redis.StringCmd
+	lens   []redis.IntCmd
+	marks  []redis.FloatCmd // nil without a message
+	cmds   []redis.Cmder
+}
+
+// lookupCmds builds, per subject id: HMGET of the state's fields, LINDEX
+// and LLEN of the receipt list, and with q.Message ZSCORE of its mark.
+func (s *Store) lookupCmds(ctx context.Context, sids []string, q optin.LookupQuery) *lookup {
+	n := len(sids)
+	l := &lookup{
+		states: make([]redis.SliceCmd, n),
+		tails:  make([]redis.StringCmd, n),
+		lens:   make([]redis.IntCmd, n),
+	}
+	perSubject, keysPer := 3, 2
+	var member any
+	if q.Message != "" {
+		l.marks = make([]redis.FloatCmd, n)
+		member = markMember(q.Message)
+		perSubject, keysPer = 4, 3
+	}
+	// The keys: state, receipts and marks of each subject, in one string.
+	var kb strings.Builder
+	kb.Grow(n * keysPer * (len(s.keys.prefix) + len(sids[0]) + 4))
+	bounds := make([]int, 0, n*keysPer+1)
+	bounds = append(bounds, 0)
+	for _, sid := range sids {
+		s.keys.appendSubject(&kb, sid, 's')
+		bounds = append(bounds, kb.Len())
+		s.keys.appendSubject(&kb, sid, 'r')
+		bounds = append(bounds, kb.Len())
+		if member != nil {
+			s.keys.appendSubject(&kb, sid, 'd')
+			bounds = append(bounds, kb.Len())
+		}
+	}
+	all := kb.String()
+	keys := make([]string, len(bounds)-1)
+	for i := range keys {
+		keys[i] = all[bounds[i]:bounds[i+1]]
+	}
+
+	fields := len(lookupFields) + 1 + len(suppressFields)
+	hmget := 2 + fields
+	args := make([]any, 0, n*(hmget+3+2+3))
+	consent := any(consentPrefix + q.Purpose)
+	l.cmds = make([]redis.Cmder, 0, n*perSubject)
+	for i := range sids {
+		k := keys[i*keysPer:]
+		at := len(args)
+		args = append(args, "hmget", &k[0])
+		args = append(args, lookupFields...)
+		args = append(args, consent)
+		args = append(args, suppressFields...)
+		l.states[i] = *redis.NewSliceCmd(ctx, args[at:len(args):len(args)]...)
+		at = len(args)
+		args = append(args, "lindex", &k[1], lastIndex)
+		l.tails[i] = *redis.NewStringCmd(ctx, args[at:len(args):len(args)]...)
+		at = len(args)
+		args = append(args, "llen", &k[1])
+		l.lens[i] = *redis.NewIntCmd(ctx, args[at:len(args):len(args)]...)
+		l.cmds = append(l.cmds, &l.states[i], &l.tails[i], &l.lens[i])
+		if member != nil {
+			at = len(args)
+			args = append(args, "zscore", &k[2], member)
+			l.marks[i] = *redis.NewFloatCmd(ctx, args[at:len(args):len(args)]...)
+			l.cmds = append(l.cmds, &l.marks[i])
+		}
+	}
+	return l
 }
 
 // Subject reads the subject's state and the most recent events of its
