@@ -521,7 +521,7 @@ func (s *Store) scriptArgs(items []*item, dirty []string, recs map[string]*recor
 		}
 	}
 	if !s.cluster {
-		b.args = append(b.args, s.keys.feed(), s.keys.supp(), s.keys.names(), s.keys.outbox(), s.keys.erasures())
+		b.args = append(b.args, s.applyKeys...)
 	}
 	nkeys := len(b.args) - 3
 	b.args[2] = nkeys

@@ -271,7 +271,19 @@ func receiptID(s string) string {
 	if len(s) < 1+16 {
 		return ""
 	}
-	return b32.EncodeToString([]byte(s[1:17]))
+	return encodeID(s[1:17])
+}
+
+// encodeID is the text of a raw 16-byte id, encoded on the stack.
+func encodeID(raw string) string {
+	if len(raw) != 16 {
+		return b32.EncodeToString([]byte(raw))
+	}
+	var src [16]byte
+	var id [26]byte
+	copy(src[:], raw)
+	b32.Encode(id[:], src[:])
+	return string(id[:])
 }
 
 // receiptTailHash is tailHash for a receipt, whose hash is shorter.
@@ -431,7 +443,7 @@ func (d *decoder) id() string {
 	case tagNone:
 		return ""
 	case tagRaw:
-		return (b32.EncodeToString([]byte(d.take(16))))
+		return encodeID(d.take(16))
 	case tagText:
 		return d.string()
 	}

@@ -180,7 +180,7 @@ func refs(packed string) ([]ref, bool) {
 		if n <= 0 {
 			return nil, false
 		}
-		r := ref{sid: (b32.EncodeToString([]byte(packed[:16]))), chain: chainMain, index: int64(v >> 1)}
+		r := ref{sid: encodeID(packed[:16]), chain: chainMain, index: int64(v >> 1)}
 		if v&1 == 1 {
 			r.chain = chainReceipt
 		}

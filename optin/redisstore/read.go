@@ -32,9 +32,9 @@ func (s *Store) Lookup(ctx context.Context, q optin.LookupQuery) ([]optin.Standi
 		}
 		sids[i] = s.sid(a)
 	}
-	l := s.lookupCmds(ctx, sids, q)
+	l, all := s.lookupCmds(ctx, sids, q)
 	p := s.rdb.Pipeline()
-	_ = p.BatchProcess(ctx, l.cmds...)
+	_ = p.BatchProcess(ctx, all...)
 	cmds, err := p.Exec(ctx)
 	if err = pipeErr(cmds, err); err != nil {
 		return nil, wrap("lookup", err)
@@ -43,7 +43,7 @@ func (s *Store) Lookup(ctx context.Context, q optin.LookupQuery) ([]optin.Standi
 	var consents []optin.Consent // one allocation for the lookup's records
 	for i, a := range q.Addresses {
 		out[i].Address = a
-		vals := l.states[i].Val()
+		vals := l[i].state.Val()
 		str := func(j int) string { v, _ := vals[j].(string); return v }
 		if rec, ok := vals[lookupConsent].(string); ok {
 			c, _, err := decodeConsent(a, q.Purpose, rec)
@@ -61,8 +61,8 @@ func (s *Store) Lookup(ctx context.Context, q optin.LookupQuery) ([]optin.Standi
 				out[i].Suppressions = append(out[i].Suppressions, r)
 			}
 		}
-		if l.marks != nil {
-			out[i].Delivered = l.marks[i].Err() == nil && now.UnixMilli() < int64(l.marks[i].Val())
+		if q.Message != "" {
+			out[i].Delivered = l[i].mark.Err() == nil && now.UnixMilli() < int64(l[i].mark.Val())
 		}
 		if str(lookupKey) == "" && len(out[i].Suppressions) > 0 {
 			// What an erasure left: its write must read the whole state.
@@ -74,8 +74,8 @@ func (s *Store) Lookup(ctx context.Context, q optin.LookupQuery) ([]optin.Standi
 		sn := seen{wrapped: str(lookupKey), at: now}
 		sn.exists = sn.wrapped != ""
 		pruned, _ := strconv.ParseInt(str(lookupPruned), 10, 64)
-		tail := l.tails[i].Val()
-		sn.r = pruned + l.lens[i].Val()
+		tail := l[i].tail.Val()
+		sn.r = pruned + l[i].len.Val()
 		if sn.head = receiptTailHash(tail); tail == "" {
 			sn.head = str(lookupPrunedHead)
 		}
@@ -109,84 +109,77 @@ var (
 	lastIndex any = int64(-1)
 )
 
-// lookup holds a lookup's commands. Their arguments share one slice, and
-// their keys one string, and the commands of a kind one array: go-redis's
-// command methods allocate each command, its arguments and each boxed
-// string apart, some sixty allocations per address otherwise. go-redis
-// writes a *string argument as the string, and finds a Cluster slot by it.
-type lookup struct {
-	states []redis.SliceCmd
-	tails  []redis.StringCmd
-	lens   []redis.IntCmd
-	marks  []redis.FloatCmd // nil without a message
-	cmds   []redis.Cmder
+// lookupCmds are the commands of one subject in a lookup.
+type lookupCmds struct {
+	state redis.SliceCmd
+	tail  redis.StringCmd
+	len   redis.IntCmd
+	mark  redis.FloatCmd // without a message, not sent
 }
 
 // lookupCmds builds, per subject id: HMGET of the state's fields, LINDEX
 // and LLEN of the receipt list, and with q.Message ZSCORE of its mark.
-func (s *Store) lookupCmds(ctx context.Context, sids []string, q optin.LookupQuery) *lookup {
+// The commands are in one array, their arguments in one slice and their
+// keys in one string: go-redis's command methods allocate each command,
+// its arguments and each boxed string apart, some sixty allocations per
+// address otherwise. go-redis writes a *string argument as the string,
+// and finds a Cluster slot by it.
+func (s *Store) lookupCmds(ctx context.Context, sids []string, q optin.LookupQuery) ([]lookupCmds, []redis.Cmder) {
 	n := len(sids)
-	l := &lookup{
-		states: make([]redis.SliceCmd, n),
-		tails:  make([]redis.StringCmd, n),
-		lens:   make([]redis.IntCmd, n),
-	}
+	l := make([]lookupCmds, n)
 	perSubject, keysPer := 3, 2
 	var member any
 	if q.Message != "" {
-		l.marks = make([]redis.FloatCmd, n)
 		member = markMember(q.Message)
 		perSubject, keysPer = 4, 3
 	}
 	// The keys: state, receipts and marks of each subject, in one string.
 	var kb strings.Builder
 	kb.Grow(n * keysPer * (len(s.keys.prefix) + len(sids[0]) + 4))
-	bounds := make([]int, 0, n*keysPer+1)
-	bounds = append(bounds, 0)
 	for _, sid := range sids {
 		s.keys.appendSubject(&kb, sid, 's')
-		bounds = append(bounds, kb.Len())
 		s.keys.appendSubject(&kb, sid, 'r')
-		bounds = append(bounds, kb.Len())
 		if member != nil {
 			s.keys.appendSubject(&kb, sid, 'd')
-			bounds = append(bounds, kb.Len())
 		}
 	}
-	all := kb.String()
-	keys := make([]string, len(bounds)-1)
-	for i := range keys {
-		keys[i] = all[bounds[i]:bounds[i+1]]
+	all, off := kb.String(), 0
+	keys := make([]string, n*keysPer)
+	for i, sid := range sids {
+		size := len(s.keys.prefix) + len(sid) + 4 // as appendSubject writes it
+		for j := range keysPer {
+			keys[i*keysPer+j] = all[off : off+size]
+			off += size
+		}
 	}
 
-	fields := len(lookupFields) + 1 + len(suppressFields)
-	hmget := 2 + fields
+	hmget := 2 + len(lookupFields) + 1 + len(suppressFields)
 	args := make([]any, 0, n*(hmget+3+2+3))
 	consent := any(consentPrefix + q.Purpose)
-	l.cmds = make([]redis.Cmder, 0, n*perSubject)
+	cmds := make([]redis.Cmder, 0, n*perSubject)
 	for i := range sids {
-		k := keys[i*keysPer:]
+		k, c := keys[i*keysPer:], &l[i]
 		at := len(args)
 		args = append(args, "hmget", &k[0])
 		args = append(args, lookupFields...)
 		args = append(args, consent)
 		args = append(args, suppressFields...)
-		l.states[i] = *redis.NewSliceCmd(ctx, args[at:len(args):len(args)]...)
+		c.state = *redis.NewSliceCmd(ctx, args[at:len(args):len(args)]...)
 		at = len(args)
 		args = append(args, "lindex", &k[1], lastIndex)
-		l.tails[i] = *redis.NewStringCmd(ctx, args[at:len(args):len(args)]...)
+		c.tail = *redis.NewStringCmd(ctx, args[at:len(args):len(args)]...)
 		at = len(args)
 		args = append(args, "llen", &k[1])
-		l.lens[i] = *redis.NewIntCmd(ctx, args[at:len(args):len(args)]...)
-		l.cmds = append(l.cmds, &l.states[i], &l.tails[i], &l.lens[i])
+		c.len = *redis.NewIntCmd(ctx, args[at:len(args):len(args)]...)
+		cmds = append(cmds, &c.state, &c.tail, &c.len)
 		if member != nil {
 			at = len(args)
 			args = append(args, "zscore", &k[2], member)
-			l.marks[i] = *redis.NewFloatCmd(ctx, args[at:len(args):len(args)]...)
-			l.cmds = append(l.cmds, &l.marks[i])
+			c.mark = *redis.NewFloatCmd(ctx, args[at:len(args):len(args)]...)
+			cmds = append(cmds, &c.mark)
 		}
 	}
-	return l
+	return l, cmds
 }
 
 // Subject reads the subject's state and the most recent events of its
