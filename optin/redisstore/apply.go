@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -87,6 +88,7 @@ type item struct {
 // the subject's earlier one for the same message.
 func (s *Store) Apply(ctx context.Context, changes []optin.Change) ([]optin.Result, error) {
 	items := make([]*item, len(changes))
+	slots := make([]item, len(changes)) // one allocation for the items
 	results := make([]optin.Result, len(changes))
 	own := make([]optin.Change, len(changes))
 	now := s.now()
@@ -110,7 +112,8 @@ func (s *Store) Apply(ctx context.Context, changes []optin.Change) ([]optin.Resu
 			ch.Event.ID = optin.NewEventID(ch.Event.Time)
 		}
 		own[i] = ch
-		items[i] = &item{ch: &own[i], sid: s.sid(ch.Subject), res: &results[i]}
+		slots[i] = item{ch: &own[i], sid: s.sid(ch.Subject), res: &results[i]}
+		items[i] = &slots[i]
 	}
 	for start := 0; start < len(items); start += batchSize {
 		if err := s.applyBatch(ctx, items[start:min(start+batchSize, len(items))]); err != nil {
@@ -758,9 +761,17 @@ func rawHead(h string) string {
 	if h == "" {
 		return ""
 	}
-	raw, err := hex.DecodeString(h)
+	var raw [sha256.Size]byte // decoded on the stack: every write keeps one
+	if len(h) > 2*len(raw) {
+		long, err := hex.DecodeString(h)
+		if err != nil {
+			return ""
+		}
+		return string(long)
+	}
+	n, err := hex.Decode(raw[:], []byte(h))
 	if err != nil {
 		return ""
 	}
-	return string(raw)
+	return string(raw[:n])
 }

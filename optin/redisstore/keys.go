@@ -157,11 +157,16 @@ type ref struct {
 // index times two plus one for the receipt chain, as a uvarint (18
 // bytes for a chain of up to 8191).
 func appendRef(b []byte, r ref) []byte {
-	raw, err := b32.DecodeString(r.sid)
-	if err != nil || len(raw) != 16 {
+	var src [26]byte
+	var raw [16]byte
+	if len(r.sid) != len(src) {
 		panic("redisstore: subject id " + r.sid + " is not 16 bytes of base32")
 	}
-	b = append(b, raw...)
+	copy(src[:], r.sid) // decoded on the stack: a feed entry names every change
+	if n, err := b32.Decode(raw[:], src[:]); err != nil || n != len(raw) {
+		panic("redisstore: subject id " + r.sid + " is not 16 bytes of base32")
+	}
+	b = append(b, raw[:]...)
 	v := uint64(r.index) << 1
 	if r.chain == chainReceipt {
 		v |= 1

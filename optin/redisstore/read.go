@@ -73,7 +73,10 @@ func (s *Store) Lookup(ctx context.Context, q optin.LookupQuery) ([]optin.Standi
 		// check then finds it and reads it.
 		sn := seen{wrapped: str(lookupKey), at: now}
 		sn.exists = sn.wrapped != ""
-		pruned, _ := strconv.ParseInt(str(lookupPruned), 10, 64)
+		var pruned int64
+		if v := str(lookupPruned); v != "" { // ParseInt's error for "" is an allocation
+			pruned, _ = strconv.ParseInt(v, 10, 64)
+		}
 		tail := l[i].tail.Val()
 		sn.r = pruned + l[i].len.Val()
 		if sn.head = receiptTailHash(tail); tail == "" {
