@@ -562,6 +562,10 @@ func (s *Store) scriptArgs(items []*item, dirty []string, recs map[string]*recor
 	for c, name := range codes {
 		codeOf[name] = c
 	}
+	// A batch's marks are mostly of one message: its member is hashed
+	// and boxed once.
+	var markOf string
+	var member any
 	for i, sid := range dirty {
 		r := recs[sid]
 		set, del := fields[i].set, fields[i].del
@@ -589,7 +593,7 @@ func (s *Store) scriptArgs(items []*item, dirty []string, recs map[string]*recor
 			f = append(f, 'D')
 		}
 		f = append(f, r.scheduleFlag()...)
-		b.str(string(f))
+		b.str(flagString(f))
 		b.str(sid)
 		b.str(r.headSeen)
 		b.str(r.receiptHeadSeen)
@@ -618,7 +622,10 @@ func (s *Store) scriptArgs(items []*item, dirty []string, recs map[string]*recor
 			if m.Until.After(now) {
 				u := untilMilli(m.Until)
 				b.int(u)
-				b.args = append(b.args, markMember(m.Message))
+				if m.Message != markOf || member == nil {
+					markOf, member = m.Message, markMember(m.Message)
+				}
+				b.args = append(b.args, member)
 				last = max(last, u)
 			}
 		}
@@ -638,6 +645,20 @@ func (s *Store) scriptArgs(items []*item, dirty []string, recs map[string]*recor
 		b.args[n] = len(b.args) - n - 1
 	}
 	return b.args
+}
+
+// flagString is string(f), without an allocation for the flags of
+// receipts to a subject that exists and of a new subject.
+func flagString(f []byte) string {
+	switch string(f) {
+	case "XR":
+		return "XR"
+	case "X":
+		return "X"
+	case "N":
+		return "N"
+	}
+	return string(f)
 }
 
 // argBuf builds a command's arguments, numbers and strings by pointer

@@ -150,3 +150,17 @@ func TestAppendSubjectKeys(t *testing.T) {
 		}
 	}
 }
+
+// markMember hashes as optin.MessageHash does: marks written before
+// must still be found.
+func TestMarkMember(t *testing.T) {
+	for _, m := range []string{"", "mid:<a@b>", "mid:<20261201.0000abcd.1234567@mail.crm.bakkerij-ansems.example.nl>"} {
+		if got, want := markMember(m), string(optin.MessageHash(m)[:8]); got != want {
+			t.Errorf("markMember(%q) = %x, want %x", m, got, want)
+		}
+	}
+	long := "mid:<20261201.0000abcd.1234567@mail.crm.bakkerij-ansems.example.nl>"
+	if n := testing.AllocsPerRun(100, func() { _ = markMember(long) }); n > 1 {
+		t.Errorf("markMember: %v allocations, want at most 2", n)
+	}
+}

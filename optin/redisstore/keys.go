@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"strings"
 
@@ -124,7 +125,8 @@ func (k keys) sidOf(key string) (string, bool) {
 // first 8 bytes of optin.MessageHash. Per subject, within one dedup
 // window, 64 bits do not collide.
 func markMember(message string) string {
-	return string(optin.MessageHash(message)[:8])
+	sum := sha256.Sum256([]byte(message)) // optin.MessageHash, on the stack
+	return string(sum[:8])
 }
 
 // globEscape quotes the characters SCAN's MATCH treats specially.
