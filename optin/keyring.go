@@ -244,6 +244,7 @@ func (k *Keyring) SubjectID(a Address) string {
 		m.buf = append(append(append(m.buf, a.local...), '@'), a.domain...) // a.String()
 	}
 	m.mac.Write(m.buf)
+	clear(m.buf) // the pool keeps no address
 	var id [26]byte
 	b32.Encode(id[:], m.mac.Sum(m.sum[:0])[:16])
 	return string(id[:])
