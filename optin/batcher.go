@@ -104,9 +104,12 @@ func (b *Batcher) flush() {
 		calls, n := b.take()
 		b.mu.Unlock()
 
-		all := make([]Change, 0, n)
-		for _, c := range calls {
-			all = append(all, c.changes...)
+		all := calls[0].changes // a lone caller's changes go as they are
+		if len(calls) > 1 {
+			all = make([]Change, 0, n)
+			for _, c := range calls {
+				all = append(all, c.changes...)
+			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
 		results, err := b.store.Apply(ctx, all)

@@ -71,7 +71,7 @@ func NewKeyringFrom(id []byte, now time.Time) *Keyring {
 
 func withIDs(k *Keyring) *Keyring {
 	id := k.id
-	k.ids = &sync.Pool{New: func() any { return hmac.New(sha256.New, id) }}
+	k.ids = &sync.Pool{New: func() any { return &idHash{mac: hmac.New(sha256.New, id)} }}
 	return k
 }
 
@@ -236,12 +236,26 @@ func (k *Keyring) IdentityIs(id []byte) bool { return hmac.Equal(k.id, id) }
 // normalized address under the identity secret, 128 bits in lowercase
 // base32 (26 characters). It survives erasure; the address does not.
 func (k *Keyring) SubjectID(a Address) string {
-	m := k.ids.Get().(hash.Hash)
+	m := k.ids.Get().(*idHash)
 	defer k.ids.Put(m)
-	m.Reset()
-	m.Write([]byte(a.String()))
-	var sum [sha256.Size]byte
-	return b32.EncodeToString(m.Sum(sum[:0])[:16])
+	m.mac.Reset()
+	m.buf = m.buf[:0]
+	if !a.IsZero() {
+		m.buf = append(append(append(m.buf, a.local...), '@'), a.domain...) // a.String()
+	}
+	m.mac.Write(m.buf)
+	clear(m.buf) // the pool keeps no address
+	var id [26]byte
+	b32.Encode(id[:], m.mac.Sum(m.sum[:0])[:16])
+	return string(id[:])
+}
+
+// idHash is SubjectID's reused state, with room for the address and the
+// sum: a relay computes an id for every recipient, twice a message.
+type idHash struct {
+	mac hash.Hash
+	buf []byte
+	sum [sha256.Size]byte
 }
 
 // Check is what a store keeps to recognize its key: a keyed hash of a

@@ -160,3 +160,21 @@ func TestSealReceipt(t *testing.T) {
 		}
 	}
 }
+
+// Keyring.SubjectID reuses its hash and buffers: its ids must stay those
+// of SubjectID, call after call, for addresses of any length.
+func TestKeyringSubjectIDMatches(t *testing.T) {
+	id := NewKey()
+	k := NewKeyringFrom(id, time.Now())
+	for _, s := range []string{"a@b.example", "jan.de.vries+nieuwsbrief@bakkerij-ansems.example.nl", "x@y.example", "\"quoted local\"@example.com"} {
+		a, err := ParseAddress(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if got, want := k.SubjectID(a), SubjectID(id, a); got != want {
+				t.Errorf("SubjectID(%s) = %s, want %s", s, got, want)
+			}
+		}
+	}
+}

@@ -2,11 +2,13 @@ package redisstore
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -86,6 +88,7 @@ type item struct {
 // the subject's earlier one for the same message.
 func (s *Store) Apply(ctx context.Context, changes []optin.Change) ([]optin.Result, error) {
 	items := make([]*item, len(changes))
+	slots := make([]item, len(changes)) // one allocation for the items
 	results := make([]optin.Result, len(changes))
 	own := make([]optin.Change, len(changes))
 	now := s.now()
@@ -109,7 +112,8 @@ func (s *Store) Apply(ctx context.Context, changes []optin.Change) ([]optin.Resu
 			ch.Event.ID = optin.NewEventID(ch.Event.Time)
 		}
 		own[i] = ch
-		items[i] = &item{ch: &own[i], sid: s.sid(ch.Subject), res: &results[i]}
+		slots[i] = item{ch: &own[i], sid: s.sid(ch.Subject), res: &results[i]}
+		items[i] = &slots[i]
 	}
 	for start := 0; start < len(items); start += batchSize {
 		if err := s.applyBatch(ctx, items[start:min(start+batchSize, len(items))]); err != nil {
@@ -308,8 +312,7 @@ func (s *Store) attempt(ctx context.Context, items []*item, checkIDs bool) error
 	if err != nil {
 		return err
 	}
-	keys, args := s.scriptArgs(items, dirty, recs, codes, now)
-	res, err := applyScript.Run(ctx, s.rdb, keys, args...).StringSlice()
+	res, err := s.runApply(ctx, s.scriptArgs(items, dirty, recs, codes, now)).StringSlice()
 	if err != nil {
 		if replyLost(err) {
 			return fmt.Errorf("%w: %w", errReplyLost, err)
@@ -474,16 +477,64 @@ func (s *Store) read(ctx context.Context, sids []string, addrs map[string]optin.
 	return nil
 }
 
-// scriptArgs lays out applyScript's keys and arguments for the dirty
-// subjects, with the feed entries of items in their order.
-func (s *Store) scriptArgs(items []*item, dirty []string, recs map[string]*record, codes map[string]string, now time.Time) ([]string, []any) {
-	keys := make([]string, 0, 4*len(dirty)+3)
-	args := make([]any, 4, 5+2*len(codes)+12*len(dirty))
+// scriptArgs lays out applyScript's EVALSHA command for the dirty
+// subjects, with the feed entries of items in their order: the keys, then
+// the arguments. It fills one argument slice, sized beforehand, and
+// passes numbers and most strings by pointer into arrays of their own
+// (go-redis writes *int64 and *string as their values): each boxed
+// int64 or string is otherwise an allocation, some thirty per write.
+func (s *Store) scriptArgs(items []*item, dirty []string, recs map[string]*record, codes map[string]string, now time.Time) []any {
+	kr := s.ring.Get()
+	type fieldsOf struct{ set, del []string }
+	fields := make([]fieldsOf, len(dirty))
+	size, nums, strs := 3+4*len(dirty)+5+5+2*len(codes)+1, 1, 0
+	for i, sid := range dirty {
+		r := recs[sid]
+		set, del := r.fields(kr, s.gen.Load())
+		fields[i] = fieldsOf{set, del}
+		size += 15 + len(set) + len(del) + len(r.pending) + len(r.receipts) + 2*len(r.marks)
+		nums += 3 + len(r.marks)
+		strs += 8
+	}
+	if !s.cluster {
+		for _, it := range items {
+			if it.res.Applied && !it.landed && it.ref.chain == chainMain {
+				size++
+			}
+		}
+	}
+	b := argBuf{args: make([]any, 0, size), nums: make([]int64, 0, nums), strs: make([]string, 0, strs)}
+	b.args = append(b.args, "evalsha", applyScript.Hash(), 0)
+
+	// The keys: per subject its state, events, receipts and marks, in
+	// one string; then, on one node, the store's shared keys.
+	var kb strings.Builder
+	kb.Grow(len(dirty) * 4 * (len(s.keys.prefix) + len(dirty[0]) + 4))
+	for _, sid := range dirty {
+		for _, suffix := range []byte{'s', 'e', 'r', 'd'} {
+			s.keys.appendSubject(&kb, sid, suffix)
+		}
+	}
+	all, off := kb.String(), 0
+	for _, sid := range dirty {
+		size := len(s.keys.prefix) + len(sid) + 4 // as appendSubject writes it
+		for range 4 {
+			b.str(all[off : off+size])
+			off += size
+		}
+	}
+	if !s.cluster {
+		b.args = append(b.args, s.applyKeys...)
+	}
+	nkeys := len(b.args) - 3
+	b.args[2] = nkeys
+
 	indexes := "0"
 	if !s.cluster {
 		indexes = "1"
 	}
-	args[0], args[1], args[2] = len(dirty), indexes, now.UnixMilli()
+	b.args = append(b.args, len(dirty), indexes)
+	b.int(now.UnixMilli())
 	var feed []byte
 	if !s.cluster {
 		for _, it := range items {
@@ -492,88 +543,160 @@ func (s *Store) scriptArgs(items []*item, dirty []string, recs map[string]*recor
 			}
 		}
 	}
-	args[3] = string(feed)
+	b.args = append(b.args, feed) // written as the bytes; nil as ""
 	codeOf := map[string]string{}
 	if s.cluster {
-		args = append(args, 0) // registered apart: the script cannot reach the names hash
+		b.args = append(b.args, 0) // registered apart: the script cannot reach the names hash
 	} else {
 		// Only the codes not known to be in the names hash: the script
 		// checks and registers them.
-		n := len(args)
-		args = append(args, 0)
+		n := len(b.args)
+		b.args = append(b.args, 0)
 		for c, name := range codes {
 			if !s.names.isRegistered(name) {
-				args = append(args, c, name)
+				b.args = append(b.args, c, name)
 			}
 		}
-		args[n] = (len(args) - n - 1) / 2
+		b.args[n] = (len(b.args) - n - 1) / 2
 	}
 	for c, name := range codes {
 		codeOf[name] = c
 	}
-	kr := s.ring.Get()
-	for _, sid := range dirty {
+	// A batch's marks are mostly of one message: its member is hashed
+	// and boxed once.
+	var markOf string
+	var member any
+	for i, sid := range dirty {
 		r := recs[sid]
-		keys = append(keys, s.keys.state(sid), s.keys.events(sid), s.keys.receipts(sid), s.keys.marks(sid))
-		set, del := r.fields(kr, s.gen.Load())
-		flags := ""
+		set, del := fields[i].set, fields[i].del
+		var flags [24]byte
+		f := flags[:0]
 		if r.exists {
-			flags += "X"
+			f = append(f, 'X')
 		} else {
-			flags += "N"
+			f = append(f, 'N')
 		}
 		if len(r.pending) > 0 && r.exists {
-			flags += "E"
+			f = append(f, 'E')
 		}
 		if len(r.receipts) > 0 && r.exists {
-			flags += "R"
+			f = append(f, 'R')
 		}
 		if r.suppressionsChanged() {
 			if len(r.st.Suppressions) > 0 {
-				flags += "+"
+				f = append(f, '+')
 			} else {
-				flags += "-"
+				f = append(f, '-')
 			}
 		}
 		if r.erased {
-			flags += "D"
+			f = append(f, 'D')
 		}
-		flags += r.scheduleFlag()
-		args = append(args, flags, sid, r.headSeen, r.receiptHeadSeen, r.n, r.r, string(r.wrappedSeen), len(set)/2)
+		f = append(f, r.scheduleFlag()...)
+		b.str(flagString(f))
+		b.str(sid)
+		b.str(r.headSeen)
+		b.str(r.receiptHeadSeen)
+		b.int(r.n)
+		b.int(r.r)
+		b.args = append(b.args, r.wrappedSeen, len(set)/2) // nil as ""
 		for _, f := range set {
-			args = append(args, f)
+			b.args = append(b.args, f)
 		}
-		args = append(args, len(del))
+		b.args = append(b.args, len(del))
 		for _, f := range del {
-			args = append(args, f)
+			b.args = append(b.args, f)
 		}
-		args = append(args, len(r.pending))
+		b.args = append(b.args, len(r.pending))
 		for _, e := range r.pending {
-			args = append(args, encodeEvent(e))
+			b.args = append(b.args, encodeEvent(e))
 		}
-		args = append(args, len(r.receipts))
+		b.args = append(b.args, len(r.receipts))
 		for _, e := range r.receipts {
-			args = append(args, encodeReceipt(e, codeOf[e.Purpose], codeOf[e.Actor]))
+			b.args = append(b.args, encodeReceipt(e, codeOf[e.Purpose], codeOf[e.Actor]))
 		}
-		marks, last := r.markArgs(now)
-		args = append(args, len(marks)/2)
-		args = append(args, marks...)
-		args = append(args, last)
-	}
-	if s.cluster {
-		args = append(args, 0) // the outbox is written apart, as the feed is
-	} else {
-		n := len(args)
-		args = append(args, 0)
-		for _, it := range items {
-			if it.res.Applied && !it.landed && it.ref.chain == chainMain {
-				args = append(args, outboxEntry(it.ref, now)+notice(kr, it))
+		n := len(b.args)
+		b.args = append(b.args, 0)
+		var last int64
+		for _, m := range r.marks {
+			if m.Until.After(now) {
+				u := untilMilli(m.Until)
+				b.int(u)
+				if m.Message != markOf || member == nil {
+					markOf, member = m.Message, markMember(m.Message)
+				}
+				b.args = append(b.args, member)
+				last = max(last, u)
 			}
 		}
-		args[n] = len(args) - n - 1
-		keys = append(keys, s.keys.feed(), s.keys.supp(), s.keys.names(), s.keys.outbox(), s.keys.erasures())
+		b.args[n] = (len(b.args) - n - 1) / 2
+		b.int(last)
 	}
-	return keys, args
+	if s.cluster {
+		b.args = append(b.args, 0) // the outbox is written apart, as the feed is
+	} else {
+		n := len(b.args)
+		b.args = append(b.args, 0)
+		for _, it := range items {
+			if it.res.Applied && !it.landed && it.ref.chain == chainMain {
+				b.args = append(b.args, outboxEntry(it.ref, now)+notice(kr, it))
+			}
+		}
+		b.args[n] = len(b.args) - n - 1
+	}
+	return b.args
+}
+
+// flagString is string(f), without an allocation for the flags of
+// receipts to a subject that exists and of a new subject.
+func flagString(f []byte) string {
+	switch string(f) {
+	case "XR":
+		return "XR"
+	case "X":
+		return "X"
+	case "N":
+		return "N"
+	}
+	return string(f)
+}
+
+// argBuf builds a command's arguments, numbers and strings by pointer
+// into nums and strs. A pointer stays valid when append moves the array:
+// it keeps the old one, whose values are final.
+type argBuf struct {
+	args []any
+	nums []int64
+	strs []string
+}
+
+func (b *argBuf) int(v int64) {
+	b.nums = append(b.nums, v)
+	b.args = append(b.args, &b.nums[len(b.nums)-1])
+}
+
+func (b *argBuf) str(v string) {
+	b.strs = append(b.strs, v)
+	b.args = append(b.args, &b.strs[len(b.strs)-1])
+}
+
+// runApply runs applyScript with the arguments of scriptArgs, as
+// redis.Script.Run does: EVALSHA, then EVAL when the server lacks the
+// script (a restarted Redis).
+func (s *Store) runApply(ctx context.Context, args []any) *redis.Cmd {
+	cmd := redis.NewCmd(ctx, args...)
+	cmd.SetFirstKeyPos(3)
+	_ = s.rdb.Process(ctx, cmd)
+	if err := cmd.Err(); err == nil || !errors.Is(err, redis.ErrNoScript) && !redis.HasErrorPrefix(err, "NOSCRIPT") {
+		return cmd
+	}
+	eval := make([]any, len(args))
+	copy(eval, args)
+	eval[0], eval[1] = "eval", applySource
+	cmd = redis.NewCmd(ctx, eval...)
+	cmd.SetFirstKeyPos(3)
+	_ = s.rdb.Process(ctx, cmd)
+	return cmd
 }
 
 // writeIndexes writes, on Cluster, the feed entries, suppression index
@@ -659,9 +782,17 @@ func rawHead(h string) string {
 	if h == "" {
 		return ""
 	}
-	raw, err := hex.DecodeString(h)
+	var raw [sha256.Size]byte // decoded on the stack: every write keeps one
+	if len(h) > 2*len(raw) {
+		long, err := hex.DecodeString(h)
+		if err != nil {
+			return ""
+		}
+		return string(long)
+	}
+	n, err := hex.Decode(raw[:], []byte(h))
 	if err != nil {
 		return ""
 	}
-	return string(raw)
+	return string(raw[:n])
 }

@@ -187,18 +187,21 @@ func decodeEvent(sid, s string) (optin.SealedEvent, error) {
 // codes (see names.go), "" to write the text.
 func encodeReceipt(e *optin.SealedEvent, purpose, actor string) []byte {
 	id, ok := rawID(e.ID)
-	hash, err := hex.DecodeString(e.Hash)
-	if !ok || err != nil || len(hash) != optin.ReceiptHashSize {
+	var hash [optin.ReceiptHashSize]byte
+	if !ok || len(e.Hash) != 2*len(hash) {
+		panic("redisstore: a receipt without a canonical id or hash")
+	}
+	if _, err := hex.Decode(hash[:], []byte(e.Hash)); err != nil {
 		panic("redisstore: a receipt without a canonical id or hash")
 	}
 	b := make([]byte, 0, 48+len(e.Sealed)+len(e.Actor)+len(e.Purpose))
 	b = append(b, formatV2)
-	b = append(b, id...)
+	b = append(b, id[:]...)
 	b = appendCoded(b, typeCodes, string(e.Type))
 	b = appendName(b, e.Purpose, purpose)
 	b = appendName(b, e.Actor, actor)
 	b = appendString(b, string(e.Sealed))
-	return append(b, hash...)
+	return append(b, hash[:]...)
 }
 
 // appendName writes a name as tagCode and its code, or as tagText and
@@ -268,7 +271,19 @@ func receiptID(s string) string {
 	if len(s) < 1+16 {
 		return ""
 	}
-	return b32.EncodeToString([]byte(s[1:17]))
+	return encodeID(s[1:17])
+}
+
+// encodeID is the text of a raw 16-byte id, encoded on the stack.
+func encodeID(raw string) string {
+	if len(raw) != 16 {
+		return b32.EncodeToString([]byte(raw))
+	}
+	var src [16]byte
+	var id [26]byte
+	copy(src[:], raw)
+	b32.Encode(id[:], src[:])
+	return string(id[:])
 }
 
 // receiptTailHash is tailHash for a receipt, whose hash is shorter.
@@ -279,16 +294,20 @@ func receiptTailHash(s string) string {
 	return s[len(s)-optin.ReceiptHashSize:]
 }
 
-// rawID returns the 16 bytes of a canonical event id.
-func rawID(id string) ([]byte, bool) {
+// rawID returns the 16 bytes of a canonical event id. It decodes and
+// checks on the stack: it runs for every event and receipt written.
+func rawID(id string) ([16]byte, bool) {
+	var raw [16]byte
 	if len(id) != 26 {
-		return nil, false
+		return raw, false
 	}
-	raw, err := b32.DecodeString(id)
-	if err != nil || len(raw) != 16 || (b32.EncodeToString(raw)) != id {
-		return nil, false
+	var src, back [26]byte
+	copy(src[:], id)
+	if n, err := b32.Decode(raw[:], src[:]); err != nil || n != 16 {
+		return raw, false
 	}
-	return raw, true
+	b32.Encode(back[:], raw[:])
+	return raw, string(back[:]) == id
 }
 
 func appendString(b []byte, s string) []byte {
@@ -312,7 +331,7 @@ func appendID(b []byte, id string) []byte {
 		return append(b, tagNone)
 	}
 	if raw, ok := rawID(id); ok {
-		return append(append(b, tagRaw), raw...)
+		return append(append(b, tagRaw), raw[:]...)
 	}
 	return appendString(append(b, tagText), id)
 }
@@ -424,7 +443,7 @@ func (d *decoder) id() string {
 	case tagNone:
 		return ""
 	case tagRaw:
-		return (b32.EncodeToString([]byte(d.take(16))))
+		return encodeID(d.take(16))
 	case tagText:
 		return d.string()
 	}

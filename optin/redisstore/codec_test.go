@@ -137,3 +137,30 @@ func sameConsent(a, b optin.Consent) bool {
 	return a.Status == b.Status && a.Basis == b.Basis && a.Source == b.Source && a.EventID == b.EventID &&
 		a.GrantedAt.Equal(b.GrantedAt) && a.UpdatedAt.Equal(b.UpdatedAt) && a.ExpiresAt.Equal(b.ExpiresAt)
 }
+
+// The lookup builds its keys apart from keys' methods: they must agree.
+func TestAppendSubjectKeys(t *testing.T) {
+	k := keys{prefix: "p:"}
+	const sid = "abcdefghijklmnopqrstuvwxyz"
+	for suffix, want := range map[byte]string{'s': k.state(sid), 'e': k.events(sid), 'r': k.receipts(sid), 'd': k.marks(sid)} {
+		var b strings.Builder
+		k.appendSubject(&b, sid, suffix)
+		if b.String() != want {
+			t.Errorf("appendSubject %c = %q, want %q", suffix, b.String(), want)
+		}
+	}
+}
+
+// markMember hashes as optin.MessageHash does: marks written before
+// must still be found.
+func TestMarkMember(t *testing.T) {
+	for _, m := range []string{"", "mid:<a@b>", "mid:<20261201.0000abcd.1234567@mail.crm.bakkerij-ansems.example.nl>"} {
+		if got, want := markMember(m), string(optin.MessageHash(m)[:8]); got != want {
+			t.Errorf("markMember(%q) = %x, want %x", m, got, want)
+		}
+	}
+	long := "mid:<20261201.0000abcd.1234567@mail.crm.bakkerij-ansems.example.nl>"
+	if n := testing.AllocsPerRun(100, func() { _ = markMember(long) }); n > 1 {
+		t.Errorf("markMember: %v allocations, want at most 2", n)
+	}
+}

@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"strings"
 
@@ -83,6 +84,17 @@ func (k keys) receipts(sid string) string {
 	return k.prefix + "{" + sid + "}:r"
 }
 
+// appendSubject writes the key of one of subject sid's structures,
+// named by its suffix letter (s, e, r or d), as state, events, receipts
+// and marks spell it.
+func (k keys) appendSubject(b *strings.Builder, sid string, suffix byte) {
+	b.WriteString(k.prefix)
+	b.WriteByte('{')
+	b.WriteString(sid)
+	b.WriteString("}:")
+	b.WriteByte(suffix)
+}
+
 // marks is the sorted set of a subject's delivery marks (see markMember).
 func (k keys) marks(sid string) string {
 	return k.prefix + "{" + sid + "}:d"
@@ -113,7 +125,8 @@ func (k keys) sidOf(key string) (string, bool) {
 // first 8 bytes of optin.MessageHash. Per subject, within one dedup
 // window, 64 bits do not collide.
 func markMember(message string) string {
-	return string(optin.MessageHash(message)[:8])
+	sum := sha256.Sum256([]byte(message)) // optin.MessageHash, on the stack
+	return string(sum[:8])
 }
 
 // globEscape quotes the characters SCAN's MATCH treats specially.
@@ -146,11 +159,16 @@ type ref struct {
 // index times two plus one for the receipt chain, as a uvarint (18
 // bytes for a chain of up to 8191).
 func appendRef(b []byte, r ref) []byte {
-	raw, err := b32.DecodeString(r.sid)
-	if err != nil || len(raw) != 16 {
+	var src [26]byte
+	var raw [16]byte
+	if len(r.sid) != len(src) {
 		panic("redisstore: subject id " + r.sid + " is not 16 bytes of base32")
 	}
-	b = append(b, raw...)
+	copy(src[:], r.sid) // decoded on the stack: a feed entry names every change
+	if n, err := b32.Decode(raw[:], src[:]); err != nil || n != len(raw) {
+		panic("redisstore: subject id " + r.sid + " is not 16 bytes of base32")
+	}
+	b = append(b, raw[:]...)
 	v := uint64(r.index) << 1
 	if r.chain == chainReceipt {
 		v |= 1
@@ -169,7 +187,7 @@ func refs(packed string) ([]ref, bool) {
 		if n <= 0 {
 			return nil, false
 		}
-		r := ref{sid: (b32.EncodeToString([]byte(packed[:16]))), chain: chainMain, index: int64(v >> 1)}
+		r := ref{sid: encodeID(packed[:16]), chain: chainMain, index: int64(v >> 1)}
 		if v&1 == 1 {
 			r.chain = chainReceipt
 		}

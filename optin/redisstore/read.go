@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -24,20 +25,6 @@ func (s *Store) Lookup(ctx context.Context, q optin.LookupQuery) ([]optin.Standi
 	if len(q.Addresses) == 0 {
 		return out, nil
 	}
-	// HMGET's fields, in this order.
-	const (
-		iKey = iota
-		iPruned
-		iPrunedHead
-		iConsent
-		iSupp
-	)
-	fields := make([]string, 0, iSupp+len(reasons)+1)
-	fields = append(fields, fieldWrappedKey, fieldPruned, fieldPrunedHead, consentPrefix+q.Purpose)
-	for _, r := range reasons {
-		fields = append(fields, suppressPrefix+string(r))
-	}
-
 	sids := make([]string, len(q.Addresses))
 	for i, a := range q.Addresses {
 		if a.IsZero() {
@@ -45,64 +32,157 @@ func (s *Store) Lookup(ctx context.Context, q optin.LookupQuery) ([]optin.Standi
 		}
 		sids[i] = s.sid(a)
 	}
-	states := make([]*redis.SliceCmd, len(sids))
-	tails := make([]*redis.StringCmd, len(sids))
-	lens := make([]*redis.IntCmd, len(sids))
-	var marks []*redis.FloatCmd
-	if q.Message != "" {
-		marks = make([]*redis.FloatCmd, len(sids))
-	}
-	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, sid := range sids {
-			states[i] = p.HMGet(ctx, s.keys.state(sid), fields...)
-			tails[i] = p.LIndex(ctx, s.keys.receipts(sid), -1)
-			lens[i] = p.LLen(ctx, s.keys.receipts(sid))
-			if marks != nil {
-				marks[i] = p.ZScore(ctx, s.keys.marks(sid), markMember(q.Message))
-			}
-		}
-		return nil
-	})
+	l, all := s.lookupCmds(ctx, sids, q)
+	p := s.rdb.Pipeline()
+	_ = p.BatchProcess(ctx, all...)
+	cmds, err := p.Exec(ctx)
 	if err = pipeErr(cmds, err); err != nil {
 		return nil, wrap("lookup", err)
 	}
 	now := s.now()
+	var consents []optin.Consent // one allocation for the lookup's records
 	for i, a := range q.Addresses {
 		out[i].Address = a
-		vals := states[i].Val()
+		vals := l[i].state.Val()
 		str := func(j int) string { v, _ := vals[j].(string); return v }
-		if rec, ok := vals[iConsent].(string); ok {
+		if rec, ok := vals[lookupConsent].(string); ok {
 			c, _, err := decodeConsent(a, q.Purpose, rec)
 			if err != nil {
 				return nil, fmt.Errorf("redisstore: lookup: %w", err)
 			}
-			out[i].Consent = &c
+			if consents == nil {
+				consents = make([]optin.Consent, len(q.Addresses))
+			}
+			consents[i] = c
+			out[i].Consent = &consents[i]
 		}
 		for j, r := range reasons {
-			if _, ok := vals[iSupp+j].(string); ok {
+			if _, ok := vals[lookupSupp+j].(string); ok {
 				out[i].Suppressions = append(out[i].Suppressions, r)
 			}
 		}
-		if marks != nil {
-			out[i].Delivered = marks[i].Err() == nil && now.UnixMilli() < int64(marks[i].Val())
+		if q.Message != "" {
+			out[i].Delivered = l[i].mark.Err() == nil && now.UnixMilli() < int64(l[i].mark.Val())
 		}
-		if str(iKey) == "" && len(out[i].Suppressions) > 0 {
+		if str(lookupKey) == "" && len(out[i].Suppressions) > 0 {
 			// What an erasure left: its write must read the whole state.
 			s.seen.drop(sids[i])
 			continue
 		}
 		// A state without a wrapped key is taken for none: the write's
 		// check then finds it and reads it.
-		sn := seen{wrapped: str(iKey), at: now}
+		sn := seen{wrapped: str(lookupKey), at: now}
 		sn.exists = sn.wrapped != ""
-		pruned, _ := strconv.ParseInt(str(iPruned), 10, 64)
-		sn.r = pruned + lens[i].Val()
-		if sn.head = receiptTailHash(tails[i].Val()); tails[i].Val() == "" {
-			sn.head = str(iPrunedHead)
+		var pruned int64
+		if v := str(lookupPruned); v != "" { // ParseInt's error for "" is an allocation
+			pruned, _ = strconv.ParseInt(v, 10, 64)
+		}
+		tail := l[i].tail.Val()
+		sn.r = pruned + l[i].len.Val()
+		if sn.head = receiptTailHash(tail); tail == "" {
+			sn.head = str(lookupPrunedHead)
 		}
 		s.seen.put(sids[i], sn)
 	}
 	return out, nil
+}
+
+// The HMGET fields of a lookup, in this order: lookupFields, then the
+// consent field of the purpose, then suppressFields.
+const (
+	lookupKey = iota
+	lookupPruned
+	lookupPrunedHead
+	lookupConsent
+	lookupSupp
+)
+
+var (
+	lookupFields = []any{fieldWrappedKey, fieldPruned, fieldPrunedHead}
+	// suppressFields are the suppression fields in the order of reasons.
+	suppressFields = func() []any {
+		f := make([]any, len(reasons))
+		for i, r := range reasons {
+			f[i] = suppressPrefix + string(r)
+		}
+		return f
+	}()
+	// lastIndex is LINDEX's -1, boxed once: an int64 outside 0–255
+	// costs an allocation each time it becomes an interface.
+	lastIndex any = int64(-1)
+)
+
+// lookupCmds are the commands of one subject in a lookup.
+type lookupCmds struct {
+	state redis.SliceCmd
+	tail  redis.StringCmd
+	len   redis.IntCmd
+	mark  redis.FloatCmd // without a message, not sent
+}
+
+// lookupCmds builds, per subject id: HMGET of the state's fields, LINDEX
+// and LLEN of the receipt list, and with q.Message ZSCORE of its mark.
+// The commands are in one array, their arguments in one slice and their
+// keys in one string: go-redis's command methods allocate each command,
+// its arguments and each boxed string apart, some sixty allocations per
+// address otherwise. go-redis writes a *string argument as the string,
+// and finds a Cluster slot by it.
+func (s *Store) lookupCmds(ctx context.Context, sids []string, q optin.LookupQuery) ([]lookupCmds, []redis.Cmder) {
+	n := len(sids)
+	l := make([]lookupCmds, n)
+	perSubject, keysPer := 3, 2
+	var member any
+	if q.Message != "" {
+		member = markMember(q.Message)
+		perSubject, keysPer = 4, 3
+	}
+	// The keys: state, receipts and marks of each subject, in one string.
+	var kb strings.Builder
+	kb.Grow(n * keysPer * (len(s.keys.prefix) + len(sids[0]) + 4))
+	for _, sid := range sids {
+		s.keys.appendSubject(&kb, sid, 's')
+		s.keys.appendSubject(&kb, sid, 'r')
+		if member != nil {
+			s.keys.appendSubject(&kb, sid, 'd')
+		}
+	}
+	all, off := kb.String(), 0
+	keys := make([]string, n*keysPer)
+	for i, sid := range sids {
+		size := len(s.keys.prefix) + len(sid) + 4 // as appendSubject writes it
+		for j := range keysPer {
+			keys[i*keysPer+j] = all[off : off+size]
+			off += size
+		}
+	}
+
+	hmget := 2 + len(lookupFields) + 1 + len(suppressFields)
+	args := make([]any, 0, n*(hmget+3+2+3))
+	consent := any(consentPrefix + q.Purpose)
+	cmds := make([]redis.Cmder, 0, n*perSubject)
+	for i := range sids {
+		k, c := keys[i*keysPer:], &l[i]
+		at := len(args)
+		args = append(args, "hmget", &k[0])
+		args = append(args, lookupFields...)
+		args = append(args, consent)
+		args = append(args, suppressFields...)
+		c.state = *redis.NewSliceCmd(ctx, args[at:len(args):len(args)]...)
+		at = len(args)
+		args = append(args, "lindex", &k[1], lastIndex)
+		c.tail = *redis.NewStringCmd(ctx, args[at:len(args):len(args)]...)
+		at = len(args)
+		args = append(args, "llen", &k[1])
+		c.len = *redis.NewIntCmd(ctx, args[at:len(args):len(args)]...)
+		cmds = append(cmds, &c.state, &c.tail, &c.len)
+		if member != nil {
+			at = len(args)
+			args = append(args, "zscore", &k[2], member)
+			c.mark = *redis.NewFloatCmd(ctx, args[at:len(args):len(args)]...)
+			cmds = append(cmds, &c.mark)
+		}
+	}
+	return l, cmds
 }
 
 // Subject reads the subject's state and the most recent events of its

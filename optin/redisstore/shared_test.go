@@ -288,3 +288,28 @@ func TestLeaseShared(t *testing.T) {
 		t.Error("the first instance took the lease back from its new holder")
 	}
 }
+
+// A server that lost its scripts (restarted, or SCRIPT FLUSH) gets the
+// write script's text: the write goes through, in one more round trip.
+func TestApplyAfterScriptFlush(t *testing.T) {
+	s := openOn(t, redistest.Start(t), Options{})
+	ctx := context.Background()
+	a := addr(t, "flush@example.com")
+	if _, err := s.Apply(ctx, []optin.Change{grant(t, ledger(t, s), a, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Apply(ctx, []optin.Change{receipt(a)})
+	if err != nil || !res[0].Applied {
+		t.Fatalf("Apply after SCRIPT FLUSH: %+v, %v", res, err)
+	}
+	v, err := s.Subject(ctx, a, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Events) != 2 || v.Events[1].Type != optin.EventMessageRelayed {
+		t.Errorf("events after SCRIPT FLUSH: %+v", v.Events)
+	}
+}

@@ -299,21 +299,6 @@ func (r *record) fields(keys *optin.Keyring, gen uint32) (set []string, del []st
 	return set, del
 }
 
-// markArgs are the marks to write, each its until in Unix ms and its
-// member (marks past now are left out), and the latest until.
-func (r *record) markArgs(now time.Time) ([]any, int64) {
-	var out []any
-	var last int64
-	for _, m := range r.marks {
-		if m.Until.After(now) {
-			u := untilMilli(m.Until)
-			out = append(out, u, markMember(m.Message))
-			last = max(last, u)
-		}
-	}
-	return out, last
-}
-
 // suppressionsChanged reports whether the set of reasons changed.
 func (r *record) suppressionsChanged() bool {
 	if len(r.st.Suppressions) != len(r.loadedSupps) {
