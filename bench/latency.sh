@@ -328,13 +328,8 @@ log "building bench/latency"
 make_consents "$work/consents.csv" 0 "$subjects" r%d@sink.test
 dkim_key=""
 if [[ $dkim_alg != none ]]; then
-  command -v openssl >/dev/null || die "openssl is not on PATH (BENCH_DKIM makes its key with it)"
   dkim_key=$work/dkim.pem
-  case $dkim_alg in
-    rsa) openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$dkim_key" 2>/dev/null ;;
-    ed25519) openssl genpkey -algorithm ed25519 -out "$dkim_key" 2>/dev/null ;;
-  esac || die "openssl could not make a $dkim_alg key"
-  chmod 600 "$dkim_key"
+  make_dkim_key "$dkim_alg" "$dkim_key"
 fi
 
 # Enforcement check: on a proxy set up as for the measurements, a granted

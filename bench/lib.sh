@@ -442,6 +442,18 @@ EOF
   [[ -z $dkim ]] || printf 'dkim:\n  - {domain: bench.test, selector: bench, key_file: %s}\n' "$dkim"
 }
 
+# make_dkim_key ALG FILE writes a new private key for DKIM signing, rsa
+# (2048 bits, what most senders publish) or ed25519, to FILE.
+make_dkim_key() {
+  command -v openssl >/dev/null || die "openssl is not on PATH (the DKIM keys are made with it)"
+  case $1 in
+    rsa) openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$2" 2>/dev/null ;;
+    ed25519) openssl genpkey -algorithm ed25519 -out "$2" 2>/dev/null ;;
+    *) false ;;
+  esac || die "openssl could not make a $1 key"
+  chmod 600 "$2"
+}
+
 # ---------------------------------------------------------------- consents
 
 # make_consents FILE FIRST COUNT FORMAT writes COUNT recipients, the

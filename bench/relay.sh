@@ -407,16 +407,10 @@ command -v go >/dev/null || die "go is not on PATH"
 build_proxy
 
 if [[ " ${paths[*]} " == *" full"* ]]; then
-  command -v openssl >/dev/null || die "openssl is not on PATH (the full paths make their DKIM key with it)"
   dkim_key=$work/dkim.pem
-  case $dkim_alg in
-    rsa) openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$dkim_key" 2>/dev/null ;;
-    ed25519) openssl genpkey -algorithm ed25519 -out "$dkim_key" 2>/dev/null ;;
-  esac || die "openssl could not make a $dkim_alg key"
-  chmod 600 "$dkim_key"
+  make_dkim_key "$dkim_alg" "$dkim_key"
   ed_key=$work/dkim-ed25519.pem
-  openssl genpkey -algorithm ed25519 -out "$ed_key" 2>/dev/null || die "openssl could not make an ed25519 key"
-  chmod 600 "$ed_key"
+  make_dkim_key ed25519 "$ed_key"
   sessions=1
   probe_full
 fi

@@ -88,27 +88,7 @@ func TestPoolBoundWithStaleConnections(t *testing.T) {
 // an error that says so, sends nothing, and leaves the pool as it was:
 // the busy connection serves the next message.
 func TestWaiterGivesUpWithItsContext(t *testing.T) {
-	var (
-		first   = make(chan struct{})
-		release = make(chan struct{})
-		once    sync.Once
-	)
-	srv := startLockstep(t, func(_ int, cmd string) string {
-		if cmd == "." {
-			once.Do(func() {
-				close(first)
-				<-release
-			})
-		}
-		return ""
-	})
-	s := newSender(t, upstream.Options{URL: "smtp://" + srv.addr, PoolSize: 1, Timeout: 5 * time.Second})
-	held := make(chan error, 1)
-	go func() {
-		_, err := sendOne(s)
-		held <- err
-	}()
-	<-first
+	srv, s, release, held := holdOnlyConnection(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	_, err := s.Send(ctx, "crm@shop.example", []string{"b@example.com"}, msg("Subject: waiter\r\n\r\nx\r\n"), nil)
@@ -141,6 +121,32 @@ func TestWaiterGivesUpWithItsContext(t *testing.T) {
 
 // Ping waits for its turn like a Send, and gives up with its context.
 func TestPingWaitsForAConnection(t *testing.T) {
+	srv, s, release, held := holdOnlyConnection(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Ping(ctx); !errors.Is(err, upstream.ErrBusy) {
+		t.Errorf("ping while busy: %v, want ErrBusy", err)
+	}
+	pinged := make(chan error, 1)
+	go func() { pinged <- s.Ping(context.Background()) }()
+	close(release)
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-pinged; err != nil {
+		t.Errorf("ping after the send: %v", err)
+	}
+	if n := srv.connCount(); n != 1 {
+		t.Errorf("the upstream saw %d connections, want 1", n)
+	}
+}
+
+// holdOnlyConnection starts an upstream and a sender with a pool of one,
+// and sends a message whose final dot the upstream leaves unanswered until
+// release is closed: the one connection is busy. held gets that send's
+// result.
+func holdOnlyConnection(t *testing.T) (*lockstepServer, upstream.Sender, chan struct{}, chan error) {
+	t.Helper()
 	var (
 		first   = make(chan struct{})
 		release = make(chan struct{})
@@ -162,21 +168,5 @@ func TestPingWaitsForAConnection(t *testing.T) {
 		held <- err
 	}()
 	<-first
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := s.Ping(ctx); !errors.Is(err, upstream.ErrBusy) {
-		t.Errorf("ping while busy: %v, want ErrBusy", err)
-	}
-	pinged := make(chan error, 1)
-	go func() { pinged <- s.Ping(context.Background()) }()
-	close(release)
-	if err := <-held; err != nil {
-		t.Fatal(err)
-	}
-	if err := <-pinged; err != nil {
-		t.Errorf("ping after the send: %v", err)
-	}
-	if n := srv.connCount(); n != 1 {
-		t.Errorf("the upstream saw %d connections, want 1", n)
-	}
+	return srv, s, release, held
 }
