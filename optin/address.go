@@ -98,6 +98,14 @@ func (a Address) String() string {
 	return a.local + "@" + a.domain
 }
 
+// appendTo appends String's form of a to b, without making a string.
+func (a Address) appendTo(b []byte) []byte {
+	if a.IsZero() {
+		return b
+	}
+	return append(append(append(b, a.local...), '@'), a.domain...)
+}
+
 // Local returns the normalized local part, with its quotes if it is quoted.
 func (a Address) Local() string { return a.local }
 

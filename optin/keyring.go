@@ -239,10 +239,7 @@ func (k *Keyring) SubjectID(a Address) string {
 	m := k.ids.Get().(*idHash)
 	defer k.ids.Put(m)
 	m.mac.Reset()
-	m.buf = m.buf[:0]
-	if !a.IsZero() {
-		m.buf = append(append(append(m.buf, a.local...), '@'), a.domain...) // a.String()
-	}
+	m.buf = a.appendTo(m.buf[:0])
 	m.mac.Write(m.buf)
 	clear(m.buf) // the pool keeps no address
 	var id [26]byte
