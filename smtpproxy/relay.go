@@ -241,6 +241,7 @@ func (s *Server) sendFailed(tx *transaction, err error, rcptRefused bool, due []
 		se    *smtp.SMTPError
 		md    interface{ MaybeDelivered() bool }
 		lacks interface{ Lacks() string }
+		busy  interface{ Busy() bool }
 	)
 	switch {
 	case errors.As(err, &md) && md.MaybeDelivered():
@@ -264,6 +265,10 @@ func (s *Server) sendFailed(tx *transaction, err error, rcptRefused bool, due []
 		s.observeSend("tempfail", elapsed)
 		tx.log.Warn("upstream deferred message", "code", se.Code, "detail", logText(se.Message))
 		return outcome{err: upstreamDeferred(se)}, true
+	case errors.As(err, &busy) && busy.Busy():
+		s.observeSend("tempfail", elapsed)
+		tx.log.Warn("every upstream connection stayed busy; raise upstream.pool_size if the upstream allows more", "err", logText(err.Error()))
+		return outcome{err: errUpstreamBusy}, true
 	case errors.As(err, &lacks):
 		s.observeSend("permfail", elapsed)
 		tx.log.Warn("upstream lacks an extension the message needs", "extension", lacks.Lacks())

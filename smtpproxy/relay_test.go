@@ -347,3 +347,44 @@ func TestCopiesBoundedByUpstreamPool(t *testing.T) {
 		}
 	}
 }
+
+// A message that finds every upstream connection busy until its hand-off
+// time is up gets a reply that says so, not that the upstream cannot be
+// reached, and nothing of it goes out. Two proxies share a pool of one:
+// one holds the connection at a slow final dot while the other's message
+// waits for it.
+func TestUpstreamBusyHasItsOwnReply(t *testing.T) {
+	up := newRecorder(t)
+	up.set(func(r *recorder) { r.delayData = 1500 * time.Millisecond })
+	sender, err := upstream.New(upstream.Options{URL: "smtp://" + up.addr, Timeout: 5 * time.Second, DotTimeout: 5 * time.Second, PoolSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sender.Close() })
+	holder := startProxyTo(t, up, func(o *smtpproxy.Options) { o.Upstream = sender })
+	waiter := startProxyTo(t, up, func(o *smtpproxy.Options) {
+		o.Upstream = sender
+		o.UpstreamTimeout = 300 * time.Millisecond
+	})
+	held := make(chan error, 1)
+	go func() {
+		_, err := send(holder.dial(t), "crm@shop.example", []string{"jan@example.com"}, msgWith("holds-the-pool", "transactional"))
+		held <- err
+	}()
+	for deadline := time.Now().Add(5 * time.Second); up.connections() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first message never reached the upstream")
+		}
+	}
+	_, err = send(waiter.dial(t), "crm@shop.example", []string{"piet@example.com"}, msgWith("waits-for-it", "transactional"))
+	se := wantCode(t, err, 451)
+	if se.EnhancedCode != [3]int{4, 4, 5} || !strings.Contains(se.Message, "busy") {
+		t.Errorf("the waiting message: %d %v %q, want 451 4.4.5 saying the connections were busy", se.Code, se.EnhancedCode, se.Message)
+	}
+	if err := <-held; err != nil {
+		t.Fatalf("the message holding the connection: %v", err)
+	}
+	if got := up.deliveries(); len(got) != 1 || got[0].to[0] != "jan@example.com" {
+		t.Errorf("the upstream got %d messages, want only the one that held the connection", len(got))
+	}
+}

@@ -40,6 +40,7 @@ var (
 	errClientGone         = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Message not received completely; nothing was relayed"}
 	errStoreDown          = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Consent store not reachable; nothing was relayed, try again later"}
 	errUpstreamDown       = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 1}, Message: "Upstream mailer not reachable; nothing was relayed, try again later"}
+	errUpstreamBusy       = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 5}, Message: "Every connection to the upstream mailer stayed busy; nothing was relayed, try again later"}
 	errNoSMTPUTF8         = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7}, Message: "Upstream mailer does not support SMTPUTF8 addresses; nothing was relayed"}
 	errUpstreamNoTLS      = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 5}, Message: "Upstream mailer does not offer STARTTLS, which this relay is configured to require; nothing was relayed, try again later"}
 	errNoRequireTLS       = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 30}, Message: "REQUIRETLS was asked for, and the upstream mailer does not support it; nothing was relayed"}

@@ -1,6 +1,9 @@
 package upstream
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // ErrReplyLost means the connection broke after the whole message and
 // its final dot were sent, before the upstream's reply came: the copy may
@@ -42,5 +45,22 @@ var ErrProtocol = errors.New("upstream: protocol error")
 
 // ErrBusy means a Send or Ping found every one of the pool's connections
 // busy until its context ended; nothing was sent. The error wraps the
-// context's error too.
+// context's error too, and has a Busy method that reports true, for
+// callers that tell it from an upstream that cannot be reached without
+// importing this package.
 var ErrBusy = errors.New("upstream: no connection free")
+
+type busyError struct {
+	size int
+	addr string
+	ctx  error
+}
+
+func (e *busyError) Error() string {
+	return fmt.Sprintf("%v: all %d connections to %s stayed busy: %v", ErrBusy, e.size, e.addr, e.ctx)
+}
+
+func (e *busyError) Unwrap() []error { return []error{ErrBusy, e.ctx} }
+
+// Busy reports that the upstream was not at fault: the pool was.
+func (e *busyError) Busy() bool { return true }

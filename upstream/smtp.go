@@ -177,7 +177,7 @@ func (s *SMTP) get(ctx context.Context) (*conn, bool, error) {
 			case <-s.free:
 				return s.redial(ctx)
 			case <-ctx.Done():
-				return nil, false, fmt.Errorf("%w: all %d connections to %s stayed busy: %w", ErrBusy, s.size, s.addr, ctx.Err())
+				return nil, false, &busyError{size: s.size, addr: s.addr, ctx: ctx.Err()}
 			}
 		}
 		if time.Since(c.lastUsed) <= s.maxIdle {
