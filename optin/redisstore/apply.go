@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -312,7 +311,8 @@ func (s *Store) attempt(ctx context.Context, items []*item, checkIDs bool) error
 	if err != nil {
 		return err
 	}
-	res, err := s.runApply(ctx, s.scriptArgs(items, dirty, recs, codes, now)).StringSlice()
+	keys, args := s.scriptArgs(items, dirty, recs, codes, now)
+	res, err := applyScript.Run(ctx, s.rdb, keys, args...).StringSlice()
 	if err != nil {
 		if replyLost(err) {
 			return fmt.Errorf("%w: %w", errReplyLost, err)
@@ -477,24 +477,24 @@ func (s *Store) read(ctx context.Context, sids []string, addrs map[string]optin.
 	return nil
 }
 
-// scriptArgs lays out applyScript's EVALSHA command for the dirty
-// subjects, with the feed entries of items in their order: the keys, then
-// the arguments. It fills one argument slice, sized beforehand, and
-// passes numbers and most strings by pointer into arrays of their own
-// (go-redis writes *int64 and *string as their values): each boxed
-// int64 or string is otherwise an allocation, some thirty per write.
-func (s *Store) scriptArgs(items []*item, dirty []string, recs map[string]*record, codes map[string]string, now time.Time) []any {
+// scriptArgs lays out applyScript's keys and arguments for the dirty
+// subjects, with the feed entries of items in their order. It fills one
+// argument slice, sized beforehand, and passes numbers and most strings by
+// pointer into arrays of their own (go-redis writes *int64 and *string as
+// their values): each boxed int64 or string is otherwise an allocation,
+// some twenty per write.
+func (s *Store) scriptArgs(items []*item, dirty []string, recs map[string]*record, codes map[string]string, now time.Time) ([]string, []any) {
 	kr := s.ring.Get()
 	type fieldsOf struct{ set, del []string }
 	fields := make([]fieldsOf, len(dirty))
-	size, nums, strs := 3+4*len(dirty)+5+5+2*len(codes)+1, 1, 0
+	size, nums, strs := 5+2*len(codes)+1, 1, 0
 	for i, sid := range dirty {
 		r := recs[sid]
 		set, del := r.fields(kr, s.gen.Load())
 		fields[i] = fieldsOf{set, del}
 		size += 15 + len(set) + len(del) + len(r.pending) + len(r.receipts) + 2*len(r.marks)
 		nums += 3 + len(r.marks)
-		strs += 8
+		strs += 4
 	}
 	if !s.cluster {
 		for _, it := range items {
@@ -504,30 +504,13 @@ func (s *Store) scriptArgs(items []*item, dirty []string, recs map[string]*recor
 		}
 	}
 	b := argBuf{args: make([]any, 0, size), nums: make([]int64, 0, nums), strs: make([]string, 0, strs)}
-	b.args = append(b.args, "evalsha", applyScript.Hash(), 0)
 
-	// The keys: per subject its state, events, receipts and marks, in
-	// one string; then, on one node, the store's shared keys.
-	var kb strings.Builder
-	kb.Grow(len(dirty) * 4 * (len(s.keys.prefix) + len(dirty[0]) + 4))
-	for _, sid := range dirty {
-		for _, suffix := range []byte{'s', 'e', 'r', 'd'} {
-			s.keys.appendSubject(&kb, sid, suffix)
-		}
-	}
-	all, off := kb.String(), 0
-	for _, sid := range dirty {
-		size := len(s.keys.prefix) + len(sid) + 4 // as appendSubject writes it
-		for range 4 {
-			b.str(all[off : off+size])
-			off += size
-		}
-	}
+	// The keys: per subject its state, events, receipts and marks; then,
+	// on one node, the store's shared keys.
+	keys := s.keys.subjectKeys(dirty, "serd")
 	if !s.cluster {
-		b.args = append(b.args, s.applyKeys...)
+		keys = append(keys, s.applyKeys...)
 	}
-	nkeys := len(b.args) - 3
-	b.args[2] = nkeys
 
 	indexes := "0"
 	if !s.cluster {
@@ -644,7 +627,7 @@ func (s *Store) scriptArgs(items []*item, dirty []string, recs map[string]*recor
 		}
 		b.args[n] = len(b.args) - n - 1
 	}
-	return b.args
+	return keys, b.args
 }
 
 // flagString is string(f), without an allocation for the flags of
@@ -678,25 +661,6 @@ func (b *argBuf) int(v int64) {
 func (b *argBuf) str(v string) {
 	b.strs = append(b.strs, v)
 	b.args = append(b.args, &b.strs[len(b.strs)-1])
-}
-
-// runApply runs applyScript with the arguments of scriptArgs, as
-// redis.Script.Run does: EVALSHA, then EVAL when the server lacks the
-// script (a restarted Redis).
-func (s *Store) runApply(ctx context.Context, args []any) *redis.Cmd {
-	cmd := redis.NewCmd(ctx, args...)
-	cmd.SetFirstKeyPos(3)
-	_ = s.rdb.Process(ctx, cmd)
-	if err := cmd.Err(); err == nil || !errors.Is(err, redis.ErrNoScript) && !redis.HasErrorPrefix(err, "NOSCRIPT") {
-		return cmd
-	}
-	eval := make([]any, len(args))
-	copy(eval, args)
-	eval[0], eval[1] = "eval", applySource
-	cmd = redis.NewCmd(ctx, eval...)
-	cmd.SetFirstKeyPos(3)
-	_ = s.rdb.Process(ctx, cmd)
-	return cmd
 }
 
 // writeIndexes writes, on Cluster, the feed entries, suppression index

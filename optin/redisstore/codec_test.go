@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -148,6 +149,14 @@ func TestAppendSubjectKeys(t *testing.T) {
 		if b.String() != want {
 			t.Errorf("appendSubject %c = %q, want %q", suffix, b.String(), want)
 		}
+	}
+	// subjectKeys: each subject's keys in turn, sliced right from the one
+	// string, for subject ids of the usual length and another.
+	sids := []string{sid, "short", sid}
+	got := k.subjectKeys(sids, "sd")
+	want := []string{k.state(sid), k.marks(sid), k.state("short"), k.marks("short"), k.state(sid), k.marks(sid)}
+	if !slices.Equal(got, want) {
+		t.Errorf("subjectKeys = %q, want %q", got, want)
 	}
 }
 

@@ -95,6 +95,32 @@ func (k keys) appendSubject(b *strings.Builder, sid string, suffix byte) {
 	b.WriteByte(suffix)
 }
 
+// subjectKeys returns, for each subject id in turn, the keys of its
+// structures named by the suffix letters (see appendSubject), all made
+// in one string: a lookup or a write names several keys per subject.
+func (k keys) subjectKeys(sids []string, suffixes string) []string {
+	if len(sids) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.Grow(len(sids) * len(suffixes) * (len(k.prefix) + len(sids[0]) + 4))
+	for _, sid := range sids {
+		for i := range len(suffixes) {
+			k.appendSubject(&b, sid, suffixes[i])
+		}
+	}
+	all, off := b.String(), 0
+	out := make([]string, 0, len(sids)*len(suffixes))
+	for _, sid := range sids {
+		size := len(k.prefix) + len(sid) + 4 // as appendSubject writes it
+		for range len(suffixes) {
+			out = append(out, all[off:off+size])
+			off += size
+		}
+	}
+	return out
+}
+
 // marks is the sorted set of a subject's delivery marks (see markMember).
 func (k keys) marks(sid string) string {
 	return k.prefix + "{" + sid + "}:d"

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -130,31 +129,13 @@ type lookupCmds struct {
 func (s *Store) lookupCmds(ctx context.Context, sids []string, q optin.LookupQuery) ([]lookupCmds, []redis.Cmder) {
 	n := len(sids)
 	l := make([]lookupCmds, n)
-	perSubject, keysPer := 3, 2
+	perSubject, suffixes := 3, "sr" // state and receipts; with a message, marks too
 	var member any
 	if q.Message != "" {
 		member = markMember(q.Message)
-		perSubject, keysPer = 4, 3
+		perSubject, suffixes = 4, "srd"
 	}
-	// The keys: state, receipts and marks of each subject, in one string.
-	var kb strings.Builder
-	kb.Grow(n * keysPer * (len(s.keys.prefix) + len(sids[0]) + 4))
-	for _, sid := range sids {
-		s.keys.appendSubject(&kb, sid, 's')
-		s.keys.appendSubject(&kb, sid, 'r')
-		if member != nil {
-			s.keys.appendSubject(&kb, sid, 'd')
-		}
-	}
-	all, off := kb.String(), 0
-	keys := make([]string, n*keysPer)
-	for i, sid := range sids {
-		size := len(s.keys.prefix) + len(sid) + 4 // as appendSubject writes it
-		for j := range keysPer {
-			keys[i*keysPer+j] = all[off : off+size]
-			off += size
-		}
-	}
+	keys, keysPer := s.keys.subjectKeys(sids, suffixes), len(suffixes)
 
 	hmget := 2 + len(lookupFields) + 1 + len(suppressFields)
 	args := make([]any, 0, n*(hmget+3+2+3))

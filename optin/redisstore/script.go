@@ -45,10 +45,7 @@ import (
 // pruned); + and - add the subject to the suppression index or take it
 // out; D deletes its delivery marks (an erasure); S and the due time in
 // Unix ms add it to the index of scheduled erasures, s takes it out.
-var applyScript = redis.NewScript(applySource)
-
-// applySource is applyScript's text, for EVAL when the server lacks it.
-const applySource = `
+var applyScript = redis.NewScript(`
 local n = tonumber(ARGV[1])
 local indexes = ARGV[2] == '1'
 local now = tonumber(ARGV[3])
@@ -133,7 +130,7 @@ for j = 0, nnames - 1 do
   redis.call('HSETNX', KEYS[4*n+3], ARGV[6 + 2*j], ARGV[7 + 2*j])
 end
 return {'ok'}
-`
+`)
 
 // rewrapScript replaces a subject's wrapped key when it is still the
 // one read: KEYS[1] the state; ARGV[1] the old wrap, ARGV[2] the new.

@@ -63,9 +63,8 @@ type Store struct {
 	stripes [64]sync.Mutex
 	// seen is what lookups saw of receipt chains, for the writes after.
 	seen *seenCache
-	// applyKeys are applyScript's keys after the subjects' on one node,
-	// boxed once (scriptArgs).
-	applyKeys []any
+	// applyKeys are applyScript's keys after the subjects' on one node.
+	applyKeys []string
 	// names are the codes of purposes and actors in receipts.
 	names *names
 	// epoch is the marker this instance found (or made) at Open; lost
@@ -112,7 +111,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	_, cluster := opts.Client.(*redis.ClusterClient)
 	s := &Store{rdb: opts.Client, keys: keys{opts.Prefix}, ring: opts.Keys, now: opts.Now, cluster: cluster,
 		trips: &tripCounter{}, batchAttempts: batchAttempts, seen: newSeenCache(1<<16, time.Minute), epochOwn: newEpoch(), names: newNames()}
-	s.applyKeys = []any{s.keys.feed(), s.keys.supp(), s.keys.names(), s.keys.outbox(), s.keys.erasures()}
+	s.applyKeys = []string{s.keys.feed(), s.keys.supp(), s.keys.names(), s.keys.outbox(), s.keys.erasures()}
 	s.rdb.AddHook(s.trips)
 
 	meta, err := s.rdb.HGetAll(ctx, s.keys.meta()).Result()
